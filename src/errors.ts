@@ -1,0 +1,289 @@
+/**
+ * The error hierarchy. Every error this library throws or rejects with is a
+ * {@link CeleryAmqpError}: one root class with a machine-readable `code`, an optional
+ * `cause`, and subclasses by domain so callers can `instanceof` what they handle.
+ *
+ * Severity is carried by {@link CeleryAmqpError.recoverable}: a recoverable error is one
+ * that reconnecting (and redeclaring) may cure; `ensure()` retries only those.
+ *
+ * @module
+ */
+
+/** AMQP 0-9-1 reply codes by their spec names. */
+export const AMQP_REPLY_CODES = {
+  CONTENT_TOO_LARGE: 311,
+  NO_ROUTE: 312,
+  NO_CONSUMERS: 313,
+  CONNECTION_FORCED: 320,
+  INVALID_PATH: 402,
+  ACCESS_REFUSED: 403,
+  NOT_FOUND: 404,
+  RESOURCE_LOCKED: 405,
+  PRECONDITION_FAILED: 406,
+  FRAME_ERROR: 501,
+  SYNTAX_ERROR: 502,
+  COMMAND_INVALID: 503,
+  CHANNEL_ERROR: 504,
+  UNEXPECTED_FRAME: 505,
+  RESOURCE_ERROR: 506,
+  NOT_ALLOWED: 530,
+  NOT_IMPLEMENTED: 540,
+  INTERNAL_ERROR: 541,
+} as const;
+
+/** The name of an AMQP reply code, e.g. `'PRECONDITION_FAILED'` for 406. */
+export type AmqpReplyCode = keyof typeof AMQP_REPLY_CODES;
+
+/** Codes raised by this client itself rather than by the broker. */
+export type ClientErrorCode =
+  | 'CONNECTION_CLOSED'
+  | 'CONNECTION_REFUSED'
+  | 'CHANNEL_CLOSED'
+  | 'TIMEOUT'
+  | 'ABORTED'
+  | 'CONTENT_DISALLOWED'
+  | 'ENCODE_ERROR'
+  | 'DECODE_ERROR'
+  | 'BODY_TOO_LARGE'
+  | 'MESSAGE_STATE'
+  | 'NOT_BOUND'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_URL'
+  | 'UNROUTABLE'
+  | 'PUBLISH_NACKED'
+  | 'BACKLOG_LIMIT_EXCEEDED'
+  | 'TASK_FAILED'
+  | 'UNSUPPORTED';
+
+/** Every value {@link CeleryAmqpError.code} can take. */
+export type ErrorCode = AmqpReplyCode | ClientErrorCode;
+
+/** Options accepted by every error constructor. */
+export interface ErrorOptions {
+  /** The underlying error, kept for diagnosis. */
+  cause?: unknown;
+  /** Overrides the subclass's default code. */
+  code?: ErrorCode;
+}
+
+/**
+ * Root of every error this library raises.
+ *
+ * @example
+ * ```ts
+ * try { await queue.declare(); } catch (err) {
+ *   if (err instanceof CeleryAmqpError && err.code === 'PRECONDITION_FAILED') { ... }
+ * }
+ * ```
+ */
+export class CeleryAmqpError extends Error {
+  /** Machine-readable code: an AMQP reply name or a client code. */
+  readonly code: ErrorCode;
+  /** True when reconnecting may cure the error (connection-level failures). @default false */
+  readonly recoverable: boolean = false;
+
+  constructor(message: string, code: ErrorCode, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+  }
+
+  /** The numeric AMQP reply code when {@link code} is a broker reply name, else undefined. */
+  get replyCode(): number | undefined {
+    return (AMQP_REPLY_CODES as Record<string, number>)[this.code];
+  }
+}
+
+/**
+ * The connection to the broker failed or was lost. Recoverable: `ensure()` reconnects.
+ *
+ * @example
+ * ```ts
+ * conn.on('error', (err) => { if (err instanceof ConnectionError) log(err.message); });
+ * ```
+ */
+export class ConnectionError extends CeleryAmqpError {
+  override readonly recoverable = true;
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'CONNECTION_CLOSED', options);
+  }
+}
+
+/**
+ * The broker closed a channel (e.g. 406 PRECONDITION_FAILED on a mismatched declare,
+ * 404 NOT_FOUND on a missing queue). Not recoverable by reconnecting: the request was wrong.
+ *
+ * @example
+ * ```ts
+ * await queue.declare().catch((err: ChannelError) => err.code); // 'PRECONDITION_FAILED'
+ * ```
+ */
+export class ChannelError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'CHANNEL_CLOSED', options);
+  }
+}
+
+/**
+ * A body could not be serialized or compressed.
+ *
+ * @example
+ * ```ts
+ * try { dumps(1n, 'json'); } catch (err) { err instanceof EncodeError; }
+ * ```
+ */
+export class EncodeError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'ENCODE_ERROR', options);
+  }
+}
+
+/**
+ * A body could not be decompressed or deserialized, or is malformed.
+ *
+ * @example
+ * ```ts
+ * try { loads(Buffer.from('{'), 'application/json', 'utf-8'); } catch (err) { err instanceof DecodeError; }
+ * ```
+ */
+export class DecodeError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'DECODE_ERROR', options);
+  }
+}
+
+/**
+ * A content type outside the accept list (kombu's ContentDisallowed). Pickle is never decoded.
+ *
+ * @example
+ * ```ts
+ * // "Refusing to deserialize untrusted content of type pickle (application/x-python-serialize)"
+ * ```
+ */
+export class ContentDisallowedError extends DecodeError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, code: options.code ?? 'CONTENT_DISALLOWED' });
+  }
+}
+
+/**
+ * A message was acked, rejected or requeued twice (kombu's MessageStateError).
+ *
+ * @example
+ * ```ts
+ * message.ack(); message.ack(); // throws MessageStateError
+ * ```
+ */
+export class MessageStateError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'MESSAGE_STATE', options);
+  }
+}
+
+/**
+ * An entity (Exchange, Queue) was used without being bound to a channel.
+ *
+ * @example
+ * ```ts
+ * await new Exchange('x').declare(); // throws NotBoundError
+ * ```
+ */
+export class NotBoundError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'NOT_BOUND', options);
+  }
+}
+
+/**
+ * A wait reached its deadline. The message matches Python's socket.timeout text.
+ *
+ * @example
+ * ```ts
+ * await backend.waitFor(id, { timeout: 1000 }).catch((e) => e instanceof TimeoutError);
+ * ```
+ */
+export class TimeoutError extends CeleryAmqpError {
+  constructor(message = 'The operation timed out.', options: ErrorOptions = {}) {
+    super(message, options.code ?? 'TIMEOUT', options);
+  }
+}
+
+/**
+ * A wait was cancelled through its AbortSignal.
+ *
+ * @example
+ * ```ts
+ * const ac = new AbortController(); ac.abort();
+ * await backend.waitFor(id, { signal: ac.signal }).catch((e) => e instanceof AbortError);
+ * ```
+ */
+export class AbortError extends CeleryAmqpError {
+  constructor(message = 'The operation was aborted.', options: ErrorOptions = {}) {
+    super(message, options.code ?? 'ABORTED', options);
+  }
+}
+
+/**
+ * A caller passed an argument the library cannot use (bad URL, empty task id, ...).
+ *
+ * @example
+ * ```ts
+ * new Connection('ftp://x'); // throws ArgumentError with code 'INVALID_URL'
+ * ```
+ */
+export class ArgumentError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'INVALID_ARGUMENT', options);
+  }
+}
+
+const REPLY_NAMES = new Map<number, AmqpReplyCode>(
+  Object.entries(AMQP_REPLY_CODES).map(([name, value]) => [value, name as AmqpReplyCode]),
+);
+
+/**
+ * The reply name for a numeric AMQP code, or undefined when the number is not one.
+ *
+ * @example
+ * ```ts
+ * replyCodeName(406); // 'PRECONDITION_FAILED'
+ * ```
+ */
+export function replyCodeName(code: number): AmqpReplyCode | undefined {
+  return REPLY_NAMES.get(code);
+}
+
+/** Connection-level reply codes: the broker closes the whole connection for these. */
+const CONNECTION_LEVEL = new Set<number>([320, 402, 501, 502, 503, 504, 505, 530, 540, 541]);
+
+/**
+ * Turns a broker close (code + text) into the matching typed error: connection-level codes
+ * (320 CONNECTION_FORCED, 5xx) give a {@link ConnectionError}, channel-level ones
+ * (403, 404, 405, 406, ...) a {@link ChannelError}.
+ *
+ * @example
+ * ```ts
+ * fromReply(406, 'PRECONDITION_FAILED - inequivalent arg ...'); // ChannelError, code 'PRECONDITION_FAILED'
+ * ```
+ */
+export function fromReply(replyCode: number, replyText: string, cause?: unknown): CeleryAmqpError {
+  const name = replyCodeName(replyCode);
+  const message = `${replyCode} ${replyText}`;
+  const options: ErrorOptions = cause === undefined ? {} : { cause };
+  if (name === undefined) return new ChannelError(message, options);
+  if (CONNECTION_LEVEL.has(replyCode)) return new ConnectionError(message, { ...options, code: name });
+  return new ChannelError(message, { ...options, code: name });
+}
+
+/**
+ * Removes the password from every `scheme://user:password@host` in a text, so that
+ * credentials never reach an error message, a log or CLI output.
+ *
+ * @example
+ * ```ts
+ * redact('amqp://guest:secret@h//'); // 'amqp://guest:****@h//'
+ * ```
+ */
+export function redact(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s;]*):[^@\s;]*@/gi, '$1:****@');
+}
