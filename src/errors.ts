@@ -64,6 +64,8 @@ export interface ErrorOptions {
   cause?: unknown;
   /** Overrides the subclass's default code. */
   code?: ErrorCode;
+  /** Overrides the subclass's default {@link CeleryAmqpError.recoverable}. */
+  recoverable?: boolean;
 }
 
 /**
@@ -80,12 +82,13 @@ export class CeleryAmqpError extends Error {
   /** Machine-readable code: an AMQP reply name or a client code. */
   readonly code: ErrorCode;
   /** True when reconnecting may cure the error (connection-level failures). @default false */
-  readonly recoverable: boolean = false;
+  readonly recoverable: boolean;
 
-  constructor(message: string, code: ErrorCode, options: { cause?: unknown } = {}) {
+  constructor(message: string, code: ErrorCode, options: { cause?: unknown; recoverable?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
+    this.recoverable = options.recoverable ?? false;
   }
 
   /** The numeric AMQP reply code when {@link code} is a broker reply name, else undefined. */
@@ -103,9 +106,9 @@ export class CeleryAmqpError extends Error {
  * ```
  */
 export class ConnectionError extends CeleryAmqpError {
-  override readonly recoverable = true;
+  /** Recoverable unless told otherwise (wrong credentials or an unknown vhost are not). */
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, options.code ?? 'CONNECTION_CLOSED', options);
+    super(message, options.code ?? 'CONNECTION_CLOSED', { ...options, recoverable: options.recoverable ?? true });
   }
 }
 
@@ -271,7 +274,10 @@ export function fromReply(replyCode: number, replyText: string, cause?: unknown)
   const message = `${replyCode} ${replyText}`;
   const options: ErrorOptions = cause === undefined ? {} : { cause };
   if (name === undefined) return new ChannelError(message, options);
-  if (CONNECTION_LEVEL.has(replyCode)) return new ConnectionError(message, { ...options, code: name });
+  // 530 NOT_ALLOWED (e.g. unknown vhost) closes the connection but no reconnect will cure it.
+  if (CONNECTION_LEVEL.has(replyCode)) {
+    return new ConnectionError(message, { ...options, code: name, recoverable: replyCode !== 530 });
+  }
   return new ChannelError(message, { ...options, code: name });
 }
 
