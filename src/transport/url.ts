@@ -1,0 +1,248 @@
+/**
+ * Broker URL parsing and formatting, following kombu's conventions:
+ * `amqp://user:password@host:port/vhost?heartbeat=10`, `;`-separated failover lists,
+ * `amqp://h//` and `amqp://h/` both meaning the vhost `/`, percent-decoding of the user,
+ * password and vhost, and `guest`/`guest`@`localhost` defaults.
+ *
+ * The parser is hand-written rather than built on WHATWG `URL`: `amqp:` is not a special
+ * scheme there, so hosts stay opaque and `//` paths are ambiguous. Errors never carry the
+ * password: every message quotes the input through {@link redactUrl}.
+ *
+ * @module
+ */
+import { ArgumentError } from '../errors.js';
+import type { BrokerAddress } from './types.js';
+
+/** Default port of each protocol. `memory` has no socket, so its port is 0. */
+const DEFAULT_PORTS: Record<BrokerAddress['protocol'], number> = { amqp: 5672, amqps: 5671, memory: 0 };
+
+/**
+ * Schemes accepted, mapped to the protocol that serves them. `pyamqp` and `librabbitmq`
+ * are kombu's names for AMQP transports and appear in existing Celery configurations.
+ */
+const SCHEMES: Record<string, BrokerAddress['protocol']> = {
+  amqp: 'amqp',
+  pyamqp: 'amqp',
+  librabbitmq: 'amqp',
+  amqps: 'amqps',
+  memory: 'memory',
+};
+
+/** The placeholder a redacted password is replaced with. */
+const MASK = '****';
+
+const SCHEME_RE = /^([a-z][a-z0-9+.-]*):\/\//i;
+
+/** Splits a failover list on `;`, dropping empty entries (`a;;b`, trailing `;`). */
+function splitList(url: string): string[] {
+  return url
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+}
+
+/** The parts of one `scheme://authority/path?query` string, still percent-encoded. */
+interface RawParts {
+  scheme: string;
+  userinfo: string | undefined;
+  hostport: string;
+  path: string;
+  query: string;
+}
+
+/** Splits one URL into raw parts, or returns undefined when it has no `scheme://`. */
+function splitParts(url: string): RawParts | undefined {
+  const match = SCHEME_RE.exec(url);
+  if (match === null) return undefined;
+  let rest = url.slice(match[0].length);
+  // A fragment means nothing to a broker URL; drop it so it cannot leak into the vhost.
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const authorityEnd = rest.search(/[/?]/);
+  const authority = authorityEnd < 0 ? rest : rest.slice(0, authorityEnd);
+  const tail = authorityEnd < 0 ? '' : rest.slice(authorityEnd);
+  const q = tail.indexOf('?');
+  const path = q < 0 ? tail : tail.slice(0, q);
+  const query = q < 0 ? '' : tail.slice(q + 1);
+  // The last `@` ends the userinfo, as in Python's urlsplit, so a raw `@` in a password
+  // still parses the way kombu parses it.
+  const at = authority.lastIndexOf('@');
+  return {
+    scheme: (match[1] ?? '').toLowerCase(),
+    userinfo: at < 0 ? undefined : authority.slice(0, at),
+    hostport: at < 0 ? authority : authority.slice(at + 1),
+    path,
+    query,
+  };
+}
+
+/**
+ * Replaces the password of every URL in a (possibly `;`-separated) broker URL with `****`.
+ * Unlike the regex-based `redact()` in errors.ts, this walks each URL's structure, so a
+ * password containing `@`, `:` or `;`-free oddities is still hidden.
+ *
+ * @param url - A broker URL or failover list.
+ * @returns The same text with each password masked; URLs without a password are unchanged.
+ * @example
+ * ```ts
+ * redactUrl('amqp://guest:secret@h//;amqp://u:p@h2//'); // 'amqp://guest:****@h//;amqp://u:****@h2//'
+ * ```
+ */
+export function redactUrl(url: string): string {
+  return url
+    .split(';')
+    .map((part) => {
+      const match = SCHEME_RE.exec(part.trimStart());
+      if (match === null) {
+        // Not a URL we understand: hide anything that looks like userinfo wholesale.
+        const at = part.lastIndexOf('@');
+        return at < 0 ? part : `${MASK}${part.slice(at)}`;
+      }
+      const lead = part.length - part.trimStart().length;
+      const start = lead + match[0].length;
+      const rest = part.slice(start);
+      const end = rest.search(/[/?#]/);
+      const authority = end < 0 ? rest : rest.slice(0, end);
+      const at = authority.lastIndexOf('@');
+      if (at < 0) return part;
+      const userinfo = authority.slice(0, at);
+      const colon = userinfo.indexOf(':');
+      if (colon < 0) return part;
+      return `${part.slice(0, start)}${userinfo.slice(0, colon)}:${MASK}${rest.slice(at)}`;
+    })
+    .join(';');
+}
+
+/** An INVALID_URL error whose message quotes the input with its password hidden. */
+function invalid(url: string, reason: string): ArgumentError {
+  return new ArgumentError(`invalid broker URL ${JSON.stringify(redactUrl(url))}: ${reason}`, {
+    code: 'INVALID_URL',
+  });
+}
+
+/** `decodeURIComponent` that reports malformed escapes as INVALID_URL instead of URIError. */
+function decode(text: string, url: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw invalid(url, `malformed percent-encoding in the ${what}`);
+  }
+}
+
+/** Parses one URL of a failover list. */
+function parseOne(url: string): BrokerAddress {
+  const parts = splitParts(url);
+  if (parts === undefined) throw invalid(url, 'expected scheme://host');
+  const protocol = SCHEMES[parts.scheme];
+  if (protocol === undefined) throw invalid(url, `unsupported scheme ${JSON.stringify(parts.scheme)}`);
+
+  let username = 'guest';
+  let password = 'guest';
+  if (parts.userinfo !== undefined) {
+    const colon = parts.userinfo.indexOf(':');
+    const user = colon < 0 ? parts.userinfo : parts.userinfo.slice(0, colon);
+    const pass = colon < 0 ? '' : parts.userinfo.slice(colon + 1);
+    // kombu falls back to the default for an empty user or password, not only a missing one.
+    if (user !== '') username = decode(user, url, 'user name');
+    if (pass !== '') password = decode(pass, url, 'password');
+  }
+
+  let hostname: string;
+  let portText: string;
+  if (parts.hostport.startsWith('[')) {
+    const close = parts.hostport.indexOf(']');
+    if (close < 0) throw invalid(url, 'unterminated IPv6 address');
+    hostname = parts.hostport.slice(1, close);
+    const after = parts.hostport.slice(close + 1);
+    if (after !== '' && !after.startsWith(':')) throw invalid(url, 'unexpected text after the IPv6 address');
+    portText = after.slice(1);
+  } else {
+    const colon = parts.hostport.lastIndexOf(':');
+    hostname = decode(colon < 0 ? parts.hostport : parts.hostport.slice(0, colon), url, 'host');
+    portText = colon < 0 ? '' : parts.hostport.slice(colon + 1);
+  }
+  if (hostname === '') hostname = 'localhost';
+
+  let port = DEFAULT_PORTS[protocol];
+  if (portText !== '') {
+    if (!/^\d{1,5}$/.test(portText)) throw invalid(url, 'the port is not a number');
+    port = Number(portText);
+    if (port < 1 || port > 65535) throw invalid(url, 'the port is outside 1-65535');
+  }
+
+  // kombu strips the leading `/` and unquotes the rest: `//` -> `/`, `/%2F` -> `/`, `/foo` -> `foo`.
+  const vhostRaw = parts.path.slice(1);
+  const vhost = vhostRaw === '' ? '/' : decode(vhostRaw, url, 'vhost');
+
+  const query: Record<string, string> = {};
+  for (const pair of parts.query.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const key = decode(eq < 0 ? pair : pair.slice(0, eq), url, 'query');
+    query[key] = decode(eq < 0 ? '' : pair.slice(eq + 1), url, 'query');
+  }
+
+  return { protocol, hostname, port, username, password, vhost, query };
+}
+
+/**
+ * Parses a broker URL, or a `;`-separated failover list of them, into addresses.
+ *
+ * Schemes: `amqp` (port 5672; `pyamqp` and `librabbitmq` are aliases), `amqps` (5671) and
+ * `memory` (the embedded broker; `memory://` means host `localhost`, vhost `/`). User and
+ * password default to `guest`, the host to `localhost`. The vhost comes from the path:
+ * empty, `/`, `//` and `/%2F` all mean `/`; `/foo` means `foo`. Query parameters are kept
+ * as (decoded) strings for the transport to interpret, e.g. `heartbeat` in seconds.
+ *
+ * @param url - e.g. `amqp://guest:guest@localhost:5672//?heartbeat=10`.
+ * @returns One address per list entry, in order.
+ * @throws ArgumentError with code `INVALID_URL` on malformed input; the message never
+ *   contains the password.
+ * @example
+ * ```ts
+ * const [primary, backup] = parseBrokerUrl('amqp://u:p%40ss@r1//;amqp://u:p%40ss@r2:5673/prod');
+ * primary!.password; // 'p@ss'
+ * backup!.vhost; // 'prod'
+ * ```
+ */
+export function parseBrokerUrl(url: string): BrokerAddress[] {
+  if (typeof url !== 'string') {
+    throw new ArgumentError('broker URL must be a string', { code: 'INVALID_URL' });
+  }
+  const parts = splitList(url);
+  if (parts.length === 0) throw new ArgumentError('broker URL is empty', { code: 'INVALID_URL' });
+  return parts.map(parseOne);
+}
+
+/** Options for {@link formatBrokerUrl}. */
+export interface FormatBrokerUrlOptions {
+  /** Replace the password with `****`. @default true */
+  redact?: boolean;
+}
+
+/**
+ * Formats an address back into a URL that {@link parseBrokerUrl} reads as the same address.
+ * The vhost `/` is written kombu-style as `//`; everything else is percent-encoded.
+ *
+ * @param address - The address to format.
+ * @param options - `redact` (default true) masks the password, for logs and errors.
+ * @example
+ * ```ts
+ * formatBrokerUrl(parseBrokerUrl('amqp://u:s3cret@h//')[0]!); // 'amqp://u:****@h:5672//'
+ * formatBrokerUrl(address, { redact: false }); // 'amqp://u:s3cret@h:5672//'
+ * ```
+ */
+export function formatBrokerUrl(address: BrokerAddress, options: FormatBrokerUrlOptions = {}): string {
+  const redact = options.redact ?? true;
+  const user = encodeURIComponent(address.username);
+  const pass = redact ? MASK : encodeURIComponent(address.password);
+  const host = address.hostname.includes(':')
+    ? `[${address.hostname}]`
+    : encodeURIComponent(address.hostname);
+  const port = address.protocol === 'memory' && address.port === 0 ? '' : `:${address.port}`;
+  const vhost = address.vhost === '/' ? '/' : encodeURIComponent(address.vhost);
+  const query = Object.entries(address.query)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    .join('&');
+  return `${address.protocol}://${user}:${pass}@${host}${port}/${vhost}${query === '' ? '' : `?${query}`}`;
+}
