@@ -1,0 +1,69 @@
+"""A real Celery 5 app used by the interop suites (worker side and client side).
+
+Broker from env CELERY_BROKER_URL (default amqp://guest:guest@127.0.0.1:5672//), results
+over ``rpc://`` in JSON.  The task queue comes from env CELERY_QUEUE so every test run can
+use its own queue.  Start a worker with:
+
+    /usr/bin/python3 -m celery -A celery_app worker -Q "$CELERY_QUEUE" -P threads -c 4 \
+        --without-gossip --without-mingle --without-heartbeat -l info
+"""
+
+import os
+import time
+
+from celery import Celery
+
+BROKER_URL = os.environ.get('CELERY_BROKER_URL', 'amqp://guest:guest@127.0.0.1:5672//')
+QUEUE = os.environ.get('CELERY_QUEUE', 'celery')
+
+app = Celery('celery_app', broker=BROKER_URL, backend='rpc://')
+app.conf.update(
+    result_backend='rpc://',
+    result_serializer='json',
+    task_serializer='json',
+    accept_content=['json'],
+    result_accept_content=['json'],
+    task_default_queue=QUEUE,
+    task_default_routing_key=QUEUE,
+    # One message at a time per worker thread: tests see tasks start in send order.
+    worker_prefetch_multiplier=int(os.environ.get('CELERY_PREFETCH', '4')),
+    task_acks_late=False,
+    worker_hijack_root_logger=False,
+    broker_heartbeat=0,
+    enable_utc=True,
+)
+
+
+@app.task(name='add')
+def add(x, y):
+    return x + y
+
+
+@app.task(name='echo')
+def echo(x):
+    return x
+
+
+@app.task(name='fail')
+def fail(msg):
+    raise ValueError(msg)
+
+
+@app.task(name='sleep_then')
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+@app.task(name='progress', bind=True)
+def progress(self, n):
+    for i in range(1, n + 1):
+        self.update_state(state='PROGRESS', meta={'current': i, 'total': n})
+        time.sleep(0.05)
+    return n
+
+
+@app.task(name='started', track_started=True)
+def started(seconds=0.5):
+    time.sleep(seconds)
+    return 'started'
