@@ -1,0 +1,526 @@
+/**
+ * Message body serialization, wire-compatible with kombu's serializer registry
+ * (`kombu.serialization`): a registry of named serializers keyed by name and content type,
+ * `dumps` to encode and `loads` to decode with an accept list.
+ *
+ * Built-ins: json, msgpack, yaml (safe), raw bytes (`application/data`) and text
+ * (`text/plain`). Pickle (`application/x-python-serialize`) is known by name so accept
+ * lists and error messages can name it, but it is never encoded nor decoded.
+ *
+ * @module
+ */
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { CORE_SCHEMA, DUMP_SCHEMA, dump as yamlDump, load as yamlLoad } from 'js-yaml';
+import { ArgumentError, ContentDisallowedError, DecodeError, EncodeError } from '../errors.js';
+
+/** The content type kombu uses for pickle. Never decoded: pickle runs arbitrary code. */
+export const PICKLE_CONTENT_TYPE = 'application/x-python-serialize';
+
+/** What a serializer provides: its wire labels and its codec. */
+export interface SerializerDefinition {
+  /** MIME type put in the message's `content_type` property, e.g. `application/json`. */
+  readonly contentType: string;
+  /** Value of the `content_encoding` property, e.g. `utf-8` or `binary`. */
+  readonly contentEncoding: string;
+  /** Turns a value into body bytes. Throws on values it cannot represent. */
+  encode(data: unknown): Buffer;
+  /** Turns body bytes back into a value. Throws on malformed input. */
+  decode(body: Buffer): unknown;
+}
+
+/** A registered serializer: its definition plus the name it was registered under. */
+export interface Serializer extends SerializerDefinition {
+  /** The registry name, e.g. `json`. */
+  readonly name: string;
+}
+
+/** An encoded body with the message properties that describe it. */
+export interface EncodedBody {
+  /** The body bytes. */
+  body: Buffer;
+  /** The `content_type` property. */
+  contentType: string;
+  /** The `content_encoding` property. */
+  contentEncoding: string;
+}
+
+/** Options of {@link loads}. */
+export interface LoadsOptions {
+  /**
+   * Content types or serializer names allowed. `undefined` allows every registered type
+   * (kombu's `accept=None`), except pickle which is never decoded.
+   * `application/data` and `text/plain` are always allowed.
+   * @default undefined
+   */
+  accept?: ReadonlySet<string> | readonly string[] | undefined;
+  /**
+   * Largest body, in bytes, that will be decoded; a larger one raises a
+   * {@link DecodeError} with code `BODY_TOO_LARGE`. `undefined` means no limit.
+   * @default undefined
+   */
+  maxBytes?: number | undefined;
+}
+
+/** Content types kombu always trusts: they are returned as bytes or text, never parsed. */
+const TRUSTED_CONTENT: ReadonlySet<string> = new Set(['application/data', 'application/text', 'text/plain']);
+
+/** Content encodings that mean "leave the bytes alone" (kombu's SKIP_DECODE). */
+const SKIP_DECODE: ReadonlySet<string> = new Set(['binary', 'ascii-8bit']);
+
+const byName = new Map<string, Serializer>();
+const byType = new Map<string, Serializer>();
+/** Every name → content type ever known, so `prepareAcceptContent('pickle')` works. */
+const nameToType = new Map<string, string>([['pickle', PICKLE_CONTENT_TYPE]]);
+const typeToName = new Map<string, string>([[PICKLE_CONTENT_TYPE, 'pickle']]);
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Registers (or replaces) a serializer under a name and a content type, like kombu's
+ * `register(name, encoder, decoder, content_type, content_encoding)`.
+ *
+ * @throws {@link ArgumentError} for an empty name, a content type without `/`, or pickle's
+ * content type (pickle is never decoded).
+ * @example
+ * ```ts
+ * registerSerializer('upper', {
+ *   contentType: 'application/x-upper', contentEncoding: 'utf-8',
+ *   encode: (d) => Buffer.from(String(d).toUpperCase()), decode: (b) => b.toString('utf8'),
+ * });
+ * ```
+ */
+export function registerSerializer(name: string, definition: SerializerDefinition): void {
+  if (typeof name !== 'string' || name.length === 0 || name.includes('/')) {
+    throw new ArgumentError(`invalid serializer name ${JSON.stringify(name)}`);
+  }
+  const { contentType, contentEncoding, encode, decode } = definition;
+  if (typeof contentType !== 'string' || !contentType.includes('/')) {
+    throw new ArgumentError(`invalid content type ${JSON.stringify(contentType)} for serializer ${name}`);
+  }
+  if (contentType === PICKLE_CONTENT_TYPE || name === 'pickle') {
+    throw new ArgumentError('pickle cannot be registered: untrusted pickle content is never decoded');
+  }
+  if (typeof encode !== 'function' || typeof decode !== 'function') {
+    throw new ArgumentError(`serializer ${name} needs encode and decode functions`);
+  }
+  const previous = byName.get(name);
+  if (previous !== undefined) unregisterSerializer(name);
+  const entry: Serializer = Object.freeze({ name, contentType, contentEncoding, encode, decode });
+  byName.set(name, entry);
+  byType.set(contentType, entry);
+  nameToType.set(name, contentType);
+  typeToName.set(contentType, name);
+}
+
+/**
+ * Removes a serializer by name (kombu's `unregister`). Unknown names are ignored.
+ *
+ * @example
+ * ```ts
+ * unregisterSerializer('yaml');
+ * loads(body, 'application/x-yaml', 'utf-8'); // now returned as text, not parsed
+ * ```
+ */
+export function unregisterSerializer(name: string): void {
+  const entry = byName.get(name);
+  if (entry === undefined) return;
+  byName.delete(name);
+  if (byType.get(entry.contentType) === entry) byType.delete(entry.contentType);
+  if (nameToType.get(name) === entry.contentType) nameToType.delete(name);
+  if (typeToName.get(entry.contentType) === name) typeToName.delete(entry.contentType);
+}
+
+/**
+ * The registered serializer of that name, or undefined.
+ *
+ * @example
+ * ```ts
+ * serializerByName('json')?.contentType; // 'application/json'
+ * ```
+ */
+export function serializerByName(name: string): Serializer | undefined {
+  return byName.get(name);
+}
+
+/**
+ * The content type for a serializer name (including `pickle`, which is known but unusable).
+ *
+ * @throws {@link ArgumentError} for an unknown name.
+ * @example
+ * ```ts
+ * contentTypeFor('msgpack'); // 'application/x-msgpack'
+ * ```
+ */
+export function contentTypeFor(name: string): string {
+  const type = nameToType.get(name);
+  if (type === undefined) throw new ArgumentError(`No encoder installed for ${name}`);
+  return type;
+}
+
+/**
+ * Turns a list of serializer names and/or MIME types into a set of MIME types, like
+ * kombu's `prepare_accept_content`.
+ *
+ * @throws {@link ArgumentError} for a name that is not a known serializer.
+ * @example
+ * ```ts
+ * prepareAcceptContent(['json', 'application/x-msgpack']); // Set {'application/json', 'application/x-msgpack'}
+ * ```
+ */
+export function prepareAcceptContent(names: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  for (const name of names) {
+    if (typeof name !== 'string')
+      throw new ArgumentError(`accept entries must be strings, got ${typeof name}`);
+    if (name.includes('/')) {
+      out.add(name);
+      continue;
+    }
+    const type = nameToType.get(name);
+    if (type === undefined)
+      throw new ArgumentError(`unknown serializer ${JSON.stringify(name)} in accept list`);
+    out.add(type);
+  }
+  return out;
+}
+
+/**
+ * Encodes a value for publishing, like kombu's `dumps`.
+ *
+ * With no serializer: a Buffer/Uint8Array is sent raw (`application/data`, `binary`), a
+ * string as text (`text/plain`, `utf-8`), anything else as json. `raw` accepts bytes or a
+ * string; `text` accepts a string.
+ *
+ * @param serializer - A registered serializer name. @default undefined (auto, see above)
+ * @throws {@link EncodeError} when the value cannot be represented (bigint, function, cycle,
+ * ...) or for pickle; {@link ArgumentError} for an unknown serializer name.
+ * @example
+ * ```ts
+ * const { body, contentType, contentEncoding } = dumps({ status: 'SUCCESS' }, 'json');
+ * ```
+ */
+export function dumps(data: unknown, serializer?: string): EncodedBody {
+  let entry: Serializer | undefined;
+  if (serializer === undefined) {
+    if (data instanceof Uint8Array) return rawBody(data);
+    entry = typeof data === 'string' ? TEXT : JSON_SERIALIZER;
+  } else if (serializer === 'raw' && byName.get('raw') === RAW) {
+    if (data instanceof Uint8Array || typeof data === 'string') return rawEncode(data);
+    throw new EncodeError(`raw needs a Buffer, Uint8Array or string, got ${typeof data}`);
+  } else {
+    entry = byName.get(serializer);
+    if (entry === undefined) {
+      if (serializer === 'pickle') {
+        throw new EncodeError('pickle is not supported: use json, msgpack or yaml', { code: 'UNSUPPORTED' });
+      }
+      throw new ArgumentError(`No encoder installed for ${serializer}`);
+    }
+  }
+  let body: Buffer;
+  try {
+    body = entry.encode(data);
+  } catch (err) {
+    if (err instanceof EncodeError) throw err;
+    throw new EncodeError(`cannot encode value as ${entry.name}: ${errorText(err)}`, { cause: err });
+  }
+  return { body, contentType: entry.contentType, contentEncoding: entry.contentEncoding };
+}
+
+/**
+ * Decodes a message body, like kombu's `loads`.
+ *
+ * - A missing content type means `application/data`.
+ * - Pickle is always refused; a type outside `accept` is refused with kombu's wording
+ *   ("Refusing to deserialize untrusted content of type json (application/json)").
+ * - An empty body is returned as is (kombu does not decode empty payloads).
+ * - A type with no registered decoder is returned as a Buffer when its encoding is
+ *   `binary` (or missing), else as text decoded with that encoding.
+ *
+ * @throws {@link ContentDisallowedError} for disallowed content;
+ * {@link DecodeError} for malformed bytes (with the parser error as `cause`) or, with code
+ * `BODY_TOO_LARGE`, for a body over `maxBytes`.
+ * @example
+ * ```ts
+ * loads(Buffer.from('{"a": NaN}'), 'application/json', 'utf-8', { accept: ['json'] }); // { a: NaN }
+ * ```
+ */
+export function loads(
+  body: Buffer,
+  contentType: string | undefined,
+  contentEncoding: string | undefined,
+  options: LoadsOptions = {},
+): unknown {
+  const type = contentType === undefined || contentType === '' ? 'application/data' : contentType;
+  const { accept, maxBytes } = options;
+  if (type === PICKLE_CONTENT_TYPE) throw untrusted(type, accept === undefined ? 'disabled' : 'untrusted');
+  if (accept !== undefined && !TRUSTED_CONTENT.has(type) && !isAccepted(accept, type)) {
+    throw untrusted(type, 'untrusted');
+  }
+  if (maxBytes !== undefined && body.length > maxBytes) {
+    throw new DecodeError(`${type} body of ${body.length} bytes exceeds the limit of ${maxBytes} bytes`, {
+      code: 'BODY_TOO_LARGE',
+    });
+  }
+  if (body.length === 0) return body;
+  const entry = byType.get(type);
+  if (entry !== undefined && entry !== RAW && entry !== TEXT) {
+    try {
+      return entry.decode(body);
+    } catch (err) {
+      throw new DecodeError(`cannot decode ${type} body: ${errorText(err)}`, { cause: err });
+    }
+  }
+  return decodeByEncoding(body, type, contentEncoding);
+}
+
+function isAccepted(accept: ReadonlySet<string> | readonly string[], type: string): boolean {
+  // Accept may hold names or MIME types: look both up instead of normalizing per call.
+  const name = typeToName.get(type);
+  if (accept instanceof Set) return accept.has(type) || (name !== undefined && accept.has(name));
+  const list = accept as readonly string[];
+  return list.includes(type) || (name !== undefined && list.includes(name));
+}
+
+function untrusted(type: string, why: 'untrusted' | 'disabled'): ContentDisallowedError {
+  const name = typeToName.get(type);
+  const label = name === undefined || name === type ? type : `${name} (${type})`;
+  return new ContentDisallowedError(`Refusing to deserialize ${why} content of type ${label}`);
+}
+
+function decodeByEncoding(body: Buffer, type: string, encoding: string | undefined): unknown {
+  const enc = encoding === undefined || encoding === '' ? 'binary' : encoding.toLowerCase();
+  if (SKIP_DECODE.has(enc)) return body;
+  try {
+    return enc === 'utf-8' || enc === 'utf8'
+      ? utf8Decoder.decode(body)
+      : new TextDecoder(enc, { fatal: true }).decode(body);
+  } catch (err) {
+    throw new DecodeError(`cannot decode ${type} body as ${enc}: ${errorText(err)}`, { cause: err });
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function rawBody(bytes: Uint8Array): EncodedBody {
+  return { body: toBuffer(bytes), contentType: 'application/data', contentEncoding: 'binary' };
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON, with Python's NaN / Infinity / -Infinity tokens.
+
+/** Set by the replacer when a non-finite number is seen, so only those bodies take the slow path. */
+let sawNonFinite = false;
+
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case 'number':
+      // NaN and ±Infinity are the only numbers for which v - v is not 0.
+      if (value - value !== 0) sawNonFinite = true;
+      return value;
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+      throw new EncodeError(`cannot encode a ${typeof value} as json${key === '' ? '' : ` (at key ${key})`}`);
+    default:
+      return value;
+  }
+}
+
+/** JSON text as Python's json.dumps would write it: JSON.stringify plus NaN/Infinity tokens. */
+function jsonStringify(data: unknown): string {
+  sawNonFinite = false;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(data, jsonReplacer);
+  } catch (err) {
+    if (err instanceof EncodeError) throw err;
+    throw new EncodeError(`cannot encode value as json: ${errorText(err)}`, { cause: err });
+  }
+  if (text === undefined) throw new EncodeError(`cannot encode ${typeof data} as json`);
+  // JSON.stringify turned NaN/Infinity into null; re-encode those rare bodies token by token.
+  return sawNonFinite ? pythonJson(data, new Set()) : text;
+}
+
+/** Slow encoder used only for values holding NaN/Infinity: mirrors JSON.stringify otherwise. */
+function pythonJson(value: unknown, seen: Set<object>): string {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  ) {
+    value = (value as { toJSON: () => unknown }).toJSON();
+  }
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) return 'NaN';
+    if (value === Infinity) return 'Infinity';
+    if (value === -Infinity) return '-Infinity';
+    return JSON.stringify(value);
+  }
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (seen.has(value)) throw new EncodeError('cannot encode a cyclic structure as json');
+  seen.add(value);
+  let out: string;
+  if (Array.isArray(value)) {
+    out = `[${value.map((item) => (isSkipped(item) ? 'null' : pythonJson(item, seen))).join(',')}]`;
+  } else {
+    const parts: string[] = [];
+    for (const [k, v] of Object.entries(value)) {
+      if (!isSkipped(v)) parts.push(`${JSON.stringify(k)}:${pythonJson(v, seen)}`);
+    }
+    out = `{${parts.join(',')}}`;
+  }
+  seen.delete(value);
+  return out;
+}
+
+function isSkipped(v: unknown): boolean {
+  return v === undefined || typeof v === 'function' || typeof v === 'symbol';
+}
+
+/**
+ * Parses JSON text, including Python's NaN / Infinity / -Infinity tokens. Normal text goes
+ * straight to JSON.parse; only text JSON.parse rejects is scanned for those tokens.
+ */
+function jsonParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    if (!text.includes('NaN') && !text.includes('Infinity')) throw err;
+    return parsePythonJson(text, err);
+  }
+}
+
+function parsePythonJson(text: string, original: unknown): unknown {
+  // Replace the bare tokens (outside strings) by sentinel strings, then map them back in a
+  // reviver. A random nonce keeps a genuine string from being mistaken for a sentinel.
+  const nonce = `\u0000py-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+  const sentinels = new Map<string, number>([
+    [`${nonce}NaN`, NaN],
+    [`${nonce}Inf`, Infinity],
+    [`${nonce}-Inf`, -Infinity],
+  ]);
+  let out = '';
+  let last = 0;
+  let replaced = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      // Skip the string literal, honouring backslash escapes.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \ */) i++;
+        else if (d === 0x22) break;
+      }
+      continue;
+    }
+    let token: string | undefined;
+    let sentinel = '';
+    if (c === 0x4e /* N */ && text.startsWith('NaN', i)) [token, sentinel] = ['NaN', `${nonce}NaN`];
+    else if (c === 0x49 /* I */ && text.startsWith('Infinity', i))
+      [token, sentinel] = ['Infinity', `${nonce}Inf`];
+    else if (c === 0x2d /* - */ && text.startsWith('-Infinity', i)) {
+      [token, sentinel] = ['-Infinity', `${nonce}-Inf`];
+    }
+    if (token !== undefined) {
+      out += `${text.slice(last, i)}${JSON.stringify(sentinel)}`;
+      i += token.length - 1;
+      last = i + 1;
+      replaced = true;
+    }
+  }
+  if (!replaced) throw original;
+  out += text.slice(last);
+  return JSON.parse(out, (_key, value: unknown) => {
+    if (typeof value === 'string' && value.startsWith(nonce)) {
+      const n = sentinels.get(value);
+      if (n !== undefined) return n;
+    }
+    return value;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Built-ins.
+
+const JSON_SERIALIZER: Serializer = Object.freeze({
+  name: 'json',
+  contentType: 'application/json',
+  contentEncoding: 'utf-8',
+  encode: (data: unknown) => Buffer.from(jsonStringify(data), 'utf8'),
+  decode: (body: Buffer) => jsonParse(utf8Decoder.decode(body)),
+});
+
+const MSGPACK: Serializer = Object.freeze({
+  name: 'msgpack',
+  contentType: 'application/x-msgpack',
+  contentEncoding: 'binary',
+  encode: (data: unknown) => toBuffer(msgpackEncode(data)),
+  decode: (body: Buffer) => msgpackDecode(body),
+});
+
+const YAML: Serializer = Object.freeze({
+  name: 'yaml',
+  contentType: 'application/x-yaml',
+  contentEncoding: 'utf-8',
+  // DUMP_SCHEMA only decides quoting: it quotes strings a YAML 1.1 reader (PyYAML) would
+  // take for booleans, numbers or dates ('yes', 'on', '1_000'); it constructs nothing.
+  encode: (data: unknown) => {
+    if (data === undefined || typeof data === 'function' || typeof data === 'symbol') {
+      throw new EncodeError(`cannot encode ${typeof data} as yaml`);
+    }
+    return Buffer.from(yamlDump(data, { schema: DUMP_SCHEMA, noRefs: true }), 'utf8');
+  },
+  // CORE_SCHEMA: plain data only; any !!python/... tag is an unknown tag and fails.
+  decode: (body: Buffer) => yamlLoad(utf8Decoder.decode(body), { schema: CORE_SCHEMA }),
+});
+
+const RAW: Serializer = Object.freeze({
+  name: 'raw',
+  contentType: 'application/data',
+  contentEncoding: 'binary',
+  encode: (data: unknown) => {
+    if (data instanceof Uint8Array) return toBuffer(data);
+    throw new EncodeError(`raw needs a Buffer or Uint8Array, got ${typeof data}`);
+  },
+  decode: (body: Buffer) => body,
+});
+
+const TEXT: Serializer = Object.freeze({
+  name: 'text',
+  contentType: 'text/plain',
+  contentEncoding: 'utf-8',
+  encode: (data: unknown) => {
+    if (typeof data === 'string') return Buffer.from(data, 'utf8');
+    throw new EncodeError(`text needs a string, got ${typeof data}`);
+  },
+  decode: (body: Buffer) => utf8Decoder.decode(body),
+});
+
+for (const builtin of [JSON_SERIALIZER, MSGPACK, YAML, RAW, TEXT]) {
+  byName.set(builtin.name, builtin);
+  byType.set(builtin.contentType, builtin);
+  nameToType.set(builtin.name, builtin.contentType);
+  typeToName.set(builtin.contentType, builtin.name);
+}
+
+/**
+ * Like {@link dumps} with `raw`, but a string is sent as `application/data` with encoding
+ * `utf-8`, as kombu's `raw_encode` does.
+ *
+ * @example
+ * ```ts
+ * rawEncode('hi'); // { body: <68 69>, contentType: 'application/data', contentEncoding: 'utf-8' }
+ * ```
+ */
+export function rawEncode(data: Uint8Array | string): EncodedBody {
+  if (typeof data === 'string') {
+    return { body: Buffer.from(data, 'utf8'), contentType: 'application/data', contentEncoding: 'utf-8' };
+  }
+  return rawBody(data);
+}
