@@ -1,0 +1,706 @@
+/**
+ * One AMQP channel over amqplib, with call-order execution, `nowait` methods, publisher
+ * confirms, backpressure and emulated flow control.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import type { Channel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
+import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../errors.js';
+import type {
+  ConsumeOptions,
+  Delivery,
+  ExchangeDeclareOptions,
+  ExchangeType,
+  FieldTable,
+  MessageProperties,
+  PublishOptions,
+  QueueDeclareOk,
+  QueueDeclareOptions,
+  TransportChannel,
+  TransportChannelEvents,
+} from '../types.js';
+import { toDelivery, toPublishOptions, toReturned, typeTable } from './amqp-codec.js';
+import { fromAmqplibClose, fromAmqplibFailure } from './amqp-errors.js';
+
+/** AMQP method ids as amqplib numbers them: `(classId << 16) | methodId`. */
+const M = {
+  ExchangeDeclare: (40 << 16) | 10,
+  ExchangeDeclareOk: (40 << 16) | 11,
+  ExchangeDelete: (40 << 16) | 20,
+  ExchangeDeleteOk: (40 << 16) | 21,
+  ExchangeBind: (40 << 16) | 30,
+  ExchangeBindOk: (40 << 16) | 31,
+  ExchangeUnbind: (40 << 16) | 40,
+  ExchangeUnbindOk: (40 << 16) | 51,
+  QueueDeclare: (50 << 16) | 10,
+  QueueDeclareOk: (50 << 16) | 11,
+  QueueBind: (50 << 16) | 20,
+  QueueBindOk: (50 << 16) | 21,
+  QueuePurge: (50 << 16) | 30,
+  QueuePurgeOk: (50 << 16) | 31,
+  QueueDelete: (50 << 16) | 40,
+  QueueDeleteOk: (50 << 16) | 41,
+  QueueUnbind: (50 << 16) | 50,
+  QueueUnbindOk: (50 << 16) | 51,
+  BasicQos: (60 << 16) | 10,
+  BasicQosOk: (60 << 16) | 11,
+  BasicAck: (60 << 16) | 80,
+  BasicReject: (60 << 16) | 90,
+  BasicRecover: (60 << 16) | 110,
+  BasicRecoverOk: (60 << 16) | 111,
+} as const;
+
+/**
+ * The parts of amqplib's channel below its public API that this class relies on:
+ * `rpc` (send a method, resolve with the reply's fields) and `sendImmediately` (write a
+ * method frame with no reply expected). Both exist on every amqplib 0.10+/2.x channel.
+ */
+interface AmqplibChannelInternals {
+  rpc(method: number, fields: object, expect: number): Promise<Record<string, unknown>>;
+  sendImmediately(method: number, fields: object): boolean;
+}
+
+/**
+ * The connection side a channel needs: why the connection went away, if it did.
+ * Implemented by AmqpConnection.
+ */
+export interface ChannelHost {
+  /** The error the connection was lost with; undefined while open or after a clean close. */
+  readonly lostError: CeleryAmqpError | undefined;
+  /** True once the connection is closed or closing. */
+  readonly closed: boolean;
+}
+
+/**
+ * Runs a consumer callback. An exception from it must not unwind into amqplib's frame
+ * parser (which would tear the connection down) or into the operation queue; it is
+ * rethrown on its own, as an uncaught exception in the caller's code would be.
+ */
+function dispatch(callback: () => void): void {
+  try {
+    callback();
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}
+
+/** A queued operation. `rpc` ones wait for the previous RPC's reply; see {@link AmqpChannel}. */
+interface Op {
+  kind: 'rpc' | 'send' | 'publish';
+  run: () => void;
+  fail: (err: Error) => void;
+}
+
+/**
+ * A {@link TransportChannel} over an amqplib channel.
+ *
+ * **Call order.** amqplib queues RPCs client-side (one outstanding per channel, as AMQP
+ * requires) but writes publishes and other non-RPC frames at once, so a publish made right
+ * after an un-awaited declare could overtake it. This class keeps its own FIFO: an RPC is
+ * handed to amqplib only when no other RPC is outstanding (so amqplib writes it at once),
+ * and a non-RPC frame (publish, `nowait` method, ack) is written at once unless something
+ * is queued before it. A publish after a single in-flight declare therefore goes out
+ * immediately, right behind the declare on the socket, and a declare + bind + publish
+ * with `nowait` costs no round trip at all.
+ *
+ * **nowait.** Declares, binds and exchange deletes with `nowait: true` are written with
+ * the nowait bit set and resolve once written; a failure closes the channel later with the
+ * typed error as the 'close' event argument (and rejects every operation still pending).
+ *
+ * **Backpressure.** When amqplib's write buffer is full (publish returns false), later
+ * publishes, and everything called after them, wait for its 'drain'.
+ *
+ * **flow().** RabbitMQ does not accept channel.flow from clients; `flow(false)` pauses the
+ * dispatch of deliveries to consumers (buffering them in order, the broker keeps sending
+ * up to the prefetch limit) and `flow(true)` dispatches the buffer and resumes.
+ *
+ * @example
+ * ```ts
+ * const ch = await connection.createChannel();
+ * void ch.declareQueue(q, { durable: true, autoDelete: true, nowait: true });
+ * void ch.bindQueue(q, 'celeryresults', q, {}, { nowait: true });
+ * await ch.publish('celeryresults', q, body, { contentType: 'application/json' });
+ * ```
+ */
+export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements TransportChannel {
+  /** Channel number (diagnostics). */
+  readonly id: number;
+  /** True when opened with `confirm: true`. */
+  readonly confirm: boolean;
+
+  readonly #ch: Channel;
+  readonly #raw: AmqplibChannelInternals;
+  readonly #host: ChannelHost;
+  readonly #queue: Op[] = [];
+  #rpcBusy = false;
+  #draining = false;
+  #closing = false;
+  #closed = false;
+  /** The typed error the broker closed the channel with, when it did. */
+  #serverError: CeleryAmqpError | undefined;
+  #paused = false;
+  readonly #held: Array<() => void> = [];
+
+  /**
+   * Wraps an open amqplib channel. Called by AmqpConnection, not by users.
+   *
+   * @param channel - An open amqplib Channel or ConfirmChannel.
+   * @param host - The owning connection, consulted for the reason of a connection loss.
+   * @param confirm - Whether `channel` is a ConfirmChannel.
+   */
+  constructor(channel: Channel, host: ChannelHost, confirm: boolean) {
+    super();
+    this.#ch = channel;
+    this.#raw = channel as unknown as AmqplibChannelInternals;
+    this.#host = host;
+    this.confirm = confirm;
+    this.id = (channel as unknown as { ch?: number }).ch ?? 0;
+
+    // amqplib emits 'error' (with the broker's reply code) before 'close'; without a
+    // listener it would be an uncaught 'error' event.
+    channel.on('error', (err: unknown) => {
+      this.#serverError ??= fromAmqplibClose(err) ?? fromAmqplibFailure(err);
+    });
+    channel.on('close', () => {
+      this.#closed = true;
+      // When the whole connection goes, amqplib closes its channels before emitting the
+      // connection's 'close', so the connection's reason is known only a tick later.
+      queueMicrotask(() => this.#finish());
+    });
+    channel.on('return', (message: Message) => this.emit('return', toReturned(message)));
+    channel.on('cancel', (fields: { consumerTag: string }) => this.emit('cancel', fields.consumerTag));
+    channel.on('drain', () => {
+      this.#draining = false;
+      this.#pump();
+    });
+    // Listeners of ours that throw (a user's 'return' or 'cancel' handler) must not unwind
+    // into amqplib's frame loop; amqplib reports them here instead, and they are rethrown.
+    channel.on('handler-error', (err: unknown) =>
+      dispatch(() => {
+        throw err;
+      }),
+    );
+  }
+
+  /** True once the channel has closed (by us or by the broker). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Why operations on this channel fail now that it is closed or closing. */
+  #closeError(): CeleryAmqpError {
+    return (
+      this.#serverError ??
+      this.#host.lostError ??
+      (this.#host.closed
+        ? new ConnectionError('connection closed', { code: 'CONNECTION_CLOSED' })
+        : new ChannelError(`channel ${this.id} closed`, { code: 'CHANNEL_CLOSED' }))
+    );
+  }
+
+  #mapError(err: unknown): CeleryAmqpError {
+    const closed = fromAmqplibClose(err);
+    if (closed !== undefined) {
+      // The RPC that caused the close and the 'close' event report the same instance.
+      return this.#serverError !== undefined && this.#serverError.code === closed.code
+        ? this.#serverError
+        : closed;
+    }
+    if (this.#closed || this.#closing || this.#host.closed) return this.#closeError();
+    return fromAmqplibFailure(err);
+  }
+
+  #finish(): void {
+    const error = this.#serverError ?? this.#host.lostError;
+    const pending = this.#queue.splice(0);
+    const failure = this.#closeError();
+    for (const op of pending) op.fail(failure);
+    this.#held.length = 0;
+    if (error === undefined) this.emit('close');
+    else this.emit('close', error);
+  }
+
+  #enqueue(op: Op): void {
+    if (this.#closed || this.#closing) {
+      op.fail(this.#closeError());
+      return;
+    }
+    this.#queue.push(op);
+    if (this.#queue.length === 1) this.#pump();
+  }
+
+  /** Runs queued operations in order until one must wait (an RPC or a full buffer). */
+  #pump(): void {
+    while (this.#queue.length > 0 && !this.#closed) {
+      const op = this.#queue[0]!;
+      if (op.kind === 'rpc' && this.#rpcBusy) return;
+      if (op.kind === 'publish' && this.#draining) return;
+      this.#queue.shift();
+      op.run();
+    }
+  }
+
+  /** Queues an RPC; `start` must send it synchronously (amqplib does when idle). */
+  #rpc<T>(start: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#enqueue({
+        kind: 'rpc',
+        fail: reject,
+        run: () => {
+          this.#rpcBusy = true;
+          const done = (): void => {
+            this.#rpcBusy = false;
+            this.#pump();
+          };
+          let reply: Promise<T>;
+          try {
+            reply = start();
+          } catch (err) {
+            reject(this.#mapError(err));
+            done();
+            return;
+          }
+          reply.then(
+            (value) => {
+              resolve(value);
+              done();
+            },
+            (err: unknown) => {
+              reject(this.#mapError(err));
+              done();
+            },
+          );
+        },
+      });
+    });
+  }
+
+  /** A method RPC by id with exactly these fields. */
+  #method(method: number, fields: object, expect: number): Promise<Record<string, unknown>> {
+    return this.#rpc(() => this.#raw.rpc(method, fields, expect));
+  }
+
+  /** Writes a method frame without waiting for a reply, in call order. */
+  #send(method: number, fields: object): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue({
+        kind: 'send',
+        fail: reject,
+        run: () => {
+          try {
+            this.#raw.sendImmediately(method, fields);
+            resolve();
+          } catch (err) {
+            reject(this.#mapError(err));
+          }
+        },
+      });
+    });
+  }
+
+  /** An RPC, or with `nowait` the same method written with the nowait bit and no reply. */
+  #maybeNowait(
+    method: number,
+    fields: Record<string, unknown>,
+    expect: number,
+    nowait: boolean,
+  ): Promise<void> {
+    if (nowait) return this.#send(method, { ...fields, nowait: true });
+    return this.#method(method, { ...fields, nowait: false }, expect).then(() => undefined);
+  }
+
+  /**
+   * exchange.declare. Integer arguments go out as signed 32-bit when they fit.
+   *
+   * @defaultValue durable true, autoDelete false, internal false, passive false, nowait false.
+   * @example
+   * ```ts
+   * await ch.declareExchange('celeryresults', 'direct', { durable: true });
+   * ```
+   */
+  declareExchange(
+    name: string,
+    type: ExchangeType | string,
+    options: ExchangeDeclareOptions = {},
+  ): Promise<void> {
+    const fields = {
+      exchange: name,
+      type,
+      passive: options.passive ?? false,
+      durable: options.durable ?? true,
+      autoDelete: options.autoDelete ?? false,
+      internal: options.internal ?? false,
+      arguments: typeTable(options.arguments),
+    };
+    return this.#maybeNowait(M.ExchangeDeclare, fields, M.ExchangeDeclareOk, options.nowait ?? false);
+  }
+
+  /**
+   * exchange.delete.
+   *
+   * @example
+   * ```ts
+   * await ch.deleteExchange('x', { ifUnused: true });
+   * ```
+   */
+  deleteExchange(name: string, options: { ifUnused?: boolean; nowait?: boolean } = {}): Promise<void> {
+    const fields = { exchange: name, ifUnused: options.ifUnused ?? false };
+    return this.#maybeNowait(M.ExchangeDelete, fields, M.ExchangeDeleteOk, options.nowait ?? false);
+  }
+
+  /**
+   * exchange.bind (a RabbitMQ extension): route from `source` to `destination`.
+   *
+   * @example
+   * ```ts
+   * await ch.bindExchange('dest', 'src', 'key');
+   * ```
+   */
+  bindExchange(
+    destination: string,
+    source: string,
+    routingKey: string,
+    args?: FieldTable,
+    options: { nowait?: boolean } = {},
+  ): Promise<void> {
+    const fields = { destination, source, routingKey, arguments: typeTable(args) };
+    return this.#maybeNowait(M.ExchangeBind, fields, M.ExchangeBindOk, options.nowait ?? false);
+  }
+
+  /**
+   * exchange.unbind.
+   *
+   * @example
+   * ```ts
+   * await ch.unbindExchange('dest', 'src', 'key');
+   * ```
+   */
+  unbindExchange(
+    destination: string,
+    source: string,
+    routingKey: string,
+    args?: FieldTable,
+    options: { nowait?: boolean } = {},
+  ): Promise<void> {
+    const fields = { destination, source, routingKey, arguments: typeTable(args) };
+    return this.#maybeNowait(M.ExchangeUnbind, fields, M.ExchangeUnbindOk, options.nowait ?? false);
+  }
+
+  /**
+   * queue.declare. Resolves with the declare-ok, or `null` with `nowait`.
+   *
+   * @defaultValue durable, exclusive, autoDelete, passive and nowait all false.
+   * @example
+   * ```ts
+   * await ch.declareQueue(id, { durable: true, autoDelete: true, arguments: { 'x-expires': 86400000 } });
+   * ```
+   */
+  async declareQueue(name: string, options: QueueDeclareOptions = {}): Promise<QueueDeclareOk | null> {
+    const fields = {
+      queue: name,
+      passive: options.passive ?? false,
+      durable: options.durable ?? false,
+      exclusive: options.exclusive ?? false,
+      autoDelete: options.autoDelete ?? false,
+      arguments: typeTable(options.arguments),
+    };
+    if (options.nowait === true) {
+      await this.#send(M.QueueDeclare, { ...fields, nowait: true });
+      return null;
+    }
+    const ok = await this.#method(M.QueueDeclare, { ...fields, nowait: false }, M.QueueDeclareOk);
+    return {
+      queue: ok['queue'] as string,
+      messageCount: ok['messageCount'] as number,
+      consumerCount: ok['consumerCount'] as number,
+    };
+  }
+
+  /**
+   * queue.bind.
+   *
+   * @example
+   * ```ts
+   * await ch.bindQueue(q, 'celeryresults', q, {}, { nowait: true });
+   * ```
+   */
+  bindQueue(
+    queue: string,
+    exchange: string,
+    routingKey: string,
+    args?: FieldTable,
+    options: { nowait?: boolean } = {},
+  ): Promise<void> {
+    const fields = { queue, exchange, routingKey, arguments: typeTable(args) };
+    return this.#maybeNowait(M.QueueBind, fields, M.QueueBindOk, options.nowait ?? false);
+  }
+
+  /**
+   * queue.unbind (no nowait form exists in AMQP 0-9-1).
+   *
+   * @example
+   * ```ts
+   * await ch.unbindQueue(q, 'celeryresults', q);
+   * ```
+   */
+  async unbindQueue(queue: string, exchange: string, routingKey: string, args?: FieldTable): Promise<void> {
+    await this.#method(
+      M.QueueUnbind,
+      { queue, exchange, routingKey, arguments: typeTable(args) },
+      M.QueueUnbindOk,
+    );
+  }
+
+  /**
+   * queue.purge. Resolves with the number of messages purged.
+   *
+   * @example
+   * ```ts
+   * const n = await ch.purgeQueue(q);
+   * ```
+   */
+  async purgeQueue(queue: string): Promise<number> {
+    const ok = await this.#method(M.QueuePurge, { queue, nowait: false }, M.QueuePurgeOk);
+    return ok['messageCount'] as number;
+  }
+
+  /**
+   * queue.delete. Resolves with the number of messages deleted with the queue.
+   *
+   * @example
+   * ```ts
+   * await ch.deleteQueue(q, { ifEmpty: true });
+   * ```
+   */
+  async deleteQueue(queue: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<number> {
+    const fields = {
+      queue,
+      ifUnused: options.ifUnused ?? false,
+      ifEmpty: options.ifEmpty ?? false,
+      nowait: false,
+    };
+    const ok = await this.#method(M.QueueDelete, fields, M.QueueDeleteOk);
+    return ok['messageCount'] as number;
+  }
+
+  /**
+   * basic.publish. Without confirms it resolves once written to amqplib's buffer; on a
+   * confirm channel it resolves on the broker's ack and rejects with `PUBLISH_NACKED` on a
+   * nack, or with the channel's or connection's close error when that comes first.
+   *
+   * @example
+   * ```ts
+   * await ch.publish('', q, Buffer.from('{}'), { contentType: 'application/json' }, { mandatory: true });
+   * ```
+   */
+  publish(
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    properties: MessageProperties,
+    options: PublishOptions = {},
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue({
+        kind: 'publish',
+        fail: reject,
+        run: () => {
+          let written: boolean;
+          try {
+            const amqpOptions = toPublishOptions(properties, options.mandatory ?? false);
+            if (this.confirm) {
+              written = (this.#ch as ConfirmChannel).publish(
+                exchange,
+                routingKey,
+                body,
+                amqpOptions,
+                (err) => {
+                  if (err === null || err === undefined) resolve();
+                  else this.#confirmFailed(err, reject);
+                },
+              );
+            } else {
+              written = this.#ch.publish(exchange, routingKey, body, amqpOptions);
+              resolve();
+            }
+          } catch (err) {
+            reject(this.#mapError(err));
+            return;
+          }
+          if (!written) this.#draining = true;
+        },
+      });
+    });
+  }
+
+  #confirmFailed(err: unknown, reject: (err: Error) => void): void {
+    if (err instanceof Error && err.message === 'message nacked') {
+      reject(new ChannelError('the broker nacked the message', { code: 'PUBLISH_NACKED', cause: err }));
+      return;
+    }
+    // amqplib fails unconfirmed publishes from the channel's 'close' handler, before the
+    // connection's reason is known; decide once this synchronous close has finished.
+    queueMicrotask(() => reject(this.#closeError()));
+  }
+
+  /**
+   * basic.get: the next message, or `null` when the queue is empty.
+   *
+   * @example
+   * ```ts
+   * const delivery = await ch.get(q);
+   * if (delivery) ch.ack(delivery.fields.deliveryTag);
+   * ```
+   */
+  async get(queue: string, options: { noAck?: boolean } = {}): Promise<Delivery | null> {
+    const message = await this.#rpc(() => this.#ch.get(queue, { noAck: options.noAck ?? false }));
+    return message === false ? null : toDelivery(message);
+  }
+
+  /**
+   * basic.consume: resolves with the consumer tag once consume-ok arrives. While
+   * `flow(false)` is in effect, deliveries are held and dispatched on `flow(true)`.
+   *
+   * @example
+   * ```ts
+   * const tag = await ch.consume(q, (d) => ch.ack(d.fields.deliveryTag));
+   * ```
+   */
+  async consume(
+    queue: string,
+    onDelivery: (delivery: Delivery) => void,
+    options: ConsumeOptions = {},
+  ): Promise<string> {
+    const onMessage = (message: ConsumeMessage | null): void => {
+      // null is amqplib's signal of a broker-side cancel, reported by the 'cancel' event.
+      if (message === null) return;
+      const delivery = toDelivery(message);
+      if (this.#paused) this.#held.push(() => onDelivery(delivery));
+      else dispatch(() => onDelivery(delivery));
+    };
+    const consumeOptions = {
+      noAck: options.noAck ?? false,
+      exclusive: options.exclusive ?? false,
+      arguments: typeTable(options.arguments),
+      ...(options.consumerTag === undefined ? {} : { consumerTag: options.consumerTag }),
+    };
+    const ok = await this.#rpc(() => this.#ch.consume(queue, onMessage, consumeOptions));
+    return ok.consumerTag;
+  }
+
+  /**
+   * basic.cancel.
+   *
+   * @example
+   * ```ts
+   * await ch.cancel(tag);
+   * ```
+   */
+  async cancel(consumerTag: string): Promise<void> {
+    await this.#rpc(() => this.#ch.cancel(consumerTag));
+  }
+
+  /** Queues a fire-and-forget frame (ack/reject); throws when the channel is closed. */
+  #sendSync(method: number, fields: object): void {
+    if (this.#closed || this.#closing) throw this.#closeError();
+    // A failure here means the channel closed first; that is reported by 'close'.
+    this.#send(method, fields).catch(() => undefined);
+  }
+
+  /**
+   * basic.ack.
+   *
+   * @throws ChannelError `CHANNEL_CLOSED` (or the close reason) when the channel is closed.
+   * @example
+   * ```ts
+   * ch.ack(delivery.fields.deliveryTag);
+   * ```
+   */
+  ack(deliveryTag: number, multiple = false): void {
+    this.#sendSync(M.BasicAck, { deliveryTag, multiple });
+  }
+
+  /**
+   * basic.reject: drop (`requeue` false) or requeue one message.
+   *
+   * @throws ChannelError `CHANNEL_CLOSED` (or the close reason) when the channel is closed.
+   * @example
+   * ```ts
+   * ch.reject(delivery.fields.deliveryTag, true);
+   * ```
+   */
+  reject(deliveryTag: number, requeue: boolean): void {
+    this.#sendSync(M.BasicReject, { deliveryTag, requeue });
+  }
+
+  /**
+   * basic.qos. RabbitMQ ignores `prefetchSize` other than 0 (it rejects non-zero with 540).
+   *
+   * @example
+   * ```ts
+   * await ch.qos(0, 10);
+   * ```
+   */
+  async qos(prefetchSize: number, prefetchCount: number, global = false): Promise<void> {
+    await this.#method(M.BasicQos, { prefetchSize, prefetchCount, global }, M.BasicQosOk);
+  }
+
+  /**
+   * basic.recover: redeliver unacked messages.
+   *
+   * @example
+   * ```ts
+   * await ch.recover(true);
+   * ```
+   */
+  async recover(requeue: boolean): Promise<void> {
+    await this.#method(M.BasicRecover, { requeue }, M.BasicRecoverOk);
+  }
+
+  /**
+   * Emulated channel.flow (RabbitMQ refuses it from clients): `false` holds deliveries,
+   * `true` dispatches the held ones in order and resumes. Ordered with other operations.
+   *
+   * @example
+   * ```ts
+   * await ch.flow(false); // ... await ch.flow(true);
+   * ```
+   */
+  flow(active: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue({
+        kind: 'send',
+        fail: reject,
+        run: () => {
+          this.#paused = !active;
+          while (active && this.#held.length > 0 && !this.#paused) dispatch(this.#held.shift()!);
+          resolve();
+        },
+      });
+    });
+  }
+
+  /**
+   * Closes the channel after every operation called before it. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await ch.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed || this.#closing) return;
+    const closing = this.#rpc(() => this.#ch.close());
+    // Set after queueing the close itself: later calls now fail fast with CHANNEL_CLOSED.
+    this.#closing = true;
+    try {
+      await closing;
+    } catch (err) {
+      // Closed underneath us (broker or connection): the channel is closed either way.
+      if (!this.#closed) throw err;
+    }
+  }
+}
