@@ -1,0 +1,626 @@
+/**
+ * Transport conformance: the same test bodies run on the embedded broker and on a real
+ * RabbitMQ. Where the two disagree, RabbitMQ is right and the embedded broker is fixed.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CeleryAmqpError, ChannelError } from '../../src/errors.js';
+import type {
+  ChannelOptions,
+  Delivery,
+  ExchangeDeclareOptions,
+  QueueDeclareOptions,
+  ReturnedMessage,
+  TransportChannel,
+  TransportConnection,
+} from '../../src/transport/types.js';
+import { transports } from './transports.js';
+
+/** Polls `check` until it returns true (or throws past the deadline). */
+async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeout = 10_000,
+  interval = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function text(d: Delivery | null): string | undefined {
+  return d?.body.toString();
+}
+
+describe.each(transports)('transport conformance: $name', (t) => {
+  const connections: TransportConnection[] = [];
+  const cleanups: Array<(ch: TransportChannel) => Promise<unknown>> = [];
+
+  afterEach(async () => {
+    const conn = await t.connect();
+    conn.on('close', () => {});
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      // Each cleanup on its own channel: a failure (already gone) closes only that one.
+      const ch = await conn.createChannel();
+      ch.on('close', () => {});
+      await cleanup(ch).catch(() => undefined);
+      if (!ch.closed) await ch.close();
+    }
+    await conn.close();
+    for (const c of connections.splice(0)) if (!c.closed) await c.close();
+  });
+
+  function uid(prefix: string): string {
+    return `conformance.${prefix}.${randomBytes(6).toString('hex')}`;
+  }
+
+  async function connect(): Promise<TransportConnection> {
+    const conn = await t.connect();
+    conn.on('close', () => {});
+    connections.push(conn);
+    return conn;
+  }
+
+  async function channel(conn?: TransportConnection, options?: ChannelOptions): Promise<TransportChannel> {
+    const ch = await (conn ?? (await connect())).createChannel(options);
+    ch.on('close', () => {});
+    return ch;
+  }
+
+  async function queue(
+    ch: TransportChannel,
+    name: string,
+    options: QueueDeclareOptions = {},
+  ): Promise<string> {
+    const ok = await ch.declareQueue(name, options);
+    const actual = ok?.queue ?? name;
+    cleanups.push((c) => c.deleteQueue(actual));
+    return actual;
+  }
+
+  async function exchange(
+    ch: TransportChannel,
+    name: string,
+    type: string,
+    options: ExchangeDeclareOptions = {},
+  ): Promise<string> {
+    await ch.declareExchange(name, type, { durable: false, ...options });
+    cleanups.push((c) => c.deleteExchange(name));
+    return name;
+  }
+
+  /** Drains a queue with basic.get (noAck) and returns the bodies. */
+  async function drain(ch: TransportChannel, name: string): Promise<string[]> {
+    const out: string[] = [];
+    for (let d = await ch.get(name, { noAck: true }); d !== null; d = await ch.get(name, { noAck: true })) {
+      out.push(d.body.toString());
+    }
+    return out;
+  }
+
+  /** The error a channel closes with. */
+  function closeError(ch: TransportChannel): Promise<Error | undefined> {
+    return new Promise((resolve) => ch.once('close', resolve));
+  }
+
+  async function messageCount(ch: TransportChannel, name: string): Promise<number> {
+    const ok = await ch.declareQueue(name, { passive: true });
+    return ok?.messageCount ?? -1;
+  }
+
+  async function exists(kind: 'queue' | 'exchange', name: string): Promise<boolean> {
+    const ch = await channel();
+    try {
+      if (kind === 'queue') await ch.declareQueue(name, { passive: true });
+      else await ch.declareExchange(name, 'direct', { passive: true });
+      await ch.close();
+      return true;
+    } catch (error) {
+      if (error instanceof CeleryAmqpError && error.code === 'NOT_FOUND') return false;
+      throw error;
+    }
+  }
+
+  describe('routing', () => {
+    it('the default exchange routes by queue name and cannot be declared, bound or deleted', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('default'));
+      await ch.publish('', q, Buffer.from('one'), {});
+      await ch.publish('', uid('nowhere'), Buffer.from('lost'), {});
+      expect(await drain(ch, q)).toEqual(['one']);
+      await expect(ch.declareExchange('', 'direct')).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      const ch2 = await channel();
+      await expect(ch2.bindQueue(q, '', q)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      const ch3 = await channel();
+      await expect(ch3.deleteExchange('')).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+    });
+
+    it('direct exchanges route on the exact key', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('direct'), 'direct');
+      const a = await queue(ch, uid('a'));
+      const b = await queue(ch, uid('b'));
+      await ch.bindQueue(a, x, 'red');
+      await ch.bindQueue(b, x, 'green');
+      await ch.bindQueue(b, x, 'red');
+      for (const key of ['red', 'green', 'blue']) await ch.publish(x, key, Buffer.from(key), {});
+      expect(await drain(ch, a)).toEqual(['red']);
+      expect(await drain(ch, b)).toEqual(['red', 'green']);
+    });
+
+    it('topic exchanges: * is one word, # zero or more', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('topic'), 'topic');
+      const patterns = ['a.*', 'a.#', '#', '*.b', 'a.*.c', '#.c', 'a.#.c'];
+      const queues = new Map<string, string>();
+      for (const p of patterns) {
+        const q = await queue(ch, uid('topic-q'));
+        await ch.bindQueue(q, x, p);
+        queues.set(p, q);
+      }
+      const keys = ['a', 'a.b', 'a.b.c', 'x.b', 'a.c', 'c', 'a.x.y.c', ''];
+      for (const key of keys) await ch.publish(x, key, Buffer.from(key === '' ? '(empty)' : key), {});
+      const got: Record<string, string[]> = {};
+      for (const [p, q] of queues) got[p] = await drain(ch, q);
+      expect(got).toEqual({
+        'a.*': ['a.b', 'a.c'],
+        'a.#': ['a', 'a.b', 'a.b.c', 'a.c', 'a.x.y.c'],
+        '#': ['a', 'a.b', 'a.b.c', 'x.b', 'a.c', 'c', 'a.x.y.c', '(empty)'],
+        '*.b': ['a.b', 'x.b'],
+        'a.*.c': ['a.b.c'],
+        '#.c': ['a.b.c', 'a.c', 'c', 'a.x.y.c'],
+        'a.#.c': ['a.b.c', 'a.c', 'a.x.y.c'],
+      });
+    });
+
+    it('fanout exchanges ignore the routing key', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('fanout'), 'fanout');
+      const a = await queue(ch, uid('a'));
+      const b = await queue(ch, uid('b'));
+      await ch.bindQueue(a, x, '');
+      await ch.bindQueue(b, x, 'ignored');
+      await ch.publish(x, 'anything', Buffer.from('m'), {});
+      expect(await drain(ch, a)).toEqual(['m']);
+      expect(await drain(ch, b)).toEqual(['m']);
+    });
+
+    it('headers exchanges match all (default) or any, ignoring x- arguments', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('headers'), 'headers');
+      const all = await queue(ch, uid('all'));
+      const any = await queue(ch, uid('any'));
+      await ch.bindQueue(all, x, '', { color: 'red', size: 'big', 'x-note': 'ignored' });
+      await ch.bindQueue(any, x, '', { 'x-match': 'any', color: 'red', size: 'big' });
+      const send = (body: string, headers: Record<string, unknown>) =>
+        ch.publish(x, 'k', Buffer.from(body), { headers });
+      await send('both', { color: 'red', size: 'big' });
+      await send('color', { color: 'red' });
+      await send('none', { color: 'blue' });
+      await send('extra', { color: 'red', size: 'big', shape: 'round' });
+      expect(await drain(ch, all)).toEqual(['both', 'extra']);
+      expect(await drain(ch, any)).toEqual(['both', 'color', 'extra']);
+    });
+
+    it('exchange-to-exchange bindings deliver each message to a queue once, even through a loop', async () => {
+      const ch = await channel();
+      const x1 = await exchange(ch, uid('e2e1'), 'fanout');
+      const x2 = await exchange(ch, uid('e2e2'), 'fanout');
+      const x3 = await exchange(ch, uid('e2e3'), 'direct');
+      await ch.bindExchange(x2, x1, '');
+      await ch.bindExchange(x1, x2, '');
+      await ch.bindExchange(x3, x1, '');
+      const q = await queue(ch, uid('e2e-q'));
+      await ch.bindQueue(q, x1, '');
+      await ch.bindQueue(q, x2, '');
+      await ch.bindQueue(q, x3, 'k');
+      const other = await queue(ch, uid('e2e-other'));
+      await ch.bindQueue(other, x3, 'k');
+      await ch.publish(x2, 'k', Buffer.from('once'), {});
+      expect(await drain(ch, q)).toEqual(['once']);
+      expect(await drain(ch, other)).toEqual(['once']);
+      await ch.unbindExchange(x3, x1, '');
+      await ch.publish(x1, 'k', Buffer.from('again'), {});
+      expect(await drain(ch, other)).toEqual([]);
+    });
+
+    it('an auto-delete exchange goes when its last binding goes', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('autodel-x'), 'direct', { autoDelete: true });
+      const q = await queue(ch, uid('autodel-q'));
+      await ch.bindQueue(q, x, 'a');
+      await ch.bindQueue(q, x, 'b');
+      await ch.unbindQueue(q, x, 'a');
+      expect(await exists('exchange', x)).toBe(true);
+      await ch.unbindQueue(q, x, 'b');
+      await eventually(async () => !(await exists('exchange', x)));
+    });
+
+    it('an unroutable mandatory message comes back with 312 NO_ROUTE', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('mandatory'), 'direct');
+      const returned = new Promise<ReturnedMessage>((resolve) => ch.once('return', resolve));
+      await ch.publish(x, 'nobody', Buffer.from('back'), { messageId: 'm1' }, { mandatory: true });
+      const r = await returned;
+      expect(r).toMatchObject({ replyCode: 312, replyText: 'NO_ROUTE', exchange: x, routingKey: 'nobody' });
+      expect(r.body.toString()).toBe('back');
+      expect(r.properties.messageId).toBe('m1');
+    });
+
+    it('publish copies the body: the publisher may reuse its buffer', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('copy'));
+      const buf = Buffer.from('original');
+      await ch.publish('', q, buf, { contentType: 'text/plain', headers: { a: 'b' } });
+      buf.write('mutated!');
+      const d = await ch.get(q, { noAck: true });
+      expect(text(d)).toBe('original');
+      expect(d?.properties.contentType).toBe('text/plain');
+      expect(d?.properties.headers).toMatchObject({ a: 'b' });
+    });
+  });
+
+  describe('declarations', () => {
+    it('redeclaring an exchange with other settings fails with 406 and closes the channel', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('equiv-x'), 'direct', { durable: true });
+      await ch.declareExchange(x, 'direct', { durable: true });
+      const closed = closeError(ch);
+      const err = await ch.declareExchange(x, 'direct', { durable: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ChannelError);
+      expect(err).toMatchObject({ code: 'PRECONDITION_FAILED' });
+      expect((err as Error).message).toContain(
+        `inequivalent arg 'durable' for exchange '${x}' in vhost '/': received 'false' but current is 'true'`,
+      );
+      expect(await closed).toMatchObject({ code: 'PRECONDITION_FAILED' });
+      expect(ch.closed).toBe(true);
+      await expect(ch.declareQueue(uid('after'))).rejects.toBeInstanceOf(CeleryAmqpError);
+      const ch2 = await channel();
+      await expect(ch2.declareExchange(x, 'fanout', { durable: true })).rejects.toThrow(
+        /inequivalent arg 'type'/,
+      );
+    });
+
+    it('passive declares and operations on missing entities give 404 NOT_FOUND', async () => {
+      const missing = uid('missing');
+      const ops: Array<(ch: TransportChannel) => Promise<unknown>> = [
+        (ch) => ch.declareExchange(missing, 'direct', { passive: true }),
+        (ch) => ch.declareQueue(missing, { passive: true }),
+        (ch) => ch.get(missing),
+        (ch) => ch.consume(missing, () => {}),
+        (ch) => ch.purgeQueue(missing),
+        (ch) => ch.bindQueue(missing, 'amq.direct', 'k'),
+      ];
+      for (const op of ops) {
+        const ch = await channel();
+        const err = await op(ch).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ChannelError);
+        expect(err).toMatchObject({ code: 'NOT_FOUND' });
+      }
+      const ch = await channel();
+      const q = await queue(ch, uid('bind-missing-x'));
+      await expect(ch.bindQueue(q, missing, 'k')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    it('redeclaring a queue with other settings or arguments fails with 406', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('equiv-q'), { durable: false, arguments: { 'x-expires': 60_000 } });
+      const ok = await ch.declareQueue(q, { durable: false, arguments: { 'x-expires': 60_000 } });
+      expect(ok).toMatchObject({ queue: q, messageCount: 0, consumerCount: 0 });
+      await expect(ch.declareQueue(q, { durable: true, arguments: { 'x-expires': 60_000 } })).rejects.toThrow(
+        /inequivalent arg 'durable'/,
+      );
+      const ch2 = await channel();
+      const err = await ch2.declareQueue(q, { arguments: { 'x-expires': 30_000 } }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'PRECONDITION_FAILED' });
+      expect((err as Error).message).toContain("inequivalent arg 'x-expires'");
+      const ch3 = await channel();
+      await expect(
+        ch3.declareQueue(q, { autoDelete: true, arguments: { 'x-expires': 60_000 } }),
+      ).rejects.toThrow(/inequivalent arg 'auto_delete'/);
+    });
+
+    it('server-named queues get an amq.gen- name', async () => {
+      const ch = await channel();
+      const ok = await ch.declareQueue('', { exclusive: true });
+      expect(ok?.queue).toMatch(/^amq\.gen-/);
+      cleanups.push((c) => c.deleteQueue(ok!.queue));
+      await ch.publish('', ok!.queue, Buffer.from('x'), {});
+      expect(await drain(ch, ok!.queue)).toEqual(['x']);
+    });
+
+    it('purge and delete return message counts; ifEmpty and ifUnused are enforced', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('counts'));
+      for (let i = 0; i < 3; i++) await ch.publish('', q, Buffer.from(String(i)), {});
+      // declare-ok counts may lag publishes on RabbitMQ; purge-ok counts do not.
+      await eventually(async () => (await messageCount(ch, q)) === 3);
+      expect(await ch.purgeQueue(q)).toBe(3);
+      expect(await ch.purgeQueue(q)).toBe(0);
+      await ch.publish('', q, Buffer.from('a'), {});
+      await ch.publish('', q, Buffer.from('b'), {});
+      await expect(ch.deleteQueue(q, { ifEmpty: true })).rejects.toMatchObject({
+        code: 'PRECONDITION_FAILED',
+      });
+      const ch2 = await channel();
+      const tag = await ch2.consume(q, () => {});
+      const ch3 = await channel();
+      await expect(ch3.deleteQueue(q, { ifUnused: true })).rejects.toMatchObject({
+        code: 'PRECONDITION_FAILED',
+      });
+      await ch2.cancel(tag);
+      // The consumer took both messages without acking; cancelling leaves them unacked on ch2.
+      await ch2.close();
+      const ch4 = await channel();
+      expect(await ch4.deleteQueue(q)).toBe(2);
+      expect(await exists('queue', q)).toBe(false);
+    });
+
+    it('exchange delete ifUnused refuses an exchange with bindings', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('ifunused'), 'direct');
+      const q = await queue(ch, uid('ifunused-q'));
+      await ch.bindQueue(q, x, 'k');
+      await expect(ch.deleteExchange(x, { ifUnused: true })).rejects.toMatchObject({
+        code: 'PRECONDITION_FAILED',
+      });
+      const ch2 = await channel();
+      await ch2.unbindQueue(q, x, 'k');
+      await ch2.deleteExchange(x, { ifUnused: true });
+      expect(await exists('exchange', x)).toBe(false);
+    });
+
+    it('a nowait declare that fails closes the channel asynchronously', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('nowait'), 'direct', { durable: true });
+      const closed = closeError(ch);
+      await expect(ch.declareExchange(x, 'topic', { durable: true, nowait: true })).resolves.toBeUndefined();
+      expect(await closed).toMatchObject({ code: 'PRECONDITION_FAILED' });
+      const ch2 = await channel();
+      const q = uid('nowait-q');
+      await expect(ch2.declareQueue(q, { nowait: true })).resolves.toBeNull();
+      cleanups.push((c) => c.deleteQueue(q));
+      await ch2.publish('', q, Buffer.from('after nowait'), {});
+      expect(await drain(ch2, q)).toEqual(['after nowait']);
+    });
+  });
+
+  describe('publishing', () => {
+    it('publishing to a missing exchange resolves, then closes the channel with 404', async () => {
+      const ch = await channel();
+      const closed = closeError(ch);
+      await ch.publish(uid('no-such-x'), 'k', Buffer.from('x'), {});
+      const err = await closed;
+      expect(err).toBeInstanceOf(ChannelError);
+      expect(err).toMatchObject({ code: 'NOT_FOUND' });
+      await expect(ch.declareQueue(uid('after'))).rejects.toBeInstanceOf(CeleryAmqpError);
+    });
+
+    it('confirm channels resolve publish once the broker has the message', async () => {
+      const conn = await connect();
+      const ch = await channel(conn, { confirm: true });
+      expect(ch.confirm).toBe(true);
+      const q = await queue(ch, uid('confirm'));
+      await Promise.all([1, 2, 3].map((i) => ch.publish('', q, Buffer.from(String(i)), {})));
+      const other = await channel(conn);
+      await eventually(async () => (await messageCount(other, q)) === 3);
+      const closed = closeError(ch);
+      await expect(ch.publish(uid('no-such-x'), 'k', Buffer.from('x'), {})).rejects.toBeInstanceOf(
+        CeleryAmqpError,
+      );
+      expect(await closed).toMatchObject({ code: 'NOT_FOUND' });
+    });
+  });
+
+  describe('get, ack, reject', () => {
+    it('basic.get reports the remaining count; reject with requeue redelivers at the head', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('get'));
+      for (const s of ['a', 'b', 'c']) await ch.publish('', q, Buffer.from(s), {});
+      const first = await ch.get(q);
+      expect(text(first)).toBe('a');
+      expect(first?.fields).toMatchObject({
+        redelivered: false,
+        messageCount: 2,
+        exchange: '',
+        routingKey: q,
+      });
+      ch.reject(first!.fields.deliveryTag, true);
+      const again = await ch.get(q);
+      expect(text(again)).toBe('a');
+      expect(again?.fields.redelivered).toBe(true);
+      ch.reject(again!.fields.deliveryTag, false);
+      const b = await ch.get(q);
+      const c = await ch.get(q);
+      expect([text(b), text(c)]).toEqual(['b', 'c']);
+      expect(c?.fields.messageCount).toBe(0);
+      expect(await messageCount(ch, q)).toBe(0);
+      ch.ack(c!.fields.deliveryTag, true);
+      expect(await ch.get(q)).toBeNull();
+      await ch.close();
+      // Acked and dropped messages do not come back when the channel closes.
+      const ch2 = await channel();
+      expect(await drain(ch2, q)).toEqual([]);
+    });
+
+    it('acking an unknown delivery tag closes the channel with 406', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('badtag'));
+      await ch.publish('', q, Buffer.from('x'), {});
+      const d = await ch.get(q);
+      const closed = closeError(ch);
+      ch.ack(d!.fields.deliveryTag);
+      ch.ack(d!.fields.deliveryTag);
+      expect(await closed).toMatchObject({ code: 'PRECONDITION_FAILED' });
+      const ch2 = await channel();
+      expect(await messageCount(ch2, q)).toBe(0);
+    });
+
+    it('closing a channel requeues its unacked messages as redelivered', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('requeue'));
+      for (const s of ['a', 'b']) await ch.publish('', q, Buffer.from(s), {});
+      const got: Delivery[] = [];
+      await ch.consume(q, (d) => got.push(d));
+      await eventually(() => got.length === 2);
+      expect(got.map((d) => d.fields.redelivered)).toEqual([false, false]);
+      await ch.close();
+      const ch2 = await channel();
+      const a = await ch2.get(q, { noAck: true });
+      const b = await ch2.get(q, { noAck: true });
+      expect([text(a), text(b)]).toEqual(['a', 'b']);
+      expect([a?.fields.redelivered, b?.fields.redelivered]).toEqual([true, true]);
+    });
+
+    it('recover(true) requeues unacked messages', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('recover'));
+      await ch.publish('', q, Buffer.from('r'), {});
+      const d = await ch.get(q);
+      expect(d?.fields.redelivered).toBe(false);
+      await ch.recover(true);
+      const again = await ch.get(q, { noAck: true });
+      expect(text(again)).toBe('r');
+      expect(again?.fields.redelivered).toBe(true);
+    });
+  });
+
+  describe('consumers', () => {
+    it('consumers on one queue are served round-robin', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('rr'));
+      const seen: Record<string, string[]> = {};
+      const tags: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const tag = await ch.consume(q, (d) => (seen[d.fields.consumerTag!] ??= []).push(d.body.toString()), {
+          noAck: true,
+        });
+        tags.push(tag);
+      }
+      for (let i = 0; i < 4; i++) await ch.publish('', q, Buffer.from(String(i)), {});
+      await eventually(() => Object.values(seen).flat().length === 4);
+      expect(tags.map((tag) => seen[tag]?.length)).toEqual([2, 2]);
+    });
+
+    it('prefetch limits unacked deliveries per consumer', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('prefetch'));
+      for (let i = 0; i < 5; i++) await ch.publish('', q, Buffer.from(String(i)), {});
+      await ch.qos(0, 2);
+      const got: Delivery[] = [];
+      await ch.consume(q, (d) => got.push(d));
+      await eventually(() => got.length === 2);
+      const other = await channel();
+      await eventually(async () => (await messageCount(other, q)) === 3);
+      expect(got.length).toBe(2);
+      ch.ack(got[0]!.fields.deliveryTag);
+      await eventually(() => got.length === 3);
+      expect(await messageCount(other, q)).toBe(2);
+      ch.ack(got[2]!.fields.deliveryTag, true);
+      await eventually(() => got.length === 5);
+      expect(got.map(text)).toEqual(['0', '1', '2', '3', '4']);
+    });
+
+    it('a global prefetch limits the channel across consumers', async () => {
+      const ch = await channel();
+      const q1 = await queue(ch, uid('global1'));
+      const q2 = await queue(ch, uid('global2'));
+      for (let i = 0; i < 5; i++) {
+        await ch.publish('', q1, Buffer.from(String(i)), {});
+        await ch.publish('', q2, Buffer.from(String(i)), {});
+      }
+      await ch.qos(0, 3, true);
+      const got: Delivery[] = [];
+      await ch.consume(q1, (d) => got.push(d));
+      await ch.consume(q2, (d) => got.push(d));
+      await eventually(() => got.length === 3);
+      const other = await channel();
+      await eventually(async () => (await messageCount(other, q1)) + (await messageCount(other, q2)) === 7);
+      expect(got.length).toBe(3);
+    });
+
+    it('after cancel a consumer gets nothing more', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('cancel'));
+      const got: Delivery[] = [];
+      const tag = await ch.consume(q, (d) => got.push(d), { noAck: true });
+      await ch.publish('', q, Buffer.from('1'), {});
+      await eventually(() => got.length === 1);
+      await ch.cancel(tag);
+      await ch.publish('', q, Buffer.from('2'), {});
+      expect(text(await ch.get(q, { noAck: true }))).toBe('2');
+      expect(got.length).toBe(1);
+    });
+
+    it('an exclusive consumer keeps others out with 403', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('exclusive-consumer'));
+      await ch.consume(q, () => {}, { exclusive: true, noAck: true });
+      const ch2 = await channel();
+      await expect(ch2.consume(q, () => {})).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+    });
+
+    it('an auto-delete queue goes when its last consumer cancels, not before', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('autodelete'), { autoDelete: true });
+      expect(await exists('queue', q)).toBe(true);
+      const t1 = await ch.consume(q, () => {}, { noAck: true });
+      const t2 = await ch.consume(q, () => {}, { noAck: true });
+      await ch.cancel(t1);
+      expect(await exists('queue', q)).toBe(true);
+      await ch.cancel(t2);
+      await eventually(async () => !(await exists('queue', q)));
+    });
+  });
+
+  describe('expiry', () => {
+    it('x-expires deletes a queue left unused', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('x-expires'), { arguments: { 'x-expires': 200 } });
+      // Polling with a passive declare renews the lease, so poll less often than it lasts.
+      await eventually(async () => !(await exists('queue', q)), 15_000, 600);
+    });
+
+    it('x-message-ttl and the expiration property drop stale messages', async () => {
+      const ch = await channel();
+      const ttl = await queue(ch, uid('ttl'), { arguments: { 'x-message-ttl': 50 } });
+      const plain = await queue(ch, uid('ttl-plain'));
+      await ch.publish('', ttl, Buffer.from('stale'), {});
+      await ch.publish('', plain, Buffer.from('stale'), { expiration: '50' });
+      await ch.publish('', plain, Buffer.from('kept'), { expiration: '600000' });
+      await sleep(250);
+      expect(await ch.get(ttl, { noAck: true })).toBeNull();
+      expect(await drain(ch, plain)).toEqual(['kept']);
+      await ch.publish('', ttl, Buffer.from('fresh'), {});
+      expect(text(await ch.get(ttl, { noAck: true }))).toBe('fresh');
+    });
+  });
+
+  describe('exclusive queues', () => {
+    it('belong to their connection: others get 405 RESOURCE_LOCKED; closing deletes them', async () => {
+      const owner = await connect();
+      const ch = await channel(owner);
+      const q = await queue(ch, uid('exclusive'), { exclusive: true });
+      await ch.publish('', q, Buffer.from('mine'), {});
+      const otherConn = await connect();
+      for (const op of [
+        (c: TransportChannel) => c.declareQueue(q, { exclusive: true }),
+        (c: TransportChannel) => c.declareQueue(q, { passive: true }),
+        (c: TransportChannel) => c.consume(q, () => {}),
+        (c: TransportChannel) => c.get(q),
+      ]) {
+        const other = await channel(otherConn);
+        await expect(op(other)).rejects.toMatchObject({ code: 'RESOURCE_LOCKED' });
+      }
+      expect(text(await ch.get(q, { noAck: true }))).toBe('mine');
+      await owner.close();
+      await eventually(async () => !(await exists('queue', q)));
+    });
+  });
+});
