@@ -1,0 +1,212 @@
+/**
+ * Result backend settings: Celery 4.x lower-case names and the 3.1 upper-case names, in
+ * Celery's units, resolved to one camelCase object in milliseconds (WIRE.md §1).
+ *
+ * @module
+ */
+import { ArgumentError } from '../errors.js';
+import { compressionMimeFor } from '../kombu/compression.js';
+import { prepareAcceptContent, serializerByName } from '../kombu/serialization.js';
+
+/** Settings as Celery spells them; each has a 4.x name and a 3.1 name. */
+export interface CelerySettings {
+  /** Result exchange name. @default 'celeryresults' */
+  result_exchange: string;
+  /** Result exchange type. @default 'direct' */
+  result_exchange_type: string;
+  /** Durable exchange and queues, delivery_mode 2. @default true */
+  result_persistent: boolean;
+  /** Seconds before an unused result queue expires (`x-expires`); null or 0 for never. @default 86400 */
+  result_expires: number | null;
+  /** Serializer name for result bodies. @default 'json' */
+  result_serializer: string;
+  /** Serializer names or MIME types accepted when decoding. @default ['json'] */
+  accept_content: readonly string[];
+  /** Result cache size: -1 off, 0 unlimited, n most recent. @default -1 */
+  result_cache_max: number;
+  /** Compression method name or MIME type for result bodies, or null. @default null */
+  result_compression: string | null;
+  /** 3.1 name of {@link CelerySettings.result_exchange}. */
+  CELERY_RESULT_EXCHANGE: string;
+  /** 3.1 name of {@link CelerySettings.result_exchange_type}. */
+  CELERY_RESULT_EXCHANGE_TYPE: string;
+  /** 3.1 name of {@link CelerySettings.result_persistent}. */
+  CELERY_RESULT_PERSISTENT: boolean;
+  /** 3.1 name of {@link CelerySettings.result_expires}. */
+  CELERY_TASK_RESULT_EXPIRES: number | null;
+  /** 3.1 name of {@link CelerySettings.result_serializer}. */
+  CELERY_RESULT_SERIALIZER: string;
+  /** 3.1 name of {@link CelerySettings.accept_content}. */
+  CELERY_ACCEPT_CONTENT: readonly string[];
+  /** 3.1 name of {@link CelerySettings.result_cache_max}. */
+  CELERY_MAX_CACHED_RESULTS: number;
+  /** 3.1 name of {@link CelerySettings.result_compression} (3.1 used one setting for all messages). */
+  CELERY_MESSAGE_COMPRESSION: string | null;
+}
+
+/** Resolved settings: camelCase, times in milliseconds, validated. */
+export interface ResolvedSettings {
+  /** Result exchange name. */
+  readonly exchange: string;
+  /** Result exchange type. */
+  readonly exchangeType: string;
+  /** Durable entities and persistent delivery. */
+  readonly persistent: boolean;
+  /** Queue `x-expires` in ms, or null for none. */
+  readonly expiresMs: number | null;
+  /** Serializer name for published results. */
+  readonly serializer: string;
+  /** Accepted serializer names / MIME types, as given. */
+  readonly accept: readonly string[];
+  /** Result cache size: -1 off, 0 unlimited, n most recent. */
+  readonly cacheMax: number;
+  /** Compression MIME type for published results, or null. */
+  readonly compression: string | null;
+}
+
+type Key = keyof ResolvedSettings;
+
+/** 4.x name and 3.1 name for each resolved setting. */
+const NAMES: Readonly<Record<Key, readonly [keyof CelerySettings, keyof CelerySettings]>> = {
+  exchange: ['result_exchange', 'CELERY_RESULT_EXCHANGE'],
+  exchangeType: ['result_exchange_type', 'CELERY_RESULT_EXCHANGE_TYPE'],
+  persistent: ['result_persistent', 'CELERY_RESULT_PERSISTENT'],
+  expiresMs: ['result_expires', 'CELERY_TASK_RESULT_EXPIRES'],
+  serializer: ['result_serializer', 'CELERY_RESULT_SERIALIZER'],
+  accept: ['accept_content', 'CELERY_ACCEPT_CONTENT'],
+  cacheMax: ['result_cache_max', 'CELERY_MAX_CACHED_RESULTS'],
+  compression: ['result_compression', 'CELERY_MESSAGE_COMPRESSION'],
+};
+
+const KNOWN = new Set<string>(Object.values(NAMES).flat());
+
+/** Celery 4.x defaults (WIRE.md §1). */
+export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
+  exchange: 'celeryresults',
+  exchangeType: 'direct',
+  persistent: true,
+  expiresMs: 86_400_000,
+  serializer: 'json',
+  accept: Object.freeze(['json']),
+  cacheMax: -1,
+  compression: null,
+});
+
+const EXCHANGE_TYPES = new Set(['direct', 'topic', 'fanout', 'headers']);
+
+/**
+ * Resolves settings given with Celery 4.x or 3.1 names into {@link ResolvedSettings},
+ * filling in 4.x defaults. `undefined` values count as unset.
+ *
+ * `result_expires` is in seconds, as in Celery, and becomes `expiresMs` (truncated, like
+ * Celery's `int(expires * 1000)`); null or 0 means no `x-expires`, since Celery skips a
+ * falsy expiry.
+ *
+ * @throws {@link ArgumentError} for an unknown key (a typo), the same setting given under
+ * both names with different values, or an invalid value (unknown serializer, pickle as
+ * result serializer, unknown compression, negative expiry, ...).
+ * @example
+ * ```ts
+ * resolveSettings({ CELERY_TASK_RESULT_EXPIRES: 3600, result_serializer: 'msgpack' });
+ * // { exchange: 'celeryresults', ..., expiresMs: 3_600_000, serializer: 'msgpack', ... }
+ * ```
+ */
+export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSettings {
+  if (input === null || typeof input !== 'object') throw new ArgumentError('settings must be an object');
+  for (const key of Object.keys(input)) {
+    if (!KNOWN.has(key)) {
+      throw new ArgumentError(`unknown setting ${JSON.stringify(key)}; known: ${[...KNOWN].join(', ')}`);
+    }
+  }
+  const raw = input as Readonly<Record<string, unknown>>;
+  const pick = (key: Key): unknown => {
+    const [modern, legacy] = NAMES[key];
+    const a = raw[modern];
+    const b = raw[legacy];
+    if (a !== undefined && b !== undefined && !sameValue(a, b)) {
+      throw new ArgumentError(`conflicting settings ${modern} and ${legacy}: give only one`);
+    }
+    return a !== undefined ? a : b;
+  };
+  const name = (key: Key): string => NAMES[key].join('/');
+
+  const exchange = pick('exchange') ?? DEFAULT_SETTINGS.exchange;
+  if (typeof exchange !== 'string' || exchange.length === 0) {
+    throw new ArgumentError(`${name('exchange')} must be a non-empty string`);
+  }
+  const exchangeType = pick('exchangeType') ?? DEFAULT_SETTINGS.exchangeType;
+  if (typeof exchangeType !== 'string' || !EXCHANGE_TYPES.has(exchangeType)) {
+    throw new ArgumentError(`${name('exchangeType')} must be one of ${[...EXCHANGE_TYPES].join(', ')}`);
+  }
+  const persistent = pick('persistent') ?? DEFAULT_SETTINGS.persistent;
+  if (typeof persistent !== 'boolean') throw new ArgumentError(`${name('persistent')} must be a boolean`);
+
+  const expires = pick('expiresMs');
+  let expiresMs: number | null;
+  if (expires === undefined) expiresMs = DEFAULT_SETTINGS.expiresMs;
+  else if (expires === null || expires === 0) expiresMs = null;
+  else if (typeof expires === 'number' && Number.isFinite(expires) && expires > 0) {
+    expiresMs = Math.trunc(expires * 1000);
+    // x-expires is a signed 32-bit int on the wire and RabbitMQ refuses 0.
+    if (expiresMs < 1 || expiresMs > 0x7fffffff) {
+      throw new ArgumentError(`${name('expiresMs')} must be between 0.001 and 2147483.647 seconds`);
+    }
+  } else {
+    throw new ArgumentError(`${name('expiresMs')} must be a number of seconds or null`);
+  }
+
+  const serializer = pick('serializer') ?? DEFAULT_SETTINGS.serializer;
+  if (typeof serializer !== 'string') throw new ArgumentError(`${name('serializer')} must be a string`);
+  if (serializer === 'pickle') {
+    throw new ArgumentError(`${name('serializer')}: pickle is not supported; use json, msgpack or yaml`);
+  }
+  if (serializerByName(serializer) === undefined) {
+    throw new ArgumentError(`${name('serializer')}: unknown serializer ${JSON.stringify(serializer)}`);
+  }
+
+  const acceptRaw = pick('accept') ?? DEFAULT_SETTINGS.accept;
+  const acceptList = typeof acceptRaw === 'string' ? acceptRaw.split(',').map((s) => s.trim()) : acceptRaw;
+  if (!Array.isArray(acceptList) || acceptList.some((s) => typeof s !== 'string' || s.length === 0)) {
+    throw new ArgumentError(`${name('accept')} must be a list of serializer names or MIME types`);
+  }
+  try {
+    prepareAcceptContent(acceptList as string[]);
+  } catch (err) {
+    throw new ArgumentError(`${name('accept')}: ${(err as Error).message}`, { cause: err });
+  }
+  const accept = Object.freeze([...new Set(acceptList as string[])]);
+
+  const cacheMax = pick('cacheMax') ?? DEFAULT_SETTINGS.cacheMax;
+  if (typeof cacheMax !== 'number' || !Number.isSafeInteger(cacheMax) || cacheMax < -1) {
+    throw new ArgumentError(`${name('cacheMax')} must be an integer >= -1`);
+  }
+
+  const compressionRaw = pick('compression') ?? null;
+  let compression: string | null = null;
+  if (compressionRaw !== null) {
+    const mime = typeof compressionRaw === 'string' ? compressionMimeFor(compressionRaw) : undefined;
+    if (mime === undefined) {
+      throw new ArgumentError(
+        `${name('compression')}: unknown compression ${JSON.stringify(compressionRaw)}`,
+      );
+    }
+    compression = mime;
+  }
+
+  return Object.freeze({
+    exchange,
+    exchangeType,
+    persistent,
+    expiresMs,
+    serializer,
+    accept,
+    cacheMax,
+    compression,
+  });
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+  return Object.is(a, b);
+}
