@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,6 @@ import type {
   ConnectOptions,
   Delivery,
   ReturnedMessage,
-  TransportChannel,
   TransportConnection,
 } from '../../src/transport/types.js';
 import { parseBrokerUrl } from '../../src/transport/url.js';
@@ -158,5 +157,389 @@ describe('connecting', () => {
     const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'client_properties', 'timeout']);
     const line = stdout.split('\n').find((l) => l.includes(name));
     expect(line?.trim().endsWith('7')).toBe(true);
+  });
+});
+
+describe('channel operations', () => {
+  it('keeps call order: 1,000 nowait declare + bind + publish stores, none awaited, all arrive', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const exchange = uniq('cab-results');
+    const queues = Array.from({ length: 1000 }, () => uniq());
+    const pending: Array<Promise<unknown>> = [
+      ch.declareExchange(exchange, 'direct', { durable: false, nowait: true }),
+    ];
+    for (const [i, q] of queues.entries()) {
+      pending.push(
+        ch.declareQueue(q, {
+          durable: true,
+          autoDelete: true,
+          arguments: { 'x-expires': 60_000 },
+          nowait: true,
+        }),
+        ch.bindQueue(q, exchange, q, {}, { nowait: true }),
+        ch.publish(exchange, q, Buffer.from(`result ${i}`), { contentType: 'text/plain', deliveryMode: 2 }),
+      );
+    }
+    const results = await Promise.all(pending);
+    expect(results.filter((r) => r === null)).toHaveLength(1000); // nowait declares resolve null
+    try {
+      for (const [i, q] of queues.entries()) {
+        const delivery = await ch.get(q, { noAck: true });
+        expect(delivery?.body.toString()).toBe(`result ${i}`);
+      }
+      expect(ch.closed).toBe(false);
+    } finally {
+      await cleanup(queues, [exchange]);
+    }
+  });
+
+  it('a publish right after un-awaited RPC declares and binds is not overtaken', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const exchange = uniq('cab-x');
+    const q = uniq();
+    // No nowait: these are round trips amqplib queues client-side, the publish is not.
+    const steps = [
+      ch.declareExchange(exchange, 'direct', { durable: false }),
+      ch.declareQueue(q, { autoDelete: false }),
+      ch.bindQueue(q, exchange, 'k'),
+      ch.publish(exchange, 'k', Buffer.from('after-bind'), {}),
+    ];
+    await Promise.all(steps);
+    try {
+      expect((await ch.get(q, { noAck: true }))?.body.toString()).toBe('after-bind');
+    } finally {
+      await cleanup([q], [exchange]);
+    }
+  });
+
+  it('declares like Python kombu: same flags accepted, durable flipped is a 406 rejection', async () => {
+    const q = uniq('cab-py');
+    const exchange = uniq('cab-pyx');
+    const script = `
+from kombu import Connection, Exchange, Queue
+with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
+    ch = conn.channel()
+    ex = Exchange(${JSON.stringify(exchange)}, type='direct', durable=True, auto_delete=False)
+    Queue(${JSON.stringify(q)}, ex, routing_key=${JSON.stringify(q)}, durable=True, auto_delete=True,
+          queue_arguments={'x-expires': 86400000})(ch).declare()
+`;
+    await run('/usr/bin/python3', ['-c', script]);
+    try {
+      const conn = await connect();
+      const ch = await conn.createChannel();
+      await ch.declareExchange(exchange, 'direct', { durable: true });
+      const ok = await ch.declareQueue(q, {
+        durable: true,
+        autoDelete: true,
+        arguments: { 'x-expires': 86400000 },
+      });
+      expect(ok).toMatchObject({ queue: q, messageCount: 0 });
+      await ch.bindQueue(q, exchange, q);
+
+      const closeEvent = once(ch, 'close');
+      const err = await rejection(
+        ch.declareQueue(q, { durable: false, autoDelete: true, arguments: { 'x-expires': 86400000 } }),
+      );
+      expect(err).toBeInstanceOf(ChannelError);
+      expect(err.code).toBe('PRECONDITION_FAILED');
+      expect(err.replyCode).toBe(406);
+      expect(err.message).toContain('durable');
+      expect(await closeEvent).toEqual([err]);
+      expect(ch.closed).toBe(true);
+      expect((await rejection(ch.declareQueue(q, { passive: true }))).code).toBe('PRECONDITION_FAILED');
+      // The connection survives a channel error.
+      const again = await conn.createChannel();
+      expect(await again.declareQueue(q, { passive: true })).toMatchObject({ queue: q });
+    } finally {
+      await cleanup([q], [exchange]);
+    }
+  });
+
+  it('types table integers as Python does: signed 32-bit when they fit, 64-bit above', () => {
+    expect(typeTable({ 'x-expires': 86400000, small: 10, big: 2 ** 40, f: 1.5, s: 'x', n: [1] })).toEqual({
+      'x-expires': { '!': 'int', value: 86400000 },
+      small: { '!': 'int', value: 10 },
+      big: 2 ** 40,
+      f: 1.5,
+      s: 'x',
+      n: [{ '!': 'int', value: 1 }],
+    });
+  });
+
+  it('a nowait declare that fails closes the channel with the typed error and fails what follows', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const exchange = uniq('cab-x');
+    await ch.declareExchange(exchange, 'direct', { durable: false });
+    try {
+      const closeEvent = once(ch, 'close');
+      await ch.declareExchange(exchange, 'fanout', { durable: false, nowait: true }); // resolves: no reply
+      const next = ch.declareQueue('', { exclusive: true });
+      const [closeErr] = (await closeEvent) as [CeleryAmqpError];
+      expect(closeErr.code).toBe('PRECONDITION_FAILED');
+      expect(await rejection(next)).toBe(closeErr);
+    } finally {
+      await cleanup([], [exchange]);
+    }
+  });
+
+  it('confirm channel: ack resolves, nack rejects PUBLISH_NACKED, a close first rejects typed', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel({ confirm: true });
+    expect(ch.confirm).toBe(true);
+    const q = uniq();
+    const full = uniq();
+    await ch.declareQueue(q, { autoDelete: false });
+    await ch.declareQueue(full, { arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+    try {
+      await ch.publish('', q, Buffer.from('a'), { deliveryMode: 2 });
+      const nacked = await rejection(ch.publish('', full, Buffer.from('b'), {}));
+      expect(nacked).toBeInstanceOf(ChannelError);
+      expect(nacked.code).toBe('PUBLISH_NACKED');
+      // A publish to a missing exchange closes the channel (404) before any confirm.
+      const lost = await rejection(ch.publish(uniq('no-such-exchange'), 'k', Buffer.from('c'), {}));
+      expect(lost.code).toBe('NOT_FOUND');
+      expect(ch.closed).toBe(true);
+    } finally {
+      await cleanup([q, full]);
+    }
+  });
+
+  it('returns an unroutable mandatory message through the return event', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const returned = once(ch, 'return') as Promise<[ReturnedMessage]>;
+    const key = uniq('nobody');
+    await ch.publish(
+      '',
+      key,
+      Buffer.from('lost'),
+      { correlationId: 'c1', headers: { n: 1 } },
+      { mandatory: true },
+    );
+    const [message] = await returned;
+    expect(message).toMatchObject({ replyCode: 312, replyText: 'NO_ROUTE', exchange: '', routingKey: key });
+    expect(message.body.toString()).toBe('lost');
+    expect(message.properties).toEqual({ correlationId: 'c1', headers: { n: 1 } });
+  });
+
+  it('delivers with camelCased properties, honours flow(false) and reports a server cancel', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const q = uniq();
+    await ch.declareQueue(q, { autoDelete: false });
+    const properties = {
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+      headers: { compression: 'application/x-gzip', nested: { a: 'b' } },
+      deliveryMode: 2 as const,
+      priority: 0,
+      correlationId: 'corr',
+      replyTo: 'reply',
+      expiration: '60000',
+      messageId: 'mid',
+      timestamp: 1700000000,
+      type: 't',
+      appId: 'app',
+    };
+    const seen: Delivery[] = [];
+    let arrived = (): void => undefined;
+    const tag = await ch.consume(q, (d) => {
+      seen.push(d);
+      arrived();
+    });
+    await ch.publish('', q, Buffer.from('{"n":1}'), properties);
+    await new Promise<void>((resolve) => (arrived = resolve));
+    expect(seen[0]!.properties).toEqual(properties);
+    expect(seen[0]!.fields).toMatchObject({
+      consumerTag: tag,
+      exchange: '',
+      routingKey: q,
+      redelivered: false,
+    });
+
+    await ch.flow(false);
+    await ch.publish('', q, Buffer.from('held'), {});
+    // A round trip on the same channel: the delivery has reached us, but is held.
+    await ch.declareQueue(q, { passive: true });
+    await ch.qos(0, 10);
+    expect(seen).toHaveLength(1);
+    await ch.flow(true);
+    expect(seen.map((d) => d.body.toString())).toEqual(['{"n":1}', 'held']);
+    ch.ack(seen[1]!.fields.deliveryTag, true);
+
+    const cancelled = once(ch, 'cancel');
+    const other = await conn.createChannel();
+    await other.deleteQueue(q);
+    expect(await cancelled).toEqual([tag]);
+    expect(ch.closed).toBe(false);
+  });
+
+  it('get, purge, delete, unbind and exchange-to-exchange bindings behave as RabbitMQ does', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const src = uniq('cab-src');
+    const dst = uniq('cab-dst');
+    const q = uniq();
+    await ch.declareExchange(src, 'topic', { durable: false });
+    await ch.declareExchange(dst, 'fanout', { durable: false });
+    await ch.bindExchange(dst, src, 'a.*');
+    await ch.declareQueue(q, { autoDelete: false });
+    await ch.bindQueue(q, dst, '');
+    try {
+      await ch.publish(src, 'a.b', Buffer.from('1'), {});
+      await ch.publish(src, 'x.y', Buffer.from('unrouted'), {});
+      await ch.publish(src, 'a.c', Buffer.from('2'), {});
+      const first = await ch.get(q);
+      expect(first?.body.toString()).toBe('1');
+      expect(first?.fields.messageCount).toBe(1);
+      ch.reject(first!.fields.deliveryTag, true);
+      expect(await ch.purgeQueue(q)).toBe(2);
+      expect(await ch.get(q)).toBeNull();
+      await ch.unbindExchange(dst, src, 'a.*');
+      await ch.publish(src, 'a.b', Buffer.from('3'), {});
+      await ch.unbindQueue(q, dst, '');
+      expect(await ch.deleteQueue(q)).toBe(0);
+      expect((await rejection(ch.get(q))).code).toBe('NOT_FOUND');
+    } finally {
+      await cleanup([q], [src, dst]);
+    }
+  });
+
+  it('a closed channel rejects operations and throws on ack', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const closing = ch.close();
+    expect((await rejection(ch.declareQueue('', { exclusive: true }))).code).toBe('CHANNEL_CLOSED');
+    await closing;
+    expect(ch.closed).toBe(true);
+    expect(() => ch.ack(1)).toThrow(ChannelError);
+    await ch.close(); // idempotent
+  });
+});
+
+describe('losing the connection', () => {
+  it('a broker-side close emits close with a recoverable ConnectionError on connection and channels', async () => {
+    const name = uniq('cab-kill');
+    const conn = await connect(BROKER, { clientProperties: { connection_name: name } });
+    const ch = await conn.createChannel();
+    const connClosed = once(conn, 'close') as Promise<[CeleryAmqpError]>;
+    const chClosed = once(ch, 'close') as Promise<[CeleryAmqpError]>;
+    // Close only our connection: other suites share the broker.
+    const pid = await (async () => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties']);
+        const line = stdout.split('\n').find((l) => l.includes(name));
+        if (line !== undefined) return line.split('\t')[0]!.trim();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('connection not listed');
+    })();
+    await run('rabbitmqctl', ['close_connection', pid, 'test says bye']);
+    const [connErr] = await connClosed;
+    expect(connErr).toBeInstanceOf(ConnectionError);
+    expect(connErr.recoverable).toBe(true);
+    expect(connErr.code).toBe('CONNECTION_FORCED');
+    const [chErr] = await chClosed;
+    expect(chErr).toBe(connErr);
+    expect(conn.closed).toBe(true);
+    expect(await rejection(ch.declareQueue('', { exclusive: true }))).toBe(connErr);
+    expect(await rejection(conn.createChannel())).toBe(connErr);
+  });
+});
+
+describe('amqps', () => {
+  let dir: string;
+  let server: tls.Server;
+  let port: number;
+  let ca: Buffer;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cab-tls-'));
+    const ssl = (...args: string[]): void => {
+      execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+    };
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=cab-test-ca',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+    );
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+    );
+    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-out',
+      'server.pem',
+      '-extfile',
+      'ext.cnf',
+    );
+    ca = readFileSync(join(dir, 'ca.pem'));
+    server = tls.createServer(
+      { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) },
+      (client) => {
+        const upstream = net.connect(5672, '127.0.0.1');
+        client.pipe(upstream).pipe(client);
+        client.on('error', () => upstream.destroy());
+        upstream.on('error', () => client.destroy());
+      },
+    );
+    server.on('tlsClientError', () => undefined);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as net.AddressInfo).port;
+  });
+
+  afterAll(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connects through TLS with the CA', async () => {
+    const conn = await connect(`amqps://guest:guest@localhost:${port}//`, { tls: { ca } });
+    const ch = await conn.createChannel();
+    const ok = await ch.declareQueue('', { exclusive: true });
+    expect(ok?.queue).toMatch(/^amq\.gen-/);
+  });
+
+  it('without the CA fails with a typed, non-recoverable ConnectionError and no password', async () => {
+    const err = await rejection(connect(`amqps://guest:T1sPassw0rd@localhost:${port}//`));
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect(err.code).toBe('CONNECTION_REFUSED');
+    expect(err.recoverable).toBe(false);
+    expect(err.message).toMatch(/certificate/i);
+    expect(err.message).not.toContain('T1sPassw0rd');
   });
 });
