@@ -1,0 +1,460 @@
+/**
+ * The kombu Connection: failover, automatic reconnection with backoff, and declarative
+ * recovery of every channel opened through it.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { ConnectionError, redact } from '../errors.js';
+import { resolveBroker } from '../transport/registry.js';
+import type {
+  BrokerAddress,
+  ConnectOptions,
+  TlsOptions,
+  Transport,
+  TransportConnection,
+} from '../transport/types.js';
+import { formatBrokerUrl } from '../transport/url.js';
+import { Channel } from './channel.js';
+import { isRecoverable, retryOverTime, withDeadline } from './retry.js';
+import type { RetryPolicy, WaitOptions } from './retry.js';
+
+/** Events of a {@link Connection}. */
+export interface ConnectionEvents {
+  /** Connected (first time or after a reconnect), before channels are recovered. */
+  connect: [];
+  /** The transport connection was lost; reconnection starts (unless disabled). */
+  disconnect: [error: Error];
+  /** Every channel was recovered after a reconnect. */
+  revive: [];
+  /** An error nobody else could report (decode errors, failed recovery, giving up). Emitted only when listened to. */
+  error: [error: Error];
+  /** The broker blocked publishing (resource alarm). */
+  blocked: [reason: string];
+  unblocked: [];
+}
+
+/** Options of a {@link Connection}. */
+export interface ConnectionOptions {
+  /** Broker URL or `;`-separated failover list. @default 'memory://' */
+  url?: string;
+  /** Heartbeat in milliseconds, passed to the transport; 0 disables. @default the transport's */
+  heartbeat?: number;
+  /** TLS options for amqps://. @default undefined */
+  tls?: TlsOptions;
+  /** TCP connect timeout in milliseconds. @default the transport's */
+  connectTimeout?: number;
+  /** Client properties sent to the broker. @default {} */
+  clientProperties?: Record<string, unknown>;
+  /** Sent as the `connection_name` client property (shown by `rabbitmqctl`). @default undefined */
+  connectionName?: string;
+  /** Reconnect with backoff after the connection is lost. @default true */
+  autoReconnect?: boolean;
+  /** Backoff for reconnecting after a loss. @default kombu's (2000/2000/30000 ms, forever) */
+  retryPolicy?: RetryPolicy;
+  /** Further options passed to the transport's connect. @default {} */
+  transportOptions?: Partial<ConnectOptions>;
+  /** Most declarations each channel remembers for recovery. @default 10000 */
+  recoveryLimit?: number;
+}
+
+type State = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'failed' | 'closed';
+
+interface DrainWaiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * A connection to a broker (kombu's `Connection`).
+ *
+ * Connecting is lazy: the first operation connects. When the transport connection is lost
+ * the Connection reconnects by itself (round robin over the failover list, backoff per
+ * `retryPolicy`), clears {@link declaredEntities}, and recovers every channel: a fresh
+ * transport channel, qos re-applied, entities redeclared, consumers re-consumed. Operations
+ * issued meanwhile wait for it within their own timeout/signal.
+ *
+ * @example
+ * ```ts
+ * const conn = new Connection('amqp://guest:guest@127.0.0.1:5672//', { heartbeat: 10_000 });
+ * await conn.connect();
+ * const producer = new Producer(conn, { exchange: new Exchange('celeryresults') });
+ * await producer.publish({ hello: 'world' }, { routingKey: 'k' });
+ * await conn.close();
+ * ```
+ */
+export class Connection extends EventEmitter<ConnectionEvents> {
+  /** Identities of entities declared through `maybeDeclare` on this connection; cleared on reconnect. */
+  readonly declaredEntities = new Set<string>();
+  /** The options in effect. */
+  readonly options: Readonly<ConnectionOptions>;
+
+  readonly #brokers: Array<{ transport: Transport; address: BrokerAddress }>;
+  #next = 0;
+  #state: State = 'idle';
+  #tconn: TransportConnection | null = null;
+  #generation = 0;
+  #connecting: Promise<TransportConnection> | null = null;
+  #lastError: Error | undefined;
+  #abort = new AbortController();
+  #default: Channel | undefined;
+  readonly #channels = new Set<Channel>();
+  #drainWaiters: DrainWaiter[] = [];
+  #pendingError: unknown;
+  #recovering: Promise<void> | undefined;
+
+  /**
+   * @param urlOrOptions - A broker URL (or failover list), or options. @default 'memory://'
+   * @param options - Options when the first argument is a URL.
+   * @throws ArgumentError (INVALID_URL) for a malformed URL.
+   */
+  constructor(urlOrOptions?: string | ConnectionOptions, options: ConnectionOptions = {}) {
+    super();
+    const opts =
+      typeof urlOrOptions === 'string' ? { ...options, url: urlOrOptions } : { ...(urlOrOptions ?? {}) };
+    this.options = opts;
+    this.#brokers = resolveBroker(opts.url ?? 'memory://');
+  }
+
+  /** The URL in use (or about to be), password redacted. */
+  get displayUrl(): string {
+    if (this.#tconn !== null) return this.#tconn.displayUrl;
+    const b = this.#brokers[this.#next % this.#brokers.length];
+    return b === undefined ? redact(this.options.url ?? 'memory://') : formatBrokerUrl(b.address);
+  }
+
+  /** True while a transport connection is open. */
+  get connected(): boolean {
+    return this.#state === 'connected' && this.#tconn !== null && !this.#tconn.closed;
+  }
+
+  /** Incremented on every new transport connection (channels compare it to know they must redeclare). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The transport name of the current address: `'amqp'` or `'memory'`. */
+  get transportName(): 'amqp' | 'memory' {
+    return (this.#brokers[this.#next % this.#brokers.length] ?? this.#brokers[0])?.transport.name ?? 'memory';
+  }
+
+  /**
+   * Connects now (operations connect lazily anyway). Tries each failover address once, in
+   * order, unless a retry policy is given. Resolves with this connection.
+   *
+   * @param options - `retryPolicy` for the initial connect, `timeout`, `signal`.
+   * @throws ConnectionError when no address could be reached.
+   * @example
+   * ```ts
+   * await conn.connect({ timeout: 5000 });
+   * ```
+   */
+  async connect(options: WaitOptions & { retryPolicy?: RetryPolicy } = {}): Promise<this> {
+    if (this.connected) return this;
+    const policy = options.retryPolicy ?? {
+      maxRetries: this.#brokers.length - 1,
+      intervalStart: 0,
+      intervalStep: 0,
+      intervalMax: 0,
+    };
+    await withDeadline(this.#startConnect(policy, false), options);
+    return this;
+  }
+
+  #startConnect(policy: RetryPolicy, isReconnect: boolean): Promise<TransportConnection> {
+    if (this.#state === 'closed') return Promise.reject(new ConnectionError('Connection closed by client'));
+    if (this.#connecting !== null) return this.#connecting;
+    this.#state = isReconnect ? 'reconnecting' : 'connecting';
+    const p = this.#connectLoop(policy);
+    this.#connecting = p;
+    p.then(
+      () => {
+        this.#connecting = null;
+      },
+      (err: unknown) => {
+        this.#connecting = null;
+        if (this.#state === 'closed') return;
+        this.#state = 'failed';
+        this.#lastError = err instanceof Error ? err : new ConnectionError(String(err));
+        this.#failDrainWaiters(this.#lastError);
+        if (isReconnect) this.reportError(this.#lastError);
+      },
+    );
+    return p;
+  }
+
+  async #connectLoop(policy: RetryPolicy): Promise<TransportConnection> {
+    const signal = this.#abort.signal;
+    const tconn = await retryOverTime(
+      () => {
+        const broker = this.#brokers[this.#next % this.#brokers.length];
+        if (broker === undefined) return Promise.reject(new ConnectionError('No broker address'));
+        return broker.transport
+          .connect(broker.address, this.#connectOptions(signal))
+          .catch((err: unknown) => {
+            // Round robin: the next attempt goes to the next address of the failover list.
+            this.#next = (this.#next + 1) % this.#brokers.length;
+            throw err;
+          });
+      },
+      { policy, signal },
+    );
+    if (this.#state === 'closed') {
+      await tconn.close().catch(() => undefined);
+      throw new ConnectionError('Connection closed by client');
+    }
+    this.#attach(tconn);
+    return tconn;
+  }
+
+  #connectOptions(signal: AbortSignal): ConnectOptions {
+    const o = this.options;
+    const clientProperties = { ...(o.clientProperties ?? {}) };
+    if (o.connectionName !== undefined) clientProperties['connection_name'] = o.connectionName;
+    return {
+      ...(o.transportOptions ?? {}),
+      ...(o.heartbeat === undefined ? {} : { heartbeat: o.heartbeat }),
+      ...(o.connectTimeout === undefined ? {} : { connectTimeout: o.connectTimeout }),
+      ...(o.tls === undefined ? {} : { tls: o.tls }),
+      clientProperties,
+      signal,
+    };
+  }
+
+  #attach(tconn: TransportConnection): void {
+    this.#tconn = tconn;
+    this.#generation += 1;
+    this.#state = 'connected';
+    this.#lastError = undefined;
+    this.declaredEntities.clear();
+    tconn.on('close', (err) => this.#onLost(tconn, err));
+    tconn.on('blocked', (reason) => this.emit('blocked', reason));
+    tconn.on('unblocked', () => this.emit('unblocked'));
+    this.emit('connect');
+    if (this.#generation > 1) {
+      const recovering = Promise.allSettled([...this.#channels].map((c) => c.recover())).then(() => {
+        if (this.#recovering === recovering) this.#recovering = undefined;
+        if (this.#state === 'connected') this.emit('revive');
+      });
+      this.#recovering = recovering;
+    }
+  }
+
+  #onLost(tconn: TransportConnection, err?: Error): void {
+    if (tconn !== this.#tconn) return;
+    this.#tconn = null;
+    if (this.#state === 'closed') return;
+    const error = err ?? new ConnectionError('Connection closed');
+    this.declaredEntities.clear();
+    this.#state = 'failed';
+    this.#lastError = error;
+    this.emit('disconnect', error);
+    if (this.options.autoReconnect === false) {
+      this.#failDrainWaiters(new ConnectionError('Connection lost', { cause: error }));
+      return;
+    }
+    this.#startConnect(this.options.retryPolicy ?? {}, true).catch(() => undefined);
+  }
+
+  /**
+   * @internal Resolves with the open transport connection, connecting lazily. Rejects with a
+   * ConnectionError when closed, or when reconnecting is disabled or has given up.
+   */
+  whenConnected(): Promise<TransportConnection> {
+    const tconn = this.#tconn;
+    if (tconn !== null && !tconn.closed && this.#state === 'connected') return Promise.resolve(tconn);
+    if (tconn !== null && tconn.closed) this.#onLost(tconn, new ConnectionError('Connection lost'));
+    switch (this.#state) {
+      case 'idle':
+        return this.#startConnect(
+          { maxRetries: this.#brokers.length - 1, intervalStart: 0, intervalStep: 0 },
+          false,
+        );
+      case 'closed':
+        return Promise.reject(new ConnectionError('Connection closed by client'));
+      case 'failed':
+        return Promise.reject(
+          new ConnectionError(
+            `Not connected to ${this.displayUrl}`,
+            this.#lastError ? { cause: this.#lastError } : {},
+          ),
+        );
+      default:
+        return this.#connecting ?? Promise.reject(new ConnectionError('Not connected'));
+    }
+  }
+
+  /**
+   * Opens a new channel (connecting first if needed).
+   *
+   * @param options - `confirm` for publisher confirms; `timeout`, `signal`.
+   * @example
+   * ```ts
+   * const ch = await conn.channel({ confirm: true });
+   * ```
+   */
+  async channel(options: { confirm?: boolean } & WaitOptions = {}): Promise<Channel> {
+    const ch = this.#newChannel(options.confirm ?? false);
+    try {
+      await withDeadline(ch.whenReady(), options);
+    } catch (err) {
+      await ch.close().catch(() => undefined);
+      throw err;
+    }
+    return ch;
+  }
+
+  #newChannel(confirm: boolean): Channel {
+    if (this.#state === 'closed') throw new ConnectionError('Connection closed by client');
+    const ch = new Channel(this, {
+      confirm,
+      ...(this.options.recoveryLimit === undefined ? {} : { recoveryLimit: this.options.recoveryLimit }),
+    });
+    this.#channels.add(ch);
+    return ch;
+  }
+
+  /** The shared channel used when an entity, Producer or Consumer is given this connection. Opened lazily. */
+  get defaultChannel(): Channel {
+    if (this.#default === undefined || this.#default.closed) this.#default = this.#newChannel(false);
+    return this.#default;
+  }
+
+  /** @internal Called by Channel.close. */
+  forgetChannel(channel: Channel): void {
+    this.#channels.delete(channel);
+  }
+
+  /**
+   * Waits until the next delivery for any consumer of this connection has been dispatched.
+   *
+   * @param options - `timeout` (ms) and `signal`.
+   * @throws TimeoutError ("The operation timed out.") at the deadline; AbortError; a
+   *   consumer error (e.g. an undecodable message without onDecodeError) that nobody listened for.
+   * @example
+   * ```ts
+   * await conn.drainEvents({ timeout: 1000 });
+   * ```
+   */
+  drainEvents(options: WaitOptions = {}): Promise<void> {
+    if (this.#pendingError !== undefined) {
+      const err = this.#pendingError;
+      this.#pendingError = undefined;
+      return Promise.reject(err);
+    }
+    if (this.#state === 'closed') return Promise.reject(new ConnectionError('Connection closed by client'));
+    let waiter: DrainWaiter | undefined;
+    const p = new Promise<void>((resolve, reject) => {
+      waiter = { resolve, reject };
+      this.#drainWaiters.push(waiter);
+    });
+    return withDeadline(p, options, () => {
+      this.#drainWaiters = this.#drainWaiters.filter((w) => w !== waiter);
+    });
+  }
+
+  /** @internal Called after a delivery was dispatched to a consumer. */
+  dispatched(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  #failDrainWaiters(err: unknown): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /**
+   * @internal Reports an error with no caller to reject: emitted as 'error' when listened
+   * to, else handed to a pending drainEvents, else kept for the next drainEvents.
+   */
+  reportError(err: unknown): void {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', err instanceof Error ? err : new ConnectionError(String(err)));
+    } else if (this.#drainWaiters.length > 0) {
+      this.#failDrainWaiters(err);
+    } else {
+      this.#pendingError = err;
+    }
+  }
+
+  /**
+   * Makes sure the connection is up and every channel recovered (reconnecting if it had
+   * given up).
+   *
+   * @example
+   * ```ts
+   * await conn.revive({ timeout: 10_000 });
+   * ```
+   */
+  async revive(options: WaitOptions = {}): Promise<void> {
+    if (this.#state === 'failed' || this.#state === 'idle') {
+      this.#startConnect(this.options.retryPolicy ?? { maxRetries: 0 }, this.#generation > 0).catch(
+        () => undefined,
+      );
+    }
+    await withDeadline(
+      this.whenConnected().then(() => this.#recovering),
+      options,
+    );
+  }
+
+  /**
+   * Runs `fn`; on a recoverable (connection) error, waits for the reconnect and recovery and
+   * tries again per the policy (kombu's `ensure`). Other errors are thrown at once.
+   *
+   * @param fn - The operation; receives the attempt number.
+   * @param options - The retry policy (default: forever at kombu's intervals), `onRetry`, `signal`.
+   * @example
+   * ```ts
+   * await conn.ensure(() => producer.publish(body, { routingKey }), {
+   *   maxRetries: 3, intervalStart: 0, intervalStep: 1000, intervalMax: 1000,
+   *   onRetry: (err, attempt, ms) => log.warn({ err, attempt, ms }),
+   * });
+   * ```
+   */
+  ensure<T>(
+    fn: (attempt: number) => Promise<T>,
+    options: RetryPolicy & {
+      onRetry?: (err: unknown, attempt: number, sleepMs: number) => void;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<T> {
+    const { onRetry, signal, ...policy } = options;
+    return retryOverTime(
+      async (attempt) => {
+        if (attempt > 0) await this.revive(signal === undefined ? {} : { signal });
+        return fn(attempt);
+      },
+      { policy, onRetry, signal, isRecoverable },
+    );
+  }
+
+  /**
+   * Closes the connection and every channel (idempotent). Leaves no timers, sockets or
+   * listeners of its own; pending waits reject with ConnectionError.
+   *
+   * @example
+   * ```ts
+   * await conn.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#abort.abort(new ConnectionError('Connection closed by client'));
+    this.#failDrainWaiters(new ConnectionError('Connection closed by client'));
+    await Promise.allSettled([...this.#channels].map((c) => c.close()));
+    const tconn = this.#tconn;
+    this.#tconn = null;
+    if (tconn !== null) {
+      tconn.removeAllListeners('blocked');
+      tconn.removeAllListeners('unblocked');
+      if (!tconn.closed) await tconn.close().catch(() => undefined);
+    }
+    await this.#connecting?.catch(() => undefined);
+  }
+}

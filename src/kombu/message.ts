@@ -1,0 +1,216 @@
+/**
+ * A received message (kombu's `transport.base.Message`): raw body, lazy decoding and the
+ * ack / reject / requeue state machine.
+ *
+ * @module
+ */
+import { MessageStateError } from '../errors.js';
+import type {
+  Delivery,
+  DeliveryInfo,
+  FieldTable,
+  MessageProperties,
+  TransportChannel,
+} from '../transport/types.js';
+import { decompress } from './compression.js';
+import { loads } from './serialization.js';
+
+/** The states of a received message. */
+export type MessageState = 'RECEIVED' | 'ACK' | 'REJECTED' | 'REQUEUED';
+
+/** Options of a received message. */
+export interface MessageOptions {
+  /** Accepted content types (mime types), as `prepareAcceptContent` returns. @default undefined (all but pickle) */
+  accept?: ReadonlySet<string> | undefined;
+  /** Decoded size limit in bytes. @default undefined (the serializer's default) */
+  maxBytes?: number | undefined;
+  /** Delivered with no_ack: settling is an error. @default false */
+  noAck?: boolean | undefined;
+}
+
+const UNSET: unique symbol = Symbol('unset');
+
+/**
+ * A message received from a queue.
+ *
+ * Decoding is lazy: {@link payload} decompresses (per the `compression` header) and
+ * deserializes the body the first time it is read, checking the content type against the
+ * accept list, and caches the result.
+ *
+ * A message received before a reconnect cannot be settled afterwards: the broker has already
+ * requeued it when the old channel died, so {@link ack}, {@link reject} and {@link requeue}
+ * return `false` and do nothing (the state still changes, so a second settle still throws).
+ *
+ * @example
+ * ```ts
+ * consumer.registerCallback((body, message) => {
+ *   console.log(body, message.properties.correlationId);
+ *   message.ack();
+ * });
+ * ```
+ */
+export class Message {
+  /** The raw body bytes, not decoded. */
+  readonly body: Buffer;
+  /** basic.properties. */
+  readonly properties: MessageProperties;
+  /** Delivery metadata: tag, exchange, routing key, redelivered. */
+  readonly deliveryInfo: DeliveryInfo;
+  /** Accepted content types for decoding; `undefined` accepts everything but pickle. */
+  accept: ReadonlySet<string> | undefined;
+  /** Decoded size limit in bytes. @default undefined */
+  maxBytes: number | undefined;
+  /** True when delivered without acknowledgement. @default false */
+  readonly noAck: boolean;
+
+  #state: MessageState = 'RECEIVED';
+  #payload: unknown = UNSET;
+  readonly #channel: TransportChannel | null;
+
+  /**
+   * @param delivery - What the transport received.
+   * @param channel - The transport channel it arrived on; settling goes there. `null` for
+   *   detached messages, whose settle is a no-op returning false.
+   * @param options - accept list, size limit, noAck.
+   */
+  constructor(delivery: Delivery, channel: TransportChannel | null = null, options: MessageOptions = {}) {
+    this.body = delivery.body;
+    this.properties = delivery.properties;
+    this.deliveryInfo = delivery.fields;
+    this.accept = options.accept;
+    this.maxBytes = options.maxBytes;
+    this.noAck = options.noAck ?? false;
+    this.#channel = channel;
+  }
+
+  /** The delivery tag (per channel). */
+  get deliveryTag(): number {
+    return this.deliveryInfo.deliveryTag;
+  }
+
+  /** The content type property, `undefined` when absent. */
+  get contentType(): string | undefined {
+    return this.properties.contentType;
+  }
+
+  /** The content encoding property, `undefined` when absent. */
+  get contentEncoding(): string | undefined {
+    return this.properties.contentEncoding;
+  }
+
+  /** The headers table (`{}` when absent). */
+  get headers(): FieldTable {
+    return this.properties.headers ?? {};
+  }
+
+  /** True when the broker delivered this message before. */
+  get redelivered(): boolean {
+    return this.deliveryInfo.redelivered;
+  }
+
+  /** The settle state. */
+  get state(): MessageState {
+    return this.#state;
+  }
+
+  /** True once acked, rejected or requeued. */
+  get acknowledged(): boolean {
+    return this.#state !== 'RECEIVED';
+  }
+
+  /**
+   * The decoded body (decompressed, accept-checked, deserialized), cached after the first read.
+   *
+   * @throws ContentDisallowedError for a type outside the accept list, DecodeError for malformed bodies.
+   */
+  get payload(): unknown {
+    if (this.#payload === UNSET) this.#payload = this.decode();
+    return this.#payload;
+  }
+
+  /**
+   * Decodes the body now (not cached; {@link payload} caches).
+   *
+   * @example
+   * ```ts
+   * const data = message.decode();
+   * ```
+   */
+  decode(): unknown {
+    const compression = this.properties.headers?.['compression'];
+    const limit = this.maxBytes === undefined ? {} : { maxBytes: this.maxBytes };
+    const body =
+      typeof compression === 'string' && compression !== ''
+        ? decompress(this.body, compression, limit)
+        : this.body;
+    return loads(body, this.contentType ?? '', this.contentEncoding ?? '', {
+      ...(this.accept === undefined ? {} : { accept: this.accept }),
+      ...limit,
+    });
+  }
+
+  /**
+   * Acknowledges the message (the broker deletes it).
+   *
+   * @returns true when sent; false when the channel it came from is gone (the broker requeued it).
+   * @throws MessageStateError when already settled or received with noAck.
+   * @example
+   * ```ts
+   * message.ack();
+   * ```
+   */
+  ack(): boolean {
+    const ch = this.#settle('ACK');
+    if (ch === null) return false;
+    ch.ack(this.deliveryTag);
+    return true;
+  }
+
+  /**
+   * Rejects the message; with `requeue` the broker redelivers it, else it is dropped (or dead-lettered).
+   *
+   * @param options - `requeue` @default false
+   * @returns true when sent; false when its channel is gone.
+   * @throws MessageStateError when already settled or received with noAck.
+   * @example
+   * ```ts
+   * message.reject({ requeue: false });
+   * ```
+   */
+  reject(options: { requeue?: boolean } = {}): boolean {
+    const requeue = options.requeue ?? false;
+    const ch = this.#settle(requeue ? 'REQUEUED' : 'REJECTED');
+    if (ch === null) return false;
+    ch.reject(this.deliveryTag, requeue);
+    return true;
+  }
+
+  /**
+   * Rejects with requeue: the broker delivers the message again.
+   *
+   * @returns true when sent; false when its channel is gone.
+   * @example
+   * ```ts
+   * message.requeue();
+   * ```
+   */
+  requeue(): boolean {
+    return this.reject({ requeue: true });
+  }
+
+  /** Moves to `next`, returning the channel to send on, or null when that channel is gone. */
+  #settle(next: MessageState): TransportChannel | null {
+    if (this.noAck) {
+      throw new MessageStateError(`Message was received with no_ack and cannot be settled (${next})`);
+    }
+    if (this.#state !== 'RECEIVED') {
+      throw new MessageStateError(`Message already acknowledged with state: ${this.#state}`);
+    }
+    this.#state = next;
+    const ch = this.#channel;
+    // The old channel is closed after a reconnect or a channel error: the broker has
+    // already requeued everything unacked on it, so there is nothing left to settle.
+    if (ch === null || ch.closed) return null;
+    return ch;
+  }
+}
