@@ -391,6 +391,94 @@ describe.each(transports)('transport conformance: $name', (t) => {
     });
   });
 
+  describe('edge rules', () => {
+    it('the amq. prefix is reserved for new exchanges and queues', async () => {
+      const ch = await channel();
+      await expect(ch.declareExchange(`amq.${uid('x')}`, 'direct')).rejects.toMatchObject({
+        code: 'ACCESS_REFUSED',
+      });
+      const ch2 = await channel();
+      await expect(ch2.declareQueue(`amq.${uid('q')}`)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      const ch3 = await channel();
+      await ch3.declareExchange('amq.direct', 'direct', { durable: true });
+      await ch3.declareExchange('amq.topic', 'topic', { passive: true });
+    });
+
+    it('redeclaring a server-named queue by name is refused, a passive declare is not', async () => {
+      const ch = await channel();
+      const ok = await ch.declareQueue('', { exclusive: true });
+      const name = ok!.queue;
+      cleanups.push((c) => c.deleteQueue(name));
+      await expect(ch.declareQueue(name, { passive: true })).resolves.toMatchObject({ queue: name });
+      await expect(ch.declareQueue(name, { exclusive: true })).rejects.toMatchObject({
+        code: 'ACCESS_REFUSED',
+      });
+    });
+
+    it('deleting what does not exist succeeds; unbinding what is not bound succeeds', async () => {
+      const ch = await channel();
+      expect(await ch.deleteQueue(uid('never'))).toBe(0);
+      await ch.deleteExchange(uid('never'));
+      const x = await exchange(ch, uid('unbind'), 'direct');
+      const q = await queue(ch, uid('unbind-q'));
+      await ch.unbindQueue(q, x, 'not-bound');
+      await ch.bindQueue(q, x, 'k');
+      await ch.bindQueue(q, x, 'k');
+      await ch.unbindQueue(q, x, 'k');
+      await ch.publish(x, 'k', Buffer.from('x'), {});
+      expect(await drain(ch, q)).toEqual([]);
+    });
+
+    it('invalid x-expires and x-message-ttl values fail with 406', async () => {
+      const ch = await channel();
+      await expect(ch.declareQueue(uid('bad'), { arguments: { 'x-expires': 0 } })).rejects.toMatchObject({
+        code: 'PRECONDITION_FAILED',
+      });
+      const ch2 = await channel();
+      await expect(
+        ch2.declareQueue(uid('bad'), { arguments: { 'x-message-ttl': -1 } }),
+      ).rejects.toMatchObject({
+        code: 'PRECONDITION_FAILED',
+      });
+    });
+
+    it('publishing to an internal exchange is refused with 403', async () => {
+      const ch = await channel();
+      const x = await exchange(ch, uid('internal'), 'fanout', { internal: true });
+      const closed = closeError(ch);
+      await ch.publish(x, '', Buffer.from('x'), {});
+      expect(await closed).toMatchObject({ code: 'ACCESS_REFUSED' });
+    });
+
+    it("'' names the queue this channel declared last", async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('last'));
+      await ch.publish('', q, Buffer.from('x'), {});
+      expect(text(await ch.get('', { noAck: true }))).toBe('x');
+      const ch2 = await channel();
+      await expect(ch2.get('')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    it('a TTL of 0 drops a message nobody is waiting for', async () => {
+      const ch = await channel();
+      const q = await queue(ch, uid('ttl0'), { arguments: { 'x-message-ttl': 0 } });
+      await ch.publish('', q, Buffer.from('gone'), {});
+      expect(await ch.get(q, { noAck: true })).toBeNull();
+      const got: Delivery[] = [];
+      await ch.consume(q, (d) => got.push(d), { noAck: true });
+      await ch.publish('', q, Buffer.from('taken'), {});
+      await eventually(() => got.length === 1);
+      expect(text(got[0]!)).toBe('taken');
+    });
+
+    it('an exclusive queue redeclared without exclusive by its owner is locked', async () => {
+      const conn = await connect();
+      const ch = await channel(conn);
+      const q = await queue(ch, uid('excl-redeclare'), { exclusive: true });
+      await expect(ch.declareQueue(q)).rejects.toMatchObject({ code: 'RESOURCE_LOCKED' });
+    });
+  });
+
   describe('publishing', () => {
     it('publishing to a missing exchange resolves, then closes the channel with 404', async () => {
       const ch = await channel();
