@@ -49,8 +49,10 @@ export const ALL_STATES: ReadonlySet<State> = new Set([
 ]);
 
 /**
- * Precedence from highest to lowest, as in WIRE.md §5; `null` is the slot of every state
- * not listed (custom states, and IGNORED / REJECTED, which the list leaves out).
+ * Precedence from highest to lowest; `null` is the slot of every state not listed (custom
+ * states and IGNORED). WIRE.md §5 gives Celery 3.1's list; Celery 4.x/5.x (the Python peers
+ * users run today: `celery.states.PRECEDENCE` in 5.2) also rank REJECTED between RECEIVED
+ * and RETRY, and we follow them so both sides agree on which state wins.
  */
 export const PRECEDENCE: readonly (State | null)[] = Object.freeze([
   SUCCESS,
@@ -59,6 +61,7 @@ export const PRECEDENCE: readonly (State | null)[] = Object.freeze([
   REVOKED,
   STARTED,
   RECEIVED,
+  REJECTED,
   RETRY,
   PENDING,
 ]);
@@ -74,7 +77,7 @@ const UNKNOWN_RANK = LOOKUP.get(null) ?? 2;
  * ```ts
  * precedence('SUCCESS'); // 0
  * precedence('PROGRESS'); // 2, the custom slot
- * precedence('PENDING'); // 7
+ * precedence('PENDING'); // 8
  * ```
  */
 export function precedence(state: State): number {

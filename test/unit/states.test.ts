@@ -49,14 +49,15 @@ describe('states', () => {
     expect(isPropagated('FAILURE') && !isPropagated('RETRY')).toBe(true);
   });
 
-  it('orders by precedence: SUCCESS, FAILURE, custom, REVOKED, STARTED, RECEIVED, RETRY, PENDING', () => {
+  it('orders by precedence: SUCCESS, FAILURE, custom, REVOKED, STARTED, RECEIVED, REJECTED, RETRY, PENDING (Celery 5.2)', () => {
     const ordered = ['SUCCESS', 'FAILURE', 'PROGRESS', 'REVOKED', 'STARTED', 'RECEIVED', 'RETRY', 'PENDING'];
     const shuffled = [...ordered].reverse();
     expect(shuffled.sort((a, b) => compareStates(b, a))).toEqual(ordered);
     expect(precedence('SUCCESS')).toBe(0);
-    expect(precedence('PENDING')).toBe(7);
+    expect(precedence('PENDING')).toBe(8);
     expect(precedence('PROGRESS')).toBe(precedence('MY_STATE'));
-    expect(precedence(REJECTED)).toBe(precedence('PROGRESS'));
+    expect(precedence(REJECTED)).toBe(6);
+    expect(precedence(IGNORED)).toBe(precedence('PROGRESS'));
     expect(stateGreaterThan('FAILURE', 'PROGRESS')).toBe(true);
     expect(stateGreaterThan('PROGRESS', 'REVOKED')).toBe(true);
     expect(stateLessThan('PENDING', 'SUCCESS')).toBe(true);
