@@ -23,7 +23,14 @@ export interface MemoryBinding {
   readonly words: readonly string[];
 }
 
-/** The exchange types the embedded broker routes. */
+/**
+ * The exchange types the embedded broker routes.
+ *
+ * @example
+ * ```ts
+ * EXCHANGE_TYPES.has('topic'); // true
+ * ```
+ */
 export const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>([
   'direct',
   'topic',
@@ -90,7 +97,15 @@ export function topicMatches(pattern: readonly string[], words: readonly string[
   return p === pattern.length;
 }
 
-/** Splits a topic routing or binding key into words; the empty key is zero words. */
+/**
+ * Splits a topic routing or binding key into words; the empty key is zero words.
+ *
+ * @example
+ * ```ts
+ * topicWords('a.b'); // ['a', 'b']
+ * topicWords(''); // []
+ * ```
+ */
 export function topicWords(key: string): string[] {
   return key === '' ? [] : key.split('.');
 }

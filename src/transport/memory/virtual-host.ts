@@ -422,7 +422,14 @@ function destKey(kind: BindingDestinationKind, name: string): string {
   return `${kind}\u0000${name}`;
 }
 
-/** 22 URL-safe random characters, like RabbitMQ's `amq.gen-` and `amq.ctag-` suffixes. */
+/**
+ * 22 URL-safe random characters, like RabbitMQ's `amq.gen-` and `amq.ctag-` suffixes.
+ *
+ * @example
+ * ```ts
+ * `amq.gen-${randomName()}`; // 'amq.gen-3Jk_x...'
+ * ```
+ */
 export function randomName(): string {
   let out = '';
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
