@@ -45,13 +45,7 @@ describe.each(transports)('kombu on $name', (t) => {
   }
 
   afterEach(async () => {
-    const admin = new Connection(t.url, { heartbeat: 0 });
-    try {
-      for (const fn of cleanup.splice(0)) await fn.call(null).catch(() => undefined);
-      for (const c of cleanup) void c;
-    } finally {
-      await admin.close();
-    }
+    for (const fn of cleanup.splice(0)) await fn().catch(() => undefined);
     for (const c of opened.splice(0)) await c.close();
   });
 
@@ -493,6 +487,12 @@ describe.each(transports)('kombu on $name', (t) => {
   });
 
   describe('Connection', () => {
+    it('defaults to memory://', () => {
+      const c = new Connection();
+      opened.push(c);
+      expect(c.displayUrl.startsWith('memory://')).toBe(true);
+    });
+
     it('ensure retries recoverable errors per policy and throws others at once', async () => {
       const conn = connect();
       const retries: number[] = [];
@@ -558,6 +558,65 @@ describe.each(transports)('kombu on $name', (t) => {
         intervalStart: 50,
       });
       expect(r?.consumerCount).toBe(1);
+    });
+  });
+
+  describe('Recovery details', () => {
+    it('after a channel error the channel reopens and its consumers keep receiving', async () => {
+      const conn = connect();
+      const q = tempQueue(conn, uid('chanerr'));
+      const got: unknown[] = [];
+      const c = new Consumer(conn, { queues: [q], callbacks: [(b, m) => (got.push(b), m.ack())] });
+      await c.consume();
+      const ex = tempExchange(conn, uid('chanerr-ex'), { durable: false });
+      await ex.declare();
+      await expect(new Exchange(ex.name, { durable: true }).bind(conn).declare()).rejects.toMatchObject({
+        code: 'PRECONDITION_FAILED',
+      });
+      await new Producer(await conn.channel()).publish('still here', { routingKey: q.name });
+      await until(() => got.length === 1, 'delivery after a channel error');
+      expect(got).toEqual(['still here']);
+    });
+
+    it('operations issued while disconnected wait; old messages settle as no-ops', async () => {
+      const name = uid('wait');
+      const conn = connect({ retryPolicy: { intervalStart: 50, intervalStep: 50, intervalMax: 200 } });
+      const q = new Queue(name, { durable: false, exclusive: true }).bind(conn);
+      await q.declare();
+      await new Producer(conn, { routingKey: name }).publish('m1');
+      const old = await getOne(q);
+      let lost = false;
+      conn.on('disconnect', () => (lost = true));
+      await cut(conn);
+      await until(() => lost, 'disconnect event');
+      // Issued during the outage: waits for the reconnect and the queue's redeclaration.
+      const count = await q.purge({ timeout: 10_000 });
+      expect(count).toBe(0);
+      expect(old.ack()).toBe(false);
+      expect(old.state).toBe('ACK');
+    });
+
+    it('without autoReconnect operations fail with ConnectionError', async () => {
+      const conn = connect({ autoReconnect: false });
+      const q = tempQueue(conn, uid('noreco'));
+      await q.declare();
+      let lost = false;
+      conn.on('disconnect', () => (lost = true));
+      await cut(conn);
+      await until(() => lost, 'disconnect event');
+      await expect(q.get()).rejects.toBeInstanceOf(ConnectionError);
+      await conn.revive({ timeout: 10_000 });
+      expect(await q.get()).toBeNull();
+    });
+
+    it('fails over to the next address of a list', async () => {
+      // Port 1 refuses connections: the first address fails, the second is ours.
+      const bad = 'amqp://guest:guest@127.0.0.1:1//';
+      const fo = new Connection(`${bad};${t.url}`, { heartbeat: 0, connectTimeout: 2000 });
+      opened.push(fo);
+      await fo.connect();
+      expect(fo.connected).toBe(true);
+      expect(fo.transportName).toBe(t.kind);
     });
   });
 
