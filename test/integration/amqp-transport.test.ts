@@ -214,6 +214,26 @@ describe('channel operations', () => {
     }
   });
 
+  it('backpressure: a burst beyond the write buffer waits for drain and keeps order', async () => {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    const q = uniq();
+    await ch.declareQueue(q, { autoDelete: false });
+    try {
+      // amqplib's channel buffer holds 1,024 frames; 5,000 publishes in one tick overflow it.
+      const body = Buffer.alloc(4096, 0x61);
+      const sent = Array.from({ length: 5000 }, (_, i) => ch.publish('', q, body, { messageId: String(i) }));
+      await Promise.all(sent);
+      const ids: string[] = [];
+      const tag = await ch.consume(q, (d) => ids.push(d.properties.messageId!), { noAck: true });
+      while (ids.length < 5000) await ch.declareQueue(q, { passive: true });
+      await ch.cancel(tag);
+      expect(ids).toEqual(Array.from({ length: 5000 }, (_, i) => String(i)));
+    } finally {
+      await cleanup([q]);
+    }
+  });
+
   it('declares like Python kombu: same flags accepted, durable flipped is a 406 rejection', async () => {
     const q = uniq('cab-py');
     const exchange = uniq('cab-pyx');
