@@ -248,8 +248,15 @@ export class MemoryQueue {
    */
   touch(): void {
     if (this.expires === undefined || this.deleted) return;
-    this.clearExpiry();
-    if (this.consumers.length > 0) return;
+    if (this.consumers.length > 0) {
+      this.clearExpiry();
+      return;
+    }
+    if (this.expiryTimer !== undefined) {
+      // Cheaper than a new timer: the worker redeclares a result queue on every publish.
+      this.expiryTimer.refresh();
+      return;
+    }
     this.expiryTimer = setTimeout(() => {
       this.expiryTimer = undefined;
       if (!this.deleted && this.consumers.length === 0) this.hooks.remove(this);
