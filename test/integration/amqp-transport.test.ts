@@ -475,6 +475,7 @@ describe('amqps', () => {
   let server: tls.Server;
   let port: number;
   let ca: Buffer;
+  const proxied = new Set<tls.TLSSocket>();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cab-tls-'));
@@ -531,6 +532,8 @@ describe('amqps', () => {
       { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) },
       (client) => {
         const upstream = net.connect(5672, '127.0.0.1');
+        proxied.add(client);
+        client.on('close', () => proxied.delete(client));
         client.pipe(upstream).pipe(client);
         client.on('error', () => upstream.destroy());
         upstream.on('error', () => client.destroy());
@@ -552,6 +555,19 @@ describe('amqps', () => {
     const ch = await conn.createChannel();
     const ok = await ch.declareQueue('', { exclusive: true });
     expect(ok?.queue).toMatch(/^amq\.gen-/);
+  });
+
+  it('a lost socket closes with CONNECTION_CLOSED and rejects the pending operation with it', async () => {
+    const conn = await connect(`amqps://guest:guest@localhost:${port}//`, { tls: { ca } });
+    const ch = await conn.createChannel();
+    const closed = once(conn, 'close') as Promise<[CeleryAmqpError]>;
+    const pending = ch.declareQueue('', { exclusive: true });
+    for (const socket of proxied) socket.destroy();
+    const [err] = await closed;
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect(err.code).toBe('CONNECTION_CLOSED');
+    expect(err.recoverable).toBe(true);
+    expect(await rejection(pending)).toBe(err);
   });
 
   it('without the CA fails with a typed, non-recoverable ConnectionError and no password', async () => {
