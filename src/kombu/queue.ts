@@ -98,6 +98,7 @@ export class Queue implements Declarable {
   readonly channel: Channel | undefined;
   readonly #options: QueueOptions;
   #cacheKey: string | undefined;
+  #boundExchange: Exchange | undefined;
 
   constructor(name = '', options: QueueOptions = {}) {
     this.#options = options;
@@ -145,6 +146,13 @@ export class Queue implements Declarable {
     return requireChannel(this.channel, `Queue ${JSON.stringify(this.name)}`);
   }
 
+  /** The exchange bound to `ch`, kept so that repeated declares do not copy it each time. */
+  #exchangeOn(exchange: Exchange, ch: Channel): Exchange {
+    if (exchange.channel === ch) return exchange;
+    if (this.#boundExchange?.channel !== ch) this.#boundExchange = exchange.bind(ch);
+    return this.#boundExchange;
+  }
+
   /**
    * Declares the exchange, the queue, its binding and extra bindings, in that order.
    * With `nowait` nothing waits for the broker (errors close the channel later).
@@ -162,7 +170,8 @@ export class Queue implements Declarable {
     if (nowait) {
       // Pipelined: the channel keeps call order, so the broker sees them in order.
       const ops: Array<Promise<unknown>> = [];
-      if (exchange !== undefined && exchange.name !== '') ops.push(exchange.bind(ch).declare(options));
+      if (exchange !== undefined && exchange.name !== '')
+        ops.push(this.#exchangeOn(exchange, ch).declare(options));
       ops.push(this.queueDeclare(options));
       if (exchange !== undefined && exchange.name !== '') ops.push(this.queueBind(options));
       for (const b of this.bindings) {
@@ -172,7 +181,7 @@ export class Queue implements Declarable {
       await Promise.all(ops);
       return this.name;
     }
-    if (exchange !== undefined && exchange.name !== '') await exchange.bind(ch).declare(options);
+    if (exchange !== undefined && exchange.name !== '') await this.#exchangeOn(exchange, ch).declare(options);
     await this.queueDeclare(options);
     if (exchange !== undefined && exchange.name !== '') await this.queueBind(options);
     for (const b of this.bindings) {
