@@ -1,0 +1,190 @@
+/**
+ * Types shared by the result backend and the result classes (AsyncResult, GroupResult).
+ *
+ * `result.ts` imports only this module, never the backend class, so the two do not form an
+ * import cycle. Meta objects keep Celery's wire keys (snake_case): they are what Python sends.
+ *
+ * @module
+ */
+
+/**
+ * A task's state and result as the backend stores and returns it (WIRE.md §3).
+ *
+ * @example
+ * ```ts
+ * const meta: TaskMeta = { task_id: id, status: 'SUCCESS', result: 4, traceback: null, children: null };
+ * ```
+ */
+export interface TaskMeta {
+  /** The task id. */
+  task_id: string;
+  /** A state name (see `states.ts`); custom states are allowed. */
+  status: string;
+  /** The decoded result; for FAILURE/REVOKED/RETRY the raw exception dict. */
+  result: unknown;
+  /** The remote traceback text, or null. @default null */
+  traceback: string | null;
+  /** Result tuples of the task's children, or null. @default null */
+  children: unknown[] | null;
+  /** `result_extended` fields (name, args, kwargs, worker, retries, queue), kept as-is. */
+  [extra: string]: unknown;
+}
+
+/**
+ * The parts of a Celery task request (`task.request`) the backend reads when storing.
+ *
+ * @example
+ * ```ts
+ * const request: TaskRequest = { id, correlation_id: id, children: [] };
+ * ```
+ */
+export interface TaskRequest {
+  /** The task id. */
+  id?: string | undefined;
+  /** The task message's correlation_id; results carry it. @default the task id */
+  correlation_id?: string | null | undefined;
+  /** The task message's reply_to (used by the RPC backend). */
+  reply_to?: string | null | undefined;
+  /** The id of the group the task belongs to. */
+  group?: string | null | undefined;
+  /**
+   * Children as result tuples (`[[id, parent], null]` or `[group_id, [...]]`), or objects with
+   * an `asTuple()` method (AsyncResult, GroupResult) which the backend calls.
+   */
+  children?: readonly unknown[] | null | undefined;
+  /** Any other request field (task name, args, kwargs, hostname, retries, ...). */
+  [extra: string]: unknown;
+}
+
+/**
+ * Options of {@link ResultBackend.storeResult}.
+ *
+ * @example
+ * ```ts
+ * await backend.storeResult(id, err, 'FAILURE', { traceback: err.stack ?? null, request });
+ * ```
+ */
+export interface StoreOptions {
+  /** Traceback text. @default null */
+  traceback?: string | null | undefined;
+  /** The task request: gives correlation_id and children. @default undefined */
+  request?: TaskRequest | undefined;
+  /** Cancels the store (between retries). @default undefined */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Options of {@link ResultBackend.getTaskMeta} / `poll`.
+ *
+ * @example
+ * ```ts
+ * await backend.getTaskMeta(id, { backlogLimit: 100 });
+ * ```
+ */
+export interface GetMetaOptions {
+  /** How many queued states to fast-forward before BacklogLimitExceeded. @default 1000 */
+  backlogLimit?: number | undefined;
+  /** Cancels the poll. @default undefined */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Options of {@link ResultBackend.waitFor}.
+ *
+ * @example
+ * ```ts
+ * await backend.waitFor(id, { timeout: 10_000, signal: ac.signal });
+ * ```
+ */
+export interface WaitOptions {
+  /** Deadline in ms; TimeoutError("The operation timed out.") when reached. @default undefined (no deadline) */
+  timeout?: number | undefined;
+  /** Return a cached ready meta without touching the broker. @default true */
+  cache?: boolean | undefined;
+  /** Kept for Celery's signature; propagation is AsyncResult.get's job. @default true */
+  propagate?: boolean | undefined;
+  /** Consume without acks (the message is gone once delivered). @default true */
+  noAck?: boolean | undefined;
+  /** Called between waits: about once a second and on every non-ready state received. @default undefined */
+  onInterval?: (() => void) | undefined;
+  /** Cancels the wait with AbortError. @default undefined */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Options of {@link ResultBackend.getMany}.
+ *
+ * @example
+ * ```ts
+ * for await (const [id, meta] of backend.getMany(ids, { timeout: 30_000 })) console.log(id, meta.status);
+ * ```
+ */
+export interface GetManyOptions {
+  /** Deadline for the whole call, in ms. @default undefined (no deadline) */
+  timeout?: number | undefined;
+  /** Consume without acks. @default true */
+  noAck?: boolean | undefined;
+  /** Called with every meta received, ready or not, before it is filtered. @default undefined */
+  onMessage?: ((meta: TaskMeta) => void) | undefined;
+  /** Called between waits (about once a second). @default undefined */
+  onInterval?: (() => void) | undefined;
+  /** Cancels the iteration with AbortError. @default undefined */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Options of {@link ResultBackend.restoreGroup}.
+ *
+ * @example
+ * ```ts
+ * await backend.restoreGroup(groupId, { cache: false });
+ * ```
+ */
+export interface RestoreGroupOptions {
+  /** Use a cached copy when there is one. @default true */
+  cache?: boolean | undefined;
+  /** Cancels the read. @default undefined */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A group as the backend persists it: Celery's GroupResult tuple
+ * `[group_id, [[child_id, null], ...]]`.
+ */
+export type GroupTuple = [string, Array<[string, unknown]>];
+
+/**
+ * What AsyncResult / GroupResult / ResultSet need from a result backend. `AMQPBackend`
+ * implements it; `result.ts` depends on this interface only.
+ *
+ * `G` is the group object `restoreGroup` returns (GroupResult in `result.ts`).
+ *
+ * @example
+ * ```ts
+ * function ready(backend: ResultBackend, id: string) {
+ *   return backend.getTaskMeta(id).then((m) => m.status === 'SUCCESS');
+ * }
+ * ```
+ */
+export interface ResultBackend<G = unknown> {
+  /** True: GroupResult.joinNative may use getMany. */
+  readonly supportsNativeJoin: boolean;
+  /** True: results expire on the broker (x-expires). */
+  readonly supportsAutoexpire: boolean;
+  /** Polls the latest state without consuming it (PENDING when nothing). */
+  getTaskMeta(taskId: string, options?: GetMetaOptions): Promise<TaskMeta>;
+  /** Waits for a ready state; rejects with TimeoutError or AbortError. */
+  waitFor(taskId: string, options?: WaitOptions): Promise<TaskMeta>;
+  /** Yields `[taskId, meta]` as each task becomes ready, in arrival order. */
+  getMany(taskIds: Iterable<string>, options?: GetManyOptions): AsyncIterableIterator<[string, TaskMeta]>;
+  /** Publishes a state and result; resolves once the broker has it (publisher confirms). */
+  storeResult(taskId: string, result: unknown, status: string, options?: StoreOptions): Promise<unknown>;
+  /** Persists a group's member ids. `result` is a GroupResult (with `asTuple()`) or the ids. */
+  saveGroup(groupId: string, result: unknown): Promise<unknown>;
+  /** The saved group, or null when none. */
+  restoreGroup(groupId: string, options?: RestoreGroupOptions): Promise<G | null>;
+  /** Deletes a saved group. */
+  deleteGroup(groupId: string): Promise<void>;
+  /** Forgets a task's result (purges its queue and the cache entry). */
+  forget?(taskId: string): Promise<void>;
+}
