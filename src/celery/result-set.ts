@@ -180,6 +180,7 @@ export class ResultSet {
    * ```
    */
   get(options: JoinOptions = {}): Promise<unknown[]> {
+    if (this.results.length === 0) return Promise.resolve([]);
     return this.backend.supportsNativeJoin ? this.joinNative(options) : this.join(options);
   }
 
