@@ -93,6 +93,15 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   readonly #active = new Map<string, string>();
   #sink: ((message: Message) => void) | undefined;
   readonly #handler = (d: Delivery, ch: TransportChannel): void => this.#receive(d, ch);
+  /** Follows a server-named queue the channel redeclared under a new name on recovery. */
+  readonly #onRename = (oldName: string, newName: string): void => {
+    for (const q of this.queues) if (q.name === oldName) q.name = newName;
+    const tag = this.#active.get(oldName);
+    if (tag !== undefined) {
+      this.#active.delete(oldName);
+      this.#active.set(newName, tag);
+    }
+  };
 
   constructor(channel: ChannelLike, options: ConsumerOptions = {}) {
     super();
@@ -109,6 +118,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.maxBytes = options.maxBytes;
     this.prefetchCount = options.prefetchCount;
     this.tagPrefix = options.tagPrefix ?? 'ctag.';
+    this.channel.on('rename', this.#onRename);
   }
 
   /** The connection of the channel. */
@@ -159,26 +169,35 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const pending = this.queues.filter((q) => !this.#active.has(q.name));
     if (pending.length === 0) return [];
     if (this.prefetchCount !== undefined && !noAck) await this.qos({ prefetchCount: this.prefetchCount });
+    if (!this.autoDeclare) {
+      // Nothing to declare: the consumes are pipelined (the channel keeps call order), so
+      // consuming from thousands of queues costs one round trip, not one per queue.
+      return Promise.all(pending.map((q) => this.#consumeOne(q, noAck, options)));
+    }
     const tags: string[] = [];
     for (const q of pending) {
-      if (this.autoDeclare) await q.declare(options);
-      const tag = await this.channel.consume(
-        q.name,
-        noAck ? this.#noAckHandler : this.#handler,
-        {
-          noAck,
-          consumerTag: newConsumerTag(this.tagPrefix),
-          ...(q.consumerArguments === undefined ? {} : { arguments: q.consumerArguments }),
-        },
-        options,
-      );
-      this.#active.set(q.name, tag);
-      tags.push(tag);
+      await q.declare(options);
+      tags.push(await this.#consumeOne(q, noAck, options));
     }
     return tags;
   }
 
   readonly #noAckHandler = (d: Delivery, ch: TransportChannel): void => this.#receive(d, ch, true);
+
+  async #consumeOne(q: Queue, noAck: boolean, options: WaitOptions): Promise<string> {
+    const tag = await this.channel.consume(
+      q.name,
+      noAck ? this.#noAckHandler : this.#handler,
+      {
+        noAck,
+        consumerTag: newConsumerTag(this.tagPrefix),
+        ...(q.consumerArguments === undefined ? {} : { arguments: q.consumerArguments }),
+      },
+      options,
+    );
+    this.#active.set(q.name, tag);
+    return tag;
+  }
 
   /**
    * Cancels every consumer of this Consumer (delivered messages stay as they are).
@@ -191,6 +210,22 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   async cancel(): Promise<void> {
     const names = [...this.#active.keys()];
     await Promise.all(names.map((n) => this.cancelByQueue(n)));
+  }
+
+  /**
+   * Cancels every consumer and stops following the channel's events (the channel stays open).
+   *
+   * @example
+   * ```ts
+   * await consumer.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    try {
+      await this.cancel();
+    } finally {
+      this.channel.off('rename', this.#onRename);
+    }
   }
 
   /**
@@ -317,7 +352,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
    * ```
    */
   async revive(channel: ChannelLike): Promise<void> {
+    this.channel.off('rename', this.#onRename);
     this.channel = toChannel(channel);
+    this.channel.on('rename', this.#onRename);
     this.queues = this.queues.map((q) => q.bind(this.channel));
     this.#active.clear();
     if (this.autoDeclare) await this.declare();

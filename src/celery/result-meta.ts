@@ -1,0 +1,162 @@
+/**
+ * The result message body (WIRE.md §3): building it for a store, and decoding and validating
+ * it when read back. Kept apart from the backend so the store path, the poll path and
+ * getMany share one definition.
+ *
+ * @module
+ */
+import { ArgumentError, CeleryAmqpError, ContentDisallowedError, DecodeError } from '../errors.js';
+import type { Message } from '../kombu/message.js';
+import type { TaskMeta, TaskRequest } from './backend-types.js';
+import { exceptionToMeta } from './exceptions.js';
+import { EXCEPTION_STATES } from './states.js';
+
+/**
+ * Checks a task (or group) id and returns its routing key: the id with every `-` removed.
+ *
+ * @throws ArgumentError naming the argument when the id is not a non-empty string.
+ * @example
+ * ```ts
+ * routingKeyFor('6f1c-…'); // '6f1c…'
+ * ```
+ */
+export function routingKeyFor(id: unknown, what = 'taskId'): string {
+  if (typeof id !== 'string' || id.length === 0) {
+    throw new ArgumentError(`${what} must be a non-empty string, got ${describe(id)}`);
+  }
+  return id.includes('-') ? id.replaceAll('-', '') : id;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null) return 'null';
+  return typeof value;
+}
+
+/**
+ * `children` of a stored result: null without a request, else each child as a result tuple
+ * (objects with `asTuple()` are converted; tuples are kept).
+ *
+ * @example
+ * ```ts
+ * childrenFor({ children: [[['a', null], null]] }); // [[['a', null], null]]
+ * childrenFor(undefined); // null
+ * ```
+ */
+export function childrenFor(request: TaskRequest | undefined): unknown[] | null {
+  if (request === undefined || request === null) return null;
+  const children = request.children;
+  if (children === undefined || children === null) return [];
+  return children.map((c) => {
+    const asTuple = (c as { asTuple?: unknown } | null)?.asTuple;
+    return typeof asTuple === 'function' ? (asTuple as () => unknown).call(c) : c;
+  });
+}
+
+/**
+ * The body Celery publishes: `{task_id, status, result, traceback, children}`. An Error
+ * result under an exception state becomes its exception dict (Celery's `encode_result`).
+ *
+ * @example
+ * ```ts
+ * resultBody(id, 2, 'SUCCESS', null, undefined);
+ * // { task_id: id, status: 'SUCCESS', result: 2, traceback: null, children: null }
+ * ```
+ */
+export function resultBody(
+  taskId: string,
+  result: unknown,
+  status: string,
+  traceback: string | null,
+  request: TaskRequest | undefined,
+): TaskMeta {
+  const encoded = EXCEPTION_STATES.has(status) && result instanceof Error ? exceptionToMeta(result) : result;
+  return { task_id: taskId, status, result: encoded, traceback, children: childrenFor(request) };
+}
+
+/**
+ * Decodes a message's payload, turning any failure into a DecodeError (or
+ * ContentDisallowedError) whose message names the task and the cause.
+ *
+ * @throws DecodeError / ContentDisallowedError; the original error is the cause and its code is kept.
+ * @example
+ * ```ts
+ * const body = decodePayload(message, taskId);
+ * ```
+ */
+export function decodePayload(message: Message, taskId: string): unknown {
+  try {
+    return message.payload;
+  } catch (err) {
+    const cause = err instanceof Error ? err.message : String(err);
+    const code = err instanceof CeleryAmqpError ? err.code : undefined;
+    const text = `Cannot decode the result of task ${taskId}: ${cause}`;
+    const options = code === undefined ? { cause: err } : { cause: err, code };
+    throw err instanceof ContentDisallowedError
+      ? new ContentDisallowedError(text, options)
+      : new DecodeError(text, options);
+  }
+}
+
+/**
+ * Decodes and validates a result message into a {@link TaskMeta}: the body must be an
+ * object with a string `task_id` and `status`, `traceback` null or a string, `children`
+ * null or an array. Extra (result_extended) keys are kept.
+ *
+ * @param taskId - The id the message was read for (named in errors).
+ * @throws DecodeError naming the task id and the cause.
+ * @example
+ * ```ts
+ * const meta = decodeMeta(message, taskId);
+ * ```
+ */
+export function decodeMeta(message: Message, taskId: string): TaskMeta {
+  return validateMeta(decodePayload(message, taskId), taskId);
+}
+
+/**
+ * Validates a decoded body (see {@link decodeMeta}).
+ *
+ * @throws DecodeError naming the task id and what is wrong.
+ * @example
+ * ```ts
+ * validateMeta({ task_id: 'a', status: 'SUCCESS', result: 1 }, 'a');
+ * ```
+ */
+export function validateMeta(body: unknown, taskId: string): TaskMeta {
+  const bad = (why: string): DecodeError =>
+    new DecodeError(`Malformed result message for task ${taskId}: ${why}`);
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw bad(`the body is ${Array.isArray(body) ? 'an array' : describe(body)}, not an object`);
+  }
+  const b = body as Record<string, unknown>;
+  if (typeof b['task_id'] !== 'string') throw bad('task_id is missing or not a string');
+  if (typeof b['status'] !== 'string' || b['status'] === '') throw bad('status is missing or not a string');
+  const tb = b['traceback'];
+  if (tb !== undefined && tb !== null && typeof tb !== 'string')
+    throw bad('traceback is not a string or null');
+  const children = b['children'];
+  if (children !== undefined && children !== null && !Array.isArray(children)) {
+    throw bad('children is not an array or null');
+  }
+  return {
+    ...b,
+    task_id: b['task_id'],
+    status: b['status'],
+    result: b['result'] ?? null,
+    traceback: tb ?? null,
+    children: children ?? null,
+  };
+}
+
+/**
+ * The meta reported when nothing is known about a task.
+ *
+ * @example
+ * ```ts
+ * pendingMeta(id).status; // 'PENDING'
+ * ```
+ */
+export function pendingMeta(taskId: string): TaskMeta {
+  return { task_id: taskId, status: 'PENDING', result: null, traceback: null, children: null };
+}

@@ -1,0 +1,203 @@
+/**
+ * The store hot path: a small pool of (confirm) channels on which a result is published as
+ * Celery does it (exchange + queue + binding declared, then the publish), with every
+ * declaration sent `nowait` so a store costs no round trip besides its confirm.
+ *
+ * @module
+ */
+import { CeleryAmqpError, ChannelError } from '../errors.js';
+import type { Channel } from '../kombu/channel.js';
+import type { Connection } from '../kombu/connection.js';
+import type { Exchange } from '../kombu/exchange.js';
+import { Producer } from '../kombu/producer.js';
+import type { PublishOptions } from '../kombu/producer.js';
+import { NoCacheQueue } from '../kombu/queue.js';
+import type { QueueOptions } from '../kombu/queue.js';
+
+/** How the pool declares a result queue. */
+export interface StoreQueueSpec {
+  /** Durable queue (persistent results). */
+  durable: boolean;
+  /** Auto-delete queue. */
+  autoDelete: boolean;
+  /** `x-expires` in ms, or null for none. */
+  expires: number | null;
+}
+
+/** One publish: everything but the queue name. */
+export interface StoreMessage {
+  /** The body (serialized by the producer). */
+  body: unknown;
+  /** Routing key = queue name. */
+  routingKey: string;
+  /** The correlation_id property. */
+  correlationId: string;
+  /** Abort between attempts. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options of a {@link StorePool}. */
+export interface StorePoolOptions {
+  /** The result exchange (unbound). */
+  exchange: Exchange;
+  /** Queue flags. */
+  queue: StoreQueueSpec;
+  /** Serializer name. */
+  serializer: string;
+  /** Compression name or mime, or null. */
+  compression: string | null;
+  /** delivery_mode: 2 persistent, 1 transient. */
+  deliveryMode: 1 | 2;
+  /** Publisher confirms. @default true */
+  confirm: boolean;
+  /** Channels in the pool. @default 16 */
+  size: number;
+}
+
+/**
+ * A round-robin pool of producers, each on its own channel, plus a "careful lane": one
+ * channel used one store at a time with awaited declarations.
+ *
+ * Why the lane: a nowait declaration that the broker refuses (406, inequivalent flags)
+ * closes its channel later, failing every store in flight on it. Those stores are retried
+ * on the lane, where nothing else runs concurrently, so a 406 there belongs to that very
+ * store and is surfaced; the innocent ones go through.
+ *
+ * @example
+ * ```ts
+ * const pool = new StorePool(connection, { exchange, queue, serializer: 'json', compression: null,
+ *   deliveryMode: 2, confirm: true, size: 16 });
+ * await pool.store({ body, routingKey, correlationId: id });
+ * await pool.close();
+ * ```
+ */
+export class StorePool {
+  readonly #connection: Connection;
+  readonly #options: StorePoolOptions;
+  readonly #slots: Array<Producer | undefined>;
+  readonly #opening: Array<Promise<Producer> | undefined>;
+  #next = 0;
+  #lane: Promise<Producer> | undefined;
+  #laneTail: Promise<unknown> = Promise.resolve();
+  readonly #channels = new Set<Channel>();
+  #closed = false;
+  readonly #queueOptions: QueueOptions;
+
+  constructor(connection: Connection, options: StorePoolOptions) {
+    this.#connection = connection;
+    this.#options = options;
+    this.#slots = new Array<Producer | undefined>(Math.max(1, options.size)).fill(undefined);
+    this.#opening = new Array<Promise<Producer> | undefined>(this.#slots.length).fill(undefined);
+    const q = options.queue;
+    this.#queueOptions = {
+      exchange: options.exchange,
+      durable: q.durable,
+      autoDelete: q.autoDelete,
+      exclusive: false,
+      ...(q.expires === null ? {} : { expires: q.expires }),
+    };
+  }
+
+  /** The queue declaration for a routing key, bound to `channel` (or unbound). */
+  queueFor(routingKey: string, channel?: Channel): NoCacheQueue {
+    return new NoCacheQueue(routingKey, {
+      ...this.#queueOptions,
+      routingKey,
+      ...(channel === undefined ? {} : { channel }),
+    });
+  }
+
+  /**
+   * Publishes one result: the fast (nowait, pipelined) path first, then the careful lane
+   * when the channel was closed under it by a channel error.
+   *
+   * @throws ChannelError (e.g. 406 PRECONDITION_FAILED) when this store's own declaration is refused;
+   *   connection errors as they come (the caller retries them per its policy).
+   */
+  async store(message: StoreMessage): Promise<void> {
+    const producer = this.#slots[this.#next] ?? (await this.#open(this.#next));
+    this.#next = (this.#next + 1) % this.#slots.length;
+    try {
+      await this.#publish(producer, message, true);
+    } catch (err) {
+      if (!isChannelFailure(err) || this.#closed) throw err;
+      await this.#careful(message);
+    }
+  }
+
+  #careful(message: StoreMessage): Promise<void> {
+    const run = async (): Promise<void> => {
+      this.#lane ??= this.#openProducer();
+      await this.#publish(await this.#lane, message, false);
+    };
+    // Serialized: each careful store starts once the previous one has settled.
+    const p = this.#laneTail.then(run, run);
+    this.#laneTail = p.catch(() => undefined);
+    return p;
+  }
+
+  #publish(producer: Producer, m: StoreMessage, nowait: boolean): Promise<void> {
+    const channel = producer.channel;
+    const queue = this.queueFor(m.routingKey, channel);
+    const o = this.#options;
+    const options: PublishOptions = {
+      routingKey: m.routingKey,
+      declare: [queue],
+      declareNowait: nowait,
+      correlationId: m.correlationId,
+      deliveryMode: o.deliveryMode,
+      priority: 0,
+      ...(m.signal === undefined ? {} : { signal: m.signal }),
+    };
+    return producer.publish(m.body, options).then(() => {
+      // A result queue need not be redeclared when the channel recovers: the next store
+      // redeclares it anyway, and replaying thousands of them would stall a reconnect.
+      channel.forgetQueue(m.routingKey);
+    });
+  }
+
+  #open(slot: number): Promise<Producer> {
+    let p = this.#opening[slot];
+    if (p === undefined) {
+      p = this.#openProducer().then((producer) => {
+        this.#slots[slot] = producer;
+        return producer;
+      });
+      this.#opening[slot] = p;
+      // A failed open is retried by the next store on that slot.
+      p.catch(() => {
+        if (this.#opening[slot] === p) this.#opening[slot] = undefined;
+      });
+    }
+    return p;
+  }
+
+  async #openProducer(): Promise<Producer> {
+    const o = this.#options;
+    const channel = await this.#connection.channel({ confirm: o.confirm });
+    if (this.#closed) {
+      await channel.close();
+      throw new CeleryAmqpError('The result backend is closed', 'CONNECTION_CLOSED');
+    }
+    this.#channels.add(channel);
+    return new Producer(channel, {
+      exchange: o.exchange,
+      serializer: o.serializer,
+      ...(o.compression === null ? {} : { compression: o.compression }),
+    });
+  }
+
+  /** Closes every channel of the pool (idempotent). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const channels = [...this.#channels];
+    this.#channels.clear();
+    this.#slots.fill(undefined);
+    await Promise.allSettled(channels.map((c) => c.close()));
+  }
+}
+
+/** A broker-side channel close (406, 404, ...), as opposed to a lost connection. */
+export function isChannelFailure(err: unknown): boolean {
+  return err instanceof ChannelError;
+}

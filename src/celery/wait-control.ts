@@ -1,0 +1,119 @@
+/**
+ * One wait's deadline, abort signal and interval callback, with nothing left behind once
+ * it is disposed.
+ *
+ * @module
+ */
+import { TimeoutError } from '../errors.js';
+import { abortError } from '../kombu/retry.js';
+
+/** Options of a {@link WaitControl}. */
+export interface WaitControlOptions {
+  /** Deadline in ms from now. @default undefined (none) */
+  timeout?: number | undefined;
+  /** Cancels the wait. @default undefined */
+  signal?: AbortSignal | undefined;
+  /** Called every {@link WaitControlOptions.intervalMs} while waiting. @default undefined */
+  onInterval?: (() => void) | undefined;
+  /** Period of `onInterval`. @default 1000 */
+  intervalMs?: number | undefined;
+  /** Builds the timeout error. @default TimeoutError("The operation timed out.") */
+  timeoutError?: (() => Error) | undefined;
+}
+
+/**
+ * Turns a deadline and signals into one rejecting promise, and races work against it.
+ * The deadline is a timer (exact), not a periodic check.
+ *
+ * @example
+ * ```ts
+ * const ctl = new WaitControl({ timeout: 1000, signal });
+ * try { return await ctl.race(work()); } finally { ctl.dispose(); }
+ * ```
+ */
+export class WaitControl {
+  /** Set once the deadline passed or a signal fired: background work must back off. */
+  cancelled: Error | undefined;
+  readonly #failed: Promise<never>;
+  #fail!: (err: Error) => void;
+  #timer: NodeJS.Timeout | undefined;
+  #interval: NodeJS.Timeout | undefined;
+  readonly #signals: AbortSignal[] = [];
+  readonly #onAbort: () => void;
+  readonly #onInterval: (() => void) | undefined;
+
+  /**
+   * @param options - Deadline, signal, interval callback.
+   * @param extraSignals - More signals (e.g. the backend closing).
+   */
+  constructor(options: WaitControlOptions, ...extraSignals: Array<AbortSignal | undefined>) {
+    this.#failed = new Promise<never>((_, reject) => {
+      this.#fail = reject;
+    });
+    this.#failed.catch(() => undefined);
+    this.#onInterval = options.onInterval;
+    const signals = [options.signal, ...extraSignals].filter((s): s is AbortSignal => s !== undefined);
+    this.#onAbort = () => {
+      const s = signals.find((x) => x.aborted);
+      if (s !== undefined) this.cancel(abortError(s));
+    };
+    for (const s of signals) {
+      if (s.aborted) {
+        this.cancel(abortError(s));
+        break;
+      }
+      s.addEventListener('abort', this.#onAbort, { once: true });
+      this.#signals.push(s);
+    }
+    if (options.timeout !== undefined && this.cancelled === undefined) {
+      const make = options.timeoutError ?? (() => new TimeoutError());
+      this.#timer = setTimeout(() => this.cancel(make()), Math.max(0, options.timeout));
+    }
+    if (options.onInterval !== undefined && this.cancelled === undefined) {
+      this.#interval = setInterval(() => this.interval(), options.intervalMs ?? 1000);
+    }
+  }
+
+  /** Rejects the wait with `err` (first call wins). */
+  cancel(err: Error): void {
+    if (this.cancelled !== undefined) return;
+    this.cancelled = err;
+    this.#fail(err);
+    this.#clearTimers();
+  }
+
+  /** Calls the interval callback now; a throwing callback fails the wait. */
+  interval(): void {
+    if (this.#onInterval === undefined || this.cancelled !== undefined) return;
+    try {
+      this.#onInterval();
+    } catch (err) {
+      this.cancel(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** `work`, unless the deadline or a signal comes first. `work`'s rejection is always observed. */
+  race<T>(work: Promise<T>): Promise<T> {
+    work.catch(() => undefined);
+    if (this.cancelled !== undefined) return Promise.reject(this.cancelled);
+    return Promise.race([work, this.#failed]);
+  }
+
+  /** A promise that rejects when the wait is cancelled (never resolves). */
+  get failed(): Promise<never> {
+    return this.#failed;
+  }
+
+  #clearTimers(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#interval !== undefined) clearInterval(this.#interval);
+    this.#timer = undefined;
+    this.#interval = undefined;
+  }
+
+  /** Clears the timers and listeners. Idempotent. */
+  dispose(): void {
+    this.#clearTimers();
+    for (const s of this.#signals.splice(0)) s.removeEventListener('abort', this.#onAbort);
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * AMQPBackend on every transport: the same bodies on memory:// and RabbitMQ.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AMQPBackend } from '../../src/celery/amqp-backend.js';
+import type { AMQPBackendOptions, TaskMeta } from '../../src/celery/amqp-backend.js';
+import { BacklogLimitExceeded } from '../../src/celery/exceptions.js';
+import {
+  AbortError,
+  ArgumentError,
+  ContentDisallowedError,
+  DecodeError,
+  TimeoutError,
+} from '../../src/errors.js';
+import { Connection } from '../../src/kombu/connection.js';
+import { Exchange } from '../../src/kombu/exchange.js';
+import { Producer } from '../../src/kombu/producer.js';
+import { Queue } from '../../src/kombu/queue.js';
+import { transports } from './transports.js';
+
+const rk = (id: string): string => id.replaceAll('-', '');
+
+describe.each(transports)('AMQPBackend on $name', (t) => {
+  const backends: AMQPBackend[] = [];
+  const queues = new Set<string>();
+  let shared: Connection | undefined;
+
+  function backend(options: AMQPBackendOptions = {}): AMQPBackend {
+    // memory:// is per-process: every backend of a test shares one Connection so they meet.
+    shared ??= new Connection(t.url, { heartbeat: 0 });
+    const b = new AMQPBackend({ connection: shared, ...options });
+    backends.push(b);
+    return b;
+  }
+  function newId(): string {
+    const id = randomUUID();
+    queues.add(rk(id));
+    return id;
+  }
+
+  afterEach(async () => {
+    for (const b of backends.splice(0)) await b.close();
+    if (shared !== undefined) {
+      const ch = await shared.channel();
+      for (const q of queues) await ch.deleteQueue(q).catch(() => undefined);
+      queues.clear();
+      await shared.close();
+      shared = undefined;
+    }
+  });
+
+  /** A raw publish to a task queue, bypassing the backend (bad input, custom bodies). */
+  async function rawPublish(
+    b: AMQPBackend,
+    id: string,
+    body: unknown,
+    opts: { contentType?: string; headers?: Record<string, unknown> } = {},
+  ): Promise<void> {
+    const ch = await b.connection.channel({ confirm: true });
+    await b.queueFor(rk(id), ch).declare();
+    const p = new Producer(ch, { exchange: b.exchange });
+    await p.publish(body, {
+      routingKey: rk(id),
+      ...(opts.contentType === undefined ? {} : { contentType: opts.contentType }),
+      ...(opts.headers === undefined ? {} : { headers: opts.headers }),
+    });
+    await ch.close();
+  }
+
+  async function queueDepth(b: AMQPBackend, id: string): Promise<number> {
+    const ch = await b.connection.channel();
+    const ok = await ch.declareQueue(rk(id), { passive: true });
+    await ch.close();
+    return ok?.messageCount ?? -1;
+  }
+
+  it('stores and reads back a SUCCESS result (get, poll, waitFor)', async () => {
+    const b = backend();
+    const id = newId();
+    await expect(b.getTaskMeta(id)).resolves.toMatchObject({ status: 'PENDING', result: null });
+    await b.storeResult(id, { n: 1 }, 'SUCCESS');
+    const meta = await b.getTaskMeta(id);
+    expect(meta).toEqual({
+      task_id: id,
+      status: 'SUCCESS',
+      result: { n: 1 },
+      traceback: null,
+      children: null,
+    });
+    expect(await b.poll(id)).toEqual(meta);
+    // Polling never consumes: still one message.
+    expect(await queueDepth(b, id)).toBe(1);
+    expect(await b.waitFor(id, { timeout: 5000 })).toEqual(meta);
+  });
+
+  it('fast-forwards STARTED, RETRY, SUCCESS to SUCCESS and leaves one message', async () => {
+    const b = backend();
+    const id = newId();
+    await b.storeResult(id, { pid: 1, hostname: 'h' }, 'STARTED');
+    await b.storeResult(id, new Error('again'), 'RETRY');
+    await b.storeResult(id, 7, 'SUCCESS');
+    expect((await b.getTaskMeta(id)).status).toBe('SUCCESS');
+    expect(await queueDepth(b, id)).toBe(1);
+    expect((await b.getTaskMeta(id)).result).toBe(7);
+  });
+
+  it('raises BacklogLimitExceeded past the limit and keeps the messages', async () => {
+    const b = backend();
+    const id = newId();
+    for (let i = 0; i < 5; i += 1) await b.storeResult(id, i, 'PROGRESS');
+    await expect(b.getTaskMeta(id, { backlogLimit: 3 })).rejects.toBeInstanceOf(BacklogLimitExceeded);
+    expect((await b.getTaskMeta(id, { backlogLimit: 10 })).result).toBe(4);
+  });
+
+  it('waitFor: STARTED never resolves (TimeoutError); a custom state is skipped too', async () => {
+    const b = backend({ cacheMax: 0 });
+    const id = newId();
+    await b.storeResult(id, { pid: 1 }, 'STARTED');
+    await b.storeResult(id, { step: 1 }, 'PROGRESS');
+    let intervals = 0;
+    const err = await b
+      .waitFor(id, { timeout: 300, onInterval: () => (intervals += 1) })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as Error).message).toBe('The operation timed out.');
+    expect(intervals).toBeGreaterThan(0);
+    // The non-ready states updated the cache.
+    expect(b.cache.get(id)?.status).toBe('PROGRESS');
+  });
+
+  it('waitFor resolves on a result stored while waiting', async () => {
+    const b = backend();
+    const id = newId();
+    const waiting = b.waitFor(id, { timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 50));
+    await b.storeResult(id, { pid: 1 }, 'STARTED');
+    await b.storeResult(id, 'done', 'SUCCESS');
+    expect((await waiting).result).toBe('done');
+  });
+
+  it('waitFor honours an AbortSignal', async () => {
+    const b = backend();
+    const id = newId();
+    const ac = new AbortController();
+    const waiting = b.waitFor(id, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 30);
+    await expect(waiting).rejects.toBeInstanceOf(AbortError);
+  });
+
+  it('stores FAILURE as the exception dict and returns it (no propagation)', async () => {
+    const b = backend();
+    const id = newId();
+    await b.markAsFailure(id, new TypeError('bad'), { traceback: 'Traceback...' });
+    const meta = await b.waitFor(id, { timeout: 5000 });
+    expect(meta.status).toBe('FAILURE');
+    expect(meta.result).toEqual({ exc_type: 'TypeError', exc_message: ['bad'], exc_module: 'builtins' });
+    expect(meta.traceback).toBe('Traceback...');
+  });
+
+  it('children and correlation_id come from the request', async () => {
+    const b = backend();
+    const id = newId();
+    const child = randomUUID();
+    await b.storeResult(id, 1, 'SUCCESS', {
+      request: { correlation_id: 'corr', children: [[[child, null], null]] },
+    });
+    expect(b.destinationFor(id, { correlation_id: 'corr' })).toEqual([rk(id), 'corr']);
+    expect(b.destinationFor(id)).toEqual([rk(id), id]);
+    const ch = await b.connection.channel();
+    const m = await ch.get(rk(id), { noAck: true });
+    await ch.close();
+    expect(m?.properties.correlationId).toBe('corr');
+    expect(m?.properties.deliveryMode).toBe(2);
+    expect(m?.properties.headers).toEqual({});
+    expect((m?.payload as TaskMeta).children).toEqual([[[child, null], null]]);
+  });
+
+  it('rejects bad task ids with ArgumentError', async () => {
+    const b = backend();
+    await expect(b.storeResult('', 1, 'SUCCESS')).rejects.toBeInstanceOf(ArgumentError);
+    await expect(b.getTaskMeta(42 as unknown as string)).rejects.toThrow(/taskId/);
+    await expect(b.waitFor(null as unknown as string)).rejects.toBeInstanceOf(ArgumentError);
+  });
+
+  it.each([
+    ['json', undefined],
+    ['msgpack', undefined],
+    ['yaml', undefined],
+    ['json', 'zlib'],
+  ])('round-trips with serializer %s and compression %s', async (serializer, compression) => {
+    const b = backend({ serializer, ...(compression === undefined ? {} : { compression }) });
+    const id = newId();
+    await b.storeResult(id, { a: [1, 'two', null] }, 'SUCCESS');
+    expect((await b.getTaskMeta(id)).result).toEqual({ a: [1, 'two', null] });
+    expect((await b.waitFor(id, { timeout: 5000 })).result).toEqual({ a: [1, 'two', null] });
+  });
+
+  it('transient results use delivery_mode 1 and non-durable queues; expires null adds no x-expires', async () => {
+    const b = backend({ persistent: false, expires: null, exchange: `results-transient-${randomUUID()}` });
+    const id = newId();
+    await b.storeResult(id, 1, 'SUCCESS');
+    const ch = await b.connection.channel();
+    const m = await ch.get(rk(id), { noAck: false });
+    expect(m?.properties.deliveryMode).toBe(1);
+    m?.requeue();
+    // Redeclaring with the same flags succeeds; durable true would be refused (406).
+    await expect(ch.declareQueue(rk(id), { durable: false, autoDelete: true })).resolves.toBeTruthy();
+    await ch.close();
+    const ch2 = await b.connection.channel();
+    await expect(ch2.declareQueue(rk(id), { durable: true, autoDelete: true })).rejects.toMatchObject({
+      code: 'PRECONDITION_FAILED',
+    });
+    await ch2.close();
+    await ch2.connection.channel().then((c) => c.deleteExchange(b.exchange.name).then(() => c.close()));
+  });
+
+  it('getMany: cached ready results first, then arrival order; each id once', async () => {
+    const b = backend({ cacheMax: 0 });
+    const ids = Array.from({ length: 500 }, () => newId());
+    const cached = ids[0] as string;
+    await b.storeResult(cached, 'c', 'SUCCESS');
+    await b.waitFor(cached, { timeout: 5000 });
+    const rest = ids.slice(1);
+    // Ready before the call: arrive in consume order. Then ping-pong in reverse: arrival order.
+    for (const id of rest.slice(0, 250)) await b.storeResult(id, id, 'SUCCESS');
+    const later = rest.slice(250).reverse();
+    const seen: string[] = [];
+    const it = b.getMany(ids, { timeout: 30_000 });
+    const take = async (): Promise<void> => {
+      const r = await it.next();
+      if (r.done === true) throw new Error('ended early');
+      const [id, meta] = r.value;
+      expect(meta.result).toBe(id === cached ? 'c' : id);
+      seen.push(id);
+    };
+    for (let i = 0; i < 251; i += 1) await take();
+    for (const id of later) {
+      await b.storeResult(id, id, 'SUCCESS');
+      await take();
+    }
+    expect((await it.next()).done).toBe(true);
+    expect(seen[0]).toBe(cached);
+    expect(new Set(seen.slice(1, 251))).toEqual(new Set(rest.slice(0, 250)));
+    expect(seen.slice(251)).toEqual(later);
+  });
+
+  it('getMany: break cancels every consumer; an outside id only goes to the cache; timeout names the missing', async () => {
+    const b = backend({ cacheMax: 0, autoDelete: false });
+    const ids = Array.from({ length: 20 }, () => newId());
+    await b.storeResult(ids[0] as string, 0, 'SUCCESS');
+    for await (const [id] of b.getMany(ids, { timeout: 10_000 })) {
+      expect(id).toBe(ids[0]);
+      break;
+    }
+    // No consumers left on any of the queues.
+    const ch = await b.connection.channel();
+    for (const id of ids) expect((await ch.declareQueue(rk(id), { passive: true }))?.consumerCount).toBe(0);
+    await ch.close();
+    const err = await (async () => {
+      for await (const _ of b.getMany(ids.slice(1, 4), { timeout: 200 })) void _;
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as Error).message).toMatch(/3 of 3/);
+  });
+
+  it('saves, restores and deletes a group', async () => {
+    const b = backend();
+    const gid = newId();
+    const ids = [randomUUID(), randomUUID()];
+    await b.saveGroup(gid, ids);
+    const other = backend();
+    const g = await other.restoreGroup(gid);
+    expect(g?.id).toBe(gid);
+    expect(g?.results.map((r) => r.id)).toEqual(ids);
+    // Still there for others.
+    expect((await backend().restoreGroup(gid, { cache: false }))?.results.length).toBe(2);
+    await b.deleteGroup(gid);
+    expect(await backend().restoreGroup(gid)).toBeNull();
+  });
+
+  it('bad input: malformed, disallowed, unknown compression, missing fields → DecodeError naming the task; requeued', async () => {
+    const b = backend({ autoDelete: false });
+    const cases: Array<[unknown, { contentType?: string; headers?: Record<string, unknown> }, RegExp]> = [
+      ['{not json', { contentType: 'application/json' }, /decode/i],
+      ['x', { contentType: 'application/x-python-serialize' }, /untrusted|Refusing/],
+      ['abc', { contentType: 'application/json', headers: { compression: 'application/x-nope' } }, /./],
+      [{ status: 'SUCCESS' }, {}, /task_id/],
+      [{ task_id: 'x', status: 5 }, {}, /status/],
+      [[1, 2], {}, /array/],
+    ];
+    for (const [body, opts, re] of cases) {
+      const id = newId();
+      await rawPublish(b, id, body, opts);
+      const e1 = await b.getTaskMeta(id).catch((e: unknown) => e);
+      expect(e1).toBeInstanceOf(DecodeError);
+      expect((e1 as Error).message).toContain(id);
+      expect((e1 as Error).message).toMatch(re);
+      const e2 = await b.waitFor(id, { timeout: 5000 }).catch((e: unknown) => e);
+      expect(e2).toBeInstanceOf(DecodeError);
+      // Nothing was acked away.
+      expect(await queueDepth(b, id)).toBe(1);
+    }
+    const id = newId();
+    await rawPublish(b, id, 'x', { contentType: 'application/x-python-serialize' });
+    await expect(b.getTaskMeta(id)).rejects.toBeInstanceOf(ContentDisallowedError);
+    // The backend keeps working.
+    const ok = newId();
+    await b.storeResult(ok, 1, 'SUCCESS');
+    expect((await b.waitFor(ok, { timeout: 5000 })).result).toBe(1);
+  });
+
+  it('bad input in getMany fails the iteration with a DecodeError and keeps the message', async () => {
+    const b = backend({ autoDelete: false });
+    const id = newId();
+    await rawPublish(b, id, '{', { contentType: 'application/json' });
+    const err = await (async () => {
+      for await (const _ of b.getMany([id], { timeout: 5000 })) void _;
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DecodeError);
+    expect(await queueDepth(b, id)).toBe(1);
+  });
+
+  it('maxBodyBytes limits decoded bodies', async () => {
+    const b = backend({ maxBodyBytes: 100 });
+    const id = newId();
+    await b.storeResult(id, 'x'.repeat(500), 'SUCCESS');
+    await expect(b.getTaskMeta(id)).rejects.toBeInstanceOf(DecodeError);
+  });
+
+  it('close() ends pending waits', async () => {
+    const b = backend();
+    const id = newId();
+    const waiting = b.waitFor(id);
+    await new Promise((r) => setTimeout(r, 30));
+    await b.close();
+    await expect(waiting).rejects.toBeInstanceOf(AbortError);
+  });
+
+  it('settings by Celery names, camelCase wins, the accept set includes the serializer', () => {
+    const b = backend({
+      settings: { CELERY_RESULT_SERIALIZER: 'msgpack', result_expires: 60, result_persistent: false },
+      persistent: true,
+    });
+    expect(b.serializer).toBe('msgpack');
+    expect(b.accept).toContain('msgpack');
+    expect(b.expires).toBe(60_000);
+    expect(b.persistent).toBe(true);
+    expect(b.retryPolicy).toEqual({
+      maxRetries: 20,
+      intervalStart: 0,
+      intervalStep: 1000,
+      intervalMax: 1000,
+    });
+    expect(b.Queue.name).toBe('NoCacheQueue');
+    expect(new b.Exchange('x')).toBeInstanceOf(Exchange);
+    expect(new b.Queue('q')).toBeInstanceOf(Queue);
+  });
+});
