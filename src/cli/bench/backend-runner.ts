@@ -1,0 +1,111 @@
+/**
+ * The backend side of `demo` and `bench`: store N results with bounded concurrency, collect
+ * them with one `getMany`, and time `waitFor` on already-stored results.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import type { AMQPBackend, TaskMeta } from '../../celery/amqp-backend.js';
+import { percentile, pool } from './stats.js';
+
+/** N fresh task ids (UUID4, as Celery makes them). */
+export function taskIds(n: number): string[] {
+  return Array.from({ length: n }, () => randomUUID());
+}
+
+/** The value stored for the i-th result: small, like a typical task return, and checkable. */
+export function valueFor(i: number): { i: number; ok: boolean } {
+  return { i, ok: true };
+}
+
+/**
+ * Stores `SUCCESS` results for every id, `concurrency` in flight; returns the elapsed ms.
+ *
+ * @example
+ * ```ts
+ * const ms = await storeAll(backend, ids, 64, () => bar.increment());
+ * ```
+ */
+export async function storeAll(
+  backend: AMQPBackend,
+  ids: readonly string[],
+  concurrency: number,
+  onStored: () => void = () => {},
+): Promise<number> {
+  const start = performance.now();
+  await pool(ids.length, concurrency, async (i) => {
+    await backend.storeResult(ids[i] as string, valueFor(i), 'SUCCESS');
+    onStored();
+  });
+  return performance.now() - start;
+}
+
+/** What {@link collectAll} found. */
+export interface CollectOutcome {
+  ms: number;
+  received: number;
+  /** Results that arrived with the wrong status or value. */
+  wrong: number;
+}
+
+/**
+ * Collects every id with one `getMany` and checks each value against {@link valueFor};
+ * returns the elapsed ms and the counts (a timeout ends the collection, it does not throw).
+ *
+ * @example
+ * ```ts
+ * const { ms, received, wrong } = await collectAll(backend, ids, 120_000);
+ * ```
+ */
+export async function collectAll(
+  backend: AMQPBackend,
+  ids: readonly string[],
+  timeoutMs: number,
+  onMessage: (meta: TaskMeta) => void = () => {},
+  verify = true,
+): Promise<CollectOutcome> {
+  const index = verify ? new Map(ids.map((id, i) => [id, i])) : undefined;
+  const seen = new Set<string>();
+  let wrong = 0;
+  const start = performance.now();
+  try {
+    for await (const [id, meta] of backend.getMany(ids, { timeout: timeoutMs })) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      onMessage(meta);
+      if (index !== undefined) {
+        const i = index.get(id);
+        const value = meta.result as { i?: unknown; ok?: unknown } | null;
+        if (i === undefined || meta.status !== 'SUCCESS' || value?.i !== i || value.ok !== true) wrong++;
+      }
+      if (seen.size === ids.length) break;
+    }
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'TIMEOUT') throw err;
+  }
+  return { ms: performance.now() - start, received: seen.size, wrong };
+}
+
+/**
+ * Latency of `waitFor` on results that are already stored: one sequential call per id
+ * (waitFor consumes the result, so each sample needs an id of its own). Returns ms.
+ *
+ * @example
+ * ```ts
+ * await storeAll(backend, ids, 64); const lat = await waitForLatencies(backend, ids);
+ * ```
+ */
+export async function waitForLatencies(backend: AMQPBackend, ids: readonly string[]): Promise<number[]> {
+  const latencies: number[] = [];
+  for (const id of ids) {
+    const start = performance.now();
+    await backend.waitFor(id, { timeout: 10_000, propagate: false });
+    latencies.push(performance.now() - start);
+  }
+  return latencies;
+}
+
+/** p50 and p99 of latency samples, in ms. */
+export function latencySummary(latencies: readonly number[]): { p50: number; p99: number } {
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
