@@ -4,14 +4,14 @@
  * @module
  */
 import type { FieldTable } from '../transport/types.js';
-import type { Channel } from './channel.js';
+import type { Channel, RecoverOptions } from './channel.js';
 import type { Exchange } from './exchange.js';
 
 /** Anything a binding can be applied to: a Queue or an Exchange. */
 export interface Bindable {
   bindTo(
     exchange: Exchange | string,
-    options?: { routingKey?: string; arguments?: FieldTable; nowait?: boolean },
+    options?: { routingKey?: string; arguments?: FieldTable; nowait?: boolean; recover?: boolean },
   ): Promise<unknown>;
   unbindFrom(
     exchange: Exchange | string,
@@ -54,7 +54,7 @@ export class Binding {
    * await binding.declare(channel);
    * ```
    */
-  async declare(channel: Channel, options: { nowait?: boolean } = {}): Promise<void> {
+  async declare(channel: Channel, options: { nowait?: boolean } & RecoverOptions = {}): Promise<void> {
     if (this.exchange !== undefined && this.exchange.name !== '') {
       await this.exchange.bind(channel).declare(options);
     }
@@ -68,12 +68,13 @@ export class Binding {
    * await binding.bind(queue);
    * ```
    */
-  async bind(entity: Bindable, options: { nowait?: boolean } = {}): Promise<void> {
+  async bind(entity: Bindable, options: { nowait?: boolean } & RecoverOptions = {}): Promise<void> {
     if (this.exchange === undefined) return;
     await entity.bindTo(this.exchange, {
       routingKey: this.routingKey,
       ...(this.arguments === undefined ? {} : { arguments: this.arguments }),
       ...(options.nowait === undefined ? {} : { nowait: options.nowait }),
+      ...(options.recover === undefined ? {} : { recover: options.recover }),
     });
   }
 

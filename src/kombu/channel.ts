@@ -40,6 +40,11 @@ export interface ChannelEvents {
   cancel: [consumerTag: string];
   /** The channel was closed by {@link Channel.close}. */
   close: [];
+  /**
+   * A server-named queue got a new name from the broker while recovering (RabbitMQ refuses
+   * to redeclare an `amq.gen-*` name); consumers and bindings moved to the new name.
+   */
+  rename: [oldName: string, newName: string];
 }
 
 /** A delivery handler: the delivery and the transport channel it arrived on. */
@@ -53,12 +58,46 @@ interface ConsumerRecord {
 
 type Replay = (ch: TransportChannel) => Promise<unknown>;
 
+/** Declarations replayed at once before waiting for their replies. */
+const REPLAY_CHUNK = 512;
+
+/** Replay passes: exchanges, then exchange bindings, then queues, then queue bindings. */
+const REPLAY_ORDER = ['e\0', 'eb\0', 'q\0', 'qb\0'] as const;
+
+/**
+ * Per-call recovery choice of a declaration (a kombu option, never sent to the broker).
+ *
+ * @example
+ * ```ts
+ * await channel.declareQueue(name, { autoDelete: true }, undefined, { recover: false });
+ * ```
+ */
+export interface RecoverOptions {
+  /**
+   * Remember the declaration so that it is replayed after a reconnect. A store path that
+   * declares a fresh queue before every publish passes false: the queue is declared again
+   * with the next publish anyway, and remembering it would only fill the record.
+   * @default the channel's `recoverDeclarations`
+   */
+  recover?: boolean;
+}
+
 /** Options of {@link Channel}. */
 export interface ChannelOptions {
   /** Publisher confirms: publish resolves on the broker's ack. @default false */
   confirm?: boolean;
-  /** Most declarations remembered for recovery; the oldest are forgotten first. @default 10000 */
+  /**
+   * Most declarations remembered for recovery; the oldest are forgotten first, except those
+   * of queues being consumed from (they are what saves results after a reconnect).
+   * @default 10000
+   */
   recoveryLimit?: number;
+  /**
+   * Remember declarations for recovery. False for publish-only channels that redeclare
+   * before every publish (the result store path): nothing is recorded, nothing replayed.
+   * Consumers are re-consumed either way. @default true
+   */
+  recoverDeclarations?: boolean;
 }
 
 let consumerCounter = 0;
@@ -99,6 +138,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
   transportChannel: TransportChannel | null = null;
 
   readonly #recoveryLimit: number;
+  readonly #recordByDefault: boolean;
+  /** Queue name -> number of active consumers: their declarations are never evicted. */
+  readonly #consumed = new Map<string, number>();
+  /** Current queue name -> its recorded `q` and `qb` keys. */
+  readonly #queueKeys = new Map<string, Set<string>>();
+  /** Recorded keys whose queue is consumed from: they do not count against the limit. */
+  #pinnedKeys = 0;
+  /** Server-named queues renamed on recovery: original name -> current name. */
+  readonly #alias = new Map<string, string>();
   #ready: Promise<TransportChannel> | null = null;
   #generation = -1;
   #closed = false;
@@ -114,6 +162,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.connection = connection;
     this.confirm = options.confirm ?? false;
     this.#recoveryLimit = options.recoveryLimit ?? 10000;
+    this.#recordByDefault = options.recoverDeclarations ?? true;
+  }
+
+  /** Number of declarations remembered for recovery (diagnostics, tests). */
+  get recoveryRecordSize(): number {
+    return this.#declarations.size;
   }
 
   /** True once {@link close} was called. */
@@ -206,30 +260,93 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const redeclare = this.#everOpened && generation !== this.#generation;
     let ch = await this.#create(tconn);
     if (redeclare) {
-      for (const [key, replay] of [...this.#declarations]) {
+      // By kind rather than by age: a re-declared exchange moves to the end of the record,
+      // yet every binding needs it first.
+      const all = [...this.#declarations];
+      for (const prefix of REPLAY_ORDER) {
+        const pass = all.filter(
+          ([key]) => key.startsWith(prefix) && !(prefix === 'e\0' && key.startsWith('eb\0')),
+        );
+        ch = await this.#replay(ch, tconn, pass);
+      }
+    }
+    ch = await this.#reconsume(ch, tconn);
+    this.#generation = generation;
+    this.#everOpened = true;
+    return ch;
+  }
+
+  /**
+   * Replays declarations pipelined, a chunk at a time (thousands of result queues recover in
+   * a few round trips' worth of time, not one round trip each). A chunk with a failure is
+   * replayed one by one on a fresh channel to find the culprit: declarations are idempotent
+   * and survive a channel close, so replaying the rest again is harmless. The culprit is
+   * forgotten and reported; recoverable (connection) errors abort the recovery.
+   */
+  async #replay(
+    first: TransportChannel,
+    tconn: TransportConnection,
+    items: Array<[string, Replay]>,
+  ): Promise<TransportChannel> {
+    let ch = first;
+    for (let i = 0; i < items.length; i += REPLAY_CHUNK) {
+      const chunk = items.slice(i, i + REPLAY_CHUNK).filter(([key]) => this.#declarations.has(key));
+      const target = ch;
+      const results = await Promise.allSettled(chunk.map(([, replay]) => replay(target)));
+      const failed = results.filter((r) => r.status === 'rejected');
+      if (failed.length === 0) continue;
+      for (const r of failed) if (isRecoverable(r.reason)) throw r.reason;
+      if (ch.closed) ch = await this.#create(tconn);
+      for (const [key, replay] of chunk) {
         try {
           await replay(ch);
         } catch (err) {
           if (isRecoverable(err)) throw err;
-          this.#declarations.delete(key);
+          this.#forget(key);
           this.connection.reportError(err);
           if (ch.closed) ch = await this.#create(tconn);
         }
       }
     }
-    for (const [tag, rec] of [...this.#consumers]) {
-      const target = ch;
-      try {
-        await target.consume(rec.queue, (d) => rec.handler(d, target), rec.options);
-      } catch (err) {
-        if (isRecoverable(err)) throw err;
-        this.#consumers.delete(tag);
-        this.connection.reportError(err);
-        if (ch.closed) ch = await this.#create(tconn);
+    return ch;
+  }
+
+  /**
+   * Re-consumes every consumer with its tag, pipelined. When one fails (its queue is gone:
+   * 404 closes the channel, and with it every consumer already restarted on it), the
+   * failures are dropped and reported and the rest restart one by one on a fresh channel.
+   */
+  async #reconsume(first: TransportChannel, tconn: TransportConnection): Promise<TransportChannel> {
+    const start = (ch: TransportChannel, rec: ConsumerRecord): Promise<string> =>
+      ch.consume(this.currentName(rec.queue), (d) => this.#deliver(rec.handler, d, ch), rec.options);
+    const records = [...this.#consumers];
+    const results = await Promise.allSettled(records.map(([, rec]) => start(first, rec)));
+    const failed = results.filter((r) => r.status === 'rejected');
+    if (failed.length === 0) return first;
+    for (const r of failed) if (isRecoverable(r.reason)) throw r.reason;
+    let ch = first.closed ? await this.#create(tconn) : first;
+    // Each failure drops one consumer; a failure that closes the channel takes every
+    // consumer restarted on it along, so the pass starts over on a fresh one.
+    for (let broken = true; broken;) {
+      broken = false;
+      for (const [i, [tag, rec]] of records.entries()) {
+        if (!this.#consumers.has(tag)) continue;
+        // Those that succeeded on a channel still open need nothing more.
+        if (ch === first && results[i]?.status === 'fulfilled') continue;
+        try {
+          await start(ch, rec);
+        } catch (err) {
+          if (isRecoverable(err)) throw err;
+          if (this.#consumers.delete(tag)) this.#unpin(rec.queue);
+          this.connection.reportError(err);
+          if (ch.closed) {
+            ch = await this.#create(tconn);
+            broken = true;
+            break;
+          }
+        }
       }
     }
-    this.#generation = generation;
-    this.#everOpened = true;
     return ch;
   }
 
@@ -237,7 +354,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const ch = await tconn.createChannel({ confirm: this.confirm });
     ch.on('return', (m) => this.emit('return', m));
     ch.on('cancel', (tag) => {
+      const rec = this.#consumers.get(tag);
       this.#consumers.delete(tag);
+      if (rec !== undefined) this.#unpin(rec.queue);
       this.emit('cancel', tag);
     });
     ch.on('close', () => this.#onTransportClose(ch));
@@ -255,20 +374,125 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#consumers.size > 0) this.whenReady().catch((err: unknown) => this.connection.reportError(err));
   }
 
-  /** Remembers a declaration for recovery (most recent last; bounded). */
+  /**
+   * Runs a consumer's handler. A handler that throws must never unwind into the transport
+   * (amqplib would see an uncaught exception, the embedded broker would close the channel):
+   * the error goes to the connection's error path instead.
+   */
+  #deliver(handler: DeliveryHandler, d: Delivery, ch: TransportChannel): void {
+    try {
+      handler(d, ch);
+    } catch (err) {
+      this.connection.reportError(err);
+    }
+  }
+
+  /** True when the declaration may be recorded: per call, else the channel's default. */
+  #records(options: RecoverOptions | undefined): boolean {
+    return options?.recover ?? this.#recordByDefault;
+  }
+
+  /** The queue a declaration key belongs to (`q` and `qb` keys), else undefined. */
+  static #queueOf(key: string): string | undefined {
+    if (key.startsWith('q\0')) return key.slice(2);
+    if (key.startsWith('qb\0')) return key.slice(3, key.indexOf('\0', 3));
+    return undefined;
+  }
+
+  /** True when `queue` (an original or current name) has an active consumer. */
+  #pinned(queue: string): boolean {
+    return this.#consumed.has(this.currentName(queue));
+  }
+
+  /**
+   * Remembers a declaration for recovery (most recent last). Bounded by the recovery limit,
+   * counting only declarations of queues nobody consumes from: those of consumed queues are
+   * what saves results after a reconnect, so they are never evicted.
+   */
   #remember(key: string, replay: Replay): void {
     const d = this.#declarations;
-    d.delete(key);
-    d.set(key, replay);
-    if (d.size > this.#recoveryLimit) {
-      const oldest = d.keys().next();
-      if (oldest.done !== true) d.delete(oldest.value);
+    if (d.has(key)) d.delete(key);
+    else {
+      const q = Channel.#queueOf(key);
+      if (q !== undefined) {
+        const name = this.currentName(q);
+        let keys = this.#queueKeys.get(name);
+        if (keys === undefined) this.#queueKeys.set(name, (keys = new Set()));
+        keys.add(key);
+        if (this.#pinned(q)) this.#pinnedKeys += 1;
+      }
     }
+    d.set(key, replay);
+    if (d.size - this.#pinnedKeys <= this.#recoveryLimit) return;
+    // Evict the oldest unpinned declaration; pinned ones met on the way move to the end so
+    // that the next eviction does not scan them again (replay goes by kind, not by age).
+    const moved: Array<[string, Replay]> = [];
+    let victim: string | undefined;
+    for (const [k, r] of d) {
+      const q = Channel.#queueOf(k);
+      if (q !== undefined && this.#pinned(q)) moved.push([k, r]);
+      else {
+        victim = k;
+        break;
+      }
+    }
+    for (const [k] of moved) d.delete(k);
+    for (const [k, r] of moved) d.set(k, r);
+    if (victim !== undefined) this.#forget(victim);
+  }
+
+  /** Removes a declaration from the record, keeping the per-queue index and pin count right. */
+  #forget(key: string): void {
+    if (!this.#declarations.delete(key)) return;
+    const q = Channel.#queueOf(key);
+    if (q === undefined) return;
+    const name = this.currentName(q);
+    const keys = this.#queueKeys.get(name);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#queueKeys.delete(name);
+    if (this.#pinned(q)) this.#pinnedKeys -= 1;
+  }
+
+  /**
+   * The name a queue has now: the broker's new name for a server-named queue renamed on
+   * recovery, else the name itself.
+   *
+   * @example
+   * ```ts
+   * channel.on('rename', (oldName, newName) => channel.currentName(oldName) === newName);
+   * ```
+   */
+  currentName(queue: string): string {
+    return this.#alias.get(queue) ?? queue;
   }
 
   /** Forgets the recovery record of a queue (deleted, or auto-deleted by its last consumer). */
   forgetQueue(name: string): void {
-    this.#declarations.delete(`q\0${name}`);
+    this.#forget(`q\0${name}`);
+    for (const [original, current] of this.#alias) {
+      if (current === name) {
+        this.#forget(`q\0${original}`);
+        this.#alias.delete(original);
+      }
+    }
+  }
+
+  /** A server-named queue was redeclared under a new broker-given name. */
+  #renamed(original: string, newName: string): void {
+    const previous = this.currentName(original);
+    if (previous === newName) return;
+    this.#alias.set(original, newName);
+    const keys = this.#queueKeys.get(previous);
+    if (keys !== undefined) {
+      this.#queueKeys.delete(previous);
+      this.#queueKeys.set(newName, keys);
+    }
+    const n = this.#consumed.get(previous);
+    if (n !== undefined) {
+      this.#consumed.delete(previous);
+      this.#consumed.set(newName, n);
+    }
+    this.emit('rename', previous, newName);
   }
 
   /** Declares an exchange; remembered for recovery unless passive. */
@@ -277,8 +501,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     type: ExchangeType | string,
     options: ExchangeDeclareOptions = {},
     wait?: WaitOptions,
+    recover?: RecoverOptions,
   ): Promise<void> {
-    if (options.passive !== true) {
+    if (options.passive !== true && this.#records(recover)) {
       const opts = { ...options, nowait: false };
       this.#remember(`e\0${name}`, (ch) => ch.declareExchange(name, type, opts));
     }
@@ -287,7 +512,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Deletes an exchange and forgets it. */
   deleteExchange(name: string, options: { ifUnused?: boolean; nowait?: boolean } = {}, wait?: WaitOptions) {
-    this.#declarations.delete(`e\0${name}`);
+    this.#forget(`e\0${name}`);
     return this.run((ch) => ch.deleteExchange(name, options), wait);
   }
 
@@ -299,10 +524,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
     args?: FieldTable,
     options: { nowait?: boolean } = {},
     wait?: WaitOptions,
+    recover?: RecoverOptions,
   ): Promise<void> {
-    this.#remember(`eb\0${destination}\0${source}\0${routingKey}`, (ch) =>
-      ch.bindExchange(destination, source, routingKey, args),
-    );
+    if (this.#records(recover)) {
+      this.#remember(`eb\0${destination}\0${source}\0${routingKey}`, (ch) =>
+        ch.bindExchange(destination, source, routingKey, args),
+      );
+    }
     return this.run((ch) => ch.bindExchange(destination, source, routingKey, args, options), wait);
   }
 
@@ -315,26 +543,36 @@ export class Channel extends EventEmitter<ChannelEvents> {
     options: { nowait?: boolean } = {},
     wait?: WaitOptions,
   ): Promise<void> {
-    this.#declarations.delete(`eb\0${destination}\0${source}\0${routingKey}`);
+    this.#forget(`eb\0${destination}\0${source}\0${routingKey}`);
     return this.run((ch) => ch.unbindExchange(destination, source, routingKey, args, options), wait);
   }
 
-  /** Declares a queue; remembered for recovery (by its broker-given name when it had none). */
+  /**
+   * Declares a queue; remembered for recovery unless passive or `recover` is false. A
+   * server-named queue (name `''`) is remembered under its broker-given name and, after a
+   * reconnect, declared anew with `''` (RabbitMQ refuses `amq.gen-*` names from clients):
+   * its bindings and consumers follow it to the new name and 'rename' is emitted.
+   */
   declareQueue(
     name: string,
     options: QueueDeclareOptions = {},
     wait?: WaitOptions,
+    recover?: RecoverOptions,
   ): Promise<QueueDeclareOk | null> {
     const passive = options.passive === true;
+    const record = !passive && this.#records(recover);
     const opts = { ...options, nowait: false };
-    if (name !== '' && !passive) this.#remember(`q\0${name}`, (ch) => ch.declareQueue(name, opts));
+    if (name !== '' && record) this.#remember(`q\0${name}`, (ch) => ch.declareQueue(name, opts));
     const p = this.run((ch) => ch.declareQueue(name, options), wait);
-    if (name !== '' || passive) return p;
+    if (name !== '' || !record) return p;
     return p.then((ok) => {
       if (ok !== null) {
         const given = ok.queue;
-        // A server-named queue comes back under a new name; kept so that bindings on it replay.
-        this.#remember(`q\0${given}`, (ch) => ch.declareQueue(given, opts));
+        this.#remember(`q\0${given}`, (ch) =>
+          ch.declareQueue('', opts).then((again) => {
+            if (again !== null) this.#renamed(given, again.queue);
+          }),
+        );
       }
       return ok;
     });
@@ -348,19 +586,22 @@ export class Channel extends EventEmitter<ChannelEvents> {
     args?: FieldTable,
     options: { nowait?: boolean } = {},
     wait?: WaitOptions,
+    recover?: RecoverOptions,
   ): Promise<void> {
-    this.#remember(`qb\0${queue}\0${exchange}\0${routingKey}`, (ch) =>
-      // A binding whose queue was deleted since is skipped rather than failing with 404.
-      this.#declarations.has(`q\0${queue}`)
-        ? ch.bindQueue(queue, exchange, routingKey, args)
-        : Promise.resolve(),
-    );
+    if (this.#records(recover)) {
+      this.#remember(`qb\0${queue}\0${exchange}\0${routingKey}`, (ch) =>
+        // A binding whose queue was deleted since is skipped rather than failing with 404.
+        this.#declarations.has(`q\0${queue}`)
+          ? ch.bindQueue(this.currentName(queue), exchange, routingKey, args)
+          : Promise.resolve(),
+      );
+    }
     return this.run((ch) => ch.bindQueue(queue, exchange, routingKey, args, options), wait);
   }
 
   /** Removes a queue binding. */
   unbindQueue(queue: string, exchange: string, routingKey: string, args?: FieldTable, wait?: WaitOptions) {
-    this.#declarations.delete(`qb\0${queue}\0${exchange}\0${routingKey}`);
+    this.#forget(`qb\0${queue}\0${exchange}\0${routingKey}`);
     return this.run((ch) => ch.unbindQueue(queue, exchange, routingKey, args), wait);
   }
 
@@ -420,15 +661,31 @@ export class Channel extends EventEmitter<ChannelEvents> {
   ): Promise<string> {
     const tag = options.consumerTag ?? newConsumerTag();
     const opts: ConsumeOptions = { ...options, consumerTag: tag };
-    await this.run((ch) => ch.consume(queue, (d) => handler(d, ch), opts), wait);
+    await this.run((ch) => ch.consume(queue, (d) => this.#deliver(handler, d, ch), opts), wait);
     this.#consumers.set(tag, { queue, handler, options: opts });
+    const pinned = this.currentName(queue);
+    const count = this.#consumed.get(pinned) ?? 0;
+    if (count === 0) this.#pinnedKeys += this.#queueKeys.get(pinned)?.size ?? 0;
+    this.#consumed.set(pinned, count + 1);
     return tag;
+  }
+
+  #unpin(queue: string): void {
+    const name = this.currentName(queue);
+    const n = this.#consumed.get(name) ?? 0;
+    if (n > 1) {
+      this.#consumed.set(name, n - 1);
+      return;
+    }
+    if (n === 1) this.#pinnedKeys -= this.#queueKeys.get(name)?.size ?? 0;
+    this.#consumed.delete(name);
   }
 
   /** Cancels a consumer; it is not re-consumed after a reconnect. */
   async cancel(consumerTag: string, wait?: WaitOptions): Promise<void> {
     const rec = this.#consumers.get(consumerTag);
     this.#consumers.delete(consumerTag);
+    if (rec !== undefined) this.#unpin(rec.queue);
     const ch = this.transportChannel;
     // Without an open channel the broker has already dropped the consumer.
     if (ch === null || ch.closed || rec === undefined) return;
@@ -464,7 +721,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#consumers.clear();
+    this.#consumed.clear();
+    this.#alias.clear();
     this.#declarations.clear();
+    this.#queueKeys.clear();
+    this.#pinnedKeys = 0;
     this.connection.forgetChannel(this);
     const ch = this.transportChannel;
     this.transportChannel = null;

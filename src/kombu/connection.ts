@@ -287,14 +287,18 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /**
    * Opens a new channel (connecting first if needed).
    *
-   * @param options - `confirm` for publisher confirms; `timeout`, `signal`.
+   * @param options - `confirm` for publisher confirms; `recoverDeclarations: false` for a
+   *   publish-only channel whose declarations need no replay after a reconnect (the result
+   *   store path, which declares before every publish); `timeout`, `signal`.
    * @example
    * ```ts
-   * const ch = await conn.channel({ confirm: true });
+   * const ch = await conn.channel({ confirm: true, recoverDeclarations: false });
    * ```
    */
-  async channel(options: { confirm?: boolean } & WaitOptions = {}): Promise<Channel> {
-    const ch = this.#newChannel(options.confirm ?? false);
+  async channel(
+    options: { confirm?: boolean; recoverDeclarations?: boolean } & WaitOptions = {},
+  ): Promise<Channel> {
+    const ch = this.#newChannel(options.confirm ?? false, options.recoverDeclarations ?? true);
     try {
       await withDeadline(ch.whenReady(), options);
     } catch (err) {
@@ -304,10 +308,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return ch;
   }
 
-  #newChannel(confirm: boolean): Channel {
+  #newChannel(confirm: boolean, recoverDeclarations = true): Channel {
     if (this.#state === 'closed') throw new ConnectionError('Connection closed by client');
     const ch = new Channel(this, {
       confirm,
+      recoverDeclarations,
       ...(this.options.recoveryLimit === undefined ? {} : { recoveryLimit: this.options.recoveryLimit }),
     });
     this.#channels.add(ch);

@@ -6,7 +6,7 @@
 import { ArgumentError } from '../errors.js';
 import type { ExchangeType, FieldTable, MessageProperties } from '../transport/types.js';
 import { Binding } from './binding.js';
-import type { Channel } from './channel.js';
+import type { Channel, RecoverOptions } from './channel.js';
 import { requireChannel, toChannel } from './entity.js';
 import type { ChannelLike } from './entity.js';
 import type { WaitOptions } from './retry.js';
@@ -172,14 +172,17 @@ export class Exchange implements Declarable {
   /**
    * Declares the exchange (nothing for the default exchange `''`).
    *
-   * @param options - `nowait` (no round trip; errors close the channel later), `passive`.
+   * @param options - `nowait` (no round trip; errors close the channel later), `passive`,
+   *   `recover` (false: not replayed after a reconnect; default: the channel's choice).
    * @throws ChannelError (PRECONDITION_FAILED) when it exists with other attributes.
    * @example
    * ```ts
    * await exchange.bind(channel).declare();
    * ```
    */
-  declare(options: { nowait?: boolean; passive?: boolean } & WaitOptions = {}): Promise<void> {
+  declare(
+    options: { nowait?: boolean; passive?: boolean } & RecoverOptions & WaitOptions = {},
+  ): Promise<void> {
     if (this.name === '') return Promise.resolve();
     return this.#ch().declareExchange(
       this.name,
@@ -192,6 +195,7 @@ export class Exchange implements Declarable {
         nowait: options.nowait ?? false,
         ...(this.arguments === undefined ? {} : { arguments: this.arguments }),
       },
+      options,
       options,
     );
   }
@@ -223,7 +227,8 @@ export class Exchange implements Declarable {
    */
   bindTo(
     exchange: Exchange | string = '',
-    options: { routingKey?: string; arguments?: FieldTable; nowait?: boolean } & WaitOptions = {},
+    options: { routingKey?: string; arguments?: FieldTable; nowait?: boolean } & RecoverOptions &
+      WaitOptions = {},
   ): Promise<void> {
     const source = typeof exchange === 'string' ? exchange : exchange.name;
     return this.#ch().bindExchange(
@@ -232,6 +237,7 @@ export class Exchange implements Declarable {
       options.routingKey ?? '',
       options.arguments,
       { nowait: options.nowait ?? false },
+      options,
       options,
     );
   }

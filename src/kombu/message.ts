@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MessageStateError } from '../errors.js';
+import { ChannelError, ConnectionError, MessageStateError } from '../errors.js';
 import type {
   Delivery,
   DeliveryInfo,
@@ -162,8 +162,7 @@ export class Message {
   ack(): boolean {
     const ch = this.#settle('ACK');
     if (ch === null) return false;
-    ch.ack(this.deliveryTag);
-    return true;
+    return sent(() => ch.ack(this.deliveryTag));
   }
 
   /**
@@ -181,8 +180,7 @@ export class Message {
     const requeue = options.requeue ?? false;
     const ch = this.#settle(requeue ? 'REQUEUED' : 'REJECTED');
     if (ch === null) return false;
-    ch.reject(this.deliveryTag, requeue);
-    return true;
+    return sent(() => ch.reject(this.deliveryTag, requeue));
   }
 
   /**
@@ -212,5 +210,20 @@ export class Message {
     // already requeued everything unacked on it, so there is nothing left to settle.
     if (ch === null || ch.closed) return null;
     return ch;
+  }
+}
+
+/**
+ * Sends a settle frame. A transport throws CHANNEL_CLOSED (or the close reason) when the
+ * channel is closing or its connection dropped before 'close' was seen: the broker requeues
+ * the message then, so it is reported as not sent (false), never thrown at the caller.
+ */
+function sent(send: () => void): boolean {
+  try {
+    send();
+    return true;
+  } catch (err) {
+    if (err instanceof ChannelError || err instanceof ConnectionError) return false;
+    throw err;
   }
 }

@@ -70,6 +70,11 @@ export interface PublishOptions extends WaitOptions {
   declare?: readonly Declarable[];
   /** Declare the `declare` entities with nowait (pipelined, no round trip). @default false */
   declareNowait?: boolean;
+  /**
+   * Remember the `declare` entities for replay after a reconnect. The result store path
+   * passes false: it declares before every publish anyway. @default the channel's choice
+   */
+  recoverDeclarations?: boolean;
   /** @default undefined */
   correlationId?: string;
   /** @default undefined */
@@ -161,13 +166,14 @@ export class Producer {
   }
 
   /** false when cached, else the declare's promise (no allocation on the cached path). */
-  #maybeDeclare(entity: Declarable, nowait: boolean): false | Promise<unknown> {
+  #maybeDeclare(entity: Declarable, nowait: boolean, recover?: boolean): false | Promise<unknown> {
     const bound = bindEntity(entity, this.channel);
-    if (!bound.canCacheDeclaration) return bound.declare({ nowait });
+    const opts = recover === undefined ? { nowait } : { nowait, recover };
+    if (!bound.canCacheDeclaration) return bound.declare(opts);
     const declared = this.connection.declaredEntities;
     const key = bound.cacheKey;
     if (declared.has(key)) return false;
-    return bound.declare({ nowait }).then(() => {
+    return bound.declare(opts).then(() => {
       declared.add(key);
     });
   }
@@ -251,13 +257,14 @@ export class Producer {
     }
     const declare = options.declare;
     if (declare !== undefined) {
+      const recover = options.recoverDeclarations;
       for (const entity of declare) {
         if (pending !== undefined && !nowait) {
           const prev: Promise<unknown> = pending;
-          pending = prev.then(() => this.#maybeDeclare(entity, false));
+          pending = prev.then(() => this.#maybeDeclare(entity, false, recover));
           continue;
         }
-        const r = this.#maybeDeclare(entity, nowait);
+        const r = this.#maybeDeclare(entity, nowait, recover);
         if (r === false) continue;
         pending = pending === undefined ? r : Promise.all([pending, r]);
       }

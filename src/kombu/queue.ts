@@ -5,7 +5,7 @@
  */
 import type { FieldTable, QueueDeclareOk } from '../transport/types.js';
 import type { Binding } from './binding.js';
-import type { Channel } from './channel.js';
+import type { Channel, RecoverOptions } from './channel.js';
 import { requireChannel, toChannel } from './entity.js';
 import type { ChannelLike } from './entity.js';
 import { Exchange } from './exchange.js';
@@ -155,7 +155,9 @@ export class Queue implements Declarable {
 
   /**
    * Declares the exchange, the queue, its binding and extra bindings, in that order.
-   * With `nowait` nothing waits for the broker (errors close the channel later).
+   * With `nowait` nothing waits for the broker (errors close the channel later). With
+   * `recover: false` the declarations are not replayed after a reconnect (a publish path
+   * that declares before every publish); the default is the channel's choice.
    *
    * @returns The queue name (the broker's for a server-named queue).
    * @example
@@ -163,7 +165,7 @@ export class Queue implements Declarable {
    * await queue.bind(channel).declare();
    * ```
    */
-  async declare(options: { nowait?: boolean } & WaitOptions = {}): Promise<string> {
+  async declare(options: { nowait?: boolean } & RecoverOptions & WaitOptions = {}): Promise<string> {
     const nowait = options.nowait ?? false;
     const ch = this.#ch();
     const exchange = this.exchange;
@@ -175,8 +177,8 @@ export class Queue implements Declarable {
       ops.push(this.queueDeclare(options));
       if (exchange !== undefined && exchange.name !== '') ops.push(this.queueBind(options));
       for (const b of this.bindings) {
-        ops.push(b.declare(ch, { nowait: true }));
-        ops.push(b.bind(this, { nowait: true }));
+        ops.push(b.declare(ch, { nowait: true, ...recoverOf(options) }));
+        ops.push(b.bind(this, { nowait: true, ...recoverOf(options) }));
       }
       await Promise.all(ops);
       return this.name;
@@ -185,8 +187,8 @@ export class Queue implements Declarable {
     await this.queueDeclare(options);
     if (exchange !== undefined && exchange.name !== '') await this.queueBind(options);
     for (const b of this.bindings) {
-      await b.declare(ch);
-      await b.bind(this);
+      await b.declare(ch, recoverOf(options));
+      await b.bind(this, recoverOf(options));
     }
     return this.name;
   }
@@ -201,7 +203,7 @@ export class Queue implements Declarable {
    * ```
    */
   async queueDeclare(
-    options: { nowait?: boolean; passive?: boolean } & WaitOptions = {},
+    options: { nowait?: boolean; passive?: boolean } & RecoverOptions & WaitOptions = {},
   ): Promise<QueueDeclareOk | null> {
     const ok = await this.#ch().declareQueue(
       this.name,
@@ -213,6 +215,7 @@ export class Queue implements Declarable {
         nowait: options.nowait ?? false,
         ...(this.queueArguments === undefined ? {} : { arguments: this.queueArguments }),
       },
+      options,
       options,
     );
     if (ok !== null && this.name === '') this.name = ok.queue;
@@ -227,7 +230,7 @@ export class Queue implements Declarable {
    * await queue.queueBind();
    * ```
    */
-  queueBind(options: { nowait?: boolean } & WaitOptions = {}): Promise<void> {
+  queueBind(options: { nowait?: boolean } & RecoverOptions & WaitOptions = {}): Promise<void> {
     return this.bindTo(this.exchange ?? '', {
       routingKey: this.routingKey,
       ...(this.bindingArguments === undefined ? {} : { arguments: this.bindingArguments }),
@@ -245,7 +248,8 @@ export class Queue implements Declarable {
    */
   bindTo(
     exchange: Exchange | string = '',
-    options: { routingKey?: string; arguments?: FieldTable; nowait?: boolean } & WaitOptions = {},
+    options: { routingKey?: string; arguments?: FieldTable; nowait?: boolean } & RecoverOptions &
+      WaitOptions = {},
   ): Promise<void> {
     const name = typeof exchange === 'string' ? exchange : exchange.name;
     return this.#ch().bindQueue(
@@ -254,6 +258,7 @@ export class Queue implements Declarable {
       options.routingKey ?? '',
       options.arguments,
       { nowait: options.nowait ?? false },
+      options,
       options,
     );
   }
@@ -387,6 +392,11 @@ export class NoCacheQueue extends Queue {
   override get canCacheDeclaration(): boolean {
     return false;
   }
+}
+
+/** Only the `recover` choice of an options object (exactOptionalPropertyTypes-safe). */
+function recoverOf(options: RecoverOptions): RecoverOptions {
+  return options.recover === undefined ? {} : { recover: options.recover };
 }
 
 /** queueArguments plus x-expires / x-message-ttl / x-max-length, as integers (ms as RabbitMQ wants). */

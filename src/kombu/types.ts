@@ -56,7 +56,7 @@ export interface Declarable {
   /** Identity of the declaration (name and attributes), for the per-connection cache. */
   readonly cacheKey: string;
   /** Declares the entity on its bound channel. */
-  declare(options?: { nowait?: boolean }): Promise<unknown>;
+  declare(options?: { nowait?: boolean; recover?: boolean }): Promise<unknown>;
 }
 
 /** Field-table arguments, `undefined` when none. */
