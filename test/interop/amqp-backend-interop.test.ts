@@ -4,7 +4,8 @@
  * every serializer, compression, durability and x-expires variant the wire allows.
  */
 import { randomUUID } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../../src/celery/amqp-backend.js';
@@ -96,6 +97,29 @@ function pythonRehydrate(resultDict: unknown): Promise<{ type: string; module: s
     });
     child.stdin.end(JSON.stringify(resultDict));
   });
+}
+
+const execFileP = promisify(execFile);
+
+/** Every queue's flags as RabbitMQ reports them, by name: [durable, auto_delete, arguments]. */
+async function queueFlags(): Promise<Map<string, [string, string, string]>> {
+  const { stdout } = await execFileP('rabbitmqctl', [
+    'list_queues',
+    '-q',
+    '--no-table-headers',
+    'name',
+    'durable',
+    'auto_delete',
+    'arguments',
+  ]);
+  const flags = new Map<string, [string, string, string]>();
+  for (const line of stdout.split('\n')) {
+    const [name, durable, autoDelete, args] = line.split('\t');
+    if (name !== undefined && durable !== undefined && autoDelete !== undefined) {
+      flags.set(name, [durable, autoDelete, args ?? '']);
+    }
+  }
+  return flags;
 }
 
 function meta(id: string, status: string, result: unknown, extra: Partial<TaskMeta> = {}): TaskMeta {
@@ -520,6 +544,28 @@ describe('TypeScript stores, Python reads', () => {
   }, 60_000);
 });
 
+describe('groups (TypeScript only: Celery 4.4 raises NotImplementedError for them)', () => {
+  it('a group saved by one backend is restored by another, then deleted', async () => {
+    const writer = backend();
+    const reader = backend();
+    const members = [newId(), newId()];
+    const gid = newId();
+    const group = new GroupResult(
+      gid,
+      members.map((m) => new AsyncResult(m, writer)),
+      writer,
+    );
+    await group.save();
+    const restored = await GroupResult.restore(gid, reader);
+    expect(restored?.asTuple()).toEqual(group.asTuple());
+    expect(restored?.results[0]?.backend).toBe(reader);
+    // Restoring does not consume the saved group.
+    expect((await GroupResult.restore(gid, reader, { cache: false }))?.id).toBe(gid);
+    await group.delete();
+    expect(await GroupResult.restore(gid, backend(), { cache: false })).toBeNull();
+  });
+});
+
 describe('x-expires: both sides must declare the queue alike', () => {
   const agree: Array<{ name: string; py: string[]; expires: number | null }> = [
     { name: 'default (1 day)', py: [], expires: 86_400_000 },
@@ -538,6 +584,26 @@ describe('x-expires: both sides must declare the queue alike', () => {
       expect((await pyGet(fromTs, ...v.py)).meta).toEqual(meta(fromTs, 'SUCCESS', 2));
     });
   }
+
+  it('the queues we declare carry the x-expires Celery would send (RabbitMQ view)', async () => {
+    const cases: Array<[number | null, boolean, string]> = [
+      [86_400_000, true, '[{"x-expires",86400000}]'],
+      [60_000, true, '[{"x-expires",60000}]'],
+      [null, true, '[]'],
+      [86_400_000, false, '[{"x-expires",86400000}]'],
+    ];
+    const ids: string[] = [];
+    for (const [expires, persistent] of cases) {
+      const exchange = persistent ? 'celeryresults' : newExchange('ts-flags');
+      const tid = newId();
+      ids.push(tid);
+      await backend({ expires, persistent, exchange }).storeResult(tid, 1, 'SUCCESS');
+    }
+    const flags = await queueFlags();
+    expect(ids.map((tid) => flags.get(rk(tid)))).toEqual(
+      cases.map(([, persistent, args]) => [String(persistent), 'true', args]),
+    );
+  }, 60_000);
 
   it('different x-expires: our poll gets a typed 406 and the backend keeps working', async () => {
     const b = backend({ expires: 60_000 });

@@ -165,6 +165,7 @@ describe('bad result messages', () => {
       const err = await new AsyncResult(id, backend).get({ timeout: 10_000 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(bad.error);
       expect((err as Error).message).toContain(id);
+      expect((err as Error).message).toMatch(bad.cause);
     });
   }
 
