@@ -1,0 +1,363 @@
+/**
+ * The Celery app (Python's `celery.Celery`, client side): settings, a broker connection, a
+ * result backend, and {@link Celery.sendTask} in message protocol v2.
+ *
+ * Routing as Celery 5.2 does it by default: the task queue is declared as kombu's
+ * `Queue(name, Exchange(name, 'direct'), routing_key=name)` (durable queue, durable direct
+ * exchange of the same name, bound by the name), and the message is published to the default
+ * exchange `''` with the queue name as routing key (Celery's "anon-exchange" shortcut for
+ * direct queues). A Python worker declaring the same queue gets no 406.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { ArgumentError } from '../errors.js';
+import { Connection } from '../kombu/connection.js';
+import { Exchange } from '../kombu/exchange.js';
+import { Producer } from '../kombu/producer.js';
+import { Queue } from '../kombu/queue.js';
+import type { FieldTable } from '../transport/types.js';
+import type { ResultBackend } from './backend-types.js';
+import { AsyncResult } from './async-result.js';
+import { RPCBackend } from './rpc-backend.js';
+import type { CelerySettings } from './settings.js';
+import { encodeTaskMessage } from './task-message.js';
+import type { EncodedTaskMessage } from './task-message.js';
+import type { GetOptions } from './async-result.js';
+
+/** Task-sending settings, with Celery's names. */
+export interface AppSettings {
+  /** Queue used when sendTask names none. @default 'celery' */
+  task_default_queue: string;
+  /** Exchange of the default queue. @default the queue name */
+  task_default_exchange: string;
+  /** Type of task exchanges. @default 'direct' */
+  task_default_exchange_type: string;
+  /** Routing key of the default queue. @default the queue name */
+  task_default_routing_key: string;
+  /** Task body serializer. @default 'json' */
+  task_serializer: string;
+  /** Task body compression, or null. @default null */
+  task_compression: string | null;
+  /** Priority when sendTask gives none, or null. @default null */
+  task_default_priority: number | null;
+  /** 1 transient, 2 persistent task messages. @default 2 */
+  task_default_delivery_mode: 1 | 2 | 'transient' | 'persistent';
+  /** Wait for publisher confirms when sending. @default true */
+  task_publish_confirm: boolean;
+}
+
+/** Every setting the app takes: task settings plus the result backend's (settings.ts). */
+export type CeleryAppSettings = AppSettings & CelerySettings;
+
+/** Options of {@link Celery}. */
+export interface CeleryOptions {
+  /** Broker URL or a kombu Connection (kept open on close). @default 'memory://' */
+  broker?: string | Connection | undefined;
+  /** 'rpc://', or a ResultBackend instance (kept open on close; e.g. an AMQPBackend). @default 'rpc://' */
+  backend?: string | ResultBackend | undefined;
+  /** Celery settings (task_* here, result_* for the backend). @default {} */
+  settings?: Partial<CeleryAppSettings> | undefined;
+}
+
+/** Options of {@link Celery.sendTask}. */
+export interface SendTaskOptions {
+  /** Queue name. @default settings.task_default_queue */
+  queue?: string | undefined;
+  /** Routing key (with `exchange`). @default the queue name */
+  routingKey?: string | undefined;
+  /** Publish to this exchange instead of `''`. @default '' (Celery's direct shortcut) */
+  exchange?: string | undefined;
+  /** Delay in ms. @default undefined */
+  countdown?: number | undefined;
+  /** Earliest run time. @default undefined */
+  eta?: Date | undefined;
+  /** Expiry: ms from now, or a Date. @default undefined */
+  expires?: number | Date | undefined;
+  /** 0-255. @default settings.task_default_priority */
+  priority?: number | undefined;
+  /** @default a random UUID */
+  taskId?: string | undefined;
+  /** Extra message headers. @default {} */
+  headers?: FieldTable | undefined;
+  /** Hard time limit in ms. @default undefined */
+  timeLimit?: number | undefined;
+  /** Soft time limit in ms. @default undefined */
+  softTimeLimit?: number | undefined;
+  /** @default settings.task_serializer */
+  serializer?: string | undefined;
+  /** Don't declare the reply queue and tell the worker not to store. @default false */
+  ignoreResult?: boolean | undefined;
+  /** @default null */
+  groupId?: string | undefined;
+  /** Cancels the send. @default undefined */
+  signal?: AbortSignal | undefined;
+}
+
+const TASK_KEYS = new Set<string>([
+  'task_default_queue',
+  'task_default_exchange',
+  'task_default_exchange_type',
+  'task_default_routing_key',
+  'task_serializer',
+  'task_compression',
+  'task_default_priority',
+  'task_default_delivery_mode',
+  'task_publish_confirm',
+]);
+
+/** Anything with Celery's `on_task_call` hook (RPCBackend.ensureReplyQueue). */
+interface ReplyQueueBackend {
+  ensureReplyQueue(options?: { signal?: AbortSignal }): Promise<void>;
+  readonly oid: string;
+}
+
+function hasReplyQueue(b: unknown): b is ReplyQueueBackend {
+  return b instanceof RPCBackend;
+}
+
+/**
+ * The handle {@link Celery.sendTask} returns: an AsyncResult whose `get()` (and `await`)
+ * first waits for the task message to be published.
+ *
+ * @example
+ * ```ts
+ * const r = app.sendTask('add', [1, 2]);
+ * await r.sent; // rejects if the broker refused the message
+ * ```
+ */
+export class TaskResult<T = unknown> extends AsyncResult<T> {
+  /** Settles when the broker has the task message (rejections are also seen by `get()`). */
+  readonly sent: Promise<void>;
+
+  constructor(id: string, backend: ResultBackend, sent: Promise<void>) {
+    super(id, backend);
+    this.sent = sent;
+    // Nobody may await `sent`: keep a failed send from becoming an unhandled rejection.
+    sent.catch(() => undefined);
+  }
+
+  /**
+   * Waits for the send, then for the result (AsyncResult.get).
+   *
+   * @example
+   * ```ts
+   * await app.sendTask('add', [1, 2]).get({ timeout: 5000 }); // 3
+   * ```
+   */
+  override async get(options: GetOptions = {}): Promise<T> {
+    await this.sent;
+    return super.get(options);
+  }
+}
+
+/**
+ * A Celery app: sends tasks by name to a (Python or Node) worker and returns AsyncResults.
+ *
+ * @example
+ * ```ts
+ * const app = new Celery({ broker: 'amqp://guest:guest@127.0.0.1:5672//', backend: 'rpc://' });
+ * const result = await app.sendTask('tasks.add', [2, 3]);
+ * console.log(await result.get({ timeout: 10_000 })); // 5
+ * await app.close();
+ * ```
+ */
+export class Celery {
+  /** The broker connection. */
+  readonly connection: Connection;
+  /** The result backend. */
+  readonly backend: ResultBackend;
+  /** This client's id; tasks carry it as reply_to (Celery's `app.thread_oid`). */
+  readonly oid: string;
+  /** Task settings in effect. */
+  readonly conf: Readonly<AppSettings>;
+
+  readonly #ownsConnection: boolean;
+  readonly #ownsBackend: boolean;
+  readonly #queues = new Map<string, Queue>();
+  #producer: Promise<Producer> | undefined;
+  #closed = false;
+
+  constructor(options: CeleryOptions = {}) {
+    const all: Record<string, unknown> = { ...(options.settings ?? {}) };
+    const resultSettings: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(all)) if (!TASK_KEYS.has(k)) resultSettings[k] = v;
+    const s = options.settings ?? {};
+    const queue = s.task_default_queue ?? 'celery';
+    this.conf = Object.freeze({
+      task_default_queue: queue,
+      task_default_exchange: s.task_default_exchange ?? queue,
+      task_default_exchange_type: s.task_default_exchange_type ?? 'direct',
+      task_default_routing_key: s.task_default_routing_key ?? queue,
+      task_serializer: s.task_serializer ?? 'json',
+      task_compression: s.task_compression ?? null,
+      task_default_priority: s.task_default_priority ?? null,
+      task_default_delivery_mode: s.task_default_delivery_mode ?? 2,
+      task_publish_confirm: s.task_publish_confirm ?? true,
+    });
+    const broker = options.broker ?? 'memory://';
+    this.#ownsConnection = typeof broker === 'string';
+    this.connection = typeof broker === 'string' ? new Connection(broker) : broker;
+    const backend = options.backend ?? 'rpc://';
+    if (typeof backend === 'string') {
+      if (!/^rpc:(\/\/)?$/.test(backend)) {
+        throw new ArgumentError(
+          `backend ${JSON.stringify(backend)}: only 'rpc://' is built from a URL; pass a ResultBackend instance (e.g. an AMQPBackend) for others`,
+        );
+      }
+      this.backend = new RPCBackend({ connection: this.connection, settings: resultSettings });
+      this.#ownsBackend = true;
+    } else {
+      this.backend = backend;
+      this.#ownsBackend = false;
+    }
+    this.oid = hasReplyQueue(this.backend) ? this.backend.oid : randomUUID();
+  }
+
+  /**
+   * The task queue as Celery declares it: durable, bound to the durable direct exchange of the
+   * same name (the default queue uses task_default_exchange / task_default_routing_key).
+   *
+   * @example
+   * ```ts
+   * await app.taskQueue('celery').bind(app.connection).declare();
+   * ```
+   */
+  taskQueue(name: string): Queue {
+    let q = this.#queues.get(name);
+    if (q === undefined) {
+      const isDefault = name === this.conf.task_default_queue;
+      const exchange = new Exchange(isDefault ? this.conf.task_default_exchange : name, {
+        type: this.conf.task_default_exchange_type,
+        durable: true,
+      });
+      q = new Queue(name, {
+        exchange,
+        routingKey: isDefault ? this.conf.task_default_routing_key : name,
+        durable: true,
+      });
+      this.#queues.set(name, q);
+    }
+    return q;
+  }
+
+  #getProducer(): Promise<Producer> {
+    if (this.#producer === undefined) {
+      const p = this.connection
+        .channel({ confirm: this.conf.task_publish_confirm })
+        .then((ch) => new Producer(ch, { serializer: this.conf.task_serializer, autoDeclare: false }));
+      this.#producer = p;
+      p.catch(() => {
+        if (this.#producer === p) this.#producer = undefined;
+      });
+    }
+    return this.#producer;
+  }
+
+  /**
+   * Sends a task by name (protocol v2) and returns its result handle at once; the send runs
+   * in the background: {@link TaskResult.sent} settles when the broker has the message, and
+   * `get()` waits for it first (so a send error surfaces there too). The reply queue is
+   * declared before the publish (rpc://), so no result can arrive before it exists.
+   *
+   * It returns the handle synchronously because an AsyncResult is thenable: a
+   * `Promise<AsyncResult>` would resolve to the task's value, not to the handle.
+   *
+   * @throws ArgumentError synchronously for bad arguments or a closed app; ConnectionError /
+   *   ChannelError through `sent` and `get()`.
+   * @example
+   * ```ts
+   * const r = app.sendTask('tasks.add', [2, 3], {}, { queue: 'math', countdown: 1000 });
+   * await r.sent;                       // published
+   * await r.get({ timeout: 10_000 });   // 5 (or simply: await r)
+   * ```
+   */
+  sendTask(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Readonly<Record<string, unknown>> = {},
+    options: SendTaskOptions = {},
+  ): TaskResult {
+    if (this.#closed) throw new ArgumentError('Celery app closed');
+    const ignoreResult = options.ignoreResult ?? false;
+    const message = encodeTaskMessage({
+      task: name,
+      args,
+      kwargs,
+      id: options.taskId,
+      replyTo: this.oid,
+      countdown: options.countdown,
+      eta: options.eta,
+      expires: options.expires,
+      timeLimit: options.timeLimit,
+      softTimeLimit: options.softTimeLimit,
+      groupId: options.groupId,
+      ignoreResult,
+      headers: options.headers,
+    });
+    const sent = this.#publish(message, ignoreResult, options);
+    return new TaskResult(message.properties.correlationId, this.backend, sent);
+  }
+
+  async #publish(
+    message: EncodedTaskMessage,
+    ignoreResult: boolean,
+    options: SendTaskOptions,
+  ): Promise<void> {
+    const signal = options.signal === undefined ? {} : { signal: options.signal };
+    if (!ignoreResult && hasReplyQueue(this.backend)) await this.backend.ensureReplyQueue(signal);
+    const queueName = options.queue ?? this.conf.task_default_queue;
+    const queue = this.taskQueue(queueName);
+    const direct = options.exchange === undefined || options.exchange === '';
+    const producer = await this.#getProducer();
+    const priority = options.priority ?? this.conf.task_default_priority;
+    await producer.publish(message.body, {
+      exchange: direct ? '' : (options.exchange ?? ''),
+      // Celery: no exchange (or no routing key) on a direct queue means '' and the queue name.
+      routingKey: direct ? queueName : (options.routingKey ?? queue.routingKey),
+      serializer: options.serializer ?? this.conf.task_serializer,
+      ...(this.conf.task_compression === null ? {} : { compression: this.conf.task_compression }),
+      deliveryMode: this.conf.task_default_delivery_mode,
+      ...(priority === null ? {} : { priority }),
+      headers: message.headers as FieldTable,
+      correlationId: message.properties.correlationId,
+      replyTo: message.properties.replyTo,
+      ...(message.properties.expiration === undefined ? {} : { expiration: message.properties.expiration }),
+      declare: [queue],
+      ...signal,
+    });
+  }
+
+  /**
+   * An AsyncResult for a task id, on this app's backend.
+   *
+   * @example
+   * ```ts
+   * const r = app.AsyncResult(id); await r.get({ timeout: 5000 });
+   * ```
+   */
+  AsyncResult(id: string): AsyncResult {
+    return new AsyncResult(id, this.backend);
+  }
+
+  /**
+   * Closes the backend (if the app built it) and the connection (if the app opened it).
+   * Idempotent.
+   *
+   * @example
+   * ```ts
+   * await app.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const producer = await this.#producer?.catch(() => undefined);
+    if (producer !== undefined) {
+      producer.close();
+      await producer.channel.close().catch(() => undefined);
+    }
+    if (this.#ownsBackend && this.backend instanceof RPCBackend) await this.backend.close();
+    if (this.#ownsConnection) await this.connection.close();
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * Celery's task message, protocol v2 (what Celery 4.x/5.x send), encoded as Celery 5.2's
+ * `app.amqp.as_task_v2` does, and decoded for a Node worker (v2, and v1 bodies from Celery 3.1).
+ *
+ * Facts checked against a message captured from Celery 5.2.6: headers carry 17 keys
+ * (`group_index` included), `timelimit` is `[hard, soft]` in seconds, `eta`/`expires` are ISO
+ * 8601 with an offset, and a numeric `expires` also becomes the AMQP `expiration` property
+ * (per-message TTL in ms, as a string).
+ *
+ * @module
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { ArgumentError, DecodeError } from '../errors.js';
+import type { FieldTable } from '../transport/types.js';
+import { pythonRepr } from './exceptions.js';
+
+/** The third element of a v2 body: the canvas parts. */
+export interface TaskEmbed {
+  /** Signatures to call with the result. @default null */
+  callbacks: unknown[] | null;
+  /** Signatures to call on failure. @default null */
+  errbacks: unknown[] | null;
+  /** Remaining chain (reversed), or null. @default null */
+  chain: unknown[] | null;
+  /** Chord callback signature, or null. @default null */
+  chord: unknown;
+}
+
+/** What {@link encodeTaskMessage} needs. */
+export interface TaskMessageInput {
+  /** Task id. @default a random UUID */
+  id?: string | undefined;
+  /** Registered task name, e.g. `'tasks.add'`. */
+  task: string;
+  /** Positional arguments. @default [] */
+  args?: readonly unknown[] | undefined;
+  /** Keyword arguments. @default {} */
+  kwargs?: Readonly<Record<string, unknown>> | undefined;
+  /** Queue the reply goes to (the RPC backend's reply queue), '' for none. @default '' */
+  replyTo?: string | undefined;
+  /** Delay in ms before the worker runs it (becomes `eta`). @default undefined */
+  countdown?: number | undefined;
+  /** Earliest run time. Ignored when `countdown` is given. @default undefined */
+  eta?: Date | undefined;
+  /** Expiry: ms from now, or a Date. @default undefined */
+  expires?: number | Date | undefined;
+  /** Hard time limit in ms. @default undefined */
+  timeLimit?: number | undefined;
+  /** Soft time limit in ms. @default undefined */
+  softTimeLimit?: number | undefined;
+  /** @default 0 */
+  retries?: number | undefined;
+  /** @default the task id */
+  rootId?: string | null | undefined;
+  /** @default null */
+  parentId?: string | null | undefined;
+  /** @default null */
+  groupId?: string | null | undefined;
+  /** @default null */
+  groupIndex?: number | null | undefined;
+  /** Name shown in logs instead of the task name. @default null */
+  shadow?: string | null | undefined;
+  /** @default false */
+  ignoreResult?: boolean | undefined;
+  /** @default Python's `repr(args)`, cut at 1024 characters */
+  argsrepr?: string | undefined;
+  /** @default Python's `repr(kwargs)`, cut at 1024 characters */
+  kwargsrepr?: string | undefined;
+  /** @default `gen<pid>@<hostname>` (Celery's anon_nodename) */
+  origin?: string | undefined;
+  /** Canvas parts. @default all null */
+  embed?: Partial<TaskEmbed> | undefined;
+  /** Extra headers merged over the protocol's (Celery's `headers=` option). @default {} */
+  headers?: FieldTable | undefined;
+  /** Clock for eta/expires (tests). @default Date.now() */
+  now?: number | undefined;
+}
+
+/** An encoded task message: the body to serialize, its headers and AMQP properties. */
+export interface EncodedTaskMessage {
+  /** `[args, kwargs, embed]`. */
+  body: [unknown[], Record<string, unknown>, TaskEmbed];
+  /** Protocol v2 headers. */
+  headers: Record<string, unknown>;
+  /** `correlation_id` = task id, `reply_to`, and `expiration` (ms string) when expires is set. */
+  properties: { correlationId: string; replyTo: string; expiration?: string };
+}
+
+/** A decoded task message, as a worker sees it. */
+export interface TaskMessage {
+  /** Task id. */
+  id: string;
+  /** Task name. */
+  task: string;
+  /** Positional arguments. */
+  args: unknown[];
+  /** Keyword arguments. */
+  kwargs: Record<string, unknown>;
+  /** Canvas parts. */
+  embed: TaskEmbed;
+  /** The v2 headers (for v1: the body's fields). */
+  headers: Record<string, unknown>;
+  /** Where the result goes (rpc://), or null. */
+  replyTo: string | null;
+  /** The correlation_id property, or null. */
+  correlationId: string | null;
+  /** 2, or 1 for a Celery 3.1 body. */
+  protocol: 1 | 2;
+}
+
+/** Celery's `argsrepr_maxsize` / `kwargsrepr_maxsize`. */
+const REPR_MAXSIZE = 1024;
+
+/**
+ * Python's `datetime.isoformat()` of an aware UTC datetime: microseconds and `+00:00`, the
+ * form Celery sends (`2026-01-01T10:00:00.123000+00:00`).
+ *
+ * @example
+ * ```ts
+ * isoformat(new Date(0)); // '1970-01-01T00:00:00.000000+00:00'
+ * ```
+ */
+export function isoformat(date: Date): string {
+  if (Number.isNaN(date.getTime())) throw new ArgumentError('invalid date');
+  return `${date.toISOString().slice(0, 23)}000+00:00`;
+}
+
+/** kombu's `saferepr` cut: keeps the first `max` characters and marks the cut. */
+function saferepr(value: unknown): string {
+  const text = pythonRepr(value);
+  return text.length > REPR_MAXSIZE ? `${text.slice(0, REPR_MAXSIZE - 3)}...` : text;
+}
+
+function seconds(ms: number | undefined, what: string): number | null {
+  if (ms === undefined) return null;
+  if (!Number.isFinite(ms) || ms < 0) throw new ArgumentError(`${what} must be a non-negative number of ms`);
+  return ms / 1000;
+}
+
+/**
+ * Builds a protocol v2 task message exactly as Celery 5.2's `as_task_v2` does.
+ *
+ * @throws ArgumentError for a missing task name, non-list args, non-object kwargs, a negative
+ *   countdown/expires or time limit.
+ * @example
+ * ```ts
+ * const m = encodeTaskMessage({ task: 'tasks.add', args: [2, 3], replyTo: backend.oid });
+ * await producer.publish(m.body, { headers: m.headers, correlationId: m.properties.correlationId, replyTo: m.properties.replyTo });
+ * ```
+ */
+export function encodeTaskMessage(input: TaskMessageInput): EncodedTaskMessage {
+  if (typeof input.task !== 'string' || input.task === '') throw new ArgumentError('task name required');
+  const args = input.args ?? [];
+  const kwargs = input.kwargs ?? {};
+  if (!Array.isArray(args)) throw new ArgumentError('task args must be a list');
+  if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) {
+    throw new ArgumentError('task keyword arguments must be a mapping');
+  }
+  const id = input.id ?? randomUUID();
+  const now = input.now ?? Date.now();
+  let eta: string | null = null;
+  const countdown = seconds(input.countdown, 'countdown');
+  if (countdown !== null && countdown > 0) eta = isoformat(new Date(now + countdown * 1000));
+  else if (input.eta !== undefined) eta = isoformat(input.eta);
+  let expires: string | null = null;
+  let expiration: string | undefined;
+  if (input.expires !== undefined) {
+    const at =
+      input.expires instanceof Date
+        ? input.expires
+        : new Date(now + (seconds(input.expires, 'expires') ?? 0) * 1000);
+    expires = isoformat(at);
+    // Celery 5.2 also sets the per-message TTL (send_task's options['expiration']), never negative.
+    expiration = String(Math.max(0, Math.trunc(at.getTime() - now)));
+  }
+  const headers: Record<string, unknown> = {
+    lang: 'py',
+    task: input.task,
+    id,
+    shadow: input.shadow ?? null,
+    eta,
+    expires,
+    group: input.groupId ?? null,
+    group_index: input.groupIndex ?? null,
+    retries: input.retries ?? 0,
+    // Celery's order is [hard, soft] (Request.time_limits unpacks `time_limit, soft_time_limit`).
+    timelimit: [seconds(input.timeLimit, 'timeLimit'), seconds(input.softTimeLimit, 'softTimeLimit')],
+    root_id: input.rootId === undefined || input.rootId === null || input.rootId === '' ? id : input.rootId,
+    parent_id: input.parentId ?? null,
+    argsrepr: input.argsrepr ?? saferepr(args),
+    kwargsrepr: input.kwargsrepr ?? saferepr(kwargs),
+    origin: input.origin ?? `gen${process.pid}@${hostname()}`,
+    ignore_result: input.ignoreResult ?? false,
+    ...(input.headers ?? {}),
+  };
+  const embed: TaskEmbed = {
+    callbacks: input.embed?.callbacks ?? null,
+    errbacks: input.embed?.errbacks ?? null,
+    chain: input.embed?.chain ?? null,
+    chord: input.embed?.chord ?? null,
+  };
+  return {
+    body: [[...args], { ...kwargs }, embed],
+    headers,
+    properties: {
+      correlationId: id,
+      replyTo: input.replyTo ?? '',
+      ...(expiration === undefined ? {} : { expiration }),
+    },
+  };
+}
+
+/** The parts of a received message {@link decodeTaskMessage} reads (a kombu Message fits). */
+export interface RawTaskMessage {
+  /** The decoded body. */
+  readonly payload: unknown;
+  /** AMQP properties (`headers`, `correlationId`, `replyTo`). */
+  readonly properties: {
+    readonly headers?: FieldTable | undefined;
+    readonly correlationId?: string | undefined;
+    readonly replyTo?: string | undefined;
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function toEmbed(value: unknown): TaskEmbed {
+  const e = isRecord(value) ? value : {};
+  const list = (v: unknown): unknown[] | null => (Array.isArray(v) ? v : null);
+  return {
+    callbacks: list(e['callbacks']),
+    errbacks: list(e['errbacks']),
+    chain: list(e['chain']),
+    chord: e['chord'] ?? null,
+  };
+}
+
+function nonEmpty(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/**
+ * Decodes a task message: protocol v2 (headers `task`/`id`, body `[args, kwargs, embed]`),
+ * or protocol v1 (everything in a dict body, Celery 3.1).
+ *
+ * @throws DecodeError when the message is neither, or args/kwargs have the wrong shape.
+ * @example
+ * ```ts
+ * consumer.registerCallback((_body, message) => {
+ *   const { id, task, args, kwargs, replyTo } = decodeTaskMessage(message);
+ * });
+ * ```
+ */
+export function decodeTaskMessage(message: RawTaskMessage): TaskMessage {
+  const props = message.properties;
+  const headers: Record<string, unknown> = { ...(props.headers ?? {}) };
+  const body = message.payload;
+  const replyTo = nonEmpty(props.replyTo);
+  const correlationId = nonEmpty(props.correlationId);
+  if (typeof headers['task'] === 'string' && typeof headers['id'] === 'string') {
+    if (!Array.isArray(body)) throw new DecodeError('task message v2: body must be [args, kwargs, embed]');
+    const [args, kwargs, embed] = body as unknown[];
+    if (!Array.isArray(args) || !isRecord(kwargs)) {
+      throw new DecodeError('task message v2: args must be a list and kwargs a mapping');
+    }
+    return {
+      id: headers['id'],
+      task: headers['task'],
+      args,
+      kwargs,
+      embed: toEmbed(embed),
+      headers,
+      replyTo,
+      correlationId,
+      protocol: 2,
+    };
+  }
+  if (isRecord(body) && typeof body['task'] === 'string' && typeof body['id'] === 'string') {
+    const args = body['args'] ?? [];
+    const kwargs = body['kwargs'] ?? {};
+    if (!Array.isArray(args) || !isRecord(kwargs)) {
+      throw new DecodeError('task message v1: args must be a list and kwargs a mapping');
+    }
+    return {
+      id: body['id'],
+      task: body['task'],
+      args,
+      kwargs,
+      embed: toEmbed(body),
+      headers: { ...body },
+      replyTo,
+      correlationId,
+      protocol: 1,
+    };
+  }
+  throw new DecodeError('not a Celery task message (no task/id in headers or body)');
+}
