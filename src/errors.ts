@@ -108,7 +108,10 @@ export class CeleryAmqpError extends Error {
 export class ConnectionError extends CeleryAmqpError {
   /** Recoverable unless told otherwise (wrong credentials or an unknown vhost are not). */
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, options.code ?? 'CONNECTION_CLOSED', { ...options, recoverable: options.recoverable ?? true });
+    super(message, options.code ?? 'CONNECTION_CLOSED', {
+      ...options,
+      recoverable: options.recoverable ?? true,
+    });
   }
 }
 

@@ -28,7 +28,9 @@ export function transportFor(address: Pick<BrokerAddress, 'protocol'>): Transpor
     case 'memory':
       return memory;
     default:
-      throw new ArgumentError(`unsupported broker protocol ${String(address.protocol)}`, { code: 'INVALID_URL' });
+      throw new ArgumentError(`unsupported broker protocol ${String(address.protocol)}`, {
+        code: 'INVALID_URL',
+      });
   }
 }
 
