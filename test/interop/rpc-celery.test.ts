@@ -1,0 +1,212 @@
+/**
+ * rpc:// and protocol v2 against a real Python Celery 5 worker and client over RabbitMQ.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Celery } from '../../src/celery/app.js';
+import { TaskError } from '../../src/celery/exceptions.js';
+import { ResultSet } from '../../src/celery/result.js';
+import type { RPCBackend } from '../../src/celery/rpc-backend.js';
+import { decodeTaskMessage, encodeTaskMessage } from '../../src/celery/task-message.js';
+import { Worker } from '../../src/celery/worker.js';
+import { Connection } from '../../src/kombu/connection.js';
+import { runCeleryClient, startCeleryWorker } from './python.js';
+import type { CeleryWorker } from './python.js';
+
+const BROKER = process.env['CONFORMANCE_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
+const uid = (p: string): string => `rpc-interop-${p}-${randomUUID().slice(0, 8)}`;
+
+/** Deletes a Celery task queue and its same-named exchange. */
+async function dropQueue(name: string): Promise<void> {
+  const conn = new Connection(BROKER);
+  try {
+    const ch = await conn.channel();
+    await ch.deleteQueue(name, {}).catch(() => undefined);
+    await ch.deleteExchange(name, {}).catch(() => undefined);
+  } finally {
+    await conn.close();
+  }
+}
+
+async function until(pred: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('Node client -> Python Celery 5 worker (rpc://)', () => {
+  const queue = uid('py-worker');
+  let worker: CeleryWorker;
+  let app: Celery;
+
+  beforeAll(async () => {
+    worker = await startCeleryWorker({ queue, concurrency: 4 });
+    app = new Celery({ broker: BROKER, settings: { task_default_queue: queue } });
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await worker?.stop();
+    await dropQueue(queue);
+  }, 30_000);
+
+  it('add(2, 3) is 5', async () => {
+    const r = app.sendTask('add', [2, 3]);
+    expect(await r.get({ timeout: 15_000 })).toBe(5);
+    expect(r.state).toBe('SUCCESS');
+  });
+
+  it('fail rejects with a TaskError ValueError and a traceback string', async () => {
+    const r = app.sendTask('fail', ['nope']);
+    const err: unknown = await r.get({ timeout: 15_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    expect((err as TaskError).excType).toBe('ValueError');
+    expect((err as TaskError).excArgs).toEqual(['nope']);
+    expect(typeof (err as TaskError).traceback).toBe('string');
+    expect((err as TaskError).traceback).toContain('ValueError');
+  });
+
+  it('a group of 100 via joinNative gives results in input order', async () => {
+    const results = Array.from({ length: 100 }, (_, i) => app.sendTask('add', [i, 1000]));
+    await Promise.all(results.map((r) => r.sent));
+    const values = await new ResultSet(results, app.backend).joinNative({ timeout: 30_000 });
+    expect(values).toEqual(Array.from({ length: 100 }, (_, i) => i + 1000));
+  });
+
+  it('PROGRESS updates the state without resolving', async () => {
+    const r = app.sendTask('progress', [20]);
+    let settled = false;
+    const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
+    const backend = app.backend as RPCBackend;
+    let seen: unknown;
+    await until(async () => {
+      const m = await backend.getTaskMeta(r.id);
+      if (m.status === 'PROGRESS') seen = m.result;
+      return m.status === 'PROGRESS' || m.status === 'SUCCESS';
+    }, 'PROGRESS');
+    expect(seen).toMatchObject({ total: 20 });
+    expect(settled).toBe(false);
+    expect(await got).toBe(20);
+  });
+
+  it('STARTED (track_started) updates the state without resolving', async () => {
+    const r = app.sendTask('started', [1]);
+    let settled = false;
+    const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
+    const backend = app.backend as RPCBackend;
+    let started: unknown;
+    await until(async () => {
+      const m = await backend.getTaskMeta(r.id);
+      if (m.status === 'STARTED') started = m.result;
+      return m.status !== 'PENDING';
+    }, 'STARTED');
+    expect(started).toMatchObject({ pid: expect.any(Number), hostname: expect.any(String) });
+    expect(settled).toBe(false);
+    expect(await got).toBe('started');
+  });
+});
+
+describe('Python Celery 5 client -> Node worker (rpc://)', () => {
+  const queue = uid('node-worker');
+  let app: Celery;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    app = new Celery({ broker: BROKER, settings: { task_default_queue: queue } });
+    worker = new Worker(app, {
+      queue,
+      tasks: {
+        add: ([a, b]) => Number(a) + Number(b),
+        fail: ([msg]) => {
+          throw new TaskError({ excType: 'ValueError', excModule: 'builtins', excArgs: [msg] });
+        },
+        progress: async ([n], _k, ctx) => {
+          await ctx.updateState('PROGRESS', { current: 1, total: n });
+          return n;
+        },
+      },
+    });
+    await worker.start();
+  });
+
+  afterAll(async () => {
+    await worker?.close();
+    await app?.close();
+    await dropQueue(queue);
+  });
+
+  it('a Python AsyncResult.get() receives what Node stores', async () => {
+    const out = await runCeleryClient(['send', 'add', '[2, 3]', '--queue', queue, '--timeout', '15']);
+    expect(out.code).toBe(0);
+    expect(out.lines.at(-1)).toMatchObject({ status: 'SUCCESS', result: 5, traceback: null });
+  });
+
+  it('a failure reaches Python as its ValueError', async () => {
+    const out = await runCeleryClient(['send', 'fail', '["bad"]', '--queue', queue, '--timeout', '15']);
+    expect(out.code).toBe(0);
+    expect(out.lines.at(-1)).toMatchObject({
+      status: 'FAILURE',
+      result: { exc_type: 'ValueError', exc_message: ['bad'], exc_module: 'builtins' },
+    });
+    expect(typeof (out.lines.at(-1) as { traceback: unknown }).traceback).toBe('string');
+  });
+
+  it('Python sees the PROGRESS state message before the result', async () => {
+    const out = await runCeleryClient([
+      'send',
+      'progress',
+      '[3]',
+      '--queue',
+      queue,
+      '--timeout',
+      '15',
+      '--events',
+    ]);
+    expect(out.code).toBe(0);
+    const events = out.lines.filter((l) => typeof l === 'object' && l !== null && 'event' in l);
+    expect(events.map((e) => (e as { event: { status: string } }).event.status)).toEqual([
+      'PROGRESS',
+      'SUCCESS',
+    ]);
+    expect(out.lines.at(-1)).toMatchObject({ status: 'SUCCESS', result: 3 });
+  });
+});
+
+describe('task message v2: what Celery 5 sends vs what Node sends', () => {
+  const queue = uid('capture');
+  afterAll(() => dropQueue(queue));
+
+  it('same header keys, properties and body shape', async () => {
+    // No worker on the queue: the Python client times out and leaves its message there.
+    const out = await runCeleryClient(['send', 'add', '[2, 3]', '--queue', queue, '--timeout', '0.5']);
+    expect(out.code).toBe(3);
+    const conn = new Connection(BROKER);
+    try {
+      const ch = await conn.channel();
+      const m = await ch.get(queue, { noAck: true }, {});
+      expect(m).not.toBeNull();
+      if (m === null) return;
+      const py = decodeTaskMessage(m);
+      expect(py).toMatchObject({ task: 'add', args: [2, 3], kwargs: {}, protocol: 2 });
+      expect(py.correlationId).toBe(py.id);
+      expect(py.replyTo).toMatch(/^[0-9a-f-]{36}$/);
+      const node = encodeTaskMessage({ task: 'add', args: [2, 3], replyTo: 'x' });
+      expect(Object.keys(node.headers).sort()).toEqual(Object.keys(py.headers).sort());
+      expect(node.headers['argsrepr']).toBe(py.headers['argsrepr']);
+      expect(node.headers['kwargsrepr']).toBe(py.headers['kwargsrepr']);
+      expect(node.headers['timelimit']).toEqual(py.headers['timelimit']);
+      expect(node.body[2]).toEqual(py.embed);
+      expect(m.properties).toMatchObject({
+        contentType: 'application/json',
+        contentEncoding: 'utf-8',
+        deliveryMode: 2,
+      });
+      expect(m.deliveryInfo.exchange).toBe('');
+      expect(m.deliveryInfo.routingKey).toBe(queue);
+    } finally {
+      await conn.close();
+    }
+  });
+});

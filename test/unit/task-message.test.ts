@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { DecodeError, ArgumentError } from '../../src/errors.js';
+import { decodeTaskMessage, encodeTaskMessage, isoformat } from '../../src/celery/task-message.js';
+
+/** Header keys of a message captured from Celery 5.2.6's `send_task` (as_task_v2). */
+const CELERY_5_HEADER_KEYS = [
+  'argsrepr',
+  'eta',
+  'expires',
+  'group',
+  'group_index',
+  'id',
+  'ignore_result',
+  'kwargsrepr',
+  'lang',
+  'origin',
+  'parent_id',
+  'retries',
+  'root_id',
+  'shadow',
+  'task',
+  'timelimit',
+];
+
+const NOW = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+
+describe('encodeTaskMessage', () => {
+  it('has exactly the header keys Celery 5.2 sends, with its defaults', () => {
+    const m = encodeTaskMessage({ id: 'abc', task: 'tasks.add', args: [2, 3], replyTo: 'reply-q' });
+    expect(Object.keys(m.headers).sort()).toEqual(CELERY_5_HEADER_KEYS);
+    expect(m.headers).toMatchObject({
+      lang: 'py',
+      task: 'tasks.add',
+      id: 'abc',
+      root_id: 'abc',
+      parent_id: null,
+      group: null,
+      group_index: null,
+      eta: null,
+      expires: null,
+      retries: 0,
+      timelimit: [null, null],
+      argsrepr: '[2, 3]',
+      kwargsrepr: '{}',
+      shadow: null,
+      ignore_result: false,
+    });
+    expect(m.headers['origin']).toMatch(/^gen\d+@/);
+    expect(m.body).toEqual([[2, 3], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]);
+    expect(m.properties).toEqual({ correlationId: 'abc', replyTo: 'reply-q' });
+  });
+
+  it('converts countdown/expires/time limits to Celery units and forms', () => {
+    const m = encodeTaskMessage({
+      task: 't',
+      countdown: 5000,
+      expires: 60_000,
+      timeLimit: 10_000,
+      softTimeLimit: 5000,
+      kwargs: { a: 'x' },
+      now: NOW,
+    });
+    expect(m.headers['eta']).toBe('2026-01-02T03:04:10.678000+00:00');
+    expect(m.headers['expires']).toBe('2026-01-02T03:05:05.678000+00:00');
+    // Celery's order: [hard, soft], seconds.
+    expect(m.headers['timelimit']).toEqual([10, 5]);
+    expect(m.headers['kwargsrepr']).toBe("{'a': 'x'}");
+    expect(m.properties.expiration).toBe('60000');
+  });
+
+  it('takes an eta Date, an expires Date and extra headers', () => {
+    const m = encodeTaskMessage({
+      task: 't',
+      eta: new Date(NOW),
+      expires: new Date(NOW - 1000),
+      headers: { custom: 1 },
+      now: NOW,
+    });
+    expect(m.headers['eta']).toBe(isoformat(new Date(NOW)));
+    expect(m.properties.expiration).toBe('0');
+    expect(m.headers['custom']).toBe(1);
+  });
+
+  it('cuts long reprs like saferepr', () => {
+    const m = encodeTaskMessage({ task: 't', args: ['x'.repeat(5000)] });
+    expect((m.headers['argsrepr'] as string).length).toBe(1024);
+    expect(m.headers['argsrepr']).toMatch(/\.\.\.$/);
+  });
+
+  it('rejects bad input', () => {
+    expect(() => encodeTaskMessage({ task: '' })).toThrow(ArgumentError);
+    expect(() => encodeTaskMessage({ task: 't', args: {} as unknown as unknown[] })).toThrow(ArgumentError);
+    expect(() => encodeTaskMessage({ task: 't', kwargs: [] as unknown as Record<string, unknown> })).toThrow(
+      ArgumentError,
+    );
+    expect(() => encodeTaskMessage({ task: 't', countdown: -1 })).toThrow(ArgumentError);
+  });
+});
+
+describe('decodeTaskMessage', () => {
+  it('round-trips a v2 message', () => {
+    const m = encodeTaskMessage({
+      id: 'i1',
+      task: 'echo',
+      args: [1],
+      kwargs: { k: true },
+      replyTo: 'q',
+      embed: { callbacks: [{ task: 'cb' }] },
+    });
+    const d = decodeTaskMessage({
+      payload: JSON.parse(JSON.stringify(m.body)) as unknown,
+      properties: { headers: m.headers as never, correlationId: 'i1', replyTo: 'q' },
+    });
+    expect(d).toMatchObject({
+      id: 'i1',
+      task: 'echo',
+      args: [1],
+      kwargs: { k: true },
+      replyTo: 'q',
+      correlationId: 'i1',
+      protocol: 2,
+    });
+    expect(d.embed.callbacks).toEqual([{ task: 'cb' }]);
+  });
+
+  it('decodes a v1 (Celery 3.1) body and treats an empty reply_to as none', () => {
+    const d = decodeTaskMessage({
+      payload: { task: 'add', id: 'i2', args: [1, 2], kwargs: {}, callbacks: null, chord: null },
+      properties: { replyTo: '', correlationId: 'i2' },
+    });
+    expect(d).toMatchObject({ id: 'i2', task: 'add', args: [1, 2], protocol: 1, replyTo: null });
+  });
+
+  it('rejects what is not a task message', () => {
+    expect(() => decodeTaskMessage({ payload: { x: 1 }, properties: {} })).toThrow(DecodeError);
+    expect(() =>
+      decodeTaskMessage({ payload: { a: 1 }, properties: { headers: { task: 't', id: 'i' } } }),
+    ).toThrow(DecodeError);
+    expect(() =>
+      decodeTaskMessage({ payload: [[], 'no'], properties: { headers: { task: 't', id: 'i' } } }),
+    ).toThrow(DecodeError);
+  });
+});
