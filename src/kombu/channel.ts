@@ -195,6 +195,24 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return this.#slow(op, wait);
   }
 
+  /**
+   * {@link run} for operations that are safe to repeat (declare, bind, consume, qos): when
+   * the connection drops under one, it is carried out again once the channel has recovered
+   * instead of failing the caller (getMany setting up thousands of consumers during a cut).
+   * It fails when reaching the channel fails: the connection gave up, or was closed.
+   */
+  #idempotent<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+    let reached = false;
+    return this.run((ch) => {
+      reached = true;
+      return op(ch);
+    }, wait).catch((err: unknown) => {
+      if (!reached || this.#closed || !isRecoverable(err) || this.connection.options.autoReconnect === false)
+        throw err;
+      return this.#idempotent(op, wait);
+    });
+  }
+
   #slow<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     const ready = this.whenReady();
     if (wait === undefined || (wait.timeout === undefined && wait.signal === undefined))
@@ -507,7 +525,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       const opts = { ...options, nowait: false };
       this.#remember(`e\0${name}`, (ch) => ch.declareExchange(name, type, opts));
     }
-    return this.run((ch) => ch.declareExchange(name, type, options), wait);
+    return this.#idempotent((ch) => ch.declareExchange(name, type, options), wait);
   }
 
   /** Deletes an exchange and forgets it. */
@@ -531,7 +549,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         ch.bindExchange(destination, source, routingKey, args),
       );
     }
-    return this.run((ch) => ch.bindExchange(destination, source, routingKey, args, options), wait);
+    return this.#idempotent((ch) => ch.bindExchange(destination, source, routingKey, args, options), wait);
   }
 
   /** Removes an exchange-to-exchange binding. */
@@ -563,7 +581,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const record = !passive && this.#records(recover);
     const opts = { ...options, nowait: false };
     if (name !== '' && record) this.#remember(`q\0${name}`, (ch) => ch.declareQueue(name, opts));
-    const p = this.run((ch) => ch.declareQueue(name, options), wait);
+    // A server-named declare is not repeated: a second one would make a second queue.
+    const p =
+      name === ''
+        ? this.run((ch) => ch.declareQueue(name, options), wait)
+        : this.#idempotent((ch) => ch.declareQueue(name, options), wait);
     if (name !== '' || !record) return p;
     return p.then((ok) => {
       if (ok !== null) {
@@ -596,7 +618,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
           : Promise.resolve(),
       );
     }
-    return this.run((ch) => ch.bindQueue(queue, exchange, routingKey, args, options), wait);
+    return this.#idempotent((ch) => ch.bindQueue(queue, exchange, routingKey, args, options), wait);
   }
 
   /** Removes a queue binding. */
@@ -661,7 +683,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   ): Promise<string> {
     const tag = options.consumerTag ?? newConsumerTag();
     const opts: ConsumeOptions = { ...options, consumerTag: tag };
-    await this.run((ch) => ch.consume(queue, (d) => this.#deliver(handler, d, ch), opts), wait);
+    await this.#idempotent((ch) => ch.consume(queue, (d) => this.#deliver(handler, d, ch), opts), wait);
     this.#consumers.set(tag, { queue, handler, options: opts });
     const pinned = this.currentName(queue);
     const count = this.#consumed.get(pinned) ?? 0;
@@ -695,7 +717,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Sets qos; re-applied on every reopened channel. */
   qos(prefetchSize: number, prefetchCount: number, global = false, wait?: WaitOptions): Promise<void> {
     this.#qos = [prefetchSize, prefetchCount, global];
-    return this.run((ch) => ch.qos(prefetchSize, prefetchCount, global), wait);
+    return this.#idempotent((ch) => ch.qos(prefetchSize, prefetchCount, global), wait);
   }
 
   /** basic.recover: redeliver unacked messages. */
