@@ -18,6 +18,7 @@ import { Producer } from '../kombu/producer.js';
 import { Queue } from '../kombu/queue.js';
 import type { FieldTable } from '../transport/types.js';
 import type { ResultBackend } from './backend-types.js';
+import { AMQPBackend } from './amqp-backend.js';
 import { AsyncResult } from './async-result.js';
 import { RPCBackend } from './rpc-backend.js';
 import type { CelerySettings } from './settings.js';
@@ -54,7 +55,7 @@ export type CeleryAppSettings = AppSettings & CelerySettings;
 export interface CeleryOptions {
   /** Broker URL or a kombu Connection (kept open on close). @default 'memory://' */
   broker?: string | Connection | undefined;
-  /** 'rpc://', or a ResultBackend instance (kept open on close; e.g. an AMQPBackend). @default 'rpc://' */
+  /** 'rpc://', 'amqp://' (the broker) or 'amqp://host...', or a ResultBackend instance (kept open on close). @default 'rpc://' */
   backend?: string | ResultBackend | undefined;
   /** Celery settings (task_* here, result_* for the backend). @default {} */
   settings?: Partial<CeleryAppSettings> | undefined;
@@ -114,6 +115,23 @@ interface ReplyQueueBackend {
 
 function hasReplyQueue(b: unknown): b is ReplyQueueBackend {
   return b instanceof RPCBackend;
+}
+
+/**
+ * The backend for a `backend` URL: `rpc://`, or `amqp://` (Celery 4.x's AMQP backend on the
+ * app's broker connection; a URL with a host opens its own connection).
+ *
+ * @throws ArgumentError for any other scheme.
+ */
+function backendFromUrl(url: string, broker: Connection, settings: Record<string, unknown>): ResultBackend {
+  if (/^rpc:(\/\/)?$/.test(url)) return new RPCBackend({ connection: broker, settings });
+  if (/^amqps?:/.test(url)) {
+    const sameBroker = /^amqps?:(\/\/)?$/.test(url);
+    return new AMQPBackend({ connection: sameBroker ? broker : url, settings });
+  }
+  throw new ArgumentError(
+    `backend ${JSON.stringify(url)}: use 'rpc://', 'amqp://...' or a ResultBackend instance`,
+  );
 }
 
 /**
@@ -200,12 +218,7 @@ export class Celery {
     this.connection = typeof broker === 'string' ? new Connection(broker) : broker;
     const backend = options.backend ?? 'rpc://';
     if (typeof backend === 'string') {
-      if (!/^rpc:(\/\/)?$/.test(backend)) {
-        throw new ArgumentError(
-          `backend ${JSON.stringify(backend)}: only 'rpc://' is built from a URL; pass a ResultBackend instance (e.g. an AMQPBackend) for others`,
-        );
-      }
-      this.backend = new RPCBackend({ connection: this.connection, settings: resultSettings });
+      this.backend = backendFromUrl(backend, this.connection, resultSettings);
       this.#ownsBackend = true;
     } else {
       this.backend = backend;
@@ -357,7 +370,7 @@ export class Celery {
       producer.close();
       await producer.channel.close().catch(() => undefined);
     }
-    if (this.#ownsBackend && this.backend instanceof RPCBackend) await this.backend.close();
+    if (this.#ownsBackend) await (this.backend as RPCBackend | AMQPBackend).close();
     if (this.#ownsConnection) await this.connection.close();
   }
 }

@@ -194,6 +194,27 @@ describe.each(transports)('rpc:// on $name', (t) => {
     await ch.close();
   });
 
+  it("backend 'amqp://' uses the AMQP backend on the same broker", async () => {
+    const queue = uid('q');
+    const client = new Celery({ broker: t.url, backend: 'amqp://', settings: { task_default_queue: queue } });
+    const server = new Celery({ broker: t.url, backend: 'amqp://', settings: { task_default_queue: queue } });
+    const worker = new Worker(server, { queue, tasks: { add: ([a, b]) => Number(a) + Number(b) } });
+    cleanup.push(() => client.close());
+    cleanup.push(() => server.close());
+    cleanup.push(() => worker.close());
+    await worker.start();
+    expect(await client.sendTask('add', [20, 22]).get({ timeout: 10_000 })).toBe(42);
+  });
+
+  it('a refused publish rejects sent and get()', async () => {
+    const client = new Celery({ broker: t.url });
+    cleanup.push(() => client.close());
+    const r = client.sendTask('add', [1, 2], {}, { exchange: uid('missing-exchange'), routingKey: 'x' });
+    await expect(r.sent).rejects.toBeInstanceOf(CeleryAmqpError);
+    await expect(r.get({ timeout: 5000 })).rejects.toBeInstanceOf(CeleryAmqpError);
+    expect(() => client.sendTask('')).toThrow(CeleryAmqpError);
+  });
+
   it('group operations are unsupported, as in Celery', async () => {
     const backend = new RPCBackend({ connection: t.url });
     cleanup.push(() => backend.close());
