@@ -25,6 +25,7 @@ interface BenchOptions extends ResultOptions {
   getmanyBroker?: string;
   timeout: number;
   out?: string;
+  verbose?: boolean;
 }
 
 /** The figures and the context needed to read them later. */
@@ -46,6 +47,7 @@ export function describeReport(r: BenchRecord): string {
     `                 backend      bare amqplib   ratio`,
     `  store     ${perS(r.store_per_s).padStart(12)}  ${perS(r.raw_store_per_s).padStart(14)}   ${ratio(r.store_ratio)}`,
     `  collect   ${perS(r.collect_per_s).padStart(12)}  ${perS(r.raw_collect_per_s).padStart(14)}   ${ratio(r.collect_ratio)}`,
+    `  collect teardown (after the last result): backend ${r.collect_teardown_ms} ms, bare ${r.raw_collect_teardown_ms ?? 'n/a'} ms`,
     `  waitFor p50 ${r.waitfor_p50_ms.toFixed(2)} ms, p99 ${r.waitfor_p99_ms.toFixed(2)} ms (${r.samples} samples)`,
     `  peak RSS ${r.rss_mb} MB`,
   ];
@@ -79,7 +81,8 @@ export function benchCommand(io: CliIo): Command {
         .argParser(secondsToMs)
         .default(300_000, '300'),
     )
-    .option('--out <file>', 'also write the JSON report to this file');
+    .option('--out <file>', 'also write the JSON report to this file')
+    .option('--verbose', 'log each phase on stderr (the default when stderr is a terminal)');
   addResultOptions(cmd).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
     const url = brokerUrl(opts, io);
@@ -99,7 +102,7 @@ export function benchCommand(io: CliIo): Command {
         openBackend({ ...opts, broker: brokerForPhase }, io, undefined, { storeChannels: opts.concurrency }),
       phase: (label, total) => progress(io, label, total),
       log: (text) => {
-        if (io.isTTY.stderr) io.stderr.write(`${text}\n`);
+        if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
       },
     });
     const record: BenchRecord = {

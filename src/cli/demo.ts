@@ -76,6 +76,8 @@ export function demoCommand(io: CliIo): Command {
           per_s: perS,
           store_per_s: rate(opts.n, outcome.storeMs),
           collect_per_s: rate(opts.n, outcome.ms),
+          // getMany's cleanup after the last result, not counted in the rates above.
+          teardown_ms: Math.round(outcome.teardownMs),
           broker: redact(url),
         },
         () =>

@@ -143,9 +143,13 @@ export class RawAmqp {
   /**
    * Consumes every id's queue (no-ack, spread over the channels) until one message per id
    * has arrived and been decoded, then cancels the consumers (RabbitMQ then deletes the
-   * auto-delete queues). Returns the elapsed ms and how many arrived before the timeout.
+   * auto-delete queues). Returns the time to the last message, the cancel time after it and
+   * how many arrived before the timeout.
    */
-  async collect(ids: readonly string[], timeoutMs: number): Promise<{ ms: number; received: number }> {
+  async collect(
+    ids: readonly string[],
+    timeoutMs: number,
+  ): Promise<{ ms: number; teardownMs: number; received: number }> {
     const wanted = new Set(ids);
     const seen = new Set<string>();
     const tags: Array<{ ch: ConfirmChannel; tag: string }> = [];
@@ -174,7 +178,7 @@ export class RawAmqp {
       const t = tags[i];
       if (t !== undefined) await t.ch.cancel(t.tag).catch(() => {});
     });
-    return { ms, received: seen.size };
+    return { ms, teardownMs: performance.now() - start - ms, received: seen.size };
   }
 
   /** Deletes the queues of these ids (a queue already gone is fine); returns how many were deleted. */

@@ -62,6 +62,9 @@ export interface BenchReport {
   raw_collect_per_s: number | null;
   store_ratio: number | null;
   collect_ratio: number | null;
+  /** After the last result: getMany's own cleanup (consumer cancels, channel close). */
+  collect_teardown_ms: number;
+  raw_collect_teardown_ms: number | null;
   waitfor_p50_ms: number;
   waitfor_p99_ms: number;
   rss_mb: number;
@@ -130,11 +133,14 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
     const backend = await cfg.open(cfg.url);
     let storeMs: number;
     let collectMs: number;
+    let teardownMs: number;
     let latencies: number[];
     try {
+      log('backend: warm-up');
       const warm = fresh(Math.min(WARMUP, cfg.n));
       await storeAll(backend, warm, cfg.concurrency);
       await collectAll(backend, warm, cfg.timeoutMs);
+      log(`backend: store and collect ${cfg.n}`);
 
       const ids = fresh(cfg.n);
       const storeBar = phase('store', cfg.n);
@@ -151,9 +157,11 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
         );
       }
       collectMs = collected.ms;
+      teardownMs = collected.teardownMs;
       log(`backend: store ${rate(cfg.n, storeMs)}/s, collect ${rate(cfg.n, collectMs)}/s`);
 
       // waitFor consumes its result, so each sample gets a result of its own.
+      log(`backend: ${cfg.samples} waitFor samples`);
       const sampleIds = fresh(cfg.samples);
       await storeAll(backend, sampleIds, cfg.concurrency);
       latencies = await waitForLatencies(backend, sampleIds);
@@ -165,9 +173,11 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
     // 3. Bare amqplib.
     let rawStoreMs: number | null = null;
     let rawCollectMs: number | null = null;
+    let rawTeardownMs: number | null = null;
     if (raw !== undefined) {
       const client = await RawAmqp.open({ url: cfg.url, ...raw });
       try {
+        log('amqplib: warm-up, then store and collect');
         const warm = fresh(Math.min(WARMUP, cfg.n));
         await client.store(warm, valueFor);
         await client.collect(warm, cfg.timeoutMs);
@@ -181,6 +191,7 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
           );
         }
         rawCollectMs = collected.ms;
+        rawTeardownMs = collected.teardownMs;
         log(`amqplib: store ${rate(cfg.n, rawStoreMs)}/s, collect ${rate(cfg.n, rawCollectMs)}/s`);
       } finally {
         await client.close();
@@ -233,6 +244,8 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
       raw_collect_per_s: rawCollectPerS,
       store_ratio: rawStorePerS ? round(storePerS / rawStorePerS) : null,
       collect_ratio: rawCollectPerS ? round(collectPerS / rawCollectPerS) : null,
+      collect_teardown_ms: Math.round(teardownMs),
+      raw_collect_teardown_ms: rawTeardownMs === null ? null : Math.round(rawTeardownMs),
       waitfor_p50_ms: round(lat.p50, 3),
       waitfor_p99_ms: round(lat.p99, 3),
       rss_mb: mainPeak,
