@@ -122,7 +122,10 @@ export class Worker {
 
   #track(p: Promise<void>): void {
     this.#running.add(p);
-    void p.finally(() => this.#running.delete(p));
+    // #handle settles every message itself; this only keeps a surprise from going unhandled.
+    void p
+      .catch((err: unknown) => this.errors.push(err instanceof Error ? err : new Error(String(err))))
+      .finally(() => this.#running.delete(p));
   }
 
   async #handle(message: Message): Promise<void> {
