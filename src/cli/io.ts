@@ -231,7 +231,8 @@ export function progress(
   const bar = new SingleBar({
     stream: io.stderr,
     format: `${label.padEnd(8)} [{bar}] {percentage}% | {value}/{total} | {duration_formatted}`,
-    hideCursor: true,
+    // Left visible: a Ctrl-C exit must not leave the terminal without a cursor.
+    hideCursor: false,
     clearOnComplete: false,
     fps: 10,
   });
