@@ -45,3 +45,6 @@ export function transportFor(address: Pick<BrokerAddress, 'protocol'>): Transpor
 export function resolveBroker(url: string): Array<{ transport: Transport; address: BrokerAddress }> {
   return parseBrokerUrl(url).map((address) => ({ transport: transportFor(address), address }));
 }
+
+/** The embedded broker's handle (inspection, `disconnectAll()` to simulate a lost connection). */
+export { MemoryBroker } from './memory/broker.js';
