@@ -26,7 +26,14 @@ import { encodeTaskMessage } from './task-message.js';
 import type { EncodedTaskMessage } from './task-message.js';
 import type { GetOptions } from './async-result.js';
 
-/** Task-sending settings, with Celery's names. */
+/**
+ * Task-sending settings, with Celery's names.
+ *
+ * @example
+ * ```ts
+ * new Celery({ settings: { task_default_queue: 'math', task_serializer: 'msgpack' } });
+ * ```
+ */
 export interface AppSettings {
   /** Queue used when sendTask names none. @default 'celery' */
   task_default_queue: string;
@@ -48,10 +55,24 @@ export interface AppSettings {
   task_publish_confirm: boolean;
 }
 
-/** Every setting the app takes: task settings plus the result backend's (settings.ts). */
+/**
+ * Every setting the app takes: task settings plus the result backend's (settings.ts).
+ *
+ * @example
+ * ```ts
+ * const s: Partial<CeleryAppSettings> = { task_default_queue: 'q', result_expires: 3600 };
+ * ```
+ */
 export type CeleryAppSettings = AppSettings & CelerySettings;
 
-/** Options of {@link Celery}. */
+/**
+ * Options of {@link Celery}.
+ *
+ * @example
+ * ```ts
+ * new Celery({ broker: 'amqp://guest:guest@127.0.0.1:5672//', backend: 'rpc://' });
+ * ```
+ */
 export interface CeleryOptions {
   /** Broker URL or a kombu Connection (kept open on close). @default 'memory://' */
   broker?: string | Connection | undefined;
@@ -61,7 +82,14 @@ export interface CeleryOptions {
   settings?: Partial<CeleryAppSettings> | undefined;
 }
 
-/** Options of {@link Celery.sendTask}. */
+/**
+ * Options of {@link Celery.sendTask}.
+ *
+ * @example
+ * ```ts
+ * app.sendTask('add', [1, 2], {}, { queue: 'math', expires: 60_000, priority: 5 });
+ * ```
+ */
 export interface SendTaskOptions {
   /** Queue name. @default settings.task_default_queue */
   queue?: string | undefined;

@@ -44,7 +44,14 @@ import type { CelerySettings } from './settings.js';
 import { resolveSettings } from './settings.js';
 import { FAILURE, STARTED, SUCCESS, isReady } from './states.js';
 
-/** Options of {@link RPCBackend}. */
+/**
+ * Options of {@link RPCBackend}.
+ *
+ * @example
+ * ```ts
+ * new RPCBackend({ connection, settings: { result_expires: 3600 }, bufferMax: 10_000 });
+ * ```
+ */
 export interface RPCBackendOptions {
   /** A kombu Connection (kept open on close) or a broker URL (closed on close). @default 'memory://' */
   connection?: Connection | string | undefined;

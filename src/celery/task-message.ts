@@ -15,7 +15,14 @@ import { ArgumentError, DecodeError } from '../errors.js';
 import type { FieldTable } from '../transport/types.js';
 import { pythonRepr } from './exceptions.js';
 
-/** The third element of a v2 body: the canvas parts. */
+/**
+ * The third element of a v2 body: the canvas parts.
+ *
+ * @example
+ * ```ts
+ * const embed: TaskEmbed = { callbacks: null, errbacks: null, chain: null, chord: null };
+ * ```
+ */
 export interface TaskEmbed {
   /** Signatures to call with the result. @default null */
   callbacks: unknown[] | null;
@@ -27,7 +34,14 @@ export interface TaskEmbed {
   chord: unknown;
 }
 
-/** What {@link encodeTaskMessage} needs. */
+/**
+ * What {@link encodeTaskMessage} needs.
+ *
+ * @example
+ * ```ts
+ * const input: TaskMessageInput = { task: 'tasks.add', args: [2, 3], countdown: 1000 };
+ * ```
+ */
 export interface TaskMessageInput {
   /** Task id. @default a random UUID */
   id?: string | undefined;
@@ -77,7 +91,14 @@ export interface TaskMessageInput {
   now?: number | undefined;
 }
 
-/** An encoded task message: the body to serialize, its headers and AMQP properties. */
+/**
+ * An encoded task message: the body to serialize, its headers and AMQP properties.
+ *
+ * @example
+ * ```ts
+ * const { body, headers, properties } = encodeTaskMessage({ task: 'echo', args: [1] });
+ * ```
+ */
 export interface EncodedTaskMessage {
   /** `[args, kwargs, embed]`. */
   body: [unknown[], Record<string, unknown>, TaskEmbed];
@@ -87,7 +108,14 @@ export interface EncodedTaskMessage {
   properties: { correlationId: string; replyTo: string; expiration?: string };
 }
 
-/** A decoded task message, as a worker sees it. */
+/**
+ * A decoded task message, as a worker sees it.
+ *
+ * @example
+ * ```ts
+ * const { id, task, args, kwargs, replyTo }: TaskMessage = decodeTaskMessage(message);
+ * ```
+ */
 export interface TaskMessage {
   /** Task id. */
   id: string;
@@ -211,7 +239,14 @@ export function encodeTaskMessage(input: TaskMessageInput): EncodedTaskMessage {
   };
 }
 
-/** The parts of a received message {@link decodeTaskMessage} reads (a kombu Message fits). */
+/**
+ * The parts of a received message {@link decodeTaskMessage} reads (a kombu Message fits).
+ *
+ * @example
+ * ```ts
+ * decodeTaskMessage({ payload: [[1], {}, {}], properties: { headers: { task: 'echo', id } } });
+ * ```
+ */
 export interface RawTaskMessage {
   /** The decoded body. */
   readonly payload: unknown;

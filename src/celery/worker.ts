@@ -17,7 +17,14 @@ import { FAILURE, STARTED, SUCCESS } from './states.js';
 import { decodeTaskMessage } from './task-message.js';
 import type { TaskMessage } from './task-message.js';
 
-/** What a handler gets besides args and kwargs. */
+/**
+ * What a handler gets besides args and kwargs.
+ *
+ * @example
+ * ```ts
+ * worker.register('slow', async (_a, _k, ctx) => { await ctx.updateState('PROGRESS', { pct: 50 }); return 1; });
+ * ```
+ */
 export interface TaskContext {
   /** The task id. */
   id: string;
@@ -29,10 +36,24 @@ export interface TaskContext {
   updateState(state: string, meta?: unknown): Promise<void>;
 }
 
-/** A task implementation: its return value (or resolved value) is the result. */
+/**
+ * A task implementation: its return value (or resolved value) is the result.
+ *
+ * @example
+ * ```ts
+ * const add: TaskHandler = ([a, b]) => Number(a) + Number(b);
+ * ```
+ */
 export type TaskHandler = (args: unknown[], kwargs: Record<string, unknown>, ctx: TaskContext) => unknown;
 
-/** Options of {@link Worker}. */
+/**
+ * Options of {@link Worker}.
+ *
+ * @example
+ * ```ts
+ * new Worker(app, { queue: 'math', prefetch: 8, trackStarted: true });
+ * ```
+ */
 export interface WorkerOptions {
   /** Queue to consume. @default the app's task_default_queue */
   queue?: string | undefined;

@@ -16,7 +16,14 @@ import { RPCBackend } from '../../celery/rpc-backend.js';
 import { Connection } from '../../kombu/connection.js';
 import { pool, rate } from './stats.js';
 
-/** Options of {@link runRpcBench}. */
+/**
+ * Options of {@link runRpcBench}.
+ *
+ * @example
+ * ```ts
+ * await runRpcBench({ results: 10_000, roundTrips: 0 });
+ * ```
+ */
 export interface RpcBenchOptions {
   /** Broker URL. @default 'amqp://guest:guest@127.0.0.1:5672//' */
   url?: string | undefined;
@@ -36,7 +43,14 @@ export interface RpcBenchOptions {
   log?: ((line: string) => void) | undefined;
 }
 
-/** What {@link runRpcBench} measured (rates per second, times in ms). */
+/**
+ * What {@link runRpcBench} measured (rates per second, times in ms).
+ *
+ * @example
+ * ```ts
+ * const { storeCollect } = await runRpcBench(); storeCollect.collectPerS;
+ * ```
+ */
 export interface RpcBenchReport {
   /** Store/collect phase. */
   storeCollect: { n: number; storePerS: number; collectPerS: number; totalMs: number };
