@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/** Files that stop the broker app or drop every connection: they must run alone. */
+const SERIAL = ['test/fault/**/*.serial.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Integration, interop and fault suites share one RabbitMQ; unique names keep them apart,
     // but two cores make broker-heavy files in parallel slower, not faster.
     fileParallelism: true,
@@ -11,5 +13,26 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Our own error paths must never leave a stray rejection behind.
     dangerouslyIgnoreUnhandledErrors: false,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'main',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...SERIAL],
+        },
+      },
+      {
+        // groupOrder 1: starts after every 'main' file has finished, one file at a time.
+        extends: true,
+        test: {
+          name: 'serial',
+          include: SERIAL,
+          fileParallelism: false,
+          testTimeout: 180_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
