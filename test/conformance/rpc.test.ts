@@ -21,17 +21,25 @@ describe.each(transports)('rpc:// on $name', (t) => {
     for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
   });
 
+  /** Deletes a task queue and its same-named exchange on a fresh connection (runs after the apps closed). */
+  async function dropQueue(queue: string): Promise<void> {
+    const conn = new Connection(t.url);
+    try {
+      const ch = await conn.channel();
+      await ch.deleteQueue(queue, {}).catch(() => undefined);
+      await ch.deleteExchange(queue, {}).catch(() => undefined);
+    } finally {
+      await conn.close();
+    }
+  }
+
   /** A client app and a worker app (separate connections) on one unique queue. */
   async function setup(tasks: Worker['tasks'] extends Map<string, infer H> ? Record<string, H> : never) {
     const queue = uid('q');
     const client = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
     const server = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
     const worker = new Worker(server, { queue, tasks });
-    cleanup.push(async () => {
-      const ch = await client.connection.channel();
-      await ch.deleteQueue(queue, {}).catch(() => undefined);
-      await ch.deleteExchange(queue, {}).catch(() => undefined);
-    });
+    cleanup.push(() => dropQueue(queue));
     cleanup.push(() => client.close());
     cleanup.push(() => server.close());
     cleanup.push(() => worker.close());
@@ -196,6 +204,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
 
   it("backend 'amqp://' uses the AMQP backend on the same broker", async () => {
     const queue = uid('q');
+    cleanup.push(() => dropQueue(queue));
     const client = new Celery({ broker: t.url, backend: 'amqp://', settings: { task_default_queue: queue } });
     const server = new Celery({ broker: t.url, backend: 'amqp://', settings: { task_default_queue: queue } });
     const worker = new Worker(server, { queue, tasks: { add: ([a, b]) => Number(a) + Number(b) } });
