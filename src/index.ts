@@ -41,31 +41,44 @@ export type { AmqpReplyCode, ClientErrorCode, ErrorCode, ErrorOptions } from './
 export type {
   BrokerAddress,
   ConnectOptions,
+  ConsumeOptions as TransportConsumeOptions,
+  ChannelOptions as TransportChannelOptions,
   Delivery,
   DeliveryInfo,
+  ExchangeDeclareOptions,
   ExchangeType,
   FieldTable,
+  FieldValue,
   MessageProperties,
+  PublishOptions as TransportPublishOptions,
+  QueueDeclareOk,
+  QueueDeclareOptions,
   ReturnedMessage,
   TlsOptions,
   Transport,
   TransportChannel,
+  TransportChannelEvents,
   TransportConnection,
+  TransportConnectionEvents,
 } from './transport/types.js';
 export { formatBrokerUrl, parseBrokerUrl, redactUrl } from './transport/url.js';
 export type { FormatBrokerUrlOptions } from './transport/url.js';
 export { MemoryBroker, resolveBroker, transportFor } from './transport/registry.js';
+export type { MemoryExchangeInfo, MemoryQueueInfo } from './transport/registry.js';
 
 // kombu
 export { Connection } from './kombu/connection.js';
 export type { ConnectionEvents, ConnectionOptions } from './kombu/connection.js';
 export { Channel } from './kombu/channel.js';
-export type { ChannelEvents, ChannelOptions } from './kombu/channel.js';
+export type { ChannelEvents, ChannelOptions, DeliveryHandler, RecoverOptions } from './kombu/channel.js';
 export { Exchange } from './kombu/exchange.js';
 export type { ExchangeMessageOptions, ExchangeOptions, ExchangePublishOptions } from './kombu/exchange.js';
 export { NoCacheQueue, Queue } from './kombu/queue.js';
 export type { QueueGetOptions, QueueOptions } from './kombu/queue.js';
 export { Binding } from './kombu/binding.js';
+export type { Bindable } from './kombu/binding.js';
+export type { ChannelLike } from './kombu/entity.js';
+export type { Arguments, Declarable, DeliveryModeLike, OutgoingMessage } from './kombu/types.js';
 export { Producer } from './kombu/producer.js';
 export type { OnReturn, ProducerOptions, PublishOptions } from './kombu/producer.js';
 export { Consumer } from './kombu/consumer.js';
@@ -73,7 +86,7 @@ export type { ConsumerCallback, ConsumerEvents, ConsumerOptions } from './kombu/
 export { Message } from './kombu/message.js';
 export type { MessageOptions, MessageState } from './kombu/message.js';
 export { DEFAULT_RETRY_POLICY, retryIntervals, retryOverTime } from './kombu/retry.js';
-export type { RetryOverTimeOptions, RetryPolicy } from './kombu/retry.js';
+export type { RetryOverTimeOptions, RetryPolicy, WaitOptions as KombuWaitOptions } from './kombu/retry.js';
 export {
   PICKLE_CONTENT_TYPE,
   contentTypeFor,
@@ -127,6 +140,7 @@ export {
   exceptionToMeta,
 } from './celery/exceptions.js';
 export type { ExceptionMeta, TaskErrorInit } from './celery/exceptions.js';
+export { JS_EXCEPTION_MODULE } from './celery/exceptions.js';
 export { DEFAULT_SETTINGS, resolveSettings } from './celery/settings.js';
 export type { CelerySettings, ResolvedSettings } from './celery/settings.js';
 export { ResultCache } from './celery/result-cache.js';
@@ -142,7 +156,7 @@ export type {
   WaitOptions,
 } from './celery/backend-types.js';
 export { AMQPBackend, DEFAULT_STORE_RETRY_POLICY } from './celery/amqp-backend.js';
-export type { AMQPBackendOptions } from './celery/amqp-backend.js';
+export type { AMQPBackendOptions, ConsumeOptions as BackendConsumeOptions } from './celery/amqp-backend.js';
 export { RPCBackend } from './celery/rpc-backend.js';
 export type { RPCBackendOptions } from './celery/rpc-backend.js';
 export {
@@ -152,10 +166,29 @@ export {
   groupResultFromTuple,
   resultFromTuple,
 } from './celery/result.js';
-export type { AsyncResultOptions, GetOptions, JoinOptions } from './celery/result.js';
+export type {
+  AsyncResultOptions,
+  AsyncResultTuple,
+  GetOptions,
+  GroupResultTuple,
+  JoinOptions,
+  ResultTuple,
+} from './celery/result.js';
 export { Celery } from './celery/app.js';
-export type { CeleryOptions, SendTaskOptions } from './celery/app.js';
+export type {
+  AppSettings,
+  CeleryAppSettings,
+  CeleryOptions,
+  SendTaskOptions,
+  TaskResult,
+} from './celery/app.js';
 export { decodeTaskMessage, encodeTaskMessage } from './celery/task-message.js';
-export type { EncodedTaskMessage, TaskMessage, TaskMessageInput } from './celery/task-message.js';
+export type {
+  EncodedTaskMessage,
+  RawTaskMessage,
+  TaskEmbed,
+  TaskMessage,
+  TaskMessageInput,
+} from './celery/task-message.js';
 export { Worker } from './celery/worker.js';
 export type { TaskContext, TaskHandler, WorkerOptions } from './celery/worker.js';

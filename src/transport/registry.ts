@@ -48,3 +48,4 @@ export function resolveBroker(url: string): Array<{ transport: Transport; addres
 
 /** The embedded broker's handle (inspection, `disconnectAll()` to simulate a lost connection). */
 export { MemoryBroker } from './memory/broker.js';
+export type { MemoryExchangeInfo, MemoryQueueInfo } from './memory/broker.js';
