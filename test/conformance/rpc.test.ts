@@ -3,7 +3,7 @@
  * memory:// and RabbitMQ.
  */
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CeleryAmqpError, ConnectionError, TimeoutError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { Celery } from '../../src/celery/app.js';
@@ -52,7 +52,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const r = client.sendTask('add', [2, 3]);
     expect(await r.get({ timeout: 10_000 })).toBe(5);
     expect(r.state).toBe('SUCCESS');
-    expect(worker.processed).toBe(1);
+    // The worker stores the result, then acks and counts: the client can see the result first.
+    await vi.waitFor(() => expect(worker.processed).toBe(1));
   });
 
   it('rehydrates a failure as a TaskError with the traceback', async () => {

@@ -63,6 +63,9 @@ describe('compression', () => {
         fc.constantFrom('zlib', 'gzip', 'brotli'),
         (value, serializer, method) => {
           const normal = JSON.parse(JSON.stringify(value)) as unknown;
+          // msgpack refuses a `__proto__` map key on purpose (prototype-pollution guard,
+          // asserted in serialization.test.ts); JSON and YAML keep it as an own property.
+          fc.pre(!(serializer === 'msgpack' && JSON.stringify(normal).includes('"__proto__"')));
           const enc = dumps(normal, serializer);
           const { body, contentType } = compress(enc.body, method);
           const plain = decompress(body, contentType, { maxBytes: enc.body.length });
