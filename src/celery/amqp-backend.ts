@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { ArgumentError, ConnectionError, DecodeError, TimeoutError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
 import { Connection } from '../kombu/connection.js';
@@ -188,6 +189,9 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
    */
   constructor(options: AMQPBackendOptions = {}) {
     const s = resolveSettings(options.settings ?? {});
+    // Every wait in flight listens on the closing signal (and removes its listener when it
+    // ends), so 11 concurrent waits are normal, not the leak Node's warning assumes.
+    setMaxListeners(0, this.#closing.signal);
     const conn = options.connection;
     this.#ownsConnection = !(conn instanceof Connection);
     this.connection = conn instanceof Connection ? conn : new Connection(conn ?? 'memory://');
