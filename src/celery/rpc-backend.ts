@@ -42,7 +42,7 @@ import { ResultCache } from './result-cache.js';
 import { pendingMeta, resultBody, validateMeta } from './result-meta.js';
 import type { CelerySettings } from './settings.js';
 import { resolveSettings } from './settings.js';
-import { FAILURE, STARTED, SUCCESS, isReady } from './states.js';
+import { FAILURE, PENDING, STARTED, SUCCESS, isReady } from './states.js';
 
 /**
  * Options of {@link RPCBackend}.
@@ -81,7 +81,8 @@ const RETRY_POLICY: RetryPolicy = { maxRetries: 20, intervalStart: 0, intervalSt
 /** How often onInterval fires while waiting (Celery's drainer interval). */
 const INTERVAL_MS = 1000;
 
-type Listener = (meta: TaskMeta) => void;
+/** Called with each state received for an id (and the id, so one function can serve many). */
+type Listener = (meta: TaskMeta, id: string) => void;
 
 /**
  * Celery's RPC result backend. Implements {@link ResultBackend}, so AsyncResult, GroupResult
@@ -128,11 +129,12 @@ export class RPCBackend implements ResultBackend {
   readonly #retryPolicy: RetryPolicy;
   readonly #maxBytes: number | undefined;
   readonly #states: ResultCache<TaskMeta>;
-  readonly #listeners = new Map<string, Set<Listener>>();
+  readonly #listeners = new Map<string, Listener | Listener[]>();
   readonly #anyListeners = new Set<Listener>();
   readonly #closers = new Set<(err: Error) => void>();
   #consumer: Promise<Consumer> | undefined;
   #producer: Promise<Producer> | undefined;
+  #producerReady: Producer | undefined;
   #closed = false;
 
   constructor(options: RPCBackendOptions = {}) {
@@ -215,9 +217,10 @@ export class RPCBackend implements ResultBackend {
   }
 
   #onReply(message: Message): void {
+    const correlationId = message.properties.correlationId;
     let meta: TaskMeta | null;
     try {
-      meta = validateMeta(message.payload, message.properties.correlationId ?? '?');
+      meta = asMeta(message.payload, correlationId ?? '?');
     } catch {
       meta = null;
     }
@@ -226,28 +229,45 @@ export class RPCBackend implements ResultBackend {
       return;
     }
     // Match on the correlation_id property first (Celery's _get_message_task_id).
-    const id = message.properties.correlationId ?? meta.task_id;
-    const prev = this.#states.get(id);
-    // A late non-ready state never hides a ready one.
-    if (prev === undefined || !isReady(prev.status) || isReady(meta.status)) this.#states.set(id, meta);
-    for (const l of this.#anyListeners) l(meta);
-    const set = this.#listeners.get(id);
-    if (set !== undefined) for (const l of [...set]) l(meta);
+    const id = correlationId ?? meta.task_id;
+    const ready = isReady(meta.status);
+    // A late non-ready state never hides a ready one: only then is the previous one read.
+    if (ready || !isReady(this.#states.get(id)?.status ?? PENDING)) this.#states.set(id, meta);
+    if (this.#anyListeners.size > 0) for (const l of this.#anyListeners) l(meta, id);
+    const entry = this.#listeners.get(id);
+    if (entry === undefined) return;
+    if (typeof entry === 'function') entry(meta, id);
+    // A copy: a listener may remove itself (or another) while the list is walked.
+    else for (const l of [...entry]) l(meta, id);
   }
 
+  /**
+   * Registers `listener` for `id`. The common case (one waiter per id, as getMany over
+   * thousands of ids registers) keeps the function itself in the map: no Set per id.
+   */
   #listen(id: string, listener: Listener): () => void {
-    let set = this.#listeners.get(id);
-    if (set === undefined) {
-      set = new Set();
-      this.#listeners.set(id, set);
+    this.#addListener(id, listener);
+    return () => this.#removeListener(id, listener);
+  }
+
+  #addListener(id: string, listener: Listener): void {
+    const entry = this.#listeners.get(id);
+    if (entry === undefined) this.#listeners.set(id, listener);
+    else if (typeof entry === 'function') this.#listeners.set(id, [entry, listener]);
+    else entry.push(listener);
+  }
+
+  #removeListener(id: string, listener: Listener): void {
+    const entry = this.#listeners.get(id);
+    if (entry === undefined) return;
+    if (typeof entry === 'function') {
+      if (entry === listener) this.#listeners.delete(id);
+      return;
     }
-    set.add(listener);
-    return () => {
-      const s = this.#listeners.get(id);
-      if (s === undefined) return;
-      s.delete(listener);
-      if (s.size === 0) this.#listeners.delete(id);
-    };
+    const i = entry.indexOf(listener);
+    if (i >= 0) entry.splice(i, 1);
+    if (entry.length === 1) this.#listeners.set(id, entry[0] as Listener);
+    else if (entry.length === 0) this.#listeners.delete(id);
   }
 
   /**
@@ -350,16 +370,14 @@ export class RPCBackend implements ResultBackend {
     const onAny: Listener = (meta) => {
       options.onMessage?.(meta);
     };
-    const unlistens: Array<() => void> = [];
-    for (const id of pending) {
-      unlistens.push(
-        this.#listen(id, (meta) => {
-          if (!isReady(meta.status) || !pending.delete(id)) return;
-          ready.push([id, meta]);
-          wake?.();
-        }),
-      );
-    }
+    // One listener for every id (no closure per id: getMany may wait on 100,000 ids).
+    const onState: Listener = (meta, id) => {
+      if (!isReady(meta.status) || !pending.delete(id)) return;
+      ready.push([id, meta]);
+      wake?.();
+    };
+    const listened = [...pending];
+    for (const id of listened) this.#addListener(id, onState);
     const onClose = (err: Error): void => {
       failure = err;
       wake?.();
@@ -381,7 +399,7 @@ export class RPCBackend implements ResultBackend {
         wake = undefined;
       }
     } finally {
-      for (const u of unlistens) u();
+      for (const id of listened) this.#removeListener(id, onState);
       this.#anyListeners.delete(onAny);
       this.#closers.delete(onClose);
       if (timer !== undefined) clearInterval(timer);
@@ -408,9 +426,11 @@ export class RPCBackend implements ResultBackend {
 
   #getProducer(): Promise<Producer> {
     if (this.#producer === undefined) {
-      const p = this.connection
-        .channel({ confirm: this.#confirm })
-        .then((ch: Channel) => new Producer(ch, { serializer: this.serializer, autoDeclare: false }));
+      const p = this.connection.channel({ confirm: this.#confirm }).then((ch: Channel) => {
+        const producer = new Producer(ch, { serializer: this.serializer, autoDeclare: false });
+        if (this.#producer === p) this.#producerReady = producer;
+        return producer;
+      });
       this.#producer = p;
       p.catch(() => {
         if (this.#producer === p) this.#producer = undefined;
@@ -439,7 +459,8 @@ export class RPCBackend implements ResultBackend {
     const [routingKey, correlationId] = this.destinationFor(taskId, options.request);
     if (routingKey === null) return result;
     const body = resultBody(taskId, result, status, options.traceback ?? null, options.request);
-    const producer = await this.#getProducer();
+    // The resolved producer is used directly: no extra await per result once it exists.
+    const producer = this.#producerReady ?? (await this.#getProducer());
     await producer.publish(body, {
       exchange: '',
       routingKey,
@@ -560,4 +581,29 @@ function compact<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Ex
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
   return out as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
+/**
+ * The body as a TaskMeta. A body Celery wrote has every field already (task_id, status,
+ * result, traceback, children): it is used as it is, freshly decoded and owned by nobody
+ * else, instead of validateMeta's normalizing copy (one object less per reply). Anything
+ * else goes through validateMeta.
+ */
+function asMeta(body: unknown, taskId: string): TaskMeta {
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    const b = body as Record<string, unknown>;
+    const tb = b['traceback'];
+    const children = b['children'];
+    if (
+      typeof b['task_id'] === 'string' &&
+      typeof b['status'] === 'string' &&
+      b['status'] !== '' &&
+      b['result'] !== undefined &&
+      (tb === null || typeof tb === 'string') &&
+      (children === null || Array.isArray(children))
+    ) {
+      return b as unknown as TaskMeta;
+    }
+  }
+  return validateMeta(body, taskId);
 }

@@ -181,6 +181,46 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect((await client.getTaskMeta(id)).status).toBe('PENDING');
   });
 
+  it('several waiters on one id (waitFor twice, getMany) all get the reply; a sparse body is normalized', async () => {
+    const conn = new Connection(t.url);
+    cleanup.push(() => conn.close());
+    const client = new RPCBackend({ connection: conn });
+    cleanup.push(() => client.close());
+    await client.ensureReplyQueue();
+    const id = randomUUID();
+    const other = randomUUID();
+    const a = client.waitFor(id, { timeout: 5000 });
+    const b = client.waitFor(id, { timeout: 5000 });
+    const many = (async () => {
+      const out: string[] = [];
+      for await (const [tid] of client.getMany([id, other], { timeout: 5000 })) out.push(tid);
+      return out;
+    })();
+    // A waiter that gives up must not take the others' registration with it.
+    const gone = client.waitFor(id, { timeout: 1 }).catch((e: unknown) => e);
+    expect(await gone).toBeInstanceOf(TimeoutError);
+    const ch = await conn.channel();
+    cleanup.push(() => ch.close());
+    // Not every sender writes traceback/children: those default to null.
+    const publish = (tid: string): Promise<void> =>
+      ch.publish(
+        '',
+        client.oid,
+        Buffer.from(JSON.stringify({ task_id: tid, status: 'SUCCESS', result: 7 })),
+        {
+          contentType: 'application/json',
+          contentEncoding: 'utf-8',
+          correlationId: tid,
+        },
+      );
+    await publish(id);
+    await publish(other);
+    for (const meta of await Promise.all([a, b])) {
+      expect(meta).toEqual({ task_id: id, status: 'SUCCESS', result: 7, traceback: null, children: null });
+    }
+    expect((await many).sort()).toEqual([id, other].sort());
+  });
+
   it('declares the reply queue as Celery 5 does (non-durable, auto-delete, x-expires)', async () => {
     const conn = new Connection(t.url);
     cleanup.push(() => conn.close());
