@@ -9,8 +9,10 @@ import type { Channel } from '../kombu/channel.js';
 import type { Connection } from '../kombu/connection.js';
 import { Consumer } from '../kombu/consumer.js';
 import type { Exchange } from '../kombu/exchange.js';
-import type { Message } from '../kombu/message.js';
+import { Message } from '../kombu/message.js';
+import type { MessageOptions } from '../kombu/message.js';
 import type { NoCacheQueue } from '../kombu/queue.js';
+import type { ConsumeOptions, Delivery, QueueDeclareOptions, TransportChannel } from '../transport/types.js';
 import type { GetManyOptions, TaskMeta } from './backend-types.js';
 import type { ResultCache } from './result-cache.js';
 import { decodeMeta, routingKeyFor } from './result-meta.js';
@@ -38,8 +40,11 @@ export interface ResultSource {
 /** How many queues one getMany lane declares and consumes per pipelined batch. */
 export const GET_MANY_BATCH = 500;
 
+/** Frame options of a nowait bind. */
+const NOWAIT = { nowait: true } as const;
+
 /** Most channels one getMany spreads its queues over. */
-export const GET_MANY_CHANNELS = 32;
+export const GET_MANY_CHANNELS = 64;
 
 /** Fewest queues per getMany channel: small calls stay on one channel. */
 export const GET_MANY_MIN_PER_CHANNEL = 64;
@@ -233,31 +238,54 @@ export async function* getMany(
     // Chunks small enough that every lane gets a share of a small call.
     const chunk = Math.min(GET_MANY_BATCH, Math.ceil(pending.size / lanes));
     let cursor = 0;
+    // Straight to the channel, with option objects built once and one handler for all:
+    // a Consumer would keep a Queue object, a tag entry and a promise per id.
+    const template = source.queueFor('template', first);
+    const exchangeName = source.exchange.name;
+    const declareOptions: QueueDeclareOptions = {
+      durable: template.durable,
+      exclusive: template.exclusive,
+      autoDelete: template.autoDelete,
+      passive: false,
+      nowait: false,
+      ...(template.queueArguments === undefined ? {} : { arguments: template.queueArguments }),
+    };
+    const messageOptions: MessageOptions = {
+      accept: source.acceptTypes,
+      maxBytes: source.maxBodyBytes,
+      noAck: false, // acked by hand, so that a bad message can be requeued
+    };
+    const consumeOptions: ConsumeOptions = { noAck: false };
+    const connection = source.connection;
+    const deliver = (d: Delivery, tch: TransportChannel): void => {
+      try {
+        receive(new Message(d, tch, messageOptions));
+      } finally {
+        connection.dispatched();
+      }
+    };
     const lane = async (ch: Channel): Promise<void> => {
-      const consumer = new Consumer(ch, {
-        noAck: false, // acked by hand, so that a bad message can be requeued
-        autoDeclare: false,
-        accept: source.acceptTypes,
-        ...(source.maxBodyBytes === undefined ? {} : { maxBytes: source.maxBodyBytes }),
-        onMessage: receive,
-      });
       while (cursor < order.length) {
         if (finished || failure !== undefined || ctl.cancelled !== undefined) return;
         const end = Math.min(order.length, cursor + chunk);
-        const batch: NoCacheQueue[] = [];
-        const declared: Array<Promise<unknown>> = [];
+        const ops: Array<Promise<unknown>> = [];
         for (; cursor < end; cursor += 1) {
           const rk = order[cursor] as string;
           if (!pending.has(rk)) continue;
-          const q = source.queueFor(rk, ch);
-          declared.push(q.queueDeclare({ nowait: true }), q.queueBind({ nowait: true }));
-          batch.push(q);
+          // Recorded (unlike the store path): a reconnect must bring these consumers back.
+          // A queue that already holds a message was routed to through its binding, so
+          // the bind (a metadata transaction on RabbitMQ: half the broker's setup time)
+          // is only sent for an empty queue, whose result is still to come.
+          ops.push(
+            ch.declareQueue(rk, declareOptions).then((ok) => {
+              if (ok === null || ok.messageCount === 0)
+                return ch.bindQueue(rk, exchangeName, rk, undefined, NOWAIT);
+              return undefined;
+            }),
+            ch.consume(rk, deliver, consumeOptions),
+          );
         }
-        if (batch.length === 0) continue;
-        consumer.queues = batch;
-        await Promise.all([...declared, consumer.consume()]);
-        // The consumer keeps its tags; the queue objects are not needed any more.
-        consumer.queues = [];
+        await Promise.all(ops);
       }
     };
     const setup = Promise.all(

@@ -264,6 +264,29 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     expect((err as Error).message).toMatch(/3 of 3/);
   });
 
+  it('getMany binds the queue of a result still to come (a publisher that only publishes reaches it)', async () => {
+    const b = backend({ cacheMax: 0 });
+    const [early, late] = [newId(), newId()];
+    await b.storeResult(early, 'e', 'SUCCESS');
+    const it = b.getMany([early, late], { timeout: 10_000 });
+    expect((await it.next()).value?.[0]).toBe(early);
+    // Publish without any declaration: only getMany's binding can route it.
+    const ch = await b.connection.channel({ confirm: true });
+    const p = new Producer(ch, { exchange: b.exchange, autoDeclare: false });
+    const body = { task_id: late, status: 'SUCCESS', result: 'l', traceback: null, children: null };
+    for (;;) {
+      const ok = await ch.declareQueue(rk(late), { passive: true }).catch(() => null);
+      if ((ok?.consumerCount ?? 0) > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await p.publish(body, { routingKey: rk(late) });
+    await ch.close();
+    const r = await it.next();
+    expect(r.value?.[0]).toBe(late);
+    expect(r.value?.[1].result).toBe('l');
+    expect((await it.next()).done).toBe(true);
+  });
+
   it('saves, restores and deletes a group', async () => {
     const b = backend();
     const gid = newId();
