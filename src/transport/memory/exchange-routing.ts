@@ -169,7 +169,9 @@ export class MemoryExchange {
   readonly arguments: FieldTable;
   private readonly bindings = new Map<string, MemoryBinding>();
   /** Direct exchanges: routing key → bindings, so routing is a map lookup. */
-  private readonly byKey = new Map<string, Set<MemoryBinding>>();
+  // Arrays, not Sets: a result exchange has one binding per key, and 100,000 one-entry
+  // Sets cost ~300 bytes each (bindings are unique by `key` already).
+  private readonly byKey = new Map<string, MemoryBinding[]>();
 
   constructor(
     name: string,
@@ -205,9 +207,9 @@ export class MemoryExchange {
     if (this.bindings.has(key)) return undefined;
     const full: MemoryBinding = { ...binding, source: this.name, key, words: topicWords(binding.routingKey) };
     this.bindings.set(key, full);
-    let set = this.byKey.get(full.routingKey);
-    if (set === undefined) this.byKey.set(full.routingKey, (set = new Set()));
-    set.add(full);
+    const list = this.byKey.get(full.routingKey);
+    if (list === undefined) this.byKey.set(full.routingKey, [full]);
+    else list.push(full);
     return full;
   }
 
@@ -255,10 +257,10 @@ export class MemoryExchange {
   /** Removes one binding object (found through the broker's reverse index). */
   forget(binding: MemoryBinding): void {
     this.bindings.delete(binding.key);
-    const set = this.byKey.get(binding.routingKey);
-    if (set !== undefined) {
-      set.delete(binding);
-      if (set.size === 0) this.byKey.delete(binding.routingKey);
+    const list = this.byKey.get(binding.routingKey);
+    if (list !== undefined) {
+      removeFrom(list, binding);
+      if (list.length === 0) this.byKey.delete(binding.routingKey);
     }
   }
 }
@@ -271,4 +273,10 @@ function bindingKey(
 ): string {
   // x-match aside, RabbitMQ treats the argument table as part of a binding's identity.
   return `${kind}\u0000${destination}\u0000${routingKey}\u0000${canonicalTable(args)}`;
+}
+
+/** Removes one element (by identity) from a small array, keeping the order. */
+export function removeFrom<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
 }
