@@ -4,11 +4,23 @@
  * (sendTask + result) from Node versus the Python Celery client against the same real Celery
  * 5 worker.
  *
+ * How the round trips are measured, and why: a first version ran Node first on a cold worker,
+ * once, and Node sent all N tasks in a burst (3,500-6,000/s) while Python's client sends at
+ * about the worker's pace (450-1,700/s). With a full task queue this Celery worker (threads
+ * pool, prefetch 4 x 8) idles: 5-13% CPU at 140-380 round trips/s, and Python's own client
+ * drops to 117-236/s when the same backlog is made for it (8 sleeping tasks first). Timelines
+ * showed replies following the queue's drain within 250 ms, and the Node process at 5-9%
+ * CPU: the worker, not the client, set the pace. So each client now runs `reps` times in
+ * alternating order after a warm-up of both, on the same worker and the same N, and the
+ * medians are reported; `nodePerS` keeps at most `window` tasks in flight (no backlog, like
+ * Python's paced sends), `nodeBurstPerS` is the burst, and the worker's CPU is reported so a
+ * worker-bound figure can be told from a client-bound one.
+ *
  * @module
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Celery } from '../../celery/app.js';
 import { ResultSet } from '../../celery/result.js';
@@ -39,6 +51,10 @@ export interface RpcBenchOptions {
   peersDir?: string | undefined;
   /** Worker thread pool size. @default 8 */
   workerConcurrency?: number | undefined;
+  /** Measured repetitions per client (alternating which client goes first); medians are reported. @default 3 */
+  reps?: number | undefined;
+  /** Tasks in flight for the windowed Node figure. @default 64 */
+  window?: number | undefined;
   /** Progress lines. @default none */
   log?: ((line: string) => void) | undefined;
 }
@@ -54,13 +70,21 @@ export interface RpcBenchOptions {
 export interface RpcBenchReport {
   /** Store/collect phase. */
   storeCollect: { n: number; storePerS: number; collectPerS: number; totalMs: number };
-  /** Round trips against the Celery worker, or null when skipped. */
+  /** Round trips against the Celery worker (medians over `reps`), or null when skipped. */
   roundTrips: {
     n: number;
+    reps: number;
+    /** Node, at most `window` tasks in flight (sendTask, then await each result). */
     nodePerS: number;
+    /** Node, all N sent at once, then joinNative (the queue fills: see the module doc). */
+    nodeBurstPerS: number;
+    /** Send rate of the burst. */
     nodeSendPerS: number;
+    /** Python celery_client.py send-many (send all, then join_native). */
     pythonPerS: number | null;
     pythonSendPerS: number | null;
+    /** Celery worker CPU (% of one core) during each client's runs, null off Linux. */
+    workerCpuPct: { node: number | null; nodeBurst: number | null; python: number | null };
   } | null;
 }
 
@@ -153,21 +177,64 @@ async function roundTripPhase(
   worker.stdout.resume();
   worker.stderr.resume();
   const app = new Celery({ broker: url, settings: { task_default_queue: queue } });
+  const reps = Math.max(1, options.reps ?? 3);
+  const window = Math.max(1, options.window ?? 64);
   try {
-    // The worker is ready when it answers a task.
+    // The worker is ready when it answers a task; then both clients warm up.
     await app.sendTask('add', [0, 0]).get({ timeout: 60_000 });
-    const t0 = performance.now();
-    const results = Array.from({ length: n }, (_, i) => app.sendTask('add', [i, i]));
-    await Promise.all(results.map((r) => r.sent));
-    const tSent = performance.now();
-    const values = await new ResultSet(results, app.backend).joinNative({ timeout: 300_000 });
-    const tDone = performance.now();
-    if (values.some((v, i) => v !== 2 * i)) throw new Error('wrong results from the Celery worker');
-    const node = { nodePerS: rate(n, tDone - t0), nodeSendPerS: rate(n, tSent - t0) };
-    log(`rpc round trips node: ${JSON.stringify(node)}`);
-    const py = await pythonSendMany(python, peers, env, n, queue);
-    log(`rpc round trips python: ${JSON.stringify(py)}`);
-    return { n, ...node, pythonPerS: py?.roundtrip_per_s ?? null, pythonSendPerS: py?.send_per_s ?? null };
+    const warm = Math.min(n, 200);
+    await nodeBurst(app, warm);
+    await pythonSendMany(python, peers, env, warm, queue);
+    const runs = { node: [] as Run[], nodeBurst: [] as Run[], python: [] as Run[] };
+    const measured = async <T>(fn: () => Promise<T>): Promise<{ value: T; cpu: number | null }> => {
+      const c0 = procCpuMs(worker.pid);
+      const t0 = performance.now();
+      const value = await fn();
+      const c1 = procCpuMs(worker.pid);
+      const cpu =
+        c0 === null || c1 === null ? null : Math.round(((c1 - c0) / (performance.now() - t0)) * 100);
+      return { value, cpu };
+    };
+    const clients: Array<() => Promise<void>> = [
+      async () => {
+        const r = await measured(() => nodeWindowed(app, n, window));
+        runs.node.push({ perS: r.value, sendPerS: null, cpu: r.cpu });
+      },
+      async () => {
+        const r = await measured(() => nodeBurst(app, n));
+        runs.nodeBurst.push({ perS: r.value.perS, sendPerS: r.value.sendPerS, cpu: r.cpu });
+      },
+      async () => {
+        const r = await measured(() => pythonSendMany(python, peers, env, n, queue));
+        if (r.value?.roundtrip_per_s !== undefined) {
+          runs.python.push({
+            perS: r.value.roundtrip_per_s,
+            sendPerS: r.value.send_per_s ?? null,
+            cpu: r.cpu,
+          });
+        }
+      },
+    ];
+    for (let rep = 0; rep < reps; rep++) {
+      // Alternate the order so neither client always meets a warmer (or more tired) worker.
+      for (const run of rep % 2 === 0 ? clients : [...clients].reverse()) await run();
+      log(`rpc round trips rep ${rep + 1}/${reps}: ${JSON.stringify(runs)}`);
+    }
+    const perS = (xs: Run[]): number | null => median(xs.map((x) => x.perS));
+    return {
+      n,
+      reps,
+      nodePerS: perS(runs.node) ?? 0,
+      nodeBurstPerS: perS(runs.nodeBurst) ?? 0,
+      nodeSendPerS: median(runs.nodeBurst.map((x) => x.sendPerS ?? 0)) ?? 0,
+      pythonPerS: perS(runs.python),
+      pythonSendPerS: median(runs.python.map((x) => x.sendPerS ?? 0)),
+      workerCpuPct: {
+        node: median(runs.node.flatMap((x) => (x.cpu === null ? [] : [x.cpu]))),
+        nodeBurst: median(runs.nodeBurst.flatMap((x) => (x.cpu === null ? [] : [x.cpu]))),
+        python: median(runs.python.flatMap((x) => (x.cpu === null ? [] : [x.cpu]))),
+      },
+    };
   } finally {
     await app.close();
     worker.kill('SIGTERM');
@@ -180,6 +247,54 @@ async function roundTripPhase(
     await ch.deleteExchange(queue, {}).catch(() => undefined);
     await conn.close();
   }
+}
+
+interface Run {
+  perS: number;
+  sendPerS: number | null;
+  cpu: number | null;
+}
+
+/** The median (upper middle), null for none. */
+function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? null;
+}
+
+/** user+system CPU ms of a process (Linux /proc), null when unreadable. */
+function procCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    // USER_HZ is 100 on every Linux this runs on.
+    return Number.isFinite(ticks) ? ticks * 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** All n sent at once, then joinNative; checks the values. */
+async function nodeBurst(app: Celery, n: number): Promise<{ perS: number; sendPerS: number }> {
+  const t0 = performance.now();
+  const results = Array.from({ length: n }, (_, i) => app.sendTask('add', [i, i]));
+  await Promise.all(results.map((r) => r.sent));
+  const tSent = performance.now();
+  const values = await new ResultSet(results, app.backend).joinNative({ timeout: 300_000 });
+  const tDone = performance.now();
+  if (values.some((v, i) => v !== 2 * i)) throw new Error('wrong results from the Celery worker');
+  return { perS: rate(n, tDone - t0), sendPerS: rate(n, tSent - t0) };
+}
+
+/** At most `window` tasks in flight: each slot sends a task and waits for its result. */
+async function nodeWindowed(app: Celery, n: number, window: number): Promise<number> {
+  const t0 = performance.now();
+  await pool(n, window, async (i) => {
+    const v = await app.sendTask('add', [i, i]).get({ timeout: 300_000 });
+    if (v !== 2 * i) throw new Error('wrong result from the Celery worker');
+  });
+  return rate(n, performance.now() - t0);
 }
 
 interface SendManyOut {
