@@ -10,6 +10,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import { redact } from '../errors.js';
+import { runRpcBench } from './bench/rpc-bench.js';
+import type { RpcBenchReport } from './bench/rpc-bench.js';
 import { runBench } from './bench/run-bench.js';
 import type { BenchReport } from './bench/run-bench.js';
 import { Output, formatCount, progress } from './io.js';
@@ -26,10 +28,62 @@ interface BenchOptions extends ResultOptions {
   timeout: number;
   out?: string;
   verbose?: boolean;
+  rpc?: boolean;
+  rpcN: number;
+  python?: boolean;
+  rpcRoundtrips: number;
+  rpcReps: number;
+}
+
+/**
+ * The rpc:// figures (`--rpc`, `--python`), absent when not asked for. Round trips are
+ * medians over `rpc_roundtrip_reps` alternating runs against one Celery 5 worker (see
+ * bench/rpc-bench.ts for why the windowed figure is the one compared).
+ */
+export interface RpcBenchFields {
+  /** Results stored and collected by RPCBackend (one reply queue). */
+  rpc_n?: number;
+  rpc_store_per_s?: number;
+  rpc_collect_per_s?: number;
+  /** Round trips per client run. */
+  rpc_roundtrip_n?: number;
+  rpc_roundtrip_reps?: number;
+  /** Node client, a bounded window of tasks in flight. */
+  rpc_roundtrip_per_s?: number;
+  /** Node client, all tasks sent at once then joinNative. */
+  rpc_roundtrip_burst_per_s?: number;
+  rpc_send_per_s?: number;
+  /** Python Celery client (send-many: send all, then join_native), null if it failed. */
+  python_rpc_roundtrip_per_s?: number | null;
+  python_rpc_send_per_s?: number | null;
+  /** Celery worker CPU (% of one core) during each client's runs. */
+  rpc_worker_cpu_pct?: { node: number | null; nodeBurst: number | null; python: number | null };
 }
 
 /** The figures and the context needed to read them later. */
-export type BenchRecord = BenchReport & { broker: string; node: string; date: string };
+export type BenchRecord = BenchReport & RpcBenchFields & { broker: string; node: string; date: string };
+
+/** The report keys of an rpc bench report. */
+function rpcFields(r: RpcBenchReport): RpcBenchFields {
+  const out: RpcBenchFields = {
+    rpc_n: r.storeCollect.n,
+    rpc_store_per_s: r.storeCollect.storePerS,
+    rpc_collect_per_s: r.storeCollect.collectPerS,
+  };
+  const rt = r.roundTrips;
+  if (rt === null) return out;
+  return {
+    ...out,
+    rpc_roundtrip_n: rt.n,
+    rpc_roundtrip_reps: rt.reps,
+    rpc_roundtrip_per_s: rt.nodePerS,
+    rpc_roundtrip_burst_per_s: rt.nodeBurstPerS,
+    rpc_send_per_s: rt.nodeSendPerS,
+    python_rpc_roundtrip_per_s: rt.pythonPerS,
+    python_rpc_send_per_s: rt.pythonSendPerS,
+    rpc_worker_cpu_pct: rt.workerCpuPct,
+  };
+}
 
 /**
  * The readable summary of a report.
@@ -54,6 +108,20 @@ export function describeReport(r: BenchRecord): string {
   if (r.getmany_n !== undefined) {
     lines.push(
       `  getMany over ${formatCount(r.getmany_n)} ids: ${perS(r.getmany_per_s ?? null)}, peak RSS ${r.getmany_rss_mb} MB`,
+    );
+  }
+  if (r.rpc_store_per_s !== undefined) {
+    lines.push(
+      `  rpc:// store/collect of ${formatCount(r.rpc_n ?? 0)}: store ${perS(r.rpc_store_per_s)}, collect ${perS(r.rpc_collect_per_s ?? null)}`,
+    );
+  }
+  if (r.rpc_roundtrip_per_s !== undefined) {
+    const cpu = r.rpc_worker_cpu_pct;
+    lines.push(
+      `  rpc:// round trips vs one Celery worker (N=${r.rpc_roundtrip_n}, median of ${r.rpc_roundtrip_reps}):`,
+      `    node ${perS(r.rpc_roundtrip_per_s)} (windowed), ${perS(r.rpc_roundtrip_burst_per_s ?? null)} (burst, sends ${perS(r.rpc_send_per_s ?? null)})`,
+      `    python ${perS(r.python_rpc_roundtrip_per_s ?? null)} (sends ${perS(r.python_rpc_send_per_s ?? null)})`,
+      `    worker CPU: node ${cpu?.node ?? 'n/a'}%, burst ${cpu?.nodeBurst ?? 'n/a'}%, python ${cpu?.python ?? 'n/a'}%`,
     );
   }
   lines.push(`  ${r.queues_deleted} queues deleted`);
@@ -82,7 +150,20 @@ export function benchCommand(io: CliIo): Command {
         .default(300_000, '300'),
     )
     .option('--out <file>', 'also write the JSON report to this file')
-    .option('--verbose', 'log each phase on stderr (the default when stderr is a terminal)');
+    .option('--verbose', 'log each phase on stderr (the default when stderr is a terminal)')
+    .option('--rpc', 'also measure rpc:// (RPCBackend) store/collect on one reply queue')
+    .option('--rpc-n <count>', 'results of the rpc:// store/collect phase', parseCount, 20_000)
+    .option(
+      '--python',
+      'also measure rpc:// round trips, Node vs the Python Celery client, against one Celery 5 worker (/usr/bin/python3)',
+    )
+    .option('--rpc-roundtrips <count>', 'round trips per client run (--python)', parseCount, 2000)
+    .option(
+      '--rpc-reps <count>',
+      'alternating runs per client; medians are reported (--python)',
+      parseCount,
+      3,
+    );
   addResultOptions(cmd).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
     const url = brokerUrl(opts, io);
@@ -105,8 +186,22 @@ export function benchCommand(io: CliIo): Command {
         if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
       },
     });
+    const log = (text: string): void => {
+      if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
+    };
+    const rpc =
+      opts.rpc === true || opts.python === true
+        ? await runRpcBench({
+            url,
+            results: opts.rpcN,
+            roundTrips: opts.python === true ? opts.rpcRoundtrips : 0,
+            reps: opts.rpcReps,
+            log,
+          })
+        : undefined;
     const record: BenchRecord = {
       ...report,
+      ...(rpc === undefined ? {} : rpcFields(rpc)),
       broker: redact(url),
       node: process.version,
       date: new Date().toISOString(),

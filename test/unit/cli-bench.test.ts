@@ -1,5 +1,7 @@
 /** The bench's measurement helpers: bounded concurrency, percentiles, rates, queue names. */
 import { describe, expect, it } from 'vitest';
+import { describeReport } from '../../src/cli/bench.js';
+import type { BenchRecord } from '../../src/cli/bench.js';
 import { queueName } from '../../src/cli/bench/raw-amqplib.js';
 import { RssSampler, percentile, pool, rate, round } from '../../src/cli/bench/stats.js';
 
@@ -57,4 +59,55 @@ describe('figures', () => {
 
 it('queue names are task ids without dashes (WIRE.md 2)', () => {
   expect(queueName('c3a9f5e2-7d41-4b8e-9a0c-1f2e3d4c5b6a')).toBe('c3a9f5e27d414b8e9a0c1f2e3d4c5b6a');
+});
+
+describe('describeReport with rpc:// figures', () => {
+  const base: BenchRecord = {
+    n: 4000,
+    concurrency: 64,
+    samples: 1000,
+    store_per_s: 30_000,
+    collect_per_s: 40_000,
+    raw_store_per_s: 35_000,
+    raw_collect_per_s: 45_000,
+    store_ratio: 0.86,
+    collect_ratio: 0.89,
+    collect_teardown_ms: 3,
+    raw_collect_teardown_ms: 2,
+    waitfor_p50_ms: 0.5,
+    waitfor_p99_ms: 2,
+    rss_mb: 120,
+    queues_deleted: 10,
+    broker: 'amqp://127.0.0.1//',
+    node: 'v20',
+    date: '2026-01-01T00:00:00.000Z',
+  };
+
+  it('has no rpc lines unless the rpc keys are there', () => {
+    expect(describeReport(base)).not.toContain('rpc://');
+  });
+
+  it('shows store/collect and the round trips of both clients with the worker CPU', () => {
+    const text = describeReport({
+      ...base,
+      rpc_n: 20_000,
+      rpc_store_per_s: 25_000,
+      rpc_collect_per_s: 24_000,
+      rpc_roundtrip_n: 2000,
+      rpc_roundtrip_reps: 3,
+      rpc_roundtrip_per_s: 900,
+      rpc_roundtrip_burst_per_s: 300,
+      rpc_send_per_s: 5000,
+      python_rpc_roundtrip_per_s: 450,
+      python_rpc_send_per_s: 600,
+      rpc_worker_cpu_pct: { node: 40, nodeBurst: 8, python: 25 },
+    });
+    expect(text).toContain('rpc:// store/collect');
+    expect(text).toContain('median of 3');
+    expect(text).toMatch(/node .*windowed/);
+    expect(text).toMatch(/python /);
+    expect(text).toContain('burst 8%');
+    // The last line stays the queue count.
+    expect(text.split('\n').at(-1)).toContain('queues deleted');
+  });
 });
