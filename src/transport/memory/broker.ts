@@ -63,7 +63,7 @@ export class MemoryBroker {
   private readonly vhosts = new Map<string, VirtualHost>();
   private readonly connections = new Map<number, BrokerConnection>();
   private nextConnectionId = 1;
-  private readonly dirty = new Set<MemoryQueue>();
+  private dirty = new Set<MemoryQueue>();
   private flushHandle: NodeJS.Immediate | undefined;
 
   private constructor(name: string) {
@@ -217,14 +217,22 @@ export class MemoryBroker {
   private flush(): void {
     this.flushHandle = undefined;
     let budget = TURN_BUDGET;
+    // Iterated as swapped-out batches: taking values().next() of a Set whose head keeps
+    // being deleted rescans the deleted slots, which made flush the broker's top frame.
     while (this.dirty.size > 0 && budget > 0) {
-      const queue = this.dirty.values().next().value as MemoryQueue;
-      this.dirty.delete(queue);
-      const limit = Math.min(QUEUE_BUDGET, budget);
-      const delivered = queue.drain(limit);
-      budget -= delivered;
-      // Stopped by the budget rather than by running dry: come back next pass.
-      if (delivered === limit) this.dirty.add(queue);
+      const batch = this.dirty;
+      this.dirty = new Set();
+      for (const queue of batch) {
+        if (budget <= 0) {
+          this.dirty.add(queue);
+          continue;
+        }
+        const limit = Math.min(QUEUE_BUDGET, budget);
+        const delivered = queue.drain(limit);
+        budget -= delivered;
+        // Stopped by the budget rather than by running dry: come back next pass.
+        if (delivered === limit) this.dirty.add(queue);
+      }
     }
     if (this.dirty.size > 0 && this.flushHandle === undefined)
       this.flushHandle = setImmediate(() => this.flush());

@@ -152,6 +152,9 @@ export function headersMatch(bindingArgs: FieldTable, headers: FieldTable | unde
   return !any;
 }
 
+/** The words of a binding on a non-topic exchange (never matched on). */
+const NO_WORDS: readonly string[] = Object.freeze([]);
+
 /**
  * One exchange: its declaration and its outgoing bindings.
  *
@@ -205,7 +208,9 @@ export class MemoryExchange {
       binding.arguments,
     );
     if (this.bindings.has(key)) return undefined;
-    const full: MemoryBinding = { ...binding, source: this.name, key, words: topicWords(binding.routingKey) };
+    // Only topic exchanges match on words: the others need no split per binding.
+    const words = this.type === 'topic' ? topicWords(binding.routingKey) : NO_WORDS;
+    const full: MemoryBinding = { ...binding, source: this.name, key, words };
     this.bindings.set(key, full);
     const list = this.byKey.get(full.routingKey);
     if (list === undefined) this.byKey.set(full.routingKey, [full]);
