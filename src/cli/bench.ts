@@ -58,6 +58,8 @@ export interface RpcBenchFields {
   python_rpc_send_per_s?: number | null;
   /** Celery worker CPU (% of one core) during each client's runs. */
   rpc_worker_cpu_pct?: { node: number | null; nodeBurst: number | null; python: number | null };
+  /** Celery worker CPU ms per task during each client's runs (same for both: worker-bound). */
+  rpc_worker_cpu_ms_per_task?: { node: number | null; nodeBurst: number | null; python: number | null };
 }
 
 /** The figures and the context needed to read them later. */
@@ -82,6 +84,7 @@ function rpcFields(r: RpcBenchReport): RpcBenchFields {
     python_rpc_roundtrip_per_s: rt.pythonPerS,
     python_rpc_send_per_s: rt.pythonSendPerS,
     rpc_worker_cpu_pct: rt.workerCpuPct,
+    rpc_worker_cpu_ms_per_task: rt.workerCpuMsPerTask,
   };
 }
 
@@ -117,11 +120,13 @@ export function describeReport(r: BenchRecord): string {
   }
   if (r.rpc_roundtrip_per_s !== undefined) {
     const cpu = r.rpc_worker_cpu_pct;
+    const ms = r.rpc_worker_cpu_ms_per_task;
     lines.push(
       `  rpc:// round trips vs one Celery worker (N=${r.rpc_roundtrip_n}, median of ${r.rpc_roundtrip_reps}):`,
       `    node ${perS(r.rpc_roundtrip_per_s)} (windowed), ${perS(r.rpc_roundtrip_burst_per_s ?? null)} (burst, sends ${perS(r.rpc_send_per_s ?? null)})`,
       `    python ${perS(r.python_rpc_roundtrip_per_s ?? null)} (sends ${perS(r.python_rpc_send_per_s ?? null)})`,
       `    worker CPU: node ${cpu?.node ?? 'n/a'}%, burst ${cpu?.nodeBurst ?? 'n/a'}%, python ${cpu?.python ?? 'n/a'}%`,
+      `    worker CPU per task: node ${ms?.node ?? 'n/a'} ms, burst ${ms?.nodeBurst ?? 'n/a'} ms, python ${ms?.python ?? 'n/a'} ms`,
     );
   }
   lines.push(`  ${r.queues_deleted} queues deleted`);

@@ -101,12 +101,14 @@ describe('describeReport with rpc:// figures', () => {
       python_rpc_roundtrip_per_s: 450,
       python_rpc_send_per_s: 600,
       rpc_worker_cpu_pct: { node: 40, nodeBurst: 8, python: 25 },
+      rpc_worker_cpu_ms_per_task: { node: 0.35, nodeBurst: 0.36, python: null },
     });
     expect(text).toContain('rpc:// store/collect');
     expect(text).toContain('median of 3');
     expect(text).toMatch(/node .*windowed/);
     expect(text).toMatch(/python /);
     expect(text).toContain('burst 8%');
+    expect(text).toContain('node 0.35 ms, burst 0.36 ms, python n/a ms');
     // The last line stays the queue count.
     expect(text.split('\n').at(-1)).toContain('queues deleted');
   });

@@ -14,7 +14,12 @@
  * alternating order after a warm-up of both, on the same worker and the same N, and the
  * medians are reported; `nodePerS` keeps at most `window` tasks in flight (no backlog, like
  * Python's paced sends), `nodeBurstPerS` is the burst, and the worker's CPU is reported so a
- * worker-bound figure can be told from a client-bound one.
+ * worker-bound figure can be told from a client-bound one. On the loaded 2-core box (CPU
+ * pressure 60-90%) the worker spent 0.33-0.43 ms of CPU per task for either client (Node's
+ * tasks no dearer), and each run's rate was its worker CPU share divided by that. In the slow
+ * runs the worker's threads were asleep (98% of /proc samples) while RabbitMQ ran at 117%:
+ * the worker waited for deliveries from a backlog of persistent task messages, a cost of the
+ * broker and worker that Python's client pays too when it meets a backlog.
  *
  * @module
  */
@@ -85,6 +90,12 @@ export interface RpcBenchReport {
     pythonSendPerS: number | null;
     /** Celery worker CPU (% of one core) during each client's runs, null off Linux. */
     workerCpuPct: { node: number | null; nodeBurst: number | null; python: number | null };
+    /**
+     * Celery worker CPU ms per task during each client's runs: equal for both clients means
+     * the tasks cost the worker the same, and the round-trip rate is the worker's CPU share
+     * divided by it (worker-bound), whichever client sends.
+     */
+    workerCpuMsPerTask: { node: number | null; nodeBurst: number | null; python: number | null };
   } | null;
 }
 
@@ -186,14 +197,14 @@ async function roundTripPhase(
     await nodeBurst(app, warm);
     await pythonSendMany(python, peers, env, warm, queue);
     const runs = { node: [] as Run[], nodeBurst: [] as Run[], python: [] as Run[] };
-    const measured = async <T>(fn: () => Promise<T>): Promise<{ value: T; cpu: number | null }> => {
+    const measured = async <T>(fn: () => Promise<T>): Promise<{ value: T; cpu: Cpu | null }> => {
       const c0 = procCpuMs(worker.pid);
       const t0 = performance.now();
       const value = await fn();
       const c1 = procCpuMs(worker.pid);
-      const cpu =
-        c0 === null || c1 === null ? null : Math.round(((c1 - c0) / (performance.now() - t0)) * 100);
-      return { value, cpu };
+      if (c0 === null || c1 === null) return { value, cpu: null };
+      const pct = Math.round(((c1 - c0) / (performance.now() - t0)) * 100);
+      return { value, cpu: { pct, msPerTask: Math.round(((c1 - c0) / n) * 1000) / 1000 } };
     };
     const clients: Array<() => Promise<void>> = [
       async () => {
@@ -230,9 +241,14 @@ async function roundTripPhase(
       pythonPerS: perS(runs.python),
       pythonSendPerS: median(runs.python.map((x) => x.sendPerS ?? 0)),
       workerCpuPct: {
-        node: median(runs.node.flatMap((x) => (x.cpu === null ? [] : [x.cpu]))),
-        nodeBurst: median(runs.nodeBurst.flatMap((x) => (x.cpu === null ? [] : [x.cpu]))),
-        python: median(runs.python.flatMap((x) => (x.cpu === null ? [] : [x.cpu]))),
+        node: cpuMedian(runs.node, 'pct'),
+        nodeBurst: cpuMedian(runs.nodeBurst, 'pct'),
+        python: cpuMedian(runs.python, 'pct'),
+      },
+      workerCpuMsPerTask: {
+        node: cpuMedian(runs.node, 'msPerTask'),
+        nodeBurst: cpuMedian(runs.nodeBurst, 'msPerTask'),
+        python: cpuMedian(runs.python, 'msPerTask'),
       },
     };
   } finally {
@@ -249,10 +265,20 @@ async function roundTripPhase(
   }
 }
 
+/** Celery worker CPU over one run: % of one core, and ms per task. */
+interface Cpu {
+  pct: number;
+  msPerTask: number;
+}
+
 interface Run {
   perS: number;
   sendPerS: number | null;
-  cpu: number | null;
+  cpu: Cpu | null;
+}
+
+function cpuMedian(runs: readonly Run[], key: keyof Cpu): number | null {
+  return median(runs.flatMap((x) => (x.cpu === null ? [] : [x.cpu[key]])));
 }
 
 /** The median (upper middle), null for none. */
