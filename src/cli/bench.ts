@@ -33,6 +33,7 @@ interface BenchOptions extends ResultOptions {
   python?: boolean;
   rpcRoundtrips: number;
   rpcReps: number;
+  rpcWorkers: number;
 }
 
 /**
@@ -48,6 +49,8 @@ export interface RpcBenchFields {
   /** Round trips per client run. */
   rpc_roundtrip_n?: number;
   rpc_roundtrip_reps?: number;
+  /** Celery worker processes on the task queue. */
+  rpc_workers?: number;
   /** Node client, a bounded window of tasks in flight. */
   rpc_roundtrip_per_s?: number;
   /** Node client, all tasks sent at once then joinNative. */
@@ -78,6 +81,7 @@ function rpcFields(r: RpcBenchReport): RpcBenchFields {
     ...out,
     rpc_roundtrip_n: rt.n,
     rpc_roundtrip_reps: rt.reps,
+    rpc_workers: rt.workers,
     rpc_roundtrip_per_s: rt.nodePerS,
     rpc_roundtrip_burst_per_s: rt.nodeBurstPerS,
     rpc_send_per_s: rt.nodeSendPerS,
@@ -122,7 +126,7 @@ export function describeReport(r: BenchRecord): string {
     const cpu = r.rpc_worker_cpu_pct;
     const ms = r.rpc_worker_cpu_ms_per_task;
     lines.push(
-      `  rpc:// round trips vs one Celery worker (N=${r.rpc_roundtrip_n}, median of ${r.rpc_roundtrip_reps}):`,
+      `  rpc:// round trips vs ${r.rpc_workers ?? 1} Celery worker process(es) (N=${r.rpc_roundtrip_n}, median of ${r.rpc_roundtrip_reps}):`,
       `    node ${perS(r.rpc_roundtrip_per_s)} (windowed), ${perS(r.rpc_roundtrip_burst_per_s ?? null)} (burst, sends ${perS(r.rpc_send_per_s ?? null)})`,
       `    python ${perS(r.python_rpc_roundtrip_per_s ?? null)} (sends ${perS(r.python_rpc_send_per_s ?? null)})`,
       `    worker CPU: node ${cpu?.node ?? 'n/a'}%, burst ${cpu?.nodeBurst ?? 'n/a'}%, python ${cpu?.python ?? 'n/a'}%`,
@@ -168,6 +172,12 @@ export function benchCommand(io: CliIo): Command {
       'alternating runs per client; medians are reported (--python)',
       parseCount,
       3,
+    )
+    .option(
+      '--rpc-workers <count>',
+      'Celery worker processes (8 threads each) on the task queue (--python)',
+      parseCount,
+      1,
     );
   addResultOptions(cmd).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
@@ -201,6 +211,7 @@ export function benchCommand(io: CliIo): Command {
             results: opts.rpcN,
             roundTrips: opts.python === true ? opts.rpcRoundtrips : 0,
             reps: opts.rpcReps,
+            workerProcesses: opts.rpcWorkers,
             log,
           })
         : undefined;

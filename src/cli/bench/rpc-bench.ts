@@ -56,6 +56,8 @@ export interface RpcBenchOptions {
   peersDir?: string | undefined;
   /** Worker thread pool size. @default 8 */
   workerConcurrency?: number | undefined;
+  /** Celery worker processes on the task queue (CPU figures are their sum). @default 1 */
+  workerProcesses?: number | undefined;
   /** Measured repetitions per client (alternating which client goes first); medians are reported. @default 3 */
   reps?: number | undefined;
   /** Tasks in flight for the windowed Node figure. @default 64 */
@@ -88,7 +90,9 @@ export interface RpcBenchReport {
     /** Python celery_client.py send-many (send all, then join_native). */
     pythonPerS: number | null;
     pythonSendPerS: number | null;
-    /** Celery worker CPU (% of one core) during each client's runs, null off Linux. */
+    /** Worker processes used. */
+    workers: number;
+    /** Celery worker CPU (% of one core, all processes) during each client's runs, null off Linux. */
     workerCpuPct: { node: number | null; nodeBurst: number | null; python: number | null };
     /**
      * Celery worker CPU ms per task during each client's runs: equal for both clients means
@@ -177,16 +181,31 @@ async function roundTripPhase(
   }
   const queue = `rpc-bench-${randomUUID().slice(0, 8)}`;
   const env = { ...process.env, CELERY_QUEUE: queue, CELERY_BROKER_URL: url, PYTHONUNBUFFERED: '1' };
-  const worker = spawn(
-    python,
-    ['-m', 'celery', '-A', 'celery_app', 'worker', '-Q', queue, '-P', 'threads', '-c']
-      .concat([String(options.workerConcurrency ?? 8), '-n', `${queue}@%h`, '--without-gossip'])
-      .concat(['--without-mingle', '--without-heartbeat', '-l', 'warning']),
-    { cwd: peers, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  // Several worker processes on the one queue: a client can only be measured past one
+  // worker's (or one consumer's) pace when there is more than one.
+  const workers = Array.from({ length: Math.max(1, options.workerProcesses ?? 1) }, (_, k) =>
+    spawn(
+      python,
+      ['-m', 'celery', '-A', 'celery_app', 'worker', '-Q', queue, '-P', 'threads', '-c']
+        .concat([String(options.workerConcurrency ?? 8), '-n', `${queue}-${k}@%h`, '--without-gossip'])
+        .concat(['--without-mingle', '--without-heartbeat', '-l', 'warning']),
+      { cwd: peers, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    ),
   );
-  const exited = new Promise<void>((r) => worker.on('close', () => r()));
-  worker.stdout.resume();
-  worker.stderr.resume();
+  const exited = workers.map((w) => new Promise<void>((r) => w.on('close', () => r())));
+  for (const w of workers) {
+    w.stdout.resume();
+    w.stderr.resume();
+  }
+  const workersCpuMs = (): number | null => {
+    let total = 0;
+    for (const w of workers) {
+      const ms = procCpuMs(w.pid);
+      if (ms === null) return null;
+      total += ms;
+    }
+    return total;
+  };
   const app = new Celery({ broker: url, settings: { task_default_queue: queue } });
   const reps = Math.max(1, options.reps ?? 3);
   const window = Math.max(1, options.window ?? 64);
@@ -198,10 +217,10 @@ async function roundTripPhase(
     await pythonSendMany(python, peers, env, warm, queue);
     const runs = { node: [] as Run[], nodeBurst: [] as Run[], python: [] as Run[] };
     const measured = async <T>(fn: () => Promise<T>): Promise<{ value: T; cpu: Cpu | null }> => {
-      const c0 = procCpuMs(worker.pid);
+      const c0 = workersCpuMs();
       const t0 = performance.now();
       const value = await fn();
-      const c1 = procCpuMs(worker.pid);
+      const c1 = workersCpuMs();
       if (c0 === null || c1 === null) return { value, cpu: null };
       const pct = Math.round(((c1 - c0) / (performance.now() - t0)) * 100);
       return { value, cpu: { pct, msPerTask: Math.round(((c1 - c0) / n) * 1000) / 1000 } };
@@ -235,6 +254,7 @@ async function roundTripPhase(
     return {
       n,
       reps,
+      workers: workers.length,
       nodePerS: perS(runs.node) ?? 0,
       nodeBurstPerS: perS(runs.nodeBurst) ?? 0,
       nodeSendPerS: median(runs.nodeBurst.map((x) => x.sendPerS ?? 0)) ?? 0,
@@ -253,9 +273,11 @@ async function roundTripPhase(
     };
   } finally {
     await app.close();
-    worker.kill('SIGTERM');
-    const kill = setTimeout(() => worker.kill('SIGKILL'), 10_000);
-    await exited;
+    for (const w of workers) w.kill('SIGTERM');
+    const kill = setTimeout(() => {
+      for (const w of workers) w.kill('SIGKILL');
+    }, 10_000);
+    await Promise.all(exited);
     clearTimeout(kill);
     const conn = new Connection(url);
     const ch = await conn.channel();
