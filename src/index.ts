@@ -156,7 +156,11 @@ export type {
   WaitOptions,
 } from './celery/backend-types.js';
 export { AMQPBackend, DEFAULT_STORE_RETRY_POLICY } from './celery/amqp-backend.js';
-export type { AMQPBackendOptions, ConsumeOptions as BackendConsumeOptions } from './celery/amqp-backend.js';
+export type {
+  AMQPBackendOptions,
+  BackendCommonOptions,
+  ConsumeOptions as BackendConsumeOptions,
+} from './celery/amqp-backend.js';
 export { RPCBackend } from './celery/rpc-backend.js';
 export type { RPCBackendOptions } from './celery/rpc-backend.js';
 export {

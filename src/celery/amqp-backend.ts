@@ -16,7 +16,6 @@ import type { Message } from '../kombu/message.js';
 import { Producer } from '../kombu/producer.js';
 import { NoCacheQueue } from '../kombu/queue.js';
 import { abortError } from '../kombu/retry.js';
-import type { RetryPolicy } from '../kombu/retry.js';
 import { prepareAcceptContent } from '../kombu/serialization.js';
 import type {
   GetManyOptions,
@@ -29,6 +28,9 @@ import type {
   WaitOptions,
 } from './backend-types.js';
 import { BacklogLimitExceeded } from './exceptions.js';
+import { DEFAULT_STORE_RETRY_POLICY } from './backend-options.js';
+import type { RetryPolicy } from '../kombu/retry.js';
+import type { AMQPBackendOptions, ConsumeOptions } from './backend-options.js';
 import { ResultCache } from './result-cache.js';
 import { consumeUntilReady, getMany } from './result-consumer.js';
 import type { ResultSource } from './result-consumer.js';
@@ -42,7 +44,6 @@ import {
 } from './result-meta.js';
 import { GroupResult, groupResultFromTuple } from './result.js';
 import { resolveSettings } from './settings.js';
-import type { CelerySettings } from './settings.js';
 import { FAILURE, STARTED, SUCCESS, isReady } from './states.js';
 import { StorePool, isChannelFailure } from './store-pool.js';
 import { WaitControl } from './wait-control.js';
@@ -57,60 +58,8 @@ export type {
   TaskRequest,
   WaitOptions,
 } from './backend-types.js';
-
-/** Options of an {@link AMQPBackend}. camelCase options win over `settings`. */
-export interface AMQPBackendOptions {
-  /** A kombu Connection (not closed by the backend) or a broker URL. @default 'memory://' */
-  connection?: Connection | string | undefined;
-  /** Celery settings by their 4.x or 3.1 names, in Celery units (result_expires in seconds). @default {} */
-  settings?: Partial<CelerySettings> | undefined;
-  /** Result exchange name. @default 'celeryresults' */
-  exchange?: string | undefined;
-  /** Result exchange type. @default 'direct' */
-  exchangeType?: string | undefined;
-  /** Durable exchange and queues, delivery_mode 2 (else 1). @default true */
-  persistent?: boolean | undefined;
-  /** Result serializer. @default 'json' */
-  serializer?: string | undefined;
-  /** Accepted serializers / mime types; the result serializer is always added. @default ['json'] */
-  accept?: readonly string[] | undefined;
-  /** Compression name or mime. @default none */
-  compression?: string | null | undefined;
-  /** Queue `x-expires` in ms; null for none. @default 86_400_000 */
-  expires?: number | null | undefined;
-  /** Auto-delete task queues (Celery's); false keeps x-expires only (no loss when a consumer leaves). @default true */
-  autoDelete?: boolean | undefined;
-  /** Result cache size (Celery's result_cache_max): -1 off, 0 unlimited, n. @default -1 */
-  cacheMax?: number | undefined;
-  /** Publisher confirms: storeResult resolves once the broker has the result. @default true */
-  confirmPublish?: boolean | undefined;
-  /** Retry policy of stores on connection errors. @default { maxRetries: 20, intervalStart: 0, intervalStep: 1000, intervalMax: 1000 } */
-  retryPolicy?: RetryPolicy | undefined;
-  /** Decoded body size limit in bytes. @default undefined (the serializer's) */
-  maxBodyBytes?: number | undefined;
-  /** Channels the store path spreads concurrent stores over. @default 16 */
-  storeChannels?: number | undefined;
-}
-
-/** Options of {@link AMQPBackend.consume}. */
-export interface ConsumeOptions {
-  /** Deadline in ms. @default undefined */
-  timeout?: number | undefined;
-  /** Ack (consume) the states read. @default true */
-  noAck?: boolean | undefined;
-  /** Called about once a second and on every non-ready state. @default undefined */
-  onInterval?: (() => void) | undefined;
-  /** Cancels the wait. @default undefined */
-  signal?: AbortSignal | undefined;
-}
-
-/** Celery 3.1's retry policy for result publishes, in ms. */
-export const DEFAULT_STORE_RETRY_POLICY: Readonly<Required<RetryPolicy>> = Object.freeze({
-  maxRetries: 20,
-  intervalStart: 0,
-  intervalStep: 1000,
-  intervalMax: 1000,
-});
+export { DEFAULT_STORE_RETRY_POLICY } from './backend-options.js';
+export type { AMQPBackendOptions, BackendCommonOptions, ConsumeOptions } from './backend-options.js';
 
 /**
  * The AMQP result backend. Every member of Celery's `AMQPBackend` (seed) is here under its

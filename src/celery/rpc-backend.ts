@@ -38,9 +38,10 @@ import type {
   TaskRequest,
   WaitOptions,
 } from './backend-types.js';
+import { DEFAULT_STORE_RETRY_POLICY } from './backend-options.js';
+import type { BackendCommonOptions } from './backend-options.js';
 import { ResultCache } from './result-cache.js';
 import { pendingMeta, resultBody, validateMeta } from './result-meta.js';
-import type { CelerySettings } from './settings.js';
 import { resolveSettings } from './settings.js';
 import { FAILURE, PENDING, STARTED, SUCCESS, isReady } from './states.js';
 
@@ -52,11 +53,7 @@ import { FAILURE, PENDING, STARTED, SUCCESS, isReady } from './states.js';
  * new RPCBackend({ connection, settings: { result_expires: 3600 }, bufferMax: 10_000 });
  * ```
  */
-export interface RPCBackendOptions {
-  /** A kombu Connection (kept open on close) or a broker URL (closed on close). @default 'memory://' */
-  connection?: Connection | string | undefined;
-  /** Celery result settings (result_expires in seconds, result_serializer, accept_content...). @default {} */
-  settings?: Partial<CelerySettings> | undefined;
+export interface RPCBackendOptions extends BackendCommonOptions {
   /** Reply queue name (Celery's `app.oid`). @default a random UUID */
   oid?: string | undefined;
   /** delivery_mode 2 instead of 1. @default settings.result_persistent when given, else false (Celery's rpc) */
@@ -67,16 +64,7 @@ export interface RPCBackendOptions {
   expires?: number | null | undefined;
   /** Most states kept for ids nobody waits for (LRU; Celery's MESSAGE_BUFFER_MAX). @default 8192 */
   bufferMax?: number | undefined;
-  /** Wait for publisher confirms in storeResult. @default true */
-  confirmPublish?: boolean | undefined;
-  /** Retry policy of storeResult. @default { maxRetries: 20, intervalStart: 0, intervalStep: 1000, intervalMax: 1000 } */
-  retryPolicy?: RetryPolicy | undefined;
-  /** Decoded size limit of a reply in bytes. @default undefined */
-  maxBodyBytes?: number | undefined;
 }
-
-/** Celery's rpc.py `retry_policy`, in ms. */
-const RETRY_POLICY: RetryPolicy = { maxRetries: 20, intervalStart: 0, intervalStep: 1000, intervalMax: 1000 };
 
 /** How often onInterval fires while waiting (Celery's drainer interval). */
 const INTERVAL_MS = 1000;
@@ -154,7 +142,7 @@ export class RPCBackend implements ResultBackend {
     this.#accept = [...new Set([...settings.accept, this.serializer])];
     this.#compression = settings.compression;
     this.#confirm = options.confirmPublish ?? true;
-    this.#retryPolicy = options.retryPolicy ?? RETRY_POLICY;
+    this.#retryPolicy = options.retryPolicy ?? DEFAULT_STORE_RETRY_POLICY;
     this.#maxBytes = options.maxBodyBytes;
     const bufferMax = options.bufferMax ?? 8192;
     if (!Number.isSafeInteger(bufferMax) || bufferMax < 1) throw new ArgumentError('bufferMax must be >= 1');
