@@ -36,6 +36,8 @@ interface BenchOptions extends ResultOptions {
   rpcWorkers: number;
 }
 
+/** Default x-expires of the bench's result queues: 10 minutes, not Celery's day. */
+const BENCH_EXPIRES_MS = 600_000;
 /**
  * The rpc:// figures (`--rpc`, `--python`), absent when not asked for. Round trips are
  * medians over `rpc_roundtrip_reps` alternating runs against one Celery 5 worker (see
@@ -182,6 +184,9 @@ export function benchCommand(io: CliIo): Command {
   addResultOptions(cmd).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
     const url = brokerUrl(opts, io);
+    // A crashed run cannot delete its queues: a short x-expires lets the broker drop them
+    // (thousands of leftover durable queues once made a broker restart stall).
+    const benchOpts = { ...opts, expires: opts.expires === undefined ? BENCH_EXPIRES_MS : opts.expires };
     const report = await runBench({
       url,
       n: opts.n,
@@ -192,10 +197,12 @@ export function benchCommand(io: CliIo): Command {
       timeoutMs: opts.timeout,
       exchange: opts.exchange ?? 'celeryresults',
       persistent: opts.transient !== true,
-      expires: opts.expires === undefined ? 86_400_000 : opts.expires,
+      expires: benchOpts.expires,
       // Same number of channels as the bare side: the ratio compares code, not parallelism.
       open: (brokerForPhase) =>
-        openBackend({ ...opts, broker: brokerForPhase }, io, undefined, { storeChannels: opts.concurrency }),
+        openBackend({ ...benchOpts, broker: brokerForPhase }, io, undefined, {
+          storeChannels: opts.concurrency,
+        }),
       phase: (label, total) => progress(io, label, total),
       log: (text) => {
         if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
