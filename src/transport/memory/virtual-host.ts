@@ -298,6 +298,22 @@ export class VirtualHost {
     return this.removeQueue(q);
   }
 
+  /**
+   * Checks both ends of a (un)binding as RabbitMQ does (the default exchange takes no
+   * bindings; a missing queue or exchange is 404) and returns the source exchange.
+   */
+  private bindingSource(
+    kind: BindingDestinationKind,
+    destination: string,
+    source: string,
+    connectionId: number,
+  ): MemoryExchange {
+    if (source === '' || (kind === 'exchange' && destination === '')) throw this.defaultExchangeRefused();
+    if (kind === 'queue') this.queue(destination, connectionId);
+    else this.exchange(destination);
+    return this.exchange(source);
+  }
+
   /** queue.bind / exchange.bind. */
   bind(
     kind: BindingDestinationKind,
@@ -307,10 +323,7 @@ export class VirtualHost {
     args: FieldTable,
     connectionId: number,
   ): void {
-    if (source === '' || (kind === 'exchange' && destination === '')) throw this.defaultExchangeRefused();
-    if (kind === 'queue') this.queue(destination, connectionId);
-    else this.exchange(destination);
-    const x = this.exchange(source);
+    const x = this.bindingSource(kind, destination, source, connectionId);
     const binding = x.addBinding({ destination, destinationKind: kind, routingKey, arguments: { ...args } });
     if (binding === undefined) return;
     const key = destKey(kind, destination);
@@ -328,10 +341,7 @@ export class VirtualHost {
     args: FieldTable,
     connectionId: number,
   ): void {
-    if (source === '' || (kind === 'exchange' && destination === '')) throw this.defaultExchangeRefused();
-    if (kind === 'queue') this.queue(destination, connectionId);
-    else this.exchange(destination);
-    const x = this.exchange(source);
+    const x = this.bindingSource(kind, destination, source, connectionId);
     const binding = x.removeBinding(kind, destination, routingKey, args);
     if (binding === undefined) return;
     const list = this.incoming.get(destKey(kind, destination));
