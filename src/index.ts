@@ -155,12 +155,13 @@ export type {
   TaskRequest,
   WaitOptions,
 } from './celery/backend-types.js';
-export { AMQPBackend, DEFAULT_STORE_RETRY_POLICY } from './celery/amqp-backend.js';
+export { AMQPBackend } from './celery/amqp-backend.js';
+export { DEFAULT_STORE_RETRY_POLICY } from './celery/backend-options.js';
 export type {
   AMQPBackendOptions,
   BackendCommonOptions,
   ConsumeOptions as BackendConsumeOptions,
-} from './celery/amqp-backend.js';
+} from './celery/backend-options.js';
 export { RPCBackend } from './celery/rpc-backend.js';
 export type { RPCBackendOptions } from './celery/rpc-backend.js';
 export {

@@ -48,19 +48,6 @@ import { FAILURE, STARTED, SUCCESS, isReady } from './states.js';
 import { StorePool, isChannelFailure } from './store-pool.js';
 import { WaitControl } from './wait-control.js';
 
-export type {
-  GetManyOptions,
-  GetMetaOptions,
-  RestoreGroupOptions,
-  ResultBackend,
-  StoreOptions,
-  TaskMeta,
-  TaskRequest,
-  WaitOptions,
-} from './backend-types.js';
-export { DEFAULT_STORE_RETRY_POLICY } from './backend-options.js';
-export type { AMQPBackendOptions, BackendCommonOptions, ConsumeOptions } from './backend-options.js';
-
 /**
  * The AMQP result backend. Every member of Celery's `AMQPBackend` (seed) is here under its
  * camelCase name.

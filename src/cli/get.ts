@@ -5,7 +5,7 @@
  * @module
  */
 import { Command } from 'commander';
-import type { TaskMeta } from '../celery/amqp-backend.js';
+import type { TaskMeta } from '../celery/backend-types.js';
 import { Output, toJsonLine } from './io.js';
 import type { CliIo } from './io.js';
 import { addResultOptions, withBackend } from './options.js';

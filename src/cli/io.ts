@@ -7,7 +7,8 @@
  */
 import type { Writable } from 'node:stream';
 import { SingleBar } from 'cli-progress';
-import type { AMQPBackend, AMQPBackendOptions } from '../celery/amqp-backend.js';
+import type { AMQPBackend } from '../celery/amqp-backend.js';
+import type { AMQPBackendOptions } from '../celery/backend-options.js';
 import { AbortError, CeleryAmqpError, TimeoutError, redact } from '../errors.js';
 
 /** Exit codes of `celery-amqp`. */

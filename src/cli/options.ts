@@ -7,7 +7,8 @@
  */
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
-import type { AMQPBackend, AMQPBackendOptions } from '../celery/amqp-backend.js';
+import type { AMQPBackend } from '../celery/amqp-backend.js';
+import type { AMQPBackendOptions } from '../celery/backend-options.js';
 import type { CliIo } from './io.js';
 
 /** The broker the result commands use when neither `--broker` nor `CELERY_BROKER_URL` is set. */

@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import type { AMQPBackendOptions, TaskMeta } from '../../src/celery/amqp-backend.js';
+import type { TaskMeta } from '../../src/celery/backend-types.js';
+import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import { BacklogLimitExceeded } from '../../src/celery/exceptions.js';
 import {
   AbortError,

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import type { AMQPBackendOptions } from '../../src/celery/amqp-backend.js';
+import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { CeleryAmqpError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import type { AMQPBackendOptions } from '../../src/celery/amqp-backend.js';
+import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { transports } from '../conformance/transports.js';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import type { AMQPBackendOptions } from '../../src/celery/amqp-backend.js';
+import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import { ChannelError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { assertPythonPeers, runPeer } from '../interop/python.js';

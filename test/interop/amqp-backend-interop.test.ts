@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import type { AMQPBackendOptions } from '../../src/celery/amqp-backend.js';
+import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { BacklogLimitExceeded, TaskError, TaskRevokedError } from '../../src/celery/exceptions.js';
 import { AsyncResult, GroupResult, ResultSet } from '../../src/celery/result.js';

@@ -4,7 +4,9 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { AMQPBackend, AMQPBackendOptions, TaskMeta } from '../../src/celery/amqp-backend.js';
+import type { AMQPBackend } from '../../src/celery/amqp-backend.js';
+import type { TaskMeta } from '../../src/celery/backend-types.js';
+import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import { ConnectionError, TimeoutError } from '../../src/errors.js';
 import { describeError, toJsonLine } from '../../src/cli/io.js';
 import type { CliIo } from '../../src/cli/io.js';

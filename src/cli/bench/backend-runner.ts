@@ -5,7 +5,8 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { AMQPBackend, TaskMeta } from '../../celery/amqp-backend.js';
+import type { AMQPBackend } from '../../celery/amqp-backend.js';
+import type { TaskMeta } from '../../celery/backend-types.js';
 import { percentile, pool } from './stats.js';
 
 /** N fresh task ids (UUID4, as Celery makes them). */
