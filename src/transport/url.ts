@@ -179,7 +179,13 @@ function parseOne(url: string): BrokerAddress {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     const key = decode(eq < 0 ? pair : pair.slice(0, eq), url, 'query');
-    query[key] = decode(eq < 0 ? '' : pair.slice(eq + 1), url, 'query');
+    // Defined, not assigned: a `__proto__` key would otherwise set the object's prototype.
+    Object.defineProperty(query, key, {
+      value: decode(eq < 0 ? '' : pair.slice(eq + 1), url, 'query'),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
 
   return { protocol, hostname, port, username, password, vhost, query };

@@ -47,6 +47,13 @@ describe('parseBrokerUrl examples', () => {
     expect(one('amqp://:@h')).toMatchObject({ username: 'guest', password: 'guest' });
   });
 
+  it('keeps a __proto__ query key as a plain entry (found by the round-trip property)', () => {
+    const [a] = parseBrokerUrl('amqp://h/?__proto__=x&heartbeat=5');
+    expect(Object.getPrototypeOf(a?.query)).toBe(Object.prototype);
+    expect(Object.keys(a?.query ?? {})).toEqual(['__proto__', 'heartbeat']);
+    expect(a?.query['__proto__']).toBe('x');
+  });
+
   it('reads kombu aliases as amqp', () => {
     expect(one('pyamqp://h//').protocol).toBe('amqp');
     expect(one('librabbitmq://h//').protocol).toBe('amqp');
