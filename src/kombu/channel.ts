@@ -29,6 +29,7 @@ import type {
 import type { Connection } from './connection.js';
 import { Message } from './message.js';
 import type { MessageOptions } from './message.js';
+import { RecoveryRecord } from './recovery-record.js';
 import { isRecoverable, withDeadline } from './retry.js';
 import type { WaitOptions } from './retry.js';
 
@@ -56,14 +57,6 @@ interface ConsumerRecord {
   options: ConsumeOptions;
 }
 
-type Replay = (ch: TransportChannel) => Promise<unknown>;
-
-/** Declarations replayed at once before waiting for their replies. */
-const REPLAY_CHUNK = 512;
-
-/** Replay passes: exchanges, then exchange bindings, then queues, then queue bindings. */
-const REPLAY_ORDER = ['e\0', 'eb\0', 'q\0', 'qb\0'] as const;
-
 /**
  * Per-call recovery choice of a declaration (a kombu option, never sent to the broker).
  *
@@ -81,6 +74,13 @@ export interface RecoverOptions {
    */
   recover?: boolean;
 }
+
+/**
+ * Restores broker state of its own on a reopened transport channel (see
+ * {@link Channel.addRecoveryHook}). A rejection that is recoverable (the connection dropped
+ * again) restarts the recovery; any other is reported on the connection.
+ */
+export type RecoveryHook = (ch: TransportChannel) => Promise<void>;
 
 /** Options of {@link Channel}. */
 export interface ChannelOptions {
@@ -137,37 +137,32 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** The transport channel in use, `null` while (re)opening. */
   transportChannel: TransportChannel | null = null;
 
-  readonly #recoveryLimit: number;
   readonly #recordByDefault: boolean;
-  /** Queue name -> number of active consumers: their declarations are never evicted. */
-  readonly #consumed = new Map<string, number>();
-  /** Current queue name -> its recorded `q` and `qb` keys. */
-  readonly #queueKeys = new Map<string, Set<string>>();
-  /** Recorded keys whose queue is consumed from: they do not count against the limit. */
-  #pinnedKeys = 0;
-  /** Server-named queues renamed on recovery: original name -> current name. */
-  readonly #alias = new Map<string, string>();
+  /** Declarations replayed after a reconnect, and which queues are consumed from. */
+  readonly #record: RecoveryRecord;
   #ready: Promise<TransportChannel> | null = null;
   #generation = -1;
   #closed = false;
   #everOpened = false;
   #qos: [number, number, boolean] | undefined;
   #flowActive = true;
-  readonly #declarations = new Map<string, Replay>();
   readonly #consumers = new Map<string, ConsumerRecord>();
+  readonly #hooks = new Set<RecoveryHook>();
+  /** Per handler, the transport callback of unrecorded consumers (one closure, not one each). */
+  readonly #deliverers = new WeakMap<DeliveryHandler, [TransportChannel, (d: Delivery) => void]>();
 
   /** @internal Use `connection.channel()`. */
   constructor(connection: Connection, options: ChannelOptions = {}) {
     super();
     this.connection = connection;
     this.confirm = options.confirm ?? false;
-    this.#recoveryLimit = options.recoveryLimit ?? 10000;
     this.#recordByDefault = options.recoverDeclarations ?? true;
+    this.#record = new RecoveryRecord(options.recoveryLimit ?? 10000);
   }
 
   /** Number of declarations remembered for recovery (diagnostics, tests). */
   get recoveryRecordSize(): number {
-    return this.#declarations.size;
+    return this.#record.size;
   }
 
   /** True once {@link close} was called. */
@@ -278,54 +273,26 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const redeclare = this.#everOpened && generation !== this.#generation;
     let ch = await this.#create(tconn);
     if (redeclare) {
-      // By kind rather than by age: a re-declared exchange moves to the end of the record,
-      // yet every binding needs it first.
-      const all = [...this.#declarations];
-      for (const prefix of REPLAY_ORDER) {
-        const pass = all.filter(
-          ([key]) => key.startsWith(prefix) && !(prefix === 'e\0' && key.startsWith('eb\0')),
-        );
-        ch = await this.#replay(ch, tconn, pass);
-      }
+      ch = await this.#record.replay(
+        ch,
+        () => this.#create(tconn),
+        (err) => this.connection.reportError(err),
+      );
     }
     ch = await this.#reconsume(ch, tconn);
-    this.#generation = generation;
-    this.#everOpened = true;
-    return ch;
-  }
-
-  /**
-   * Replays declarations pipelined, a chunk at a time (thousands of result queues recover in
-   * a few round trips' worth of time, not one round trip each). A chunk with a failure is
-   * replayed one by one on a fresh channel to find the culprit: declarations are idempotent
-   * and survive a channel close, so replaying the rest again is harmless. The culprit is
-   * forgotten and reported; recoverable (connection) errors abort the recovery.
-   */
-  async #replay(
-    first: TransportChannel,
-    tconn: TransportConnection,
-    items: Array<[string, Replay]>,
-  ): Promise<TransportChannel> {
-    let ch = first;
-    for (let i = 0; i < items.length; i += REPLAY_CHUNK) {
-      const chunk = items.slice(i, i + REPLAY_CHUNK).filter(([key]) => this.#declarations.has(key));
-      const target = ch;
-      const results = await Promise.allSettled(chunk.map(([, replay]) => replay(target)));
-      const failed = results.filter((r) => r.status === 'rejected');
-      if (failed.length === 0) continue;
-      for (const r of failed) if (isRecoverable(r.reason)) throw r.reason;
-      if (ch.closed) ch = await this.#create(tconn);
-      for (const [key, replay] of chunk) {
+    if (this.#everOpened) {
+      for (const hook of [...this.#hooks]) {
         try {
-          await replay(ch);
+          await hook(ch);
         } catch (err) {
           if (isRecoverable(err)) throw err;
-          this.#forget(key);
           this.connection.reportError(err);
           if (ch.closed) ch = await this.#create(tconn);
         }
       }
     }
+    this.#generation = generation;
+    this.#everOpened = true;
     return ch;
   }
 
@@ -355,7 +322,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
           await start(ch, rec);
         } catch (err) {
           if (isRecoverable(err)) throw err;
-          if (this.#consumers.delete(tag)) this.#unpin(rec.queue);
+          if (this.#consumers.delete(tag)) this.#record.unpin(rec.queue);
           this.connection.reportError(err);
           if (ch.closed) {
             ch = await this.#create(tconn);
@@ -374,7 +341,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     ch.on('cancel', (tag) => {
       const rec = this.#consumers.get(tag);
       this.#consumers.delete(tag);
-      if (rec !== undefined) this.#unpin(rec.queue);
+      if (rec !== undefined) this.#record.unpin(rec.queue);
       this.emit('cancel', tag);
     });
     ch.on('close', () => this.#onTransportClose(ch));
@@ -389,7 +356,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#closed) return;
     // Consumers must come back without waiting for the next operation. After a lost
     // connection this waits for the reconnect; after a channel error it reopens at once.
-    if (this.#consumers.size > 0) this.whenReady().catch((err: unknown) => this.connection.reportError(err));
+    if (this.#consumers.size > 0 || this.#hooks.size > 0)
+      this.whenReady().catch((err: unknown) => this.connection.reportError(err));
   }
 
   /**
@@ -410,67 +378,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return options?.recover ?? this.#recordByDefault;
   }
 
-  /** The queue a declaration key belongs to (`q` and `qb` keys), else undefined. */
-  static #queueOf(key: string): string | undefined {
-    if (key.startsWith('q\0')) return key.slice(2);
-    if (key.startsWith('qb\0')) return key.slice(3, key.indexOf('\0', 3));
-    return undefined;
-  }
-
-  /** True when `queue` (an original or current name) has an active consumer. */
-  #pinned(queue: string): boolean {
-    return this.#consumed.has(this.currentName(queue));
-  }
-
-  /**
-   * Remembers a declaration for recovery (most recent last). Bounded by the recovery limit,
-   * counting only declarations of queues nobody consumes from: those of consumed queues are
-   * what saves results after a reconnect, so they are never evicted.
-   */
-  #remember(key: string, replay: Replay): void {
-    const d = this.#declarations;
-    if (d.has(key)) d.delete(key);
-    else {
-      const q = Channel.#queueOf(key);
-      if (q !== undefined) {
-        const name = this.currentName(q);
-        let keys = this.#queueKeys.get(name);
-        if (keys === undefined) this.#queueKeys.set(name, (keys = new Set()));
-        keys.add(key);
-        if (this.#pinned(q)) this.#pinnedKeys += 1;
-      }
-    }
-    d.set(key, replay);
-    if (d.size - this.#pinnedKeys <= this.#recoveryLimit) return;
-    // Evict the oldest unpinned declaration; pinned ones met on the way move to the end so
-    // that the next eviction does not scan them again (replay goes by kind, not by age).
-    const moved: Array<[string, Replay]> = [];
-    let victim: string | undefined;
-    for (const [k, r] of d) {
-      const q = Channel.#queueOf(k);
-      if (q !== undefined && this.#pinned(q)) moved.push([k, r]);
-      else {
-        victim = k;
-        break;
-      }
-    }
-    for (const [k] of moved) d.delete(k);
-    for (const [k, r] of moved) d.set(k, r);
-    if (victim !== undefined) this.#forget(victim);
-  }
-
-  /** Removes a declaration from the record, keeping the per-queue index and pin count right. */
-  #forget(key: string): void {
-    if (!this.#declarations.delete(key)) return;
-    const q = Channel.#queueOf(key);
-    if (q === undefined) return;
-    const name = this.currentName(q);
-    const keys = this.#queueKeys.get(name);
-    keys?.delete(key);
-    if (keys?.size === 0) this.#queueKeys.delete(name);
-    if (this.#pinned(q)) this.#pinnedKeys -= 1;
-  }
-
   /**
    * The name a queue has now: the broker's new name for a server-named queue renamed on
    * recovery, else the name itself.
@@ -481,36 +388,18 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * ```
    */
   currentName(queue: string): string {
-    return this.#alias.get(queue) ?? queue;
+    return this.#record.currentName(queue);
   }
 
   /** Forgets the recovery record of a queue (deleted, or auto-deleted by its last consumer). */
   forgetQueue(name: string): void {
-    this.#forget(`q\0${name}`);
-    for (const [original, current] of this.#alias) {
-      if (current === name) {
-        this.#forget(`q\0${original}`);
-        this.#alias.delete(original);
-      }
-    }
+    this.#record.forgetQueue(name);
   }
 
   /** A server-named queue was redeclared under a new broker-given name. */
   #renamed(original: string, newName: string): void {
-    const previous = this.currentName(original);
-    if (previous === newName) return;
-    this.#alias.set(original, newName);
-    const keys = this.#queueKeys.get(previous);
-    if (keys !== undefined) {
-      this.#queueKeys.delete(previous);
-      this.#queueKeys.set(newName, keys);
-    }
-    const n = this.#consumed.get(previous);
-    if (n !== undefined) {
-      this.#consumed.delete(previous);
-      this.#consumed.set(newName, n);
-    }
-    this.emit('rename', previous, newName);
+    const previous = this.#record.rename(original, newName);
+    if (previous !== undefined) this.emit('rename', previous, newName);
   }
 
   /** Declares an exchange; remembered for recovery unless passive. */
@@ -523,14 +412,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
   ): Promise<void> {
     if (options.passive !== true && this.#records(recover)) {
       const opts = { ...options, nowait: false };
-      this.#remember(`e\0${name}`, (ch) => ch.declareExchange(name, type, opts));
+      this.#record.remember(`e\0${name}`, (ch) => ch.declareExchange(name, type, opts));
     }
     return this.#idempotent((ch) => ch.declareExchange(name, type, options), wait);
   }
 
   /** Deletes an exchange and forgets it. */
   deleteExchange(name: string, options: { ifUnused?: boolean; nowait?: boolean } = {}, wait?: WaitOptions) {
-    this.#forget(`e\0${name}`);
+    this.#record.forget(`e\0${name}`);
     return this.run((ch) => ch.deleteExchange(name, options), wait);
   }
 
@@ -545,7 +434,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     recover?: RecoverOptions,
   ): Promise<void> {
     if (this.#records(recover)) {
-      this.#remember(`eb\0${destination}\0${source}\0${routingKey}`, (ch) =>
+      this.#record.remember(`eb\0${destination}\0${source}\0${routingKey}`, (ch) =>
         ch.bindExchange(destination, source, routingKey, args),
       );
     }
@@ -561,7 +450,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     options: { nowait?: boolean } = {},
     wait?: WaitOptions,
   ): Promise<void> {
-    this.#forget(`eb\0${destination}\0${source}\0${routingKey}`);
+    this.#record.forget(`eb\0${destination}\0${source}\0${routingKey}`);
     return this.run((ch) => ch.unbindExchange(destination, source, routingKey, args, options), wait);
   }
 
@@ -580,7 +469,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const passive = options.passive === true;
     const record = !passive && this.#records(recover);
     const opts = { ...options, nowait: false };
-    if (name !== '' && record) this.#remember(`q\0${name}`, (ch) => ch.declareQueue(name, opts));
+    if (name !== '' && record) this.#record.remember(`q\0${name}`, (ch) => ch.declareQueue(name, opts));
     // A server-named declare is not repeated: a second one would make a second queue.
     const p =
       name === ''
@@ -590,7 +479,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return p.then((ok) => {
       if (ok !== null) {
         const given = ok.queue;
-        this.#remember(`q\0${given}`, (ch) =>
+        this.#record.remember(`q\0${given}`, (ch) =>
           ch.declareQueue('', opts).then((again) => {
             if (again !== null) this.#renamed(given, again.queue);
           }),
@@ -611,9 +500,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     recover?: RecoverOptions,
   ): Promise<void> {
     if (this.#records(recover)) {
-      this.#remember(`qb\0${queue}\0${exchange}\0${routingKey}`, (ch) =>
+      this.#record.remember(`qb\0${queue}\0${exchange}\0${routingKey}`, (ch) =>
         // A binding whose queue was deleted since is skipped rather than failing with 404.
-        this.#declarations.has(`q\0${queue}`)
+        this.#record.has(`q\0${queue}`)
           ? ch.bindQueue(this.currentName(queue), exchange, routingKey, args)
           : Promise.resolve(),
       );
@@ -623,7 +512,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Removes a queue binding. */
   unbindQueue(queue: string, exchange: string, routingKey: string, args?: FieldTable, wait?: WaitOptions) {
-    this.#forget(`qb\0${queue}\0${exchange}\0${routingKey}`);
+    this.#record.forget(`qb\0${queue}\0${exchange}\0${routingKey}`);
     return this.run((ch) => ch.unbindQueue(queue, exchange, routingKey, args), wait);
   }
 
@@ -671,7 +560,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /**
-   * Starts a consumer that survives reconnects (re-consumed with the same tag and handler).
+   * Starts a consumer that survives reconnects (re-consumed with the same tag and handler),
+   * unless `recover` is `{ recover: false }`: then it is not recorded, ends with its
+   * transport channel, and a {@link addRecoveryHook | recovery hook} must bring it back.
    *
    * @returns The consumer tag.
    */
@@ -680,34 +571,54 @@ export class Channel extends EventEmitter<ChannelEvents> {
     handler: DeliveryHandler,
     options: ConsumeOptions = {},
     wait?: WaitOptions,
+    recover?: RecoverOptions,
   ): Promise<string> {
     const tag = options.consumerTag ?? newConsumerTag();
     const opts: ConsumeOptions = { ...options, consumerTag: tag };
+    if (recover?.recover === false) {
+      // Not recorded: nothing is kept per consumer but the transport's own entry.
+      await this.#idempotent((ch) => ch.consume(queue, this.#deliverer(handler, ch), opts), wait);
+      return tag;
+    }
     await this.#idempotent((ch) => ch.consume(queue, (d) => this.#deliver(handler, d, ch), opts), wait);
     this.#consumers.set(tag, { queue, handler, options: opts });
-    const pinned = this.currentName(queue);
-    const count = this.#consumed.get(pinned) ?? 0;
-    if (count === 0) this.#pinnedKeys += this.#queueKeys.get(pinned)?.size ?? 0;
-    this.#consumed.set(pinned, count + 1);
+    this.#record.pin(queue);
     return tag;
   }
 
-  #unpin(queue: string): void {
-    const name = this.currentName(queue);
-    const n = this.#consumed.get(name) ?? 0;
-    if (n > 1) {
-      this.#consumed.set(name, n - 1);
-      return;
-    }
-    if (n === 1) this.#pinnedKeys -= this.#queueKeys.get(name)?.size ?? 0;
-    this.#consumed.delete(name);
+  #deliverer(handler: DeliveryHandler, ch: TransportChannel): (d: Delivery) => void {
+    const known = this.#deliverers.get(handler);
+    if (known !== undefined && known[0] === ch) return known[1];
+    const fn = (d: Delivery): void => this.#deliver(handler, d, ch);
+    this.#deliverers.set(handler, [ch, fn]);
+    return fn;
+  }
+
+  /**
+   * Registers a hook run on every transport channel reopened after a reconnect or a
+   * channel error, once the recorded declarations and consumers are back: for callers that
+   * restore their own state more cheaply than one record per queue would (getMany over
+   * 100,000 queues re-consumes just the ids still pending).
+   *
+   * @returns A function that removes the hook.
+   * @example
+   * ```ts
+   * const off = channel.addRecoveryHook(async (ch) => { await ch.consume(q, onDelivery); });
+   * off();
+   * ```
+   */
+  addRecoveryHook(hook: RecoveryHook): () => void {
+    this.#hooks.add(hook);
+    return () => {
+      this.#hooks.delete(hook);
+    };
   }
 
   /** Cancels a consumer; it is not re-consumed after a reconnect. */
   async cancel(consumerTag: string, wait?: WaitOptions): Promise<void> {
     const rec = this.#consumers.get(consumerTag);
     this.#consumers.delete(consumerTag);
-    if (rec !== undefined) this.#unpin(rec.queue);
+    if (rec !== undefined) this.#record.unpin(rec.queue);
     const ch = this.transportChannel;
     // Without an open channel the broker has already dropped the consumer.
     if (ch === null || ch.closed || rec === undefined) return;
@@ -743,11 +654,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#consumers.clear();
-    this.#consumed.clear();
-    this.#alias.clear();
-    this.#declarations.clear();
-    this.#queueKeys.clear();
-    this.#pinnedKeys = 0;
+    this.#record.clear();
     this.connection.forgetChannel(this);
     const ch = this.transportChannel;
     this.transportChannel = null;

@@ -189,6 +189,42 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     expect([...got].sort()).toEqual([...names].sort());
   });
 
+  it('an unrecorded consumer ends with its channel; a recovery hook brings it back, and a removed hook does not run', async () => {
+    const conn = connect();
+    const q = uid('hook-q');
+    queues.push(q);
+    const ch = await conn.channel();
+    const got: string[] = [];
+    const handler = (d: { body: Buffer }): void => void got.push(d.body.toString());
+    const spec = { durable: false, autoDelete: false };
+    await ch.declareQueue(q, spec, undefined, { recover: false });
+    await ch.consume(q, handler, { noAck: true }, undefined, { recover: false });
+    // Nothing recorded: no consumer tag, no declaration.
+    expect(ch.consumerTags).toEqual([]);
+    expect(ch.recoveryRecordSize).toBe(0);
+    const hooked: unknown[] = [];
+    const off = ch.addRecoveryHook(async (tch) => {
+      hooked.push(tch);
+      await tch.declareQueue(q, spec);
+      await tch.consume(q, handler, { noAck: true });
+    });
+    const unused = ch.addRecoveryHook(() => Promise.reject(new Error('removed hook ran')));
+    unused();
+    let revived = false;
+    conn.on('revive', () => (revived = true));
+    await drop(conn);
+    await until(() => revived && hooked.length === 1, 'revive and hook');
+    expect(hooked[0]).toBe(ch.transportChannel);
+    const pub = await conn.channel();
+    await pub.publish('', q, Buffer.from('after'), {});
+    await until(() => got.includes('after'), 'delivery to the re-consumed queue');
+    off();
+    revived = false;
+    await drop(conn);
+    await until(() => revived, 'second revive');
+    expect(hooked).toHaveLength(1);
+  });
+
   it('a server-named queue is redeclared under a new name; its consumer and binding follow', async () => {
     const conn = connect();
     const ex = uid('anon-ex');

@@ -143,6 +143,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #serverError: CeleryAmqpError | undefined;
   #paused = false;
   readonly #held: Array<() => void> = [];
+  /** amqplib callbacks by delivery handler (see #callbackFor). */
+  readonly #callbacks = new WeakMap<(delivery: Delivery) => void, (message: ConsumeMessage | null) => void>();
 
   /**
    * Wraps an open amqplib channel. Called by AmqpConnection, not by users.
@@ -574,13 +576,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     onDelivery: (delivery: Delivery) => void,
     options: ConsumeOptions = {},
   ): Promise<string> {
-    const onMessage = (message: ConsumeMessage | null): void => {
-      // null is amqplib's signal of a broker-side cancel, reported by the 'cancel' event.
-      if (message === null) return;
-      const delivery = toDelivery(message);
-      if (this.#paused) this.#held.push(() => onDelivery(delivery));
-      else dispatch(() => onDelivery(delivery));
-    };
+    const onMessage = this.#callbackFor(onDelivery);
     const consumeOptions = {
       noAck: options.noAck ?? false,
       exclusive: options.exclusive ?? false,
@@ -589,6 +585,25 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     };
     const ok = await this.#rpc(() => this.#ch.consume(queue, onMessage, consumeOptions));
     return ok.consumerTag;
+  }
+
+  /**
+   * amqplib's callback for a delivery handler: one per handler, shared by every consumer
+   * that uses it (getMany's 100,000 consumers hold one closure, not 100,000).
+   */
+  #callbackFor(onDelivery: (delivery: Delivery) => void): (message: ConsumeMessage | null) => void {
+    let onMessage = this.#callbacks.get(onDelivery);
+    if (onMessage === undefined) {
+      onMessage = (message: ConsumeMessage | null): void => {
+        // null is amqplib's signal of a broker-side cancel, reported by the 'cancel' event.
+        if (message === null) return;
+        const delivery = toDelivery(message);
+        if (this.#paused) this.#held.push(() => onDelivery(delivery));
+        else dispatch(() => onDelivery(delivery));
+      };
+      this.#callbacks.set(onDelivery, onMessage);
+    }
+    return onMessage;
   }
 
   /**
