@@ -148,6 +148,31 @@ describe('backend recovery on RabbitMQ', () => {
     expect(meta.result).toBe('after the black hole');
   });
 
+  it('a channel close that loses its close-ok to a cut socket settles (amqplib alone would wait forever)', async () => {
+    const px = await proxy();
+    const connection = new Connection(`amqp://guest:guest@127.0.0.1:${px.port}//`, {
+      heartbeat: 0,
+      connectionName: uid('close-cut'),
+      retryPolicy: FAST,
+    });
+    cleanups.push(() => connection.close());
+    const channel = await connection.channel();
+    await channel.whenReady();
+    // The close is written but held by the proxy; the cut then takes the connection first.
+    px.pause();
+    const closing = channel.close().then(
+      () => 'closed',
+      (err: unknown) => err,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    px.cut();
+    const outcome = await Promise.race([
+      closing,
+      new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5000)),
+    ]);
+    expect(outcome).toBe('closed');
+  });
+
   it('with autoDelete false, results published while the consumer is cut are all delivered after recovery', async () => {
     const px = await proxy();
     const exchange = uid('ad-ex');

@@ -708,14 +708,24 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    */
   async close(): Promise<void> {
     if (this.#closed || this.#closing) return;
+    // amqplib settles its close() only on close-ok: when the connection goes first, the
+    // channel closes without one and that promise never settles. Our 'close' event comes
+    // either way (after close-ok too), so it ends the wait.
+    let onClose = (): void => undefined;
+    const ended = new Promise<void>((resolve) => {
+      onClose = resolve;
+      this.once('close', onClose);
+    });
     const closing = this.#rpc(() => this.#ch.close());
     // Set after queueing the close itself: later calls now fail fast with CHANNEL_CLOSED.
     this.#closing = true;
     try {
-      await closing;
+      await Promise.race([closing, ended]);
     } catch (err) {
       // Closed underneath us (broker or connection): the channel is closed either way.
       if (!this.#closed) throw err;
+    } finally {
+      this.off('close', onClose);
     }
   }
 }
