@@ -122,7 +122,12 @@ export interface WaitOptions {
 export interface GetManyOptions {
   /** Deadline for the whole call, in ms. @default undefined (no deadline) */
   timeout?: number | undefined;
-  /** Consume without acks. @default true */
+  /**
+   * Take the results out of their queues, as Celery's no_ack consumer does. They are still
+   * acked by the broker's rules, after they are handled (once a second and when the call
+   * ends), so one in flight during a connection loss is redelivered, not lost. `false`
+   * leaves every message in its queue. @default true
+   */
   noAck?: boolean | undefined;
   /** Called with every meta received, ready or not, before it is filtered. @default undefined */
   onMessage?: ((meta: TaskMeta) => void) | undefined;
