@@ -1,8 +1,9 @@
 /**
  * `celery-amqp bench`: the backend against bare amqplib on the same broker, in the same run,
- * at the same concurrency (see bench/run-bench.ts for the plan and bench/raw-amqplib.ts for
- * the fairness rules). With `--json` the last stdout line is one JSON object; `--out FILE`
- * also writes it to a file (bench/results/latest.json feeds scripts/bench-chart.mjs).
+ * at the same concurrency, over `--rounds` alternating rounds whose medians are reported (see
+ * bench/run-bench.ts for the plan and bench/raw-amqplib.ts for the fairness rules). With
+ * `--json` the last stdout line is one JSON object; `--out FILE` also writes it to a file
+ * (bench/results/latest.json feeds scripts/bench-chart.mjs).
  *
  * @module
  */
@@ -12,16 +13,24 @@ import { Command, Option } from 'commander';
 import { redact } from '../errors.js';
 import { runRpcBench } from './bench/rpc-bench.js';
 import type { RpcBenchReport } from './bench/rpc-bench.js';
-import { runBench } from './bench/run-bench.js';
-import type { BenchReport } from './bench/run-bench.js';
+import { isAmqp, runBench } from './bench/run-bench.js';
+import type { BenchReport, RoundRates } from './bench/run-bench.js';
 import { Output, formatCount, progress } from './io.js';
 import type { CliIo } from './io.js';
-import { addResultOptions, brokerUrl, openBackend, parseCount, secondsToMs } from './options.js';
+import {
+  addResultOptions,
+  backendOptions,
+  brokerUrl,
+  openBackend,
+  parseCount,
+  secondsToMs,
+} from './options.js';
 import type { ResultOptions } from './options.js';
 
 interface BenchOptions extends ResultOptions {
   n: number;
   concurrency: number;
+  rounds: number;
   samples: number;
   getmanyN?: number;
   getmanyBroker?: string;
@@ -94,6 +103,12 @@ function rpcFields(r: RpcBenchReport): RpcBenchFields {
   };
 }
 
+/** One round in a few characters: `r1 30.1k/40.2k | 35.0k/45.3k` (bare side n/a off AMQP). */
+function describeRound(x: RoundRates, i: number): string {
+  const k = (v: number | null): string => (v === null ? 'n/a' : `${(v / 1000).toFixed(1)}k`);
+  return `r${i + 1} ${k(x.store_per_s)}/${k(x.collect_per_s)} | ${k(x.raw_store_per_s)}/${k(x.raw_collect_per_s)}`;
+}
+
 /**
  * The readable summary of a report.
  *
@@ -106,17 +121,21 @@ export function describeReport(r: BenchRecord): string {
   const ratio = (x: number | null): string => (x === null ? 'n/a' : `${x.toFixed(2)}x`);
   const perS = (x: number | null): string => (x === null ? 'n/a' : `${formatCount(x)}/s`);
   const lines = [
-    `bench: N=${r.n}, concurrency ${r.concurrency}, broker ${r.broker}`,
+    `bench: N=${r.n}, concurrency ${r.concurrency}, median of ${r.rounds} round(s), broker ${r.broker}`,
     `                 backend      bare amqplib   ratio`,
     `  store     ${perS(r.store_per_s).padStart(12)}  ${perS(r.raw_store_per_s).padStart(14)}   ${ratio(r.store_ratio)}`,
     `  collect   ${perS(r.collect_per_s).padStart(12)}  ${perS(r.raw_collect_per_s).padStart(14)}   ${ratio(r.collect_ratio)}`,
+    `  per round, store/collect backend | bare: ${r.per_round.map(describeRound).join('; ')}`,
     `  collect teardown (after the last result): backend ${r.collect_teardown_ms} ms, bare ${r.raw_collect_teardown_ms ?? 'n/a'} ms`,
     `  waitFor p50 ${r.waitfor_p50_ms.toFixed(2)} ms, p99 ${r.waitfor_p99_ms.toFixed(2)} ms (${r.samples} samples)`,
     `  peak RSS ${r.rss_mb} MB`,
   ];
   if (r.getmany_n !== undefined) {
     lines.push(
-      `  getMany over ${formatCount(r.getmany_n)} ids: ${perS(r.getmany_per_s ?? null)}, peak RSS ${r.getmany_rss_mb} MB`,
+      `  getMany over ${formatCount(r.getmany_n)} ids: ${perS(r.getmany_per_s ?? null)}, peak RSS ${r.getmany_rss_mb} MB` +
+        (r.getmany_store_rss_mb === undefined
+          ? ''
+          : ` (in its own process; the process that stored them peaked at ${r.getmany_store_rss_mb} MB)`),
     );
   }
   if (r.rpc_store_per_s !== undefined) {
@@ -152,6 +171,12 @@ export function benchCommand(io: CliIo): Command {
     .description('measure store/collect throughput and waitFor latency against bare amqplib')
     .option('--n <count>', 'results per side', parseCount, 4000)
     .option('--concurrency <count>', 'stores in flight (backend) = channels (bare amqplib)', parseCount, 64)
+    .option(
+      '--rounds <count>',
+      'store/collect rounds per side, alternating; medians and the median per-round ratio are reported',
+      parseCount,
+      3,
+    )
     .option('--samples <count>', 'sequential waitFor samples', parseCount, 1000)
     .option('--getmany-n <count>', 'also measure peak RSS of getMany over this many ids', parseCount)
     .option('--getmany-broker <url>', 'broker of the getMany phase (default: --broker)')
@@ -187,13 +212,24 @@ export function benchCommand(io: CliIo): Command {
     // A crashed run cannot delete its queues: a short x-expires lets the broker drop them
     // (thousands of leftover durable queues once made a broker restart stall).
     const benchOpts = { ...opts, expires: opts.expires === undefined ? BENCH_EXPIRES_MS : opts.expires };
+    const getmanyUrl = opts.getmanyBroker ?? url;
     const report = await runBench({
       url,
       n: opts.n,
       concurrency: opts.concurrency,
+      rounds: opts.rounds,
       samples: opts.samples,
       getmanyN: opts.getmanyN ?? 0,
-      getmanyUrl: opts.getmanyBroker ?? url,
+      getmanyUrl,
+      // The embedded broker lives in this process: a child could not see its queues.
+      getmanyChild: isAmqp(getmanyUrl)
+        ? async (ids) =>
+            (await import('./bench/getmany-child.js')).runGetManyChild({
+              options: { ...backendOptions(benchOpts, getmanyUrl), connection: getmanyUrl },
+              ids,
+              timeoutMs: opts.timeout,
+            })
+        : undefined,
       timeoutMs: opts.timeout,
       exchange: opts.exchange ?? 'celeryresults',
       persistent: opts.transient !== true,

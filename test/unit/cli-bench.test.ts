@@ -1,9 +1,15 @@
-/** The bench's measurement helpers: bounded concurrency, percentiles, rates, queue names. */
+/**
+ * The bench's measurement helpers (bounded concurrency, percentiles, medians, rates, queue
+ * names), the reduction of rounds to medians, and a whole run on memory://.
+ */
 import { describe, expect, it } from 'vitest';
+import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { describeReport } from '../../src/cli/bench.js';
 import type { BenchRecord } from '../../src/cli/bench.js';
 import { queueName } from '../../src/cli/bench/raw-amqplib.js';
-import { RssSampler, percentile, pool, rate, round } from '../../src/cli/bench/stats.js';
+import { runBench, summarizeRounds } from '../../src/cli/bench/run-bench.js';
+import type { SideTimes } from '../../src/cli/bench/run-bench.js';
+import { RssSampler, median, percentile, pool, rate, round } from '../../src/cli/bench/stats.js';
 
 describe('pool', () => {
   it('runs every item once with at most `concurrency` in flight', async () => {
@@ -43,6 +49,13 @@ describe('figures', () => {
     expect(percentile([], 50)).toBeNaN();
   });
 
+  it('median is the middle sample, or the mean of the two middle ones', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([7])).toBe(7);
+    expect(median([])).toBeNull();
+  });
+
   it('rate and round', () => {
     expect(rate(4000, 2000)).toBe(2000);
     expect(rate(1, 0)).toBe(0);
@@ -57,15 +70,192 @@ describe('figures', () => {
   });
 });
 
+describe('summarizeRounds', () => {
+  // Times for N = 1000 results, so a rate is 1e6 / ms.
+  const side = (storePerS: number, collectPerS: number, teardownMs = 0): SideTimes => ({
+    storeMs: 1e6 / storePerS,
+    collectMs: 1e6 / collectPerS,
+    teardownMs,
+  });
+
+  it('reports the median of each rate and teardown, and every round in order', () => {
+    const s = summarizeRounds(1000, [
+      { backend: side(3000, 4000, 5), raw: side(6000, 5000, 1) },
+      { backend: side(1000, 2000, 9), raw: side(2000, 8000, 3) },
+      { backend: side(2000, 6000, 7), raw: side(4000, 6000, 2) },
+    ]);
+    expect(s).toMatchObject({
+      rounds: 3,
+      store_per_s: 2000,
+      collect_per_s: 4000,
+      raw_store_per_s: 4000,
+      raw_collect_per_s: 6000,
+      collect_teardown_ms: 7,
+      raw_collect_teardown_ms: 2,
+    });
+    expect(s.per_round).toEqual([
+      { store_per_s: 3000, collect_per_s: 4000, raw_store_per_s: 6000, raw_collect_per_s: 5000 },
+      { store_per_s: 1000, collect_per_s: 2000, raw_store_per_s: 2000, raw_collect_per_s: 8000 },
+      { store_per_s: 2000, collect_per_s: 6000, raw_store_per_s: 4000, raw_collect_per_s: 6000 },
+    ]);
+  });
+
+  it('takes each ratio as the median of per-round ratios, not the ratio of the medians', () => {
+    // Round 2's bare collect is an outlier: ratios 1.0, 0.5, 1.0 -> median 1.0, while the
+    // medians (5000 / 6000) would say 0.83.
+    const s = summarizeRounds(1000, [
+      { backend: side(1000, 4000), raw: side(2000, 4000) },
+      { backend: side(1000, 5000), raw: side(2000, 10_000) },
+      { backend: side(1000, 6000), raw: side(2000, 6000) },
+    ]);
+    expect(s.collect_per_s).toBe(5000);
+    expect(s.raw_collect_per_s).toBe(6000);
+    expect(s.collect_ratio).toBe(1);
+    expect(s.store_ratio).toBe(0.5);
+  });
+
+  it('averages the two middle rounds of an even count', () => {
+    const s = summarizeRounds(1000, [
+      { backend: side(1000, 1000), raw: side(1000, 2000) },
+      { backend: side(2000, 2000), raw: side(1000, 2000) },
+    ]);
+    expect(s.store_per_s).toBe(1500);
+    expect(s.store_ratio).toBe(1.5);
+    expect(s.collect_ratio).toBe(0.75);
+  });
+
+  it('has null bare figures and ratios when no round had a bare side', () => {
+    const s = summarizeRounds(1000, [{ backend: side(1000, 2000, 4), raw: null }]);
+    expect(s).toMatchObject({
+      rounds: 1,
+      store_per_s: 1000,
+      collect_per_s: 2000,
+      raw_store_per_s: null,
+      raw_collect_per_s: null,
+      store_ratio: null,
+      collect_ratio: null,
+      collect_teardown_ms: 4,
+      raw_collect_teardown_ms: null,
+    });
+    expect(s.per_round).toEqual([
+      { store_per_s: 1000, collect_per_s: 2000, raw_store_per_s: null, raw_collect_per_s: null },
+    ]);
+  });
+
+  it('refuses zero rounds', () => {
+    expect(() => summarizeRounds(1000, [])).toThrow(RangeError);
+  });
+});
+
+describe('runBench on memory:// (no bare side)', () => {
+  const config = {
+    url: 'memory://',
+    n: 100,
+    concurrency: 8,
+    samples: 10,
+    getmanyN: 0,
+    getmanyUrl: 'memory://',
+    timeoutMs: 10_000,
+    exchange: 'celeryresults',
+    persistent: false,
+    expires: null,
+    open: async (url: string) => new AMQPBackend({ connection: url }),
+  };
+
+  it('runs `rounds` rounds, labels each phase with its round and reports one entry per round', async () => {
+    const phases: string[] = [];
+    const report = await runBench({
+      ...config,
+      rounds: 2,
+      phase: (label) => {
+        phases.push(label);
+        return { increment() {}, stop() {} };
+      },
+    });
+    expect(report.rounds).toBe(2);
+    expect(report.per_round).toHaveLength(2);
+    expect(phases).toEqual(['store r1/2', 'collect r1/2', 'store r2/2', 'collect r2/2']);
+    for (const r of report.per_round) {
+      expect(r.store_per_s).toBeGreaterThan(0);
+      expect(r.collect_per_s).toBeGreaterThan(0);
+      expect(r.raw_store_per_s).toBeNull();
+    }
+    expect(report.store_per_s).toBe(
+      Math.round(((report.per_round[0]?.store_per_s ?? 0) + (report.per_round[1]?.store_per_s ?? 0)) / 2),
+    );
+    expect(report).toMatchObject({ raw_collect_per_s: null, collect_ratio: null, store_ratio: null });
+  });
+
+  it('the getMany phase reports the child process figures when a child ran it, and fails on a loss', async () => {
+    const seen: string[][] = [];
+    const report = await runBench({
+      ...config,
+      rounds: 1,
+      getmanyN: 50,
+      getmanyChild: async (ids) => {
+        seen.push(ids);
+        return { ms: 10, received: ids.length, peakRssMb: 42.5 };
+      },
+    });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toHaveLength(50);
+    expect(report).toMatchObject({ getmany_n: 50, getmany_per_s: 5000, getmany_rss_mb: 42.5 });
+    expect(report.getmany_store_rss_mb).toBeGreaterThan(0);
+    await expect(
+      runBench({
+        ...config,
+        rounds: 1,
+        getmanyN: 50,
+        getmanyChild: async (ids) => ({ ms: 10, received: ids.length - 1, peakRssMb: 1 }),
+      }),
+    ).rejects.toThrow(/getMany lost results: 1 missing of 50/);
+    // No child (undefined): measured in-process, no store figure.
+    const inProcess = await runBench({
+      ...config,
+      rounds: 1,
+      getmanyN: 50,
+      getmanyChild: async () => undefined,
+    });
+    expect(inProcess.getmany_n).toBe(50);
+    expect(inProcess.getmany_store_rss_mb).toBeUndefined();
+  });
+
+  it('defaults to 3 rounds and rejects fewer than 1', async () => {
+    expect((await runBench(config)).per_round).toHaveLength(3);
+    await expect(runBench({ ...config, rounds: 0 })).rejects.toThrow(RangeError);
+  });
+
+  it('throws when a round loses results', async () => {
+    let opened = 0;
+    await expect(
+      runBench({
+        ...config,
+        rounds: 2,
+        open: async (url) => {
+          const backend = new AMQPBackend({ connection: url });
+          opened++;
+          // Every collect after the warm-up and round 1 comes back one short.
+          let calls = 0;
+          const getMany = backend.getMany.bind(backend);
+          backend.getMany = (ids, opts) => getMany([...ids].slice(0, ++calls > 2 ? -1 : undefined), opts);
+          return backend;
+        },
+      }),
+    ).rejects.toThrow('backend collect lost results: 1 missing');
+    expect(opened).toBe(1);
+  });
+});
+
 it('queue names are task ids without dashes (WIRE.md 2)', () => {
   expect(queueName('c3a9f5e2-7d41-4b8e-9a0c-1f2e3d4c5b6a')).toBe('c3a9f5e27d414b8e9a0c1f2e3d4c5b6a');
 });
 
-describe('describeReport with rpc:// figures', () => {
+describe('describeReport', () => {
   const base: BenchRecord = {
     n: 4000,
     concurrency: 64,
     samples: 1000,
+    rounds: 2,
     store_per_s: 30_000,
     collect_per_s: 40_000,
     raw_store_per_s: 35_000,
@@ -74,6 +264,10 @@ describe('describeReport with rpc:// figures', () => {
     collect_ratio: 0.89,
     collect_teardown_ms: 3,
     raw_collect_teardown_ms: 2,
+    per_round: [
+      { store_per_s: 29_000, collect_per_s: 39_000, raw_store_per_s: 34_000, raw_collect_per_s: 44_000 },
+      { store_per_s: 31_000, collect_per_s: 41_000, raw_store_per_s: 36_000, raw_collect_per_s: 46_000 },
+    ],
     waitfor_p50_ms: 0.5,
     waitfor_p99_ms: 2,
     rss_mb: 120,
@@ -82,6 +276,23 @@ describe('describeReport with rpc:// figures', () => {
     node: 'v20',
     date: '2026-01-01T00:00:00.000Z',
   };
+
+  it('shows the medians with the round count and one compact line of every round', () => {
+    const text = describeReport(base);
+    expect(text).toContain('median of 2 round(s)');
+    expect(text).toMatch(/collect\s+40,000\/s\s+45,000\/s\s+0\.89x/);
+    expect(text).toContain(
+      'per round, store/collect backend | bare: r1 29.0k/39.0k | 34.0k/44.0k; r2 31.0k/41.0k | 36.0k/46.0k',
+    );
+    expect(
+      describeReport({
+        ...base,
+        per_round: [
+          { store_per_s: 1500, collect_per_s: 2500, raw_store_per_s: null, raw_collect_per_s: null },
+        ],
+      }),
+    ).toContain('r1 1.5k/2.5k | n/a/n/a');
+  });
 
   it('has no rpc lines unless the rpc keys are there', () => {
     expect(describeReport(base)).not.toContain('rpc://');

@@ -301,5 +301,18 @@ describe('demo and bench orchestration (fake backend)', () => {
     expect(report.store_per_s).toBeGreaterThan(0);
     expect(report.waitfor_p99_ms).toBeGreaterThanOrEqual(report.waitfor_p50_ms);
     expect(report.rss_mb).toBeGreaterThan(0);
+    // --rounds defaults to 3, each round storing N on one backend kept open across rounds.
+    expect(report.rounds).toBe(3);
+    expect(report.per_round).toHaveLength(3);
+    expect(h.backends).toHaveLength(1);
+    expect(h.backends[0]!.calls.filter((c) => c.op === 'storeResult')).toHaveLength(50 + 3 * 50 + 10);
+  });
+
+  it('bench --rounds takes a positive count', async () => {
+    const h = harness();
+    const args = ['bench', '--n', '20', '--samples', '5', '--broker', 'memory://', '--json'];
+    expect(await h.run(...args, '--rounds', '2')).toBe(0);
+    expect(JSON.parse(h.stdout.lines().at(-1)!).per_round).toHaveLength(2);
+    expect(await h.run(...args, '--rounds', '0')).toBe(2);
   });
 });

@@ -35,7 +35,7 @@ import { Celery } from '../../celery/app.js';
 import { ResultSet } from '../../celery/result.js';
 import { RPCBackend } from '../../celery/rpc-backend.js';
 import { Connection } from '../../kombu/connection.js';
-import { pool, rate } from './stats.js';
+import { median, pool, rate } from './stats.js';
 
 /**
  * Options of {@link runRpcBench}.
@@ -318,13 +318,6 @@ interface Run {
 
 function cpuMedian(runs: readonly Run[], key: keyof Cpu): number | null {
   return median(runs.flatMap((x) => (x.cpu === null ? [] : [x.cpu[key]])));
-}
-
-/** The median (upper middle), null for none. */
-function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? null;
 }
 
 /** user+system CPU ms of a process (Linux /proc), null when unreadable. */

@@ -1,12 +1,19 @@
 /**
  * The measurement plan of `celery-amqp bench`. Both sides run in the same process against
- * the same broker, one after the other, at the same concurrency:
+ * the same broker, at the same concurrency, over one backend and one bare client that stay
+ * open for the whole comparison:
  *
- * 1. backend: warm-up, then store N (timed), then collect N with one getMany (timed);
- * 2. backend: waitFor latency on already-stored results, sequential, `samples` calls;
- * 3. bare amqplib ({@link RawAmqp}): warm-up, store N, collect N;
- * 4. optional: getMany over `getmanyN` ids with the peak RSS of that phase;
+ * 1. warm-up, once per side: backend, then bare amqplib ({@link RawAmqp});
+ * 2. `rounds` rounds, each on fresh ids: backend store N (timed) and collect N with one
+ *    getMany (timed), then bare amqplib store N and collect N;
+ * 3. backend: waitFor latency on already-stored results, sequential, `samples` calls;
+ * 4. optional: getMany over `getmanyN` ids with the peak RSS of that phase (the results are
+ *    stored here; with `getmanyChild` the getMany runs, and its RSS is sampled, in a child);
  * 5. always: every queue any phase created is deleted.
+ *
+ * The rates reported are medians over the rounds, and each ratio is the median of the
+ * per-round ratios (see {@link summarizeRounds}): on a noisy broker one sample per side made
+ * the collect ratio swing by a third between runs.
  *
  * @module
  */
@@ -19,8 +26,9 @@ import {
   valueFor,
   waitForLatencies,
 } from './backend-runner.js';
+import type { GetManyChildOutput } from './getmany-child.js';
 import { RawAmqp } from './raw-amqplib.js';
-import { RssSampler, rate, round } from './stats.js';
+import { RssSampler, median, rate, round } from './stats.js';
 
 /** A progress handle for one phase (a no-op off a terminal). */
 export interface PhaseProgress {
@@ -34,11 +42,19 @@ export interface BenchConfig {
   url: string;
   n: number;
   concurrency: number;
+  /** Store-and-collect rounds per side (alternating sides); medians are reported. @default 3 */
+  rounds?: number;
   /** waitFor samples. */
   samples: number;
   /** 0 skips the getMany memory phase. */
   getmanyN: number;
   getmanyUrl: string;
+  /**
+   * Runs the getMany of phase 4 in a process of its own (see getmany-child.ts), so that its
+   * peak RSS is getMany's alone; resolves `undefined` to fall back to measuring in-process.
+   * @default undefined (in-process)
+   */
+  getmanyChild?: ((ids: string[]) => Promise<GetManyChildOutput | undefined>) | undefined;
   /** Collection deadline per phase, ms. */
   timeoutMs: number;
   /** Mirrors the backend's settings on the bare side. */
@@ -51,32 +67,139 @@ export interface BenchConfig {
   log?: (text: string) => void;
 }
 
+/** The rates of one round, as `per_round` reports them (bare figures null off AMQP). */
+export interface RoundRates {
+  store_per_s: number;
+  collect_per_s: number;
+  raw_store_per_s: number | null;
+  raw_collect_per_s: number | null;
+}
+
+/** The timings of one store-and-collect of N on one side, in ms. */
+export interface SideTimes {
+  storeMs: number;
+  /** To the last result in hand. */
+  collectMs: number;
+  /** From the last result to the collect's return. */
+  teardownMs: number;
+}
+
+/** One round as measured: the backend side, then the bare side (null when it did not run). */
+export interface RoundTimes {
+  backend: SideTimes;
+  raw: SideTimes | null;
+}
+
 /** The figures `bench` reports; the keys are the JSON output's. */
 export interface BenchReport {
   n: number;
   concurrency: number;
   samples: number;
+  /** Store-and-collect rounds per side; the rates below are medians over them. */
+  rounds: number;
   store_per_s: number;
   collect_per_s: number;
   raw_store_per_s: number | null;
   raw_collect_per_s: number | null;
+  /** Median of the per-round ratios backend / bare amqplib. */
   store_ratio: number | null;
   collect_ratio: number | null;
   /** After the last result: getMany's own cleanup (consumer cancels, channel close). */
   collect_teardown_ms: number;
   raw_collect_teardown_ms: number | null;
+  /** Each round's rates, in order, so the spread behind the medians is visible. */
+  per_round: RoundRates[];
   waitfor_p50_ms: number;
   waitfor_p99_ms: number;
   rss_mb: number;
   getmany_n?: number;
   getmany_per_s?: number;
   getmany_rss_mb?: number;
+  /** Peak RSS of this process while it stored the getMany phase's results (when the getMany ran in a child). */
+  getmany_store_rss_mb?: number;
   queues_deleted: number;
 }
 
-const WARMUP = 200;
+/** The part of the report {@link summarizeRounds} computes. */
+export type RoundsSummary = Pick<
+  BenchReport,
+  | 'rounds'
+  | 'store_per_s'
+  | 'collect_per_s'
+  | 'raw_store_per_s'
+  | 'raw_collect_per_s'
+  | 'store_ratio'
+  | 'collect_ratio'
+  | 'collect_teardown_ms'
+  | 'raw_collect_teardown_ms'
+  | 'per_round'
+>;
 
-function isAmqp(url: string): boolean {
+/**
+ * Reduces the rounds of N results each to the reported figures: every rate and teardown is
+ * the median over the rounds, and each ratio is the median of the per-round ratios (a
+ * round's backend rate over the same round's bare rate), so that a broker slowdown hitting
+ * both sides of one round cancels out instead of skewing the ratio. Ratios and the bare
+ * figures are null when no round has a bare side.
+ *
+ * @example
+ * ```ts
+ * const side = (ms: number) => ({ storeMs: ms, collectMs: ms, teardownMs: 1 });
+ * summarizeRounds(1000, [{ backend: side(100), raw: side(50) }]).collect_ratio; // 0.5
+ * ```
+ */
+export function summarizeRounds(n: number, rounds: readonly RoundTimes[]): RoundsSummary {
+  if (rounds.length === 0) throw new RangeError('summarizeRounds needs at least one round');
+  const perRound: RoundRates[] = rounds.map(({ backend, raw }) => ({
+    store_per_s: rate(n, backend.storeMs),
+    collect_per_s: rate(n, backend.collectMs),
+    raw_store_per_s: raw === null ? null : rate(n, raw.storeMs),
+    raw_collect_per_s: raw === null ? null : rate(n, raw.collectMs),
+  }));
+  const raws = rounds.flatMap((r) => (r.raw === null ? [] : [r.raw]));
+  const rounded = (xs: number[], digits = 0): number | null => {
+    const m = median(xs);
+    return m === null ? null : round(m, digits);
+  };
+  // A bare rate of 0 (an instant phase) has no meaningful ratio: that round is left out.
+  const ratio = (ours: keyof RoundRates, bare: keyof RoundRates): number | null =>
+    rounded(
+      perRound.flatMap((r) => {
+        const b = r[bare];
+        return b === null || b === 0 ? [] : [(r[ours] ?? 0) / b];
+      }),
+      2,
+    );
+  const figure = (xs: Array<number | null>): number | null =>
+    rounded(xs.flatMap((x) => (x === null ? [] : [x])));
+  return {
+    rounds: rounds.length,
+    store_per_s: figure(perRound.map((r) => r.store_per_s)) ?? 0,
+    collect_per_s: figure(perRound.map((r) => r.collect_per_s)) ?? 0,
+    raw_store_per_s: figure(perRound.map((r) => r.raw_store_per_s)),
+    raw_collect_per_s: figure(perRound.map((r) => r.raw_collect_per_s)),
+    store_ratio: ratio('store_per_s', 'raw_store_per_s'),
+    collect_ratio: ratio('collect_per_s', 'raw_collect_per_s'),
+    collect_teardown_ms: figure(rounds.map((r) => r.backend.teardownMs)) ?? 0,
+    raw_collect_teardown_ms: figure(raws.map((r) => r.teardownMs)),
+    per_round: perRound,
+  };
+}
+
+const WARMUP = 200;
+const DEFAULT_ROUNDS = 3;
+
+/**
+ * True for an amqp:// or amqps:// URL: a broker outside this process (the embedded
+ * memory:// broker has no bare-amqplib side and cannot be reached from a child process).
+ *
+ * @example
+ * ```ts
+ * isAmqp('amqp://guest:guest@127.0.0.1:5672//'); // true
+ * isAmqp('memory://'); // false
+ * ```
+ */
+export function isAmqp(url: string): boolean {
   return /^amqps?:\/\//i.test(url.trim());
 }
 
@@ -84,21 +207,32 @@ const noProgress: PhaseProgress = { increment() {}, stop() {} };
 
 /**
  * Runs the plan, deletes every queue it created (also on failure) and returns the report.
- * Throws when a phase loses or corrupts results: a fast benchmark of a broken backend is
- * worth nothing.
+ * Throws when a phase of any round loses or corrupts results: a fast benchmark of a broken
+ * backend is worth nothing.
+ *
+ * Rounds: after one warm-up per side, each of `cfg.rounds` (default 3, at least 1) rounds
+ * stores and collects N fresh results on the backend, then on bare amqplib. The reported
+ * rates and teardowns are the medians over the rounds; `store_ratio` and `collect_ratio`
+ * are the medians of the per-round ratios (not the ratio of the medians), and `per_round`
+ * lists every round's rates. The waitFor and getMany phases run once.
  *
  * @example
  * ```ts
- * const report = await runBench({ url, n: 4000, concurrency: 64, samples: 1000, ... });
+ * const report = await runBench({ url, n: 4000, concurrency: 64, rounds: 3, samples: 1000, ... });
+ * report.collect_ratio; // median over the 3 rounds of backend collect/s / bare collect/s
  * ```
  */
 export async function runBench(cfg: BenchConfig): Promise<BenchReport> {
+  const rounds = cfg.rounds ?? DEFAULT_ROUNDS;
+  if (!Number.isSafeInteger(rounds) || rounds < 1) {
+    throw new RangeError(`bench rounds must be a positive integer, got ${rounds}`);
+  }
   // Every id whose queue may exist on the broker, so cleanup can find them all.
   const created: string[] = [];
   const createdGetMany: string[] = [];
   let report: BenchReport;
   try {
-    report = await measure(cfg, created, createdGetMany);
+    report = await measure({ ...cfg, rounds }, created, createdGetMany);
   } catch (err) {
     await cleanupQueues(cfg.url, created, cfg.concurrency).catch(() => 0);
     await cleanupQueues(cfg.getmanyUrl, createdGetMany, cfg.concurrency).catch(() => 0);
@@ -110,7 +244,11 @@ export async function runBench(cfg: BenchConfig): Promise<BenchReport> {
   return report;
 }
 
-async function measure(cfg: BenchConfig, created: string[], createdGetMany: string[]): Promise<BenchReport> {
+async function measure(
+  cfg: BenchConfig & { rounds: number },
+  created: string[],
+  createdGetMany: string[],
+): Promise<BenchReport> {
   const phase = cfg.phase ?? (() => noProgress);
   const log = cfg.log ?? (() => {});
   const rss = new RssSampler();
@@ -119,46 +257,53 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
     into.push(...ids);
     return ids;
   };
-  const raw = isAmqp(cfg.url)
-    ? {
-        exchange: cfg.exchange,
-        persistent: cfg.persistent,
-        expires: cfg.expires,
-        concurrency: cfg.concurrency,
-      }
-    : undefined;
 
   try {
-    // 1-2. The backend.
+    // 1-3. Both sides, each client open across every round.
     const backend = await cfg.open(cfg.url);
-    let storeMs: number;
-    let collectMs: number;
-    let teardownMs: number;
+    const times: RoundTimes[] = [];
     let latencies: number[];
     try {
-      log('backend: warm-up');
-      const warm = fresh(Math.min(WARMUP, cfg.n));
-      await storeAll(backend, warm, cfg.concurrency);
-      await collectAll(backend, warm, cfg.timeoutMs);
-      log(`backend: store and collect ${cfg.n}`);
-
-      const ids = fresh(cfg.n);
-      const storeBar = phase('store', cfg.n);
-      storeMs = await storeAll(backend, ids, cfg.concurrency, () => storeBar.increment()).finally(() =>
-        storeBar.stop(),
-      );
-      const collectBar = phase('collect', cfg.n);
-      const collected = await collectAll(backend, ids, cfg.timeoutMs, () => collectBar.increment()).finally(
-        () => collectBar.stop(),
-      );
-      if (collected.received !== cfg.n || collected.wrong !== 0) {
-        throw new Error(
-          `backend collect lost results: ${cfg.n - collected.received} missing, ${collected.wrong} wrong out of ${cfg.n}`,
-        );
+      const client = isAmqp(cfg.url)
+        ? await RawAmqp.open({
+            url: cfg.url,
+            exchange: cfg.exchange,
+            persistent: cfg.persistent,
+            expires: cfg.expires,
+            concurrency: cfg.concurrency,
+          })
+        : null;
+      try {
+        log('backend: warm-up');
+        const warm = fresh(Math.min(WARMUP, cfg.n));
+        await storeAll(backend, warm, cfg.concurrency);
+        await collectAll(backend, warm, cfg.timeoutMs);
+        if (client !== null) {
+          log('amqplib: warm-up');
+          const rawWarm = fresh(Math.min(WARMUP, cfg.n));
+          await client.store(rawWarm, valueFor);
+          await client.collect(rawWarm, cfg.timeoutMs);
+        }
+        for (let r = 1; r <= cfg.rounds; r++) {
+          const tag = `r${r}/${cfg.rounds}`;
+          const ours = await backendRound(backend, fresh(cfg.n), cfg, (label, total) =>
+            phase(`${label} ${tag}`, total),
+          );
+          log(
+            `backend ${tag}: store ${rate(cfg.n, ours.storeMs)}/s, collect ${rate(cfg.n, ours.collectMs)}/s`,
+          );
+          let bare: SideTimes | null = null;
+          if (client !== null) {
+            bare = await rawRound(client, fresh(cfg.n), cfg);
+            log(
+              `amqplib ${tag}: store ${rate(cfg.n, bare.storeMs)}/s, collect ${rate(cfg.n, bare.collectMs)}/s`,
+            );
+          }
+          times.push({ backend: ours, raw: bare });
+        }
+      } finally {
+        await client?.close();
       }
-      collectMs = collected.ms;
-      teardownMs = collected.teardownMs;
-      log(`backend: store ${rate(cfg.n, storeMs)}/s, collect ${rate(cfg.n, collectMs)}/s`);
 
       // waitFor consumes its result, so each sample gets a result of its own.
       log(`backend: ${cfg.samples} waitFor samples`);
@@ -169,39 +314,14 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
       await backend.close();
     }
     const lat = latencySummary(latencies);
-
-    // 3. Bare amqplib.
-    let rawStoreMs: number | null = null;
-    let rawCollectMs: number | null = null;
-    let rawTeardownMs: number | null = null;
-    if (raw !== undefined) {
-      const client = await RawAmqp.open({ url: cfg.url, ...raw });
-      try {
-        log('amqplib: warm-up, then store and collect');
-        const warm = fresh(Math.min(WARMUP, cfg.n));
-        await client.store(warm, valueFor);
-        await client.collect(warm, cfg.timeoutMs);
-
-        const ids = fresh(cfg.n);
-        rawStoreMs = await client.store(ids, valueFor);
-        const collected = await client.collect(ids, cfg.timeoutMs);
-        if (collected.received !== cfg.n) {
-          throw new Error(
-            `bare amqplib collect lost results: ${cfg.n - collected.received} missing of ${cfg.n}`,
-          );
-        }
-        rawCollectMs = collected.ms;
-        rawTeardownMs = collected.teardownMs;
-        log(`amqplib: store ${rate(cfg.n, rawStoreMs)}/s, collect ${rate(cfg.n, rawCollectMs)}/s`);
-      } finally {
-        await client.close();
-      }
-    }
     rss.sample();
     const mainPeak = rss.peakMb;
 
     // 4. getMany over many ids: its own peak.
-    let getmany: Pick<BenchReport, 'getmany_n' | 'getmany_per_s' | 'getmany_rss_mb'> = {};
+    let getmany: Pick<
+      BenchReport,
+      'getmany_n' | 'getmany_per_s' | 'getmany_rss_mb' | 'getmany_store_rss_mb'
+    > = {};
     if (cfg.getmanyN > 0) {
       rss.reset();
       const gm = await cfg.open(cfg.getmanyUrl);
@@ -209,11 +329,19 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
         const ids = fresh(cfg.getmanyN, createdGetMany);
         const storeBar = phase('store', cfg.getmanyN);
         await storeAll(gm, ids, cfg.concurrency, () => storeBar.increment()).finally(() => storeBar.stop());
-        const bar = phase('getMany', cfg.getmanyN);
-        // No verification map here: the phase measures what a plain getMany caller holds.
-        const collected = await collectAll(gm, ids, cfg.timeoutMs, () => bar.increment(), false).finally(() =>
-          bar.stop(),
-        );
+        const storePeak = rss.peakMb;
+        const child = await cfg.getmanyChild?.(ids);
+        let collected: { ms: number; received: number };
+        if (child !== undefined) {
+          log(`getMany over ${cfg.getmanyN} ids in a child process`);
+          collected = child;
+        } else {
+          const bar = phase('getMany', cfg.getmanyN);
+          // No verification map here: the phase measures what a plain getMany caller holds.
+          collected = await collectAll(gm, ids, cfg.timeoutMs, () => bar.increment(), false).finally(() =>
+            bar.stop(),
+          );
+        }
         if (collected.received !== cfg.getmanyN) {
           throw new Error(
             `getMany lost results: ${cfg.getmanyN - collected.received} missing of ${cfg.getmanyN}`,
@@ -222,7 +350,8 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
         getmany = {
           getmany_n: cfg.getmanyN,
           getmany_per_s: rate(cfg.getmanyN, collected.ms),
-          getmany_rss_mb: rss.peakMb,
+          getmany_rss_mb: child?.peakRssMb ?? rss.peakMb,
+          ...(child === undefined ? {} : { getmany_store_rss_mb: storePeak }),
         };
       } finally {
         await gm.close();
@@ -230,22 +359,21 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
     }
     rss.stop();
 
-    const storePerS = rate(cfg.n, storeMs);
-    const collectPerS = rate(cfg.n, collectMs);
-    const rawStorePerS = rawStoreMs === null ? null : rate(cfg.n, rawStoreMs);
-    const rawCollectPerS = rawCollectMs === null ? null : rate(cfg.n, rawCollectMs);
+    const summary = summarizeRounds(cfg.n, times);
     return {
       n: cfg.n,
       concurrency: cfg.concurrency,
       samples: cfg.samples,
-      store_per_s: storePerS,
-      collect_per_s: collectPerS,
-      raw_store_per_s: rawStorePerS,
-      raw_collect_per_s: rawCollectPerS,
-      store_ratio: rawStorePerS ? round(storePerS / rawStorePerS) : null,
-      collect_ratio: rawCollectPerS ? round(collectPerS / rawCollectPerS) : null,
-      collect_teardown_ms: Math.round(teardownMs),
-      raw_collect_teardown_ms: rawTeardownMs === null ? null : Math.round(rawTeardownMs),
+      rounds: summary.rounds,
+      store_per_s: summary.store_per_s,
+      collect_per_s: summary.collect_per_s,
+      raw_store_per_s: summary.raw_store_per_s,
+      raw_collect_per_s: summary.raw_collect_per_s,
+      store_ratio: summary.store_ratio,
+      collect_ratio: summary.collect_ratio,
+      collect_teardown_ms: summary.collect_teardown_ms,
+      raw_collect_teardown_ms: summary.raw_collect_teardown_ms,
+      per_round: summary.per_round,
       waitfor_p50_ms: round(lat.p50, 3),
       waitfor_p99_ms: round(lat.p99, 3),
       rss_mb: mainPeak,
@@ -255,6 +383,45 @@ async function measure(cfg: BenchConfig, created: string[], createdGetMany: stri
   } finally {
     rss.stop();
   }
+}
+
+/** One backend round: store the ids, collect them with one getMany, check every value. */
+async function backendRound(
+  backend: AMQPBackend,
+  ids: readonly string[],
+  cfg: Pick<BenchConfig, 'concurrency' | 'timeoutMs'>,
+  phase: (label: string, total: number) => PhaseProgress,
+): Promise<SideTimes> {
+  const n = ids.length;
+  const storeBar = phase('store', n);
+  const storeMs = await storeAll(backend, ids, cfg.concurrency, () => storeBar.increment()).finally(() =>
+    storeBar.stop(),
+  );
+  const collectBar = phase('collect', n);
+  const collected = await collectAll(backend, ids, cfg.timeoutMs, () => collectBar.increment()).finally(() =>
+    collectBar.stop(),
+  );
+  if (collected.received !== n || collected.wrong !== 0) {
+    throw new Error(
+      `backend collect lost results: ${n - collected.received} missing, ${collected.wrong} wrong out of ${n}`,
+    );
+  }
+  return { storeMs, collectMs: collected.ms, teardownMs: collected.teardownMs };
+}
+
+/** One bare-amqplib round: store the ids, collect them, check none is missing. */
+async function rawRound(
+  client: RawAmqp,
+  ids: readonly string[],
+  cfg: Pick<BenchConfig, 'timeoutMs'>,
+): Promise<SideTimes> {
+  const n = ids.length;
+  const storeMs = await client.store(ids, valueFor);
+  const collected = await client.collect(ids, cfg.timeoutMs);
+  if (collected.received !== n) {
+    throw new Error(`bare amqplib collect lost results: ${n - collected.received} missing of ${n}`);
+  }
+  return { storeMs, collectMs: collected.ms, teardownMs: collected.teardownMs };
 }
 
 /**

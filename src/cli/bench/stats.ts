@@ -1,6 +1,6 @@
 /**
  * Small measurement helpers for `demo` and `bench`: bounded concurrency, percentiles,
- * rates and a peak-RSS sampler.
+ * medians, rates and a peak-RSS sampler.
  *
  * @module
  */
@@ -48,6 +48,25 @@ export function percentile(samples: readonly number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
   return sorted[rank - 1] ?? Number.NaN;
+}
+
+/**
+ * The median of samples (the mean of the two middle ones for an even count), null for none.
+ * Repeated runs report it rather than the mean, so that one run slowed by a noisy broker
+ * does not move the figure.
+ *
+ * @example
+ * ```ts
+ * median([3, 1, 2]); // 2
+ * median([1, 2, 3, 4]); // 2.5
+ * ```
+ */
+export function median(samples: readonly number[]): number | null {
+  if (samples.length === 0) return null;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const upper = sorted[mid] as number;
+  return sorted.length % 2 === 1 ? upper : ((sorted[mid - 1] as number) + upper) / 2;
 }
 
 /**
