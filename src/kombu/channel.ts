@@ -258,7 +258,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
       const tconn = await this.connection.whenConnected();
       if (this.#closed) throw new ChannelError('Channel closed by client', { code: 'CHANNEL_CLOSED' });
       try {
-        return await this.#open(tconn);
+        const ch = await this.#open(tconn);
+        // close() ran while this recovery was under way and saw no channel to close: the
+        // one opened here would outlive it, with whatever the hooks consumed on it.
+        if (this.#closed) {
+          await ch.close().catch(() => undefined);
+          throw new ChannelError('Channel closed by client', { code: 'CHANNEL_CLOSED' });
+        }
+        return ch;
       } catch (err) {
         // The connection died while recovering: wait for the next one and start over.
         if (!isRecoverable(err)) throw err;
@@ -357,7 +364,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
     // Consumers must come back without waiting for the next operation. After a lost
     // connection this waits for the reconnect; after a channel error it reopens at once.
     if (this.#consumers.size > 0 || this.#hooks.size > 0)
-      this.whenReady().catch((err: unknown) => this.connection.reportError(err));
+      this.whenReady().catch((err: unknown) => {
+        // A close() of ours during the recovery ends it; that is not a fault to report.
+        if (!this.#closed) this.connection.reportError(err);
+      });
   }
 
   /**

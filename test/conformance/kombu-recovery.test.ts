@@ -12,6 +12,7 @@ import type { Message } from '../../src/kombu/message.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { NoCacheQueue, Queue } from '../../src/kombu/queue.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
+import type { TransportChannel } from '../../src/transport/types.js';
 import { closeConnection, uid, until } from '../fault/helpers.js';
 import { transports } from './transports.js';
 
@@ -223,6 +224,30 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     await drop(conn);
     await until(() => revived, 'second revive');
     expect(hooked).toHaveLength(1);
+  });
+
+  it('close() while the channel is being recovered closes the channel the recovery opened', async () => {
+    const conn = connect();
+    const errors: Error[] = [];
+    conn.on('error', (e) => errors.push(e));
+    const ch = await conn.channel();
+    await ch.whenReady();
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let reopened: TransportChannel | undefined;
+    ch.addRecoveryHook(async (tch) => {
+      reopened = tch;
+      await gate; // holds the recovery open while the channel is closed
+    });
+    await drop(conn);
+    await until(() => reopened !== undefined, 'recovery under way');
+    await ch.close();
+    release();
+    // The channel opened for the recovery must not outlive the closed kombu channel.
+    await until(() => reopened?.closed === true, 'the recovered transport channel closed', 5000);
+    expect(ch.transportChannel).toBeNull();
+    // A close the caller asked for is not an error of the connection.
+    expect(errors).toEqual([]);
   });
 
   it('a server-named queue is redeclared under a new name; its consumer and binding follow', async () => {
