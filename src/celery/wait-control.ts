@@ -5,6 +5,7 @@
  * @module
  */
 import { TimeoutError } from '../errors.js';
+import { onAbort } from '../kombu/abort-listener.js';
 import { abortError } from '../kombu/retry.js';
 
 /** Options of a {@link WaitControl}. */
@@ -38,8 +39,8 @@ export class WaitControl {
   #fail!: (err: Error) => void;
   #timer: NodeJS.Timeout | undefined;
   #interval: NodeJS.Timeout | undefined;
-  readonly #signals: AbortSignal[] = [];
-  readonly #onAbort: () => void;
+  /** Stops watching each signal. */
+  readonly #unwatch: Array<() => void> = [];
   readonly #onInterval: (() => void) | undefined;
 
   /**
@@ -53,17 +54,13 @@ export class WaitControl {
     this.#failed.catch(() => undefined);
     this.#onInterval = options.onInterval;
     const signals = [options.signal, ...extraSignals].filter((s): s is AbortSignal => s !== undefined);
-    this.#onAbort = () => {
-      const s = signals.find((x) => x.aborted);
-      if (s !== undefined) this.cancel(abortError(s));
-    };
     for (const s of signals) {
       if (s.aborted) {
         this.cancel(abortError(s));
         break;
       }
-      s.addEventListener('abort', this.#onAbort, { once: true });
-      this.#signals.push(s);
+      // Shared per signal: many waits on one signal must not pile listeners on it.
+      this.#unwatch.push(onAbort(s, () => this.cancel(abortError(s))));
     }
     if (options.timeout !== undefined && this.cancelled === undefined) {
       const make = options.timeoutError ?? (() => new TimeoutError());
@@ -114,6 +111,6 @@ export class WaitControl {
   /** Clears the timers and listeners. Idempotent. */
   dispose(): void {
     this.#clearTimers();
-    for (const s of this.#signals.splice(0)) s.removeEventListener('abort', this.#onAbort);
+    for (const stop of this.#unwatch.splice(0)) stop();
   }
 }

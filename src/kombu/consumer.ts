@@ -11,6 +11,7 @@ import type { Channel } from './channel.js';
 import { newConsumerTag } from './channel.js';
 import { toChannel } from './entity.js';
 import type { ChannelLike } from './entity.js';
+import { onAbort } from './abort-listener.js';
 import { Message } from './message.js';
 import { Queue } from './queue.js';
 import { abortError } from './retry.js';
@@ -412,7 +413,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const finish = async (): Promise<IteratorResult<Message>> => {
       if (!done) {
         done = true;
-        signal?.removeEventListener('abort', onAbort);
+        unwatch();
         try {
           // Deliveries racing the cancel still land in the buffer, then go back to the queue.
           await this.cancel();
@@ -431,8 +432,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         w.reject(err);
       }
     };
-    const onAbort = (): void => fail(abortError(signal as AbortSignal));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const unwatch = signal === undefined ? () => undefined : onAbort(signal, () => fail(abortError(signal)));
     const sink = (m: Message): void => {
       if (waiter !== undefined) {
         const w = waiter;

@@ -7,6 +7,7 @@
  * @module
  */
 import { AbortError, CeleryAmqpError, TimeoutError } from '../errors.js';
+import { onAbort } from './abort-listener.js';
 
 /**
  * How often and how fast an operation is retried. Durations in milliseconds.
@@ -87,15 +88,17 @@ export function sleep(ms: number, options: { signal?: AbortSignal | undefined } 
   const { signal } = options;
   if (signal?.aborted === true) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortError(signal as AbortSignal));
-    };
     const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
+      unwatch();
       resolve();
     }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const unwatch =
+      signal === undefined
+        ? () => undefined
+        : onAbort(signal, () => {
+            clearTimeout(timer);
+            reject(abortError(signal));
+          });
   });
 }
 
@@ -128,9 +131,10 @@ export function withDeadline<T>(
   }
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
+    let unwatch = (): void => undefined;
     const cleanup = (): void => {
       if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      unwatch();
     };
     const giveUp = (err: Error): void => {
       cleanup();
@@ -138,9 +142,8 @@ export function withDeadline<T>(
       onCancel?.(err);
       reject(err);
     };
-    const onAbort = (): void => giveUp(abortError(signal as AbortSignal));
     if (timeout !== undefined) timer = setTimeout(() => giveUp(new TimeoutError()), Math.max(0, timeout));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal !== undefined) unwatch = onAbort(signal, () => giveUp(abortError(signal)));
     promise.then(
       (value) => {
         cleanup();

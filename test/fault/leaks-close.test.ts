@@ -188,6 +188,41 @@ describe.each(transports)('open/close leaks on $name', (t) => {
     expect(unhandled).toEqual([]);
   });
 
+  it('one AbortSignal shared by 50 waits, 20 stores and a getMany holds one listener and raises no MaxListeners warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    cleanups.push(async () => process.off('warning', onWarning));
+    const exchange = uid('leak-shared-signal');
+    const b = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10_000 });
+    cleanups.push(() => b.close());
+    const controller = new AbortController();
+    const { signal } = controller;
+    const settle = (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        () => 'ok',
+        (err: unknown) => err,
+      );
+    await b.connection.connect();
+    const waits = ids(50).map((id) => settle(b.waitFor(id, { timeout: 30_000, signal })));
+    const many = settle(
+      (async () => {
+        for await (const _ of b.getMany(ids(100), { timeout: 30_000, signal })) void _;
+      })(),
+    );
+    await until(() => getEventListeners(signal, 'abort').length > 0, 'the waits watching the signal');
+    expect(getEventListeners(signal, 'abort')).toHaveLength(1);
+    const stores = ids(20).map((id) => settle(b.storeResult(id, 1, 'SUCCESS', { signal })));
+    await Promise.all(stores);
+    controller.abort();
+    const outcomes = await Promise.all([...waits, many]);
+    expect(outcomes.filter((o) => !(o instanceof AbortError))).toEqual([]);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    // Warnings are emitted on a later tick.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+
   it('an AbortSignal fired mid-getMany rejects it with AbortError and cancels every consumer', async () => {
     const exchange = uid('leak-abort');
     // autoDelete false, so the queues outlive their consumers and their counts can be read.
