@@ -37,6 +37,7 @@ import type { ResultSource } from './result-consumer.js';
 import {
   decodeMeta,
   decodePayload,
+  failureOptions,
   pendingMeta,
   resultBody,
   routingKeyFor,
@@ -260,7 +261,8 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   }
 
   /**
-   * Stores FAILURE with the error's exception dict (Celery's `mark_as_failure`).
+   * Stores FAILURE with the error's exception dict (Celery's `mark_as_failure`) and a
+   * traceback: `options.traceback`, else the error's stack (`null` stores none).
    *
    * @example
    * ```ts
@@ -268,19 +270,20 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
    * ```
    */
   markAsFailure(taskId: string, error: unknown, options: StoreOptions = {}): Promise<unknown> {
-    return this.storeResult(taskId, error, FAILURE, options);
+    return this.storeResult(taskId, error, FAILURE, failureOptions(error, options));
   }
 
   /**
    * Stores STARTED with `{pid, hostname}`-like meta (Celery's `mark_as_started`).
    *
+   * @param request - The task request (correlation_id, children). @default undefined
    * @example
    * ```ts
    * await backend.markAsStarted(id, { pid: process.pid, hostname: 'node' });
    * ```
    */
-  markAsStarted(taskId: string, meta: Record<string, unknown> = {}): Promise<unknown> {
-    return this.storeResult(taskId, meta, STARTED);
+  markAsStarted(taskId: string, meta: unknown = {}, request?: TaskRequest): Promise<unknown> {
+    return this.storeResult(taskId, meta, STARTED, request === undefined ? {} : { request });
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import { ArgumentError, CeleryAmqpError, ContentDisallowedError, DecodeError } from '../errors.js';
 import type { Message } from '../kombu/message.js';
-import type { TaskMeta, TaskRequest } from './backend-types.js';
+import type { StoreOptions, TaskMeta, TaskRequest } from './backend-types.js';
 import { exceptionToMeta } from './exceptions.js';
 import { EXCEPTION_STATES } from './states.js';
 
@@ -51,6 +51,23 @@ export function childrenFor(request: TaskRequest | undefined): unknown[] | null 
     const asTuple = (c as { asTuple?: unknown } | null)?.asTuple;
     return typeof asTuple === 'function' ? (asTuple as () => unknown).call(c) : c;
   });
+}
+
+/**
+ * The store options of a FAILURE (both backends' `markAsFailure`): the traceback given, or
+ * else the error's stack, so a Python client's `result.traceback` says where it failed.
+ * An explicit `null` stores no traceback.
+ *
+ * @example
+ * ```ts
+ * failureOptions(new TypeError('bad'), {}).traceback; // 'TypeError: bad\n    at ...'
+ * failureOptions(new TypeError('bad'), { traceback: null }).traceback; // null
+ * ```
+ */
+export function failureOptions(error: unknown, options: StoreOptions): StoreOptions {
+  if (options.traceback !== undefined) return options;
+  const stack = error instanceof Error && typeof error.stack === 'string' ? error.stack : null;
+  return { ...options, traceback: stack };
 }
 
 /**

@@ -41,7 +41,7 @@ import type {
 import { DEFAULT_STORE_RETRY_POLICY } from './backend-options.js';
 import type { BackendCommonOptions } from './backend-options.js';
 import { ResultCache } from './result-cache.js';
-import { pendingMeta, resultBody, validateMeta } from './result-meta.js';
+import { failureOptions, pendingMeta, resultBody, validateMeta } from './result-meta.js';
 import { resolveSettings } from './settings.js';
 import { FAILURE, PENDING, STARTED, SUCCESS, isReady } from './states.js';
 
@@ -476,31 +476,28 @@ export class RPCBackend implements ResultBackend {
   }
 
   /**
-   * Stores FAILURE with the error (as Celery's exception dict) and its traceback.
+   * Stores FAILURE with the error (as Celery's exception dict) and a traceback:
+   * `options.traceback`, else the error's stack (`null` stores none).
    *
    * @example
    * ```ts
-   * await backend.markAsFailure(id, err, { request, traceback: err.stack ?? null });
+   * await backend.markAsFailure(id, err, { request, traceback: 'Traceback ...' });
    * ```
    */
-  markAsFailure(
-    taskId: string,
-    error: unknown,
-    options: { traceback?: string | null; request?: TaskRequest } = {},
-  ): Promise<unknown> {
-    const tb = options.traceback ?? (error instanceof Error ? (error.stack ?? null) : null);
-    return this.storeResult(taskId, error, FAILURE, compact({ traceback: tb, request: options.request }));
+  markAsFailure(taskId: string, error: unknown, options: StoreOptions = {}): Promise<unknown> {
+    return this.storeResult(taskId, error, FAILURE, failureOptions(error, options));
   }
 
   /**
    * Stores STARTED with `{pid, hostname}` (track_started).
    *
+   * @param request - The task request: without its reply_to nothing is published. @default undefined
    * @example
    * ```ts
    * await backend.markAsStarted(id, { pid: process.pid, hostname: 'node' }, request);
    * ```
    */
-  markAsStarted(taskId: string, meta: unknown, request?: TaskRequest): Promise<unknown> {
+  markAsStarted(taskId: string, meta: unknown = {}, request?: TaskRequest): Promise<unknown> {
     return this.storeResult(taskId, meta, STARTED, compact({ request }));
   }
 
