@@ -333,3 +333,99 @@ export function decodeTaskMessage(message: RawTaskMessage): TaskMessage {
   }
   throw new DecodeError('not a Celery task message (no task/id in headers or body)');
 }
+
+/**
+ * When a task may run and when it expires, from its `eta` / `expires` headers, in ms since
+ * the epoch (fractional: Celery sends microseconds). `null` when the header is absent.
+ *
+ * @example
+ * ```ts
+ * const { eta, expires } = taskTimes(decodeTaskMessage(message));
+ * const expired = expires !== null && Date.now() > expires;
+ * ```
+ */
+export interface TaskTimes {
+  /** Earliest run time, or null to run at once. */
+  eta: number | null;
+  /** Expiry time, or null for none. */
+  expires: number | null;
+}
+
+// Celery 5.2's `celery.utils.iso8601` grammar (what `parse_iso8601` accepts), anchored.
+const ISO8601 =
+  /^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:.(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[-+]\d{2}:\d{2})?)?)?)?$/;
+
+/**
+ * Parses an ISO 8601 date as Celery writes it (`datetime.isoformat()`,
+ * `2026-01-01T10:00:00.123456+00:00`) into ms since the epoch, keeping the microseconds as
+ * a fraction. A date without an offset is UTC, as on a Celery worker with the default
+ * `enable_utc` / `timezone`.
+ *
+ * @throws DecodeError when the text is not such a date.
+ * @example
+ * ```ts
+ * parseIsoDate('1970-01-01T00:00:01.000500+00:00'); // 1000.5
+ * ```
+ */
+export function parseIsoDate(text: string): number {
+  const m = ISO8601.exec(text);
+  if (m === null) throw new DecodeError(`unable to parse date string ${pythonRepr(text)}`);
+  const [, year = '', month = '1', day = '1', hour = '0', minute = '0', second = '0', fraction, zone] = m;
+  const [y, mo, d, h, mi, s] = [year, month, day, hour, minute, second].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const utc = Date.UTC(y, mo - 1, d, h, mi, s);
+  const back = new Date(utc);
+  // Date.UTC rolls over (Feb 30 -> Mar 2); Python's datetime refuses such dates.
+  if (
+    back.getUTCFullYear() !== y ||
+    back.getUTCMonth() !== mo - 1 ||
+    back.getUTCDate() !== d ||
+    h > 23 ||
+    mi > 59 ||
+    s > 59
+  ) {
+    throw new DecodeError(`date out of range: ${pythonRepr(text)}`);
+  }
+  let offset = 0;
+  if (zone !== undefined && zone !== 'Z') {
+    const sign = zone.startsWith('-') ? -1 : 1;
+    offset = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6))) * 60_000;
+  }
+  const frac = fraction === undefined ? 0 : Number(`0.${fraction}`) * 1000;
+  return utc - offset + frac;
+}
+
+function timeHeader(value: unknown, what: string): number | null {
+  // Celery's maybe_iso8601: an empty value means none.
+  if (value === null || value === undefined || value === '' || value === 0 || value === false) return null;
+  if (typeof value !== 'string') throw new DecodeError(`invalid ${what} value ${pythonRepr(value)}`);
+  try {
+    return parseIsoDate(value);
+  } catch (err) {
+    throw new DecodeError(`invalid ${what} value ${pythonRepr(value)}`, { cause: err });
+  }
+}
+
+/**
+ * Reads a decoded task's `eta` and `expires` (v2 headers; v1 bodies land in `headers` too).
+ *
+ * @throws DecodeError for a value Celery would refuse as well (its InvalidTaskError): not
+ *   an ISO 8601 string.
+ * @example
+ * ```ts
+ * const { eta } = taskTimes(decodeTaskMessage(message));
+ * const wait = eta === null ? 0 : Math.max(0, eta - Date.now());
+ * ```
+ */
+export function taskTimes(task: Pick<TaskMessage, 'headers'>): TaskTimes {
+  return {
+    eta: timeHeader(task.headers['eta'], 'eta'),
+    expires: timeHeader(task.headers['expires'], 'expires'),
+  };
+}

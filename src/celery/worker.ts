@@ -3,6 +3,11 @@
  * handlers, stores each result through the app's backend (honouring the message's reply_to
  * and correlation_id, so a Python client on rpc:// receives it), and acks after storing.
  *
+ * Like a Celery 5 worker it honours `eta` (countdown) and `expires`: a task past its expiry
+ * is not run but stored REVOKED with `TaskRevokedError('expired')` and acked; a task with a
+ * future eta is held, unacked, until then, with the prefetch window raised by one while it
+ * waits so other tasks keep flowing.
+ *
  * @module
  */
 import { hostname } from 'node:os';
@@ -10,12 +15,13 @@ import { CeleryAmqpError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
 import { Consumer } from '../kombu/consumer.js';
 import type { Message } from '../kombu/message.js';
+import type { TransportChannel } from '../transport/types.js';
 import type { TaskRequest } from './backend-types.js';
 import type { Celery } from './app.js';
-import { TaskError } from './exceptions.js';
-import { FAILURE, STARTED, SUCCESS } from './states.js';
-import { decodeTaskMessage } from './task-message.js';
-import type { TaskMessage } from './task-message.js';
+import { TaskError, TaskRevokedError } from './exceptions.js';
+import { FAILURE, REVOKED, STARTED, SUCCESS } from './states.js';
+import { decodeTaskMessage, taskTimes } from './task-message.js';
+import type { TaskMessage, TaskTimes } from './task-message.js';
 
 /**
  * What a handler gets besides args and kwargs.
@@ -65,6 +71,30 @@ export interface WorkerOptions {
   trackStarted?: boolean | undefined;
   /** Node name reported in STARTED. @default `node<pid>@<hostname>` */
   hostname?: string | undefined;
+  /** Clock that eta and expires are compared with, in ms since the epoch (tests). @default Date.now */
+  now?: (() => number) | undefined;
+}
+
+/** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A received task, ready to run or revoke. */
+interface Job {
+  readonly task: TaskMessage;
+  readonly message: Message;
+  readonly request: TaskRequest;
+  readonly expires: number | null;
+  /** Stores a state through the backend (a no-op under ignore_result). */
+  readonly store: (state: string, value: unknown, traceback?: string | null) => Promise<unknown>;
+}
+
+/** A task waiting for its eta, its message unacked. */
+interface Held {
+  readonly job: Job;
+  readonly eta: number;
+  /** The transport channel the message came on: once it closes the broker has requeued it. */
+  readonly channel: TransportChannel | null;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -87,15 +117,26 @@ export class Worker {
   readonly tasks = new Map<string, TaskHandler>();
   /** Tasks finished (stored and acked). */
   processed = 0;
-  /** Errors that could not be stored (the message was requeued). */
+  /** Tasks not run because they had expired (stored REVOKED and acked). */
+  revoked = 0;
+  /** Results that could not be stored (the message was requeued), undecodable messages (rejected), failed prefetch updates. */
   readonly errors: Error[] = [];
 
   readonly #prefetch: number;
   readonly #trackStarted: boolean;
   readonly #hostname: string;
+  readonly #now: () => number;
   #consumer: Consumer | undefined;
   #channel: Channel | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
   readonly #running = new Set<Promise<void>>();
+  readonly #held = new Set<Held>();
+  /** Transport channels with a 'close' listener that drops their held tasks. */
+  readonly #watched = new WeakSet<TransportChannel>();
+  /** basic.qos prefetch the broker has now, and the queue of updates to it (one at a time). */
+  #qosApplied = 0;
+  #qosChain: Promise<void> = Promise.resolve();
 
   constructor(app: Celery, options: WorkerOptions = {}) {
     this.app = app;
@@ -104,6 +145,12 @@ export class Worker {
     this.#prefetch = options.prefetch ?? 4;
     this.#trackStarted = options.trackStarted ?? false;
     this.#hostname = options.hostname ?? `node${process.pid}@${hostname()}`;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Tasks received with a future eta and waiting for it (their messages unacked). */
+  get held(): number {
+    return this.#held.size;
   }
 
   /**
@@ -133,11 +180,17 @@ export class Worker {
     this.#channel = channel;
     const consumer = new Consumer(channel, {
       queues: [this.app.taskQueue(this.queue)],
-      prefetchCount: this.#prefetch,
       onMessage: (m) => this.#track(this.#handle(m)),
       tagPrefix: 'worker.',
     });
     this.#consumer = consumer;
+    // Global (channel-wide) qos, as Celery 5 sets it on RabbitMQ: RabbitMQ applies a
+    // per-consumer prefetch only to consumers created after it, so raising it for a held
+    // eta task would not reach the running consumer; a global one changes at once.
+    if (this.#prefetch > 0) {
+      await consumer.qos({ prefetchCount: this.#prefetch, applyGlobal: true });
+      this.#qosApplied = this.#prefetch;
+    }
     await consumer.consume();
   }
 
@@ -151,14 +204,28 @@ export class Worker {
 
   async #handle(message: Message): Promise<void> {
     let task: TaskMessage;
+    let times: TaskTimes;
     try {
       task = decodeTaskMessage(message);
+      times = taskTimes(task);
     } catch (err) {
-      // Celery rejects undecodable task messages without requeue.
+      // Celery rejects undecodable task messages (and a bad eta/expires) without requeue.
       this.errors.push(err instanceof Error ? err : new Error(String(err)));
       message.reject({ requeue: false });
       return;
     }
+    const job = this.#job(task, message, times.expires);
+    // Held only when it will run: an unknown task fails now, an expired one is revoked now
+    // (Celery checks both on receipt, before looking at the eta).
+    const runnable = this.tasks.has(task.task) && !this.#expired(job);
+    if (runnable && times.eta !== null && times.eta > this.#now()) {
+      this.#hold(job, times.eta);
+      return;
+    }
+    await this.#execute(job);
+  }
+
+  #job(task: TaskMessage, message: Message, expires: number | null): Job {
     const backend = this.app.backend;
     const request: TaskRequest = {
       id: task.id,
@@ -176,15 +243,33 @@ export class Worker {
       ignore
         ? Promise.resolve(undefined)
         : backend.storeResult(task.id, value, state, { request, traceback });
+    return { task, message, request, expires, store };
+  }
+
+  /** Celery's `Request.maybe_expire`: expired once the clock is strictly past `expires`. */
+  #expired(job: Job): boolean {
+    return job.expires !== null && this.#now() > job.expires;
+  }
+
+  async #execute(job: Job): Promise<void> {
+    const { task, message, request, store } = job;
     try {
       const handler = this.tasks.get(task.task);
       if (handler === undefined) {
+        // Celery answers an unknown task before its strategy ever looks at expires.
         const err = new TaskError({
           excType: 'NotRegistered',
           excModule: 'celery.exceptions',
           excArgs: [task.task],
         });
         await store(FAILURE, err);
+      } else if (this.#expired(job)) {
+        // Celery's Request.revoked() -> mark_as_revoked(id, 'expired'): REVOKED with
+        // TaskRevokedError('expired'), no traceback, then the message is acked.
+        await store(REVOKED, new TaskRevokedError({ excArgs: ['expired'] }));
+        this.revoked++;
+        message.ack();
+        return;
       } else {
         if (this.#trackStarted) await store(STARTED, { pid: process.pid, hostname: this.#hostname });
         const ctx: TaskContext = {
@@ -217,18 +302,109 @@ export class Worker {
   }
 
   /**
-   * Stops consuming, lets running tasks finish (storing their results), closes the channel.
+   * Keeps a task until its eta (Celery's timer `call_at` + `qos.increment_eventually`): the
+   * message stays unacked and the prefetch window grows by one so it does not block others.
+   */
+  #hold(job: Job, eta: number): void {
+    // Arrived while closing: leave it unacked, the channel's close gives it back to the broker.
+    if (this.#closing) return;
+    const channel = this.#channel?.transportChannel ?? null;
+    // Its channel already died: the broker has requeued it and will deliver it again.
+    if (channel?.closed === true) return;
+    const held: Held = { job, eta, channel, timer: undefined };
+    this.#held.add(held);
+    this.#watch(channel);
+    this.#arm(held);
+    this.#updateQos();
+  }
+
+  #arm(held: Held): void {
+    // Clamped: setTimeout fires at once for delays past MAX_TIMER_MS; the clock is checked again on firing.
+    const delay = Math.min(Math.max(0, Math.ceil(held.eta - this.#now())), MAX_TIMER_MS);
+    held.timer = setTimeout(() => this.#fire(held), delay);
+  }
+
+  #fire(held: Held): void {
+    if (!this.#held.has(held)) return;
+    // Timers may fire a little early against the wall clock, and a long eta takes several.
+    if (held.eta > this.#now()) {
+      this.#arm(held);
+      return;
+    }
+    this.#release(held);
+    this.#updateQos();
+    if (held.channel?.closed === true) return;
+    // Celery's apply_eta_task runs it now; the expiry is checked again first.
+    this.#track(this.#execute(held.job));
+  }
+
+  #release(held: Held): void {
+    clearTimeout(held.timer);
+    held.timer = undefined;
+    this.#held.delete(held);
+  }
+
+  /**
+   * Once a transport channel closes (lost connection, channel error) its unacked messages
+   * are back in the queue and will be redelivered: their holds are dropped, or the task
+   * would run twice. Celery clears its timer on connection loss for the same reason.
+   */
+  #watch(channel: TransportChannel | null): void {
+    if (channel === null || this.#watched.has(channel)) return;
+    this.#watched.add(channel);
+    channel.once('close', () => {
+      let dropped = false;
+      for (const held of this.#held) {
+        if (held.channel !== channel) continue;
+        this.#release(held);
+        dropped = true;
+      }
+      if (dropped) this.#updateQos();
+    });
+  }
+
+  /** Sets the prefetch to the configured one plus one per held task, one update at a time. */
+  #updateQos(): void {
+    // 0 is unlimited: nothing to raise (Celery's QoS leaves 0 alone too).
+    if (this.#prefetch === 0 || this.#closing) return;
+    this.#qosChain = this.#qosChain
+      .then(async () => {
+        const wanted = this.#prefetch + this.#held.size;
+        const consumer = this.#consumer;
+        if (consumer === undefined || this.#closing || wanted === this.#qosApplied) return;
+        await consumer.qos({ prefetchCount: wanted, applyGlobal: true });
+        this.#qosApplied = wanted;
+      })
+      .catch((err: unknown) => {
+        if (!this.#closing) this.errors.push(err instanceof Error ? err : new Error(String(err)));
+      });
+  }
+
+  /**
+   * Stops consuming, cancels the timers of tasks held for their eta without running them
+   * (their messages stay unacked: closing the channel hands them back to the broker, which
+   * redelivers them), lets running tasks finish (storing their results), closes the channel.
    *
    * @example
    * ```ts
    * await worker.close();
    * ```
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     const consumer = this.#consumer;
-    if (consumer === undefined) return;
+    if (consumer === undefined) return Promise.resolve();
+    // A second close() waits for the first.
+    this.#closed ??= this.#close(consumer);
+    return this.#closed;
+  }
+
+  async #close(consumer: Consumer): Promise<void> {
+    this.#closing = true;
     await consumer.cancel().catch(() => undefined);
+    for (const held of this.#held) this.#release(held);
     await Promise.allSettled([...this.#running]);
     await this.#channel?.close().catch(() => undefined);
+    // Settles: a qos update still waiting for the channel fails with its close, and is ignored.
+    await this.#qosChain;
   }
 }

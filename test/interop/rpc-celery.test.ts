@@ -7,7 +7,7 @@ import { Celery } from '../../src/celery/app.js';
 import { TaskError } from '../../src/celery/exceptions.js';
 import { ResultSet } from '../../src/celery/result.js';
 import type { RPCBackend } from '../../src/celery/rpc-backend.js';
-import { decodeTaskMessage, encodeTaskMessage } from '../../src/celery/task-message.js';
+import { decodeTaskMessage, encodeTaskMessage, parseIsoDate } from '../../src/celery/task-message.js';
 import { Worker } from '../../src/celery/worker.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { runCeleryClient, startCeleryWorker } from './python.js';
@@ -112,6 +112,8 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
   const queue = uid('node-worker');
   let app: Celery;
   let worker: Worker;
+  /** Names of `never` calls that ran (an expired task must not). */
+  const neverRan: unknown[] = [];
 
   beforeAll(async () => {
     app = new Celery({ broker: BROKER, settings: { task_default_queue: queue } });
@@ -126,6 +128,12 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
           await ctx.updateState('PROGRESS', { current: 1, total: n });
           return n;
         },
+        never: ([name]) => neverRan.push(name),
+        // When it ran and the eta it came with, both in the worker's view (ms since the epoch).
+        stamp: (_a, _k, ctx) => ({
+          ran_at: Date.now(),
+          eta: parseIsoDate(String(ctx.message.headers['eta'])),
+        }),
       },
     });
     await worker.start();
@@ -171,6 +179,79 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
       'SUCCESS',
     ]);
     expect(out.lines.at(-1)).toMatchObject({ status: 'SUCCESS', result: 3 });
+  });
+
+  it('expires in the past: get() raises celery.exceptions.TaskRevokedError, the task never runs', async () => {
+    // Celery 5.2 sends the past expiry as a TTL of 0: RabbitMQ hands it to our idle consumer.
+    const out = await runCeleryClient([
+      'send',
+      'never',
+      '["past"]',
+      '--queue',
+      queue,
+      '--timeout',
+      '15',
+      '--expires=-5',
+      '--propagate',
+    ]);
+    expect(out.code).toBe(0);
+    expect(out.lines.at(-1)).toMatchObject({
+      status: 'REVOKED',
+      raised: { exc_type: 'TaskRevokedError', exc_module: 'celery.exceptions', exc_message: ['expired'] },
+      traceback: null,
+    });
+    expect(neverRan).toEqual([]);
+  });
+
+  it('expires before the countdown ends: revoked when the eta comes, the task never runs', async () => {
+    const out = await runCeleryClient([
+      'send',
+      'never',
+      '["short"]',
+      '--queue',
+      queue,
+      '--timeout',
+      '15',
+      '--countdown',
+      '1',
+      '--expires',
+      '0.3',
+      '--propagate',
+    ]);
+    expect(out.code).toBe(0);
+    const line = out.lines.at(-1) as { elapsed_s: number };
+    expect(line).toMatchObject({
+      status: 'REVOKED',
+      raised: { exc_type: 'TaskRevokedError', exc_module: 'celery.exceptions', exc_message: ['expired'] },
+    });
+    // Held until the eta (1 s), then found expired: not revoked on receipt.
+    expect(line.elapsed_s).toBeGreaterThanOrEqual(1);
+    expect(neverRan).toEqual([]);
+  });
+
+  it('countdown=1: Python gets the result, no earlier than the countdown', async () => {
+    const out = await runCeleryClient([
+      'send',
+      'stamp',
+      '[]',
+      '--queue',
+      queue,
+      '--timeout',
+      '15',
+      '--countdown',
+      '1',
+      '--propagate',
+    ]);
+    expect(out.code).toBe(0);
+    const line = out.lines.at(-1) as {
+      status: string;
+      result: { ran_at: number; eta: number };
+      elapsed_s: number;
+    };
+    expect(line.status).toBe('SUCCESS');
+    expect(line.result.ran_at).toBeGreaterThanOrEqual(line.result.eta);
+    expect(line.elapsed_s).toBeGreaterThanOrEqual(1);
+    expect(worker.held).toBe(0);
   });
 });
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { DecodeError, ArgumentError } from '../../src/errors.js';
-import { decodeTaskMessage, encodeTaskMessage, isoformat } from '../../src/celery/task-message.js';
+import {
+  decodeTaskMessage,
+  encodeTaskMessage,
+  isoformat,
+  parseIsoDate,
+  taskTimes,
+} from '../../src/celery/task-message.js';
 
 /** Header keys of a message captured from Celery 5.2.6's `send_task` (as_task_v2). */
 const CELERY_5_HEADER_KEYS = [
@@ -139,5 +145,31 @@ describe('decodeTaskMessage', () => {
     expect(() =>
       decodeTaskMessage({ payload: [[], 'no'], properties: { headers: { task: 't', id: 'i' } } }),
     ).toThrow(DecodeError);
+  });
+});
+
+describe('taskTimes / parseIsoDate', () => {
+  it('reads back the eta and expires encodeTaskMessage writes, to the microsecond', () => {
+    const m = encodeTaskMessage({ task: 't', countdown: 1500, expires: 60_000, now: NOW });
+    expect(taskTimes({ headers: m.headers })).toEqual({ eta: NOW + 1500, expires: NOW + 60_000 });
+    expect(taskTimes({ headers: { eta: null, expires: null } })).toEqual({ eta: null, expires: null });
+    expect(parseIsoDate('1970-01-01T00:00:01.000500+00:00')).toBe(1000.5);
+  });
+
+  it('applies the offset, and takes a date without one as UTC (enable_utc)', () => {
+    expect(parseIsoDate('2026-01-02T05:04:05.678000+02:00')).toBe(NOW);
+    expect(parseIsoDate('2026-01-01T22:04:05.678-05:00')).toBe(NOW);
+    expect(parseIsoDate('2026-01-02T03:04:05.678Z')).toBe(NOW);
+    expect(parseIsoDate('2026-01-02T03:04:05.678')).toBe(NOW);
+    expect(parseIsoDate('2026-01-02 03:04:05.678')).toBe(NOW);
+    expect(parseIsoDate('2026-01-02')).toBe(Date.UTC(2026, 0, 2));
+  });
+
+  it('treats an empty value as none and refuses what Celery refuses (InvalidTaskError)', () => {
+    expect(taskTimes({ headers: { eta: '', expires: 0 } })).toEqual({ eta: null, expires: null });
+    expect(() => taskTimes({ headers: { eta: 'tomorrow' } })).toThrow(DecodeError);
+    expect(() => taskTimes({ headers: { expires: 12 } })).toThrow(/invalid expires value 12/);
+    expect(() => parseIsoDate('2026-02-30T00:00:00')).toThrow(DecodeError);
+    expect(() => parseIsoDate('2026-01-01T24:00:00')).toThrow(DecodeError);
   });
 });

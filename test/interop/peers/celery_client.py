@@ -2,9 +2,12 @@
 """Python Celery 5 client on ``rpc://`` that sends tasks by name and prints result metas.
 
     send TASK_NAME ARGS_JSON [--kwargs JSON] --queue Q [--timeout S] [--task-id ID] [--events]
-        one line {"task_id", "status", "result", "traceback"} (and, with --events, one
-        {"event": meta} line per intermediate state message received first).
-        Exit 3 on timeout.
+         [--countdown S] [--expires S] [--propagate]
+        one line {"task_id", "status", "result", "traceback", "elapsed_s"} (and, with --events,
+        one {"event": meta} line per intermediate state message received first). elapsed_s is
+        the time from before send_task to the result. With --propagate, get() raises the task's
+        exception as Celery does and the line has "raised" (the exception caught) instead of
+        "result". Exit 3 on timeout.
     send-many N [--task add|echo] --queue Q [--timeout S]
         sends N tasks (add(i, i) / echo(i)), collects them as a group with join_native
         (the backend's get_many) and prints {"n", "ok", "send_per_s", "roundtrip_per_s", ...}.
@@ -42,16 +45,25 @@ def cmd_send(args):
     options = {'queue': args.queue}
     if args.task_id:
         options['task_id'] = args.task_id
+    if args.countdown is not None:
+        options['countdown'] = args.countdown
+    if args.expires is not None:
+        options['expires'] = args.expires
+    t0 = time.monotonic()
     res = app.send_task(args.task_name, args=json.loads(args.args_json),
                         kwargs=json.loads(args.kwargs), **options)
     on_message = (lambda meta: emit({'event': meta})) if args.events else None
     try:
-        res.get(timeout=args.timeout, propagate=False, on_message=on_message)
+        res.get(timeout=args.timeout, propagate=args.propagate, on_message=on_message)
     except CeleryTimeoutError:
         emit({'task_id': res.id, 'error': 'TimeoutError', 'status': res.state})
         return 3
+    except Exception as exc:  # what get() raised: the task's own exception
+        emit({'task_id': res.id, 'status': res.state, 'raised': plain(exc),
+              'traceback': res.traceback, 'elapsed_s': round(time.monotonic() - t0, 4)})
+        return 0
     emit({'task_id': res.id, 'status': res.state, 'result': plain(res.result),
-          'traceback': res.traceback})
+          'traceback': res.traceback, 'elapsed_s': round(time.monotonic() - t0, 4)})
     return 0
 
 
@@ -88,6 +100,11 @@ def main(argv=None):
     p.add_argument('--task-id', default=None)
     p.add_argument('--events', action='store_true',
                    help='print each state message received as {"event": meta}')
+    p.add_argument('--countdown', type=float, default=None, help='send_task countdown, seconds')
+    p.add_argument('--expires', type=float, default=None,
+                   help='send_task expires, seconds from now (negative: already past)')
+    p.add_argument('--propagate', action='store_true',
+                   help='get(propagate=True): print the exception get() raises')
     p.set_defaults(func=cmd_send)
     p = sub.add_parser('send-many')
     p.add_argument('n', type=int)
