@@ -123,8 +123,14 @@ export class RecoveryRecord {
     if (victim !== undefined) this.forget(victim);
   }
 
-  /** Removes a declaration from the record, keeping the per-queue index and pin count right. */
-  forget(key: string): void {
+  /**
+   * Removes a declaration from the record, keeping the per-queue index and pin count right.
+   *
+   * @param only - Forget only while this replay is the one recorded (a later declaration of
+   *   the same key, which may have succeeded, stays).
+   */
+  forget(key: string, only?: Replay): void {
+    if (only !== undefined && this.#declarations.get(key) !== only) return;
     if (!this.#declarations.delete(key)) return;
     const q = RecoveryRecord.#queueOf(key);
     if (q === undefined) return;
@@ -135,8 +141,13 @@ export class RecoveryRecord {
     if (this.#pinned(q)) this.#pinnedKeys -= 1;
   }
 
-  /** Forgets the declaration of a queue, under its current name or an original one. */
+  /**
+   * Forgets the declaration of a deleted queue and its bindings, under its current name or
+   * an original one. Bindings left behind would be replayed as no-ops, yet still fill the
+   * record and, while the queue had a consumer, be counted as pinned.
+   */
   forgetQueue(name: string): void {
+    for (const key of [...(this.#queueKeys.get(name) ?? [])]) this.forget(key);
     this.forget(`q\0${name}`);
     for (const [original, current] of this.#alias) {
       if (current === name) {

@@ -46,6 +46,32 @@ describe('RecoveryRecord', () => {
     expect(record.has('e\0w')).toBe(true);
   });
 
+  it('forgetQueue drops the bindings of the deleted queue too, so a replay binds nothing to it', async () => {
+    const record = new RecoveryRecord(10);
+    const replayed: string[] = [];
+    const replay =
+      (key: string): Replay =>
+      () => {
+        replayed.push(key);
+        return Promise.resolve();
+      };
+    for (const key of ['e\0ex', 'q\0a', 'qb\0a\0ex\0a', 'qb\0a\0ex\0b', 'q\0c', 'qb\0c\0ex\0c'])
+      record.remember(key, replay(key));
+    record.pin('a');
+    record.forgetQueue('a');
+    expect(record.size).toBe(3);
+    await record.replay(
+      fakeChannel(),
+      () => Promise.resolve(fakeChannel()),
+      () => undefined,
+    );
+    expect(replayed).toEqual(['e\0ex', 'q\0c', 'qb\0c\0ex\0c']);
+    // The pin count followed: with a's keys gone, the limit counts c's again.
+    record.unpin('a');
+    for (let i = 0; i < 10; i += 1) record.remember(`e\0x${i}`, noop);
+    expect(record.size).toBe(10);
+  });
+
   it("forgetQueue drops the queue's declaration, under its current or original name", () => {
     const record = new RecoveryRecord(10);
     record.remember('q\0a', noop);
