@@ -260,7 +260,15 @@ export function replyCodeName(code: number): AmqpReplyCode | undefined {
 }
 
 /** Connection-level reply codes: the broker closes the whole connection for these. */
-const CONNECTION_LEVEL = new Set<number>([320, 402, 501, 502, 503, 504, 505, 530, 540, 541]);
+const CONNECTION_LEVEL = new Set<number>([320, 402, 501, 502, 503, 504, 505, 506, 530, 540, 541]);
+
+/**
+ * The connection-level codes a reconnect can cure (py-amqp's RecoverableConnectionError):
+ * 320 CONNECTION_FORCED (a broker shutting down or an operator) and 506 RESOURCE_ERROR.
+ * The others (503 COMMAND_INVALID for an unknown exchange type, 530 NOT_ALLOWED, 540, 541,
+ * the frame errors) answer the request itself: retrying it would fail the same way, forever.
+ */
+const RECOVERABLE_CONNECTION_LEVEL = new Set<number>([320, 506]);
 
 /**
  * Turns a broker close (code + text) into the matching typed error: connection-level codes
@@ -277,9 +285,9 @@ export function fromReply(replyCode: number, replyText: string, cause?: unknown)
   const message = `${replyCode} ${replyText}`;
   const options: ErrorOptions = cause === undefined ? {} : { cause };
   if (name === undefined) return new ChannelError(message, options);
-  // 530 NOT_ALLOWED (e.g. unknown vhost) closes the connection but no reconnect will cure it.
   if (CONNECTION_LEVEL.has(replyCode)) {
-    return new ConnectionError(message, { ...options, code: name, recoverable: replyCode !== 530 });
+    const recoverable = RECOVERABLE_CONNECTION_LEVEL.has(replyCode);
+    return new ConnectionError(message, { ...options, code: name, recoverable });
   }
   return new ChannelError(message, { ...options, code: name });
 }

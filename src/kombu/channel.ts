@@ -30,6 +30,7 @@ import type { Connection } from './connection.js';
 import { Message } from './message.js';
 import type { MessageOptions } from './message.js';
 import { RecoveryRecord } from './recovery-record.js';
+import type { Replay } from './recovery-record.js';
 import { isRecoverable, withDeadline } from './retry.js';
 import type { WaitOptions } from './retry.js';
 
@@ -205,6 +206,27 @@ export class Channel extends EventEmitter<ChannelEvents> {
       if (!reached || this.#closed || !isRecoverable(err) || this.connection.options.autoReconnect === false)
         throw err;
       return this.#idempotent(op, wait);
+    });
+  }
+
+  /**
+   * Runs a declaration (idempotently) and records it for recovery under `key` (none when
+   * undefined). A declaration the broker refuses is forgotten again: replayed after every
+   * reconnect it would be refused every time, and a connection-level refusal (503 for an
+   * unknown exchange type) would take the recovered connection down with it, forever.
+   */
+  #declare<T>(
+    key: string | undefined,
+    replay: Replay,
+    op: (ch: TransportChannel) => Promise<T>,
+    wait: WaitOptions | undefined,
+  ): Promise<T> {
+    if (key === undefined) return this.#idempotent(op, wait);
+    this.#record.remember(key, replay);
+    return this.#idempotent(op, wait).catch((err: unknown) => {
+      if (err instanceof CeleryAmqpError && !err.recoverable && err.replyCode !== undefined)
+        this.#record.forget(key, replay);
+      throw err;
     });
   }
 
@@ -420,11 +442,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
     wait?: WaitOptions,
     recover?: RecoverOptions,
   ): Promise<void> {
-    if (options.passive !== true && this.#records(recover)) {
-      const opts = { ...options, nowait: false };
-      this.#record.remember(`e\0${name}`, (ch) => ch.declareExchange(name, type, opts));
-    }
-    return this.#idempotent((ch) => ch.declareExchange(name, type, options), wait);
+    const opts = { ...options, nowait: false };
+    const key = options.passive !== true && this.#records(recover) ? `e\0${name}` : undefined;
+    return this.#declare(
+      key,
+      (ch) => ch.declareExchange(name, type, opts),
+      (ch) => ch.declareExchange(name, type, options),
+      wait,
+    );
   }
 
   /** Deletes an exchange and forgets it. */
@@ -443,12 +468,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     wait?: WaitOptions,
     recover?: RecoverOptions,
   ): Promise<void> {
-    if (this.#records(recover)) {
-      this.#record.remember(`eb\0${destination}\0${source}\0${routingKey}`, (ch) =>
-        ch.bindExchange(destination, source, routingKey, args),
-      );
-    }
-    return this.#idempotent((ch) => ch.bindExchange(destination, source, routingKey, args, options), wait);
+    return this.#declare(
+      this.#records(recover) ? `eb\0${destination}\0${source}\0${routingKey}` : undefined,
+      (ch) => ch.bindExchange(destination, source, routingKey, args),
+      (ch) => ch.bindExchange(destination, source, routingKey, args, options),
+      wait,
+    );
   }
 
   /** Removes an exchange-to-exchange binding. */
@@ -479,13 +504,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const passive = options.passive === true;
     const record = !passive && this.#records(recover);
     const opts = { ...options, nowait: false };
-    if (name !== '' && record) this.#record.remember(`q\0${name}`, (ch) => ch.declareQueue(name, opts));
     // A server-named declare is not repeated: a second one would make a second queue.
-    const p =
-      name === ''
-        ? this.run((ch) => ch.declareQueue(name, options), wait)
-        : this.#idempotent((ch) => ch.declareQueue(name, options), wait);
-    if (name !== '' || !record) return p;
+    if (name !== '') {
+      return this.#declare(
+        record ? `q\0${name}` : undefined,
+        (ch) => ch.declareQueue(name, opts),
+        (ch) => ch.declareQueue(name, options),
+        wait,
+      );
+    }
+    const p = this.run((ch) => ch.declareQueue(name, options), wait);
+    if (!record) return p;
     return p.then((ok) => {
       if (ok !== null) {
         const given = ok.queue;
@@ -509,15 +538,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
     wait?: WaitOptions,
     recover?: RecoverOptions,
   ): Promise<void> {
-    if (this.#records(recover)) {
-      this.#record.remember(`qb\0${queue}\0${exchange}\0${routingKey}`, (ch) =>
-        // A binding whose queue was deleted since is skipped rather than failing with 404.
+    return this.#declare(
+      this.#records(recover) ? `qb\0${queue}\0${exchange}\0${routingKey}` : undefined,
+      // A binding whose queue was deleted since is skipped rather than failing with 404.
+      (ch) =>
         this.#record.has(`q\0${queue}`)
           ? ch.bindQueue(this.currentName(queue), exchange, routingKey, args)
           : Promise.resolve(),
-      );
-    }
-    return this.#idempotent((ch) => ch.bindQueue(queue, exchange, routingKey, args, options), wait);
+      (ch) => ch.bindQueue(queue, exchange, routingKey, args, options),
+      wait,
+    );
   }
 
   /** Removes a queue binding. */

@@ -250,6 +250,60 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     expect(errors).toEqual([]);
   });
 
+  it('a bound queue deleted on purpose is not redeclared or rebound after a loss, and no error is reported', async () => {
+    const conn = connect();
+    const errors: Error[] = [];
+    conn.on('error', (e) => errors.push(e));
+    const ex = uid('del-ex');
+    const q = uid('del-q');
+    exchanges.push(ex);
+    queues.push(q);
+    const ch = await conn.channel();
+    await ch.declareExchange(ex, 'direct', { durable: false, autoDelete: false });
+    await ch.declareQueue(q, { durable: false, autoDelete: false });
+    await ch.bindQueue(q, ex, 'rk');
+    await ch.deleteQueue(q, {});
+    expect(ch.recoveryRecordSize).toBe(1); // the exchange only
+    let revived = false;
+    conn.on('revive', () => (revived = true));
+    await drop(conn);
+    await until(() => revived, 'revive');
+    // The channel still works, and the queue was not brought back.
+    await ch.declareExchange(ex, 'direct', { durable: false, autoDelete: false });
+    const probe = await conn.channel();
+    await expect(probe.declareQueue(q, { passive: true })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(errors).toEqual([]);
+  });
+
+  it('an unknown exchange type fails fast with a typed 503, is not replayed, and the connection recovers', async () => {
+    const conn = connect();
+    const errors: Error[] = [];
+    conn.on('error', (e) => errors.push(e));
+    let disconnects = 0;
+    conn.on('disconnect', () => (disconnects += 1));
+    const ex = uid('typo-ex');
+    const good = uid('good-ex');
+    exchanges.push(good);
+    const ch = await conn.channel();
+    await ch.declareExchange(good, 'direct', { durable: false, autoDelete: false });
+    // Before: retried as recoverable forever (on memory:// without yielding to timers at all).
+    const err = await ch.declareExchange(ex, 'dierct', { durable: false }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect(err).toMatchObject({ code: 'COMMAND_INVALID', recoverable: false });
+    expect(ch.recoveryRecordSize).toBe(1); // the good exchange only
+    // RabbitMQ closed the connection for it; the good declaration comes back, the typo not.
+    await until(() => conn.connected && disconnects === 1, 'reconnected');
+    const q = uid('typo-q');
+    queues.push(q);
+    await ch.declareQueue(q, { durable: false, autoDelete: false });
+    await ch.bindQueue(q, good, 'rk');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(disconnects).toBe(1);
+  });
+
   it('a server-named queue is redeclared under a new name; its consumer and binding follow', async () => {
     const conn = connect();
     const ex = uid('anon-ex');
