@@ -173,6 +173,41 @@ describe('backend recovery on RabbitMQ', () => {
     expect(outcome).toBe('closed');
   });
 
+  it('a connection close that loses its close-ok to a cut socket settles, and so does a backend close', async () => {
+    const px = await proxy();
+    const url = `amqp://guest:guest@127.0.0.1:${px.port}//`;
+    const connection = new Connection(url, {
+      heartbeat: 0,
+      connectionName: uid('conn-close-cut'),
+      retryPolicy: FAST,
+    });
+    cleanups.push(() => connection.close());
+    const b = new AMQPBackend({
+      connection: url,
+      exchange: uid('close-cut-ex'),
+      persistent: false,
+      expires: 10_000,
+    });
+    cleanups.push(() => b.close());
+    await connection.connect();
+    await b.storeResult(randomUUID(), 1, 'SUCCESS');
+    // Both closes are written but held by the proxy; the cut then ends both sockets first.
+    px.pause();
+    const settled = (p: Promise<unknown>): Promise<string> =>
+      p.then(
+        () => 'closed',
+        (err: unknown) => `rejected: ${String(err)}`,
+      );
+    const closing = [settled(connection.close()), settled(b.close())];
+    await new Promise((r) => setTimeout(r, 50));
+    px.cut();
+    const outcome = await Promise.race([
+      Promise.all(closing),
+      new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5000)),
+    ]);
+    expect(outcome).toEqual(['closed', 'closed']);
+  });
+
   it('with autoDelete false, results published while the consumer is cut are all delivered after recovery', async () => {
     const px = await proxy();
     const exchange = uid('ad-ex');

@@ -121,10 +121,20 @@ export class AmqpConnection
   async close(): Promise<void> {
     if (this.closed) return;
     this.#closing = true;
+    // amqplib settles close() only on close-ok: a socket that dies after our close was
+    // written (before the broker's answer) closes the model without one, and that promise
+    // never settles. The model's 'close' comes either way, so it ends the wait too.
+    let onClose = (): void => undefined;
+    const ended = new Promise<void>((resolve) => {
+      onClose = resolve;
+      this.#model.once('close', onClose);
+    });
     try {
-      await this.#model.close();
+      await Promise.race([this.#model.close(), ended]);
     } catch {
       // Already closed underneath us (socket gone): the goal is reached either way.
+    } finally {
+      this.#model.off('close', onClose);
     }
   }
 }
