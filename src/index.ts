@@ -187,13 +187,14 @@ export type {
   SendTaskOptions,
   TaskResult,
 } from './celery/app.js';
-export { decodeTaskMessage, encodeTaskMessage } from './celery/task-message.js';
+export { decodeTaskMessage, encodeTaskMessage, parseIsoDate, taskTimes } from './celery/task-message.js';
 export type {
   EncodedTaskMessage,
   RawTaskMessage,
   TaskEmbed,
   TaskMessage,
   TaskMessageInput,
+  TaskTimes,
 } from './celery/task-message.js';
 export { Worker } from './celery/worker.js';
 export type { TaskContext, TaskHandler, WorkerOptions } from './celery/worker.js';

@@ -19,6 +19,8 @@ describe('public API', () => {
       'ResultSet',
       'Celery',
       'Worker',
+      'taskTimes',
+      'parseIsoDate',
       'BacklogLimitExceeded',
       'TimeoutError',
       'ContentDisallowedError',
