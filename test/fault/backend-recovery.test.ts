@@ -11,18 +11,21 @@ import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { CeleryAmqpError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import type { ConnectionOptions } from '../../src/kombu/connection.js';
-import { AMQP_URL, closeConnection, uid, until, waitForConnection } from './helpers.js';
+import {
+  AMQP_URL,
+  FAST,
+  backendOn,
+  cleanupStack,
+  closeConnection,
+  uid,
+  until,
+  waitForConnection,
+} from './helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
-const FAST = { intervalStart: 100, intervalStep: 100, intervalMax: 500 };
-const cleanups: Array<() => Promise<unknown>> = [];
+const cleanups = cleanupStack();
 
-afterEach(async () => {
-  while (cleanups.length > 0)
-    await cleanups
-      .pop()?.()
-      .catch(() => undefined);
-});
+afterEach(() => cleanups.run());
 
 async function proxy(): Promise<TcpProxy> {
   const p = new TcpProxy();
@@ -38,26 +41,19 @@ function backend(
   conn: ConnectionOptions = {},
   opts: AMQPBackendOptions = {},
 ): AMQPBackend {
-  const connection = new Connection(url, {
-    heartbeat: 0,
-    connectionName: uid('be'),
-    retryPolicy: FAST,
-    ...conn,
-  });
-  const b = new AMQPBackend({
-    connection,
+  return backendOn(
+    url,
     exchange,
-    persistent: false,
-    autoDelete: false,
-    expires: 120_000,
-    retryPolicy: { maxRetries: 40, intervalStart: 0, intervalStep: 100, intervalMax: 500 },
-    ...opts,
-  });
-  cleanups.push(async () => {
-    await b.close();
-    await connection.close();
-  });
-  return b;
+    { heartbeat: 0, connectionName: uid('be'), retryPolicy: FAST, ...conn },
+    {
+      persistent: false,
+      autoDelete: false,
+      expires: 120_000,
+      retryPolicy: { maxRetries: 40, intervalStart: 0, intervalStep: 100, intervalMax: 500 },
+      ...opts,
+    },
+    cleanups,
+  );
 }
 
 const ids = (n: number): string[] => Array.from({ length: n }, () => randomUUID());

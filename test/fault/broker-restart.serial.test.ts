@@ -6,36 +6,39 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import { Connection } from '../../src/kombu/connection.js';
-import { AMQP_URL, restartHazard, startApp, stopApp, uid, until } from './helpers.js';
+import type { AMQPBackend } from '../../src/celery/amqp-backend.js';
+import {
+  AMQP_URL,
+  backendOn,
+  cleanupStack,
+  restartHazard,
+  startApp,
+  stopApp,
+  uid,
+  until,
+} from './helpers.js';
 
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0)
-    await cleanups
-      .pop()?.()
-      .catch(() => undefined);
-});
 afterAll(async () => {
   // Whatever happened, leave the broker running for the next suite.
   await startApp().catch(() => undefined);
 });
+const cleanups = cleanupStack();
+afterEach(() => cleanups.run());
 
 function persistentBackend(exchange: string): AMQPBackend {
-  const connection = new Connection(AMQP_URL, {
-    heartbeat: 0,
-    connectionName: uid('restart'),
-    retryPolicy: { intervalStart: 250, intervalStep: 250, intervalMax: 1000 },
-  });
   // Durable exchange and queues, delivery_mode 2; autoDelete false so that no consumer
   // loss can delete a queue.
-  const b = new AMQPBackend({ connection, exchange, persistent: true, autoDelete: false, expires: 600_000 });
-  cleanups.push(async () => {
-    await b.close();
-    await connection.close();
-  });
-  return b;
+  return backendOn(
+    AMQP_URL,
+    exchange,
+    {
+      heartbeat: 0,
+      connectionName: uid('restart'),
+      retryPolicy: { intervalStart: 250, intervalStep: 250, intervalMax: 1000 },
+    },
+    { persistent: true, autoDelete: false, expires: 600_000 },
+    cleanups,
+  );
 }
 
 let hazard: string | undefined;

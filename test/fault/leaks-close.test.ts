@@ -14,7 +14,7 @@ import { Connection } from '../../src/kombu/connection.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import { transports } from '../conformance/transports.js';
 import type { TransportFixture } from '../conformance/transports.js';
-import { rabbitmqctl, uid, until } from './helpers.js';
+import { cleanupStack, rabbitmqctl, uid, until } from './helpers.js';
 
 const ids = (n: number): string[] => Array.from({ length: n }, () => randomUUID());
 const KINDS = ['Timeout', 'TCPSocketWrap', 'Immediate', 'TCPWRAP'];
@@ -63,7 +63,7 @@ async function consumerCounts(t: TransportFixture, names: readonly string[]): Pr
 }
 
 describe.each(transports)('open/close leaks on $name', (t) => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanups = cleanupStack();
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown): void => {
     unhandled.push(reason);
@@ -74,7 +74,7 @@ describe.each(transports)('open/close leaks on $name', (t) => {
   });
   afterEach(async () => {
     process.off('unhandledRejection', onUnhandled);
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+    await cleanups.run();
   });
 
   it('a Connection used and closed 50 times leaves no handle, timer or listener', async () => {

@@ -11,7 +11,7 @@ import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { transports } from '../conformance/transports.js';
-import { uid, until } from './helpers.js';
+import { cleanupStack, uid, until } from './helpers.js';
 
 const ids = (n: number): string[] => Array.from({ length: n }, () => randomUUID());
 
@@ -58,7 +58,7 @@ class MemorySampler {
 const MB = 1024 * 1024;
 
 describe.each(transports)('backend load on $name', (t) => {
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanups = cleanupStack();
   const warnings: Error[] = [];
   const onWarning = (w: Error): void => {
     warnings.push(w);
@@ -69,7 +69,7 @@ describe.each(transports)('backend load on $name', (t) => {
   });
   afterEach(async () => {
     process.off('warning', onWarning);
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+    await cleanups.run();
   });
 
   /** Result queues are transient and expire soon on RabbitMQ, whatever happens to the test. */
