@@ -130,6 +130,8 @@ describe('demo and bench', () => {
       '2',
       '--samples',
       '50',
+      '--settle',
+      '0',
       '--json',
       '--broker',
       BROKER,
@@ -162,7 +164,20 @@ describe('demo and bench', () => {
   it('the built CLI runs the getMany memory phase in a child process and reports both peaks', async () => {
     // The compiled bin (npm install builds dist/): only there does the child script exist.
     const bin = fileURLToPath(new URL('../../bin/celery-amqp.js', import.meta.url));
-    const args = [bin, 'bench', '--n', '50', '--rounds', '1', '--samples', '10', '--getmany-n', '300'];
+    const args = [
+      bin,
+      'bench',
+      '--n',
+      '50',
+      '--rounds',
+      '1',
+      '--samples',
+      '10',
+      '--getmany-n',
+      '300',
+      '--settle',
+      '0.05',
+    ];
     const { stdout } = await execFileAsync(process.execPath, [...args, '--json', '--broker', BROKER], {
       timeout: 120_000,
     });

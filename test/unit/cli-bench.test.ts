@@ -2,7 +2,7 @@
  * The bench's measurement helpers (bounded concurrency, percentiles, medians, rates, queue
  * names), the reduction of rounds to medians, and a whole run on memory://.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { describeReport } from '../../src/cli/bench.js';
 import type { BenchRecord } from '../../src/cli/bench.js';
@@ -218,6 +218,20 @@ describe('runBench on memory:// (no bare side)', () => {
     });
     expect(inProcess.getmany_n).toBe(50);
     expect(inProcess.getmany_store_rss_mb).toBeUndefined();
+  });
+
+  it('pauses settleMs before each store and collect phase of every round, and not at all by default', async () => {
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const pauses = (): number => spy.mock.calls.filter((c) => c[1] === 37).length;
+      await runBench({ ...config, rounds: 2 });
+      expect(pauses()).toBe(0);
+      await runBench({ ...config, rounds: 2, settleMs: 37 });
+      // memory:// has no bare side: store + collect of the backend, in each of 2 rounds.
+      expect(pauses()).toBe(4);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('defaults to 3 rounds and rejects fewer than 1', async () => {

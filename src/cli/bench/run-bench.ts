@@ -57,6 +57,12 @@ export interface BenchConfig {
   getmanyChild?: ((ids: string[]) => Promise<GetManyChildOutput | undefined>) | undefined;
   /** Collection deadline per phase, ms. */
   timeoutMs: number;
+  /**
+   * Pause before each store and collect phase of the rounds, ms, the same for both sides:
+   * RabbitMQ goes on creating or deleting the last phase's durable queues for a while after
+   * the client is done, and that work would land on whichever phase comes next. @default 0
+   */
+  settleMs?: number | undefined;
   /** Mirrors the backend's settings on the bare side. */
   exchange: string;
   persistent: boolean;
@@ -385,18 +391,25 @@ async function measure(
   }
 }
 
+/** Waits `ms` (nothing for 0 or undefined): see {@link BenchConfig.settleMs}. */
+function settle(ms: number | undefined): Promise<void> {
+  return ms === undefined || ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms));
+}
+
 /** One backend round: store the ids, collect them with one getMany, check every value. */
 async function backendRound(
   backend: AMQPBackend,
   ids: readonly string[],
-  cfg: Pick<BenchConfig, 'concurrency' | 'timeoutMs'>,
+  cfg: Pick<BenchConfig, 'concurrency' | 'timeoutMs' | 'settleMs'>,
   phase: (label: string, total: number) => PhaseProgress,
 ): Promise<SideTimes> {
   const n = ids.length;
+  await settle(cfg.settleMs);
   const storeBar = phase('store', n);
   const storeMs = await storeAll(backend, ids, cfg.concurrency, () => storeBar.increment()).finally(() =>
     storeBar.stop(),
   );
+  await settle(cfg.settleMs);
   const collectBar = phase('collect', n);
   const collected = await collectAll(backend, ids, cfg.timeoutMs, () => collectBar.increment()).finally(() =>
     collectBar.stop(),
@@ -413,10 +426,12 @@ async function backendRound(
 async function rawRound(
   client: RawAmqp,
   ids: readonly string[],
-  cfg: Pick<BenchConfig, 'timeoutMs'>,
+  cfg: Pick<BenchConfig, 'timeoutMs' | 'settleMs'>,
 ): Promise<SideTimes> {
   const n = ids.length;
+  await settle(cfg.settleMs);
   const storeMs = await client.store(ids, valueFor);
+  await settle(cfg.settleMs);
   const collected = await client.collect(ids, cfg.timeoutMs);
   if (collected.received !== n) {
     throw new Error(`bare amqplib collect lost results: ${n - collected.received} missing of ${n}`);
