@@ -2,6 +2,9 @@
  * A small Node worker: consumes a Celery task queue (protocol v2 or v1), runs registered JS
  * handlers, stores each result through the app's backend (honouring the message's reply_to
  * and correlation_id, so a Python client on rpc:// receives it), and acks after storing.
+ * A task with no handler is stored FAILURE with NotRegistered and its message rejected
+ * (not requeued), and a message that is no valid task is rejected, as Celery 5.2 does: on a
+ * queue with a dead-letter exchange both are dead-lettered.
  *
  * Like a Celery 5 worker it honours `eta` (countdown) and `expires`: a task past its expiry
  * is not run but stored REVOKED with `TaskRevokedError('expired')` and acked; a task with a
@@ -115,11 +118,11 @@ export class Worker {
   readonly queue: string;
   /** Registered handlers. */
   readonly tasks = new Map<string, TaskHandler>();
-  /** Tasks finished (stored and acked). */
+  /** Tasks finished: result stored, then the message acked (or rejected, for an unknown task). */
   processed = 0;
   /** Tasks not run because they had expired (stored REVOKED and acked). */
   revoked = 0;
-  /** Results that could not be stored (the message was requeued), undecodable messages (rejected), failed prefetch updates. */
+  /** Results that could not be stored (the message was requeued), invalid messages (rejected), failed prefetch updates. */
   readonly errors: Error[] = [];
 
   readonly #prefetch: number;
@@ -204,25 +207,46 @@ export class Worker {
 
   async #handle(message: Message): Promise<void> {
     let task: TaskMessage;
-    let times: TaskTimes;
     try {
       task = decodeTaskMessage(message);
+    } catch (err) {
+      this.#invalid(message, err);
+      return;
+    }
+    // Celery looks the task up first (Consumer.on_unknown_task runs before the strategy that
+    // parses eta/expires), so an unknown task with a bad eta still fails with NotRegistered.
+    if (!this.tasks.has(task.task)) {
+      await this.#execute(this.#job(task, message, null));
+      return;
+    }
+    let times: TaskTimes;
+    try {
       times = taskTimes(task);
     } catch (err) {
-      // Celery rejects undecodable task messages (and a bad eta/expires) without requeue.
-      this.errors.push(err instanceof Error ? err : new Error(String(err)));
-      message.reject({ requeue: false });
+      this.#invalid(message, err);
       return;
     }
     const job = this.#job(task, message, times.expires);
-    // Held only when it will run: an unknown task fails now, an expired one is revoked now
-    // (Celery checks both on receipt, before looking at the eta).
-    const runnable = this.tasks.has(task.task) && !this.#expired(job);
-    if (runnable && times.eta !== null && times.eta > this.#now()) {
+    // Held only when it will run: an expired task is revoked now (Celery checks on receipt,
+    // before looking at the eta).
+    if (!this.#expired(job) && times.eta !== null && times.eta > this.#now()) {
       this.#hold(job, times.eta);
       return;
     }
     await this.#execute(job);
+  }
+
+  /**
+   * Drops a message the worker cannot read as a task: rejected without requeue, as Celery's
+   * `on_invalid_task` (InvalidTaskError such as a bad eta/expires, ContentDisallowed) and
+   * `on_unknown_message` (no task name) do, so a dead-letter exchange on the queue keeps it.
+   * Redelivery would only fail the same way. Celery acks a body it fails to deserialize
+   * (`on_decode_error`); here that is rejected too, deliberately: without a DLX the broker
+   * drops it just as an ack would, and with one the queue's owner asked to keep such messages.
+   */
+  #invalid(message: Message, err: unknown): void {
+    this.errors.push(err instanceof Error ? err : new Error(String(err)));
+    message.reject({ requeue: false });
   }
 
   #job(task: TaskMessage, message: Message, expires: number | null): Job {
@@ -262,7 +286,16 @@ export class Worker {
           excModule: 'celery.exceptions',
           excArgs: [task.task],
         });
+        // Stored before the reject, unlike Celery (reject, then mark_as_failure): if the store
+        // fails, the catch below requeues the message, so it is retried later; in Celery's
+        // order the message is already gone (dropped or dead-lettered) and the client never
+        // gets a result.
         await store(FAILURE, err);
+        // Rejected without requeue, as Celery's Consumer.on_unknown_task does, not acked: a
+        // dead-letter exchange on the queue then gets the message (an ack would drop it).
+        this.processed++;
+        message.reject({ requeue: false });
+        return;
       } else if (this.#expired(job)) {
         // Celery's Request.revoked() -> mark_as_revoked(id, 'expired'): REVOKED with
         // TaskRevokedError('expired'), no traceback, then the message is acked.

@@ -1,0 +1,143 @@
+/**
+ * What the Node Worker does with a task it cannot run, seen through a dead-letter exchange
+ * on RabbitMQ: Celery 5.2 rejects (requeue=false) an unknown task after marking it failed
+ * with NotRegistered (`Consumer.on_unknown_task`) and rejects an invalid one
+ * (`on_invalid_task`), so on a queue with a DLX both end up dead-lettered. An ack would
+ * drop them silently instead, which only shows once a DLX is configured.
+ *
+ * The DLX comes from a RabbitMQ policy, not from queue arguments: the worker declares its
+ * queue with none, and a policy leaves that declaration matching.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Celery } from '../../src/celery/app.js';
+import { TaskError } from '../../src/celery/exceptions.js';
+import { Worker } from '../../src/celery/worker.js';
+import { DecodeError } from '../../src/errors.js';
+import type { Channel } from '../../src/kombu/channel.js';
+import { Connection } from '../../src/kombu/connection.js';
+import type { Message } from '../../src/kombu/message.js';
+import type { FieldTable } from '../../src/transport/types.js';
+import { AMQP_URL, cleanupStack, rabbitmqctl } from '../fault/helpers.js';
+
+const uid = (p: string): string => `worker-dlx-${p}-${randomUUID().slice(0, 8)}`;
+
+/** A regular expression matching exactly `name` (policy patterns are regexes). */
+const exactly = (name: string): string => `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+
+describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => {
+  const cleanups = cleanupStack();
+  afterEach(() => cleanups.run());
+
+  /**
+   * A task queue whose dead letters go, through a policy and a fanout DLX, to a queue of
+   * their own; a client app and a worker app (separate connections) on the task queue; and
+   * an admin channel that reads the dead-letter queue. All removed after the test.
+   */
+  async function setup(tasks: Record<string, () => unknown>) {
+    const queue = uid('q');
+    const dlx = uid('dlx');
+    const dlq = uid('dlq');
+    const policy = uid('policy');
+    const admin = new Connection(AMQP_URL);
+    // Registered first, so run last: the queues, exchanges and policy go after both apps closed.
+    cleanups.push(async () => {
+      const ch = await admin.channel();
+      for (const q of [queue, dlq]) await ch.deleteQueue(q, {}).catch(() => undefined);
+      for (const e of [queue, dlx]) await ch.deleteExchange(e, {}).catch(() => undefined);
+      await admin.close();
+      await rabbitmqctl('clear_policy', policy);
+    });
+    await rabbitmqctl(
+      'set_policy',
+      '--apply-to',
+      'queues',
+      policy,
+      exactly(queue),
+      JSON.stringify({ 'dead-letter-exchange': dlx }),
+    );
+    const ch = await admin.channel();
+    await ch.declareExchange(dlx, 'fanout', { durable: false, autoDelete: false });
+    await ch.declareQueue(dlq, { durable: false, autoDelete: false });
+    await ch.bindQueue(dlq, dlx, '');
+
+    const client = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
+    const server = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
+    const worker = new Worker(server, { queue, tasks });
+    cleanups.push(() => client.close());
+    cleanups.push(() => server.close());
+    cleanups.push(() => worker.close());
+    await worker.start();
+    return { queue, dlq, client, worker, admin: ch };
+  }
+
+  /** The first message to reach `queue` within `ms`, or undefined (polled with basic.get). */
+  async function deadLetter(ch: Channel, queue: string, ms = 10_000): Promise<Message | undefined> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const m = await ch.get(queue, { noAck: true });
+      if (m !== null) return m;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  }
+
+  /** The first `x-death` entry RabbitMQ added to a dead-lettered message. */
+  function firstDeath(m: Message): FieldTable {
+    const deaths = m.headers['x-death'];
+    expect(Array.isArray(deaths)).toBe(true);
+    const [first] = deaths as FieldTable[];
+    expect(first).toBeDefined();
+    return first as FieldTable;
+  }
+
+  it('an unregistered task fails with NotRegistered and its message is rejected, so it is dead-lettered', async () => {
+    const { queue, dlq, client, worker, admin } = await setup({});
+    const r = client.sendTask('no.such.task', [1, 2]);
+    const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
+
+    const m = await deadLetter(admin, dlq);
+    expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();
+    expect(m?.headers['task']).toBe('no.such.task');
+    expect(m?.headers['id']).toBe(r.id);
+    expect(m?.payload).toEqual([[1, 2], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]);
+    const death = firstDeath(m as Message);
+    expect(death['reason']).toBe('rejected');
+    expect(death['queue']).toBe(queue);
+    expect(worker.errors).toEqual([]);
+  });
+
+  it('an unregistered task with an invalid eta still fails with NotRegistered and is dead-lettered', async () => {
+    // Celery looks the task up before parsing eta/expires (on_unknown_task comes before the
+    // strategy that raises InvalidTaskError), so the client still learns why.
+    const { dlq, client, admin } = await setup({});
+    const r = client.sendTask('no.such.task', [], {}, { headers: { eta: 'not a date' } });
+    const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
+
+    const m = await deadLetter(admin, dlq);
+    expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();
+    expect(m?.headers['id']).toBe(r.id);
+    expect(firstDeath(m as Message)['reason']).toBe('rejected');
+  });
+
+  it('an invalid message for a registered task (bad eta) is rejected without a result, so it is dead-lettered', async () => {
+    const ran: unknown[] = [];
+    const { queue, dlq, client, worker, admin } = await setup({ add: () => ran.push('add') });
+    const r = client.sendTask('add', [1, 2], {}, { headers: { eta: 'not a date' } });
+    await r.sent;
+
+    const m = await deadLetter(admin, dlq);
+    expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();
+    expect(m?.headers['id']).toBe(r.id);
+    const death = firstDeath(m as Message);
+    expect(death['reason']).toBe('rejected');
+    expect(death['queue']).toBe(queue);
+    expect(ran).toEqual([]);
+    expect(worker.processed).toBe(0);
+    expect(worker.errors).toHaveLength(1);
+    expect(worker.errors[0]).toBeInstanceOf(DecodeError);
+  });
+});
