@@ -149,6 +149,20 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     await expect(waiting).rejects.toBeInstanceOf(AbortError);
   });
 
+  it('a store after the result exchange was deleted declares it again, as Celery does before every store', async () => {
+    const exchange = `deleted-ex-${randomUUID().slice(0, 8)}`;
+    const b = backend({ exchange, persistent: false });
+    const [first, second] = [newId(), newId()];
+    await b.storeResult(first, 1, 'SUCCESS');
+    const admin = await b.connection.channel();
+    await admin.deleteExchange(exchange);
+    // Once-per-connection declaring failed this store with 404 until a reconnect.
+    await b.storeResult(second, 2, 'SUCCESS');
+    expect((await b.getTaskMeta(second)).result).toBe(2);
+    await admin.deleteExchange(exchange);
+    await admin.close();
+  });
+
   it('stores FAILURE as the exception dict and returns it (no propagation)', async () => {
     const b = backend();
     const id = newId();
