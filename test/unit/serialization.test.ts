@@ -17,6 +17,13 @@ const jsonValue = fc
   .jsonValue({ noUnicodeString: false })
   .map((v) => JSON.parse(JSON.stringify(v)) as unknown);
 
+/** True when a map anywhere in `v` has a `__proto__` key (see the msgpack tests). */
+function hasProtoKey(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v)) return v.some(hasProtoKey);
+  return Object.keys(v).some((k) => k === '__proto__' || hasProtoKey((v as Record<string, unknown>)[k]));
+}
+
 /** Values Python's json can produce, including non-finite floats. */
 const pythonJsonValue = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -115,11 +122,26 @@ describe('round trips', () => {
     );
   });
 
+  it('msgpack refuses a __proto__ map key with a typed DecodeError (no prototype is set)', () => {
+    // @msgpack/msgpack rejects the key outright to rule out prototype pollution; JSON keeps
+    // it as a plain key. A Python result dict with that key must be sent as JSON.
+    const v = JSON.parse('{"__proto__": false, "ok": 1}') as unknown;
+    const { body, contentType, contentEncoding } = dumps(v, 'msgpack');
+    expect(() => loads(body, contentType, contentEncoding, { accept: ['msgpack'] })).toThrow(DecodeError);
+    expect(({} as Record<string, unknown>)['ok']).toBeUndefined();
+    const json = dumps(v, 'json');
+    expect(Object.keys(loads(json.body, json.contentType, json.contentEncoding) as object)).toEqual([
+      '__proto__',
+      'ok',
+    ]);
+  });
+
   it('msgpack', () => {
     fc.assert(
       fc.property(
         fc.oneof(
-          jsonValue,
+          // A __proto__ key is refused by design: the test above.
+          jsonValue.filter((v) => !hasProtoKey(v)),
           fc.uint8Array().map((u) => ({ bin: u })),
         ),
         (v) => {
