@@ -6,8 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import { RPCBackend } from '../../src/celery/rpc-backend.js';
-import { Connection } from '../../src/kombu/connection.js';
+import { rpcPair } from './rpc-pair.js';
 import { transports } from './transports.js';
 
 describe.each(transports)('markAs* on $name', (t) => {
@@ -47,13 +46,7 @@ describe.each(transports)('markAs* on $name', (t) => {
   });
 
   it('RPCBackend: the same traceback rule (null stores none), markAsStarted replies to the request', async () => {
-    const conn = new Connection(t.url);
-    cleanup.push(() => conn.close());
-    const client = new RPCBackend({ connection: conn });
-    const worker = new RPCBackend({ connection: conn });
-    cleanup.push(() => client.close());
-    cleanup.push(() => worker.close());
-    await client.ensureReplyQueue();
+    const { client, worker } = await rpcPair(t.url, cleanup);
     const [a, c, d] = [randomUUID(), randomUUID(), randomUUID()];
     const request = (id: string): { id: string; reply_to: string; correlation_id: string } => ({
       id,

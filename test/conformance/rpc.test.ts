@@ -14,6 +14,7 @@ import { parseIsoDate } from '../../src/celery/task-message.js';
 import { Worker } from '../../src/celery/worker.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import type { WorkerOptions } from '../../src/celery/worker.js';
+import { rpcPair } from './rpc-pair.js';
 import { transports } from './transports.js';
 
 const uid = (p: string): string => `rpc-test-${p}-${randomUUID().slice(0, 8)}`;
@@ -335,13 +336,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
   });
 
   it('storeResult without reply_to publishes nothing; with it, uses correlation_id', async () => {
-    const conn = new Connection(t.url);
-    cleanup.push(() => conn.close());
-    const client = new RPCBackend({ connection: conn });
-    const worker = new RPCBackend({ connection: conn });
-    cleanup.push(() => client.close());
-    cleanup.push(() => worker.close());
-    await client.ensureReplyQueue();
+    const { client, worker } = await rpcPair(t.url, cleanup);
     const id = randomUUID();
     const corr = randomUUID();
     expect(await worker.storeResult(id, 1, 'SUCCESS', { request: { id } })).toBe(1);

@@ -145,14 +145,18 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
     await dropQueue(queue);
   });
 
+  /** The Python client sends `task` with JSON `args` to the Node worker's queue (15 s timeout). */
+  const send = (task: string, args: string, ...extra: string[]): ReturnType<typeof runCeleryClient> =>
+    runCeleryClient(['send', task, args, '--queue', queue, '--timeout', '15', ...extra]);
+
   it('a Python AsyncResult.get() receives what Node stores', async () => {
-    const out = await runCeleryClient(['send', 'add', '[2, 3]', '--queue', queue, '--timeout', '15']);
+    const out = await send('add', '[2, 3]');
     expect(out.code).toBe(0);
     expect(out.lines.at(-1)).toMatchObject({ status: 'SUCCESS', result: 5, traceback: null });
   });
 
   it('a failure reaches Python as its ValueError', async () => {
-    const out = await runCeleryClient(['send', 'fail', '["bad"]', '--queue', queue, '--timeout', '15']);
+    const out = await send('fail', '["bad"]');
     expect(out.code).toBe(0);
     expect(out.lines.at(-1)).toMatchObject({
       status: 'FAILURE',
@@ -162,16 +166,7 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
   });
 
   it('Python sees the PROGRESS state message before the result', async () => {
-    const out = await runCeleryClient([
-      'send',
-      'progress',
-      '[3]',
-      '--queue',
-      queue,
-      '--timeout',
-      '15',
-      '--events',
-    ]);
+    const out = await send('progress', '[3]', '--events');
     expect(out.code).toBe(0);
     const events = out.lines.filter((l) => typeof l === 'object' && l !== null && 'event' in l);
     expect(events.map((e) => (e as { event: { status: string } }).event.status)).toEqual([
@@ -183,17 +178,7 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
 
   it('expires in the past: get() raises celery.exceptions.TaskRevokedError, the task never runs', async () => {
     // Celery 5.2 sends the past expiry as a TTL of 0: RabbitMQ hands it to our idle consumer.
-    const out = await runCeleryClient([
-      'send',
-      'never',
-      '["past"]',
-      '--queue',
-      queue,
-      '--timeout',
-      '15',
-      '--expires=-5',
-      '--propagate',
-    ]);
+    const out = await send('never', '["past"]', '--expires=-5', '--propagate');
     expect(out.code).toBe(0);
     expect(out.lines.at(-1)).toMatchObject({
       status: 'REVOKED',
@@ -204,20 +189,7 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
   });
 
   it('expires before the countdown ends: revoked when the eta comes, the task never runs', async () => {
-    const out = await runCeleryClient([
-      'send',
-      'never',
-      '["short"]',
-      '--queue',
-      queue,
-      '--timeout',
-      '15',
-      '--countdown',
-      '1',
-      '--expires',
-      '0.3',
-      '--propagate',
-    ]);
+    const out = await send('never', '["short"]', '--countdown', '1', '--expires', '0.3', '--propagate');
     expect(out.code).toBe(0);
     const line = out.lines.at(-1) as { elapsed_s: number };
     expect(line).toMatchObject({
@@ -230,18 +202,7 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
   });
 
   it('countdown=1: Python gets the result, no earlier than the countdown', async () => {
-    const out = await runCeleryClient([
-      'send',
-      'stamp',
-      '[]',
-      '--queue',
-      queue,
-      '--timeout',
-      '15',
-      '--countdown',
-      '1',
-      '--propagate',
-    ]);
+    const out = await send('stamp', '[]', '--countdown', '1', '--propagate');
     expect(out.code).toBe(0);
     const line = out.lines.at(-1) as {
       status: string;
