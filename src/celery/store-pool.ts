@@ -281,6 +281,9 @@ export class StorePool {
     this.#channels.add(channel);
     return new Producer(channel, {
       exchange: o.exchange,
+      // Every store declares the exchange itself (see #binding): the producer's
+      // once-per-connection declare would only repeat it.
+      autoDeclare: false,
       serializer: o.serializer,
       ...(o.compression === null ? {} : { compression: o.compression }),
     });
