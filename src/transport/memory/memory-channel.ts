@@ -357,6 +357,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     }
     this.unacked.delete(deliveryTag);
     if (requeue) entry.queue.requeue([entry.message]);
+    else this.vhost.deadLetter(entry.queue, entry.message, 'rejected');
     this.settled(entry);
   }
 

@@ -1,11 +1,14 @@
 /**
  * Queue storage for the embedded broker: ready messages in a deque, consumers served
  * round-robin within their prefetch, message TTL (`x-message-ttl`, per-message
- * `expiration`) and queue expiry (`x-expires`).
+ * `expiration`) and queue expiry (`x-expires`). Expired messages are handed to the
+ * virtual host for dead-lettering (see dead-letter.ts).
  *
  * @module
  */
 import type { FieldTable, MessageProperties } from '../types.js';
+import type { DeadLetterReason } from './dead-letter.js';
+import { deadLetterExchangeOf, fieldText } from './dead-letter.js';
 import { Deque } from './deque.js';
 
 /** A message as a queue holds it. The body is the broker's own copy. */
@@ -42,6 +45,8 @@ export interface QueueHooks {
   schedule(queue: MemoryQueue): void;
   /** The queue is unused for `x-expires` ms, or lost its last consumer while auto-delete. */
   remove(queue: MemoryQueue): void;
+  /** A message left the queue rejected or expired; dead-letter it if the queue says so. */
+  deadLetter(queue: MemoryQueue, message: StoredMessage, reason: DeadLetterReason): void;
 }
 
 /** Declared properties of a queue. */
@@ -91,6 +96,10 @@ export class MemoryQueue {
   readonly messageTtl: number | undefined;
   /** `x-expires` in ms, when set. */
   readonly expires: number | undefined;
+  /** `x-dead-letter-exchange` (`''` is the default exchange), when set. */
+  readonly deadLetterExchange: string | undefined;
+  /** `x-dead-letter-routing-key`, when set; else a dead letter keeps its routing key. */
+  readonly deadLetterRoutingKey: string | undefined;
   /** Set once the queue is deleted: late acks and requeues are then dropped. */
   deleted = false;
 
@@ -101,6 +110,12 @@ export class MemoryQueue {
   /** Auto-delete only applies to a queue that has had a consumer. */
   private hadConsumer = false;
   private expiryTimer: NodeJS.Timeout | undefined;
+  /**
+   * Fires when the head message's TTL runs out, on dead-lettering queues only: RabbitMQ
+   * expires messages at the head without being asked, and a TTL queue with a dead-letter
+   * exchange and no consumer (the usual delayed-retry setup) relies on that.
+   */
+  private ttlTimer: NodeJS.Timeout | undefined;
   private readonly hooks: QueueHooks;
 
   constructor(name: string, settings: QueueSettings, hooks: QueueHooks) {
@@ -111,6 +126,8 @@ export class MemoryQueue {
     this.arguments = settings.arguments;
     this.messageTtl = numberArg(settings.arguments['x-message-ttl']);
     this.expires = numberArg(settings.arguments['x-expires']);
+    this.deadLetterExchange = deadLetterExchangeOf(settings.arguments);
+    this.deadLetterRoutingKey = fieldText(settings.arguments['x-dead-letter-routing-key']);
     this.hooks = hooks;
     this.touch();
   }
@@ -152,8 +169,7 @@ export class MemoryQueue {
     let ttl = this.messageTtl;
     if (perMessage !== undefined) ttl = ttl === undefined ? perMessage : Math.min(ttl, perMessage);
     const immediate = ttl === 0;
-    if (immediate && !this.consumers.some((c) => c.canAccept())) return false;
-    this.ready.push({
+    const message: StoredMessage = {
       body,
       properties,
       exchange,
@@ -161,8 +177,14 @@ export class MemoryQueue {
       redelivered: false,
       expiresAt: ttl === undefined ? Infinity : now + ttl,
       immediate,
-    });
+    };
+    if (immediate && !this.consumers.some((c) => c.canAccept())) {
+      this.hooks.deadLetter(this, message, 'expired');
+      return false;
+    }
+    this.ready.push(message);
     if (this.consumers.length > 0) this.hooks.schedule(this);
+    if (this.ttlTimer === undefined) this.armTtl();
     return true;
   }
 
@@ -175,6 +197,8 @@ export class MemoryQueue {
       this.ready.unshift(m);
     }
     if (this.consumers.length > 0) this.hooks.schedule(this);
+    // The new head may expire before the one the timer was set for.
+    this.armTtl();
   }
 
   /** basic.get: the next live message, or undefined. Renews the `x-expires` lease. */
@@ -238,7 +262,9 @@ export class MemoryQueue {
       delivered++;
     }
     // A TTL-0 message that found no taker in this pass dies, as on RabbitMQ.
-    while (this.ready.peek()?.immediate === true && this.nextConsumerIndex() < 0) this.ready.shift();
+    while (this.ready.peek()?.immediate === true && this.nextConsumerIndex() < 0) {
+      this.hooks.deadLetter(this, this.ready.shift()!, 'expired');
+    }
     return delivered;
   }
 
@@ -270,6 +296,7 @@ export class MemoryQueue {
     const n = this.messageCount;
     this.deleted = true;
     this.clearExpiry();
+    this.clearTtl();
     this.ready.clear();
     this.consumers.length = 0;
     return n;
@@ -282,11 +309,38 @@ export class MemoryQueue {
     }
   }
 
-  private dropExpired(now: number): void {
-    for (let head = this.ready.peek(); head !== undefined; head = this.ready.peek()) {
-      if (head.immediate ? this.consumers.length > 0 : head.expiresAt > now) return;
-      this.ready.shift();
+  private clearTtl(): void {
+    if (this.ttlTimer !== undefined) {
+      clearTimeout(this.ttlTimer);
+      this.ttlTimer = undefined;
     }
+  }
+
+  /** Sets {@link ttlTimer} for the head message (dead-lettering queues only). */
+  private armTtl(): void {
+    this.clearTtl();
+    if (this.deadLetterExchange === undefined || this.deleted) return;
+    const head = this.ready.peek();
+    if (head === undefined || head.immediate || head.expiresAt === Infinity) return;
+    this.ttlTimer = setTimeout(
+      () => {
+        this.ttlTimer = undefined;
+        if (!this.deleted) this.dropExpired(Date.now());
+      },
+      Math.max(0, head.expiresAt - Date.now()) + 1,
+    );
+    // A pending expiry must not keep the process alive any more than an idle queue does.
+    this.ttlTimer.unref();
+  }
+
+  private dropExpired(now: number): void {
+    let dropped = false;
+    for (let head = this.ready.peek(); head !== undefined; head = this.ready.peek()) {
+      if (head.immediate ? this.consumers.length > 0 : head.expiresAt > now) break;
+      this.hooks.deadLetter(this, this.ready.shift()!, 'expired');
+      dropped = true;
+    }
+    if (dropped || this.ttlTimer === undefined) this.armTtl();
   }
 
   private nextConsumerIndex(): number {

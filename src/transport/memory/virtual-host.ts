@@ -9,8 +9,10 @@ import type { AmqpReplyCode, CeleryAmqpError } from '../../errors.js';
 import type { ExchangeType, FieldTable, QueueDeclareOk } from '../types.js';
 import { EXCHANGE_TYPES, MemoryExchange, removeFrom, topicWords } from './exchange-routing.js';
 import type { BindingDestinationKind, MemoryBinding } from './exchange-routing.js';
+import { deadLetter } from './dead-letter.js';
+import type { DeadLetterReason } from './dead-letter.js';
 import { MemoryQueue } from './memory-queue.js';
-import type { QueueHooks } from './memory-queue.js';
+import type { QueueHooks, StoredMessage } from './memory-queue.js';
 
 /**
  * A broker error with RabbitMQ's text, e.g. `404 NOT_FOUND - no queue 'q' in vhost '/'`.
@@ -92,6 +94,7 @@ export class VirtualHost {
   private readonly queueHooks: QueueHooks = {
     schedule: (q) => this.hooks.schedule(q),
     remove: (q) => this.removeQueue(q),
+    deadLetter: (q, m, reason) => this.deadLetter(q, m, reason),
   };
 
   constructor(name: string, hooks: VirtualHostHooks) {
@@ -353,7 +356,12 @@ export class VirtualHost {
    * The queues a message published to `exchange` reaches, following exchange-to-exchange
    * bindings; each queue at most once, each exchange visited once (loops are harmless).
    */
-  route(exchange: string, routingKey: string, headers: FieldTable | undefined): Set<MemoryQueue> {
+  route(
+    exchange: string,
+    routingKey: string,
+    headers: FieldTable | undefined,
+    fromBroker = false,
+  ): Set<MemoryQueue> {
     const out = new Set<MemoryQueue>();
     if (exchange === '') {
       const q = this.queues.get(routingKey);
@@ -361,7 +369,8 @@ export class VirtualHost {
       return out;
     }
     const start = this.exchange(exchange);
-    if (start.internal) {
+    // Clients may not publish to an internal exchange; the broker's own dead-lettering may.
+    if (start.internal && !fromBroker) {
       throw brokerError('ACCESS_REFUSED', `cannot publish to internal ${this.where('exchange', exchange)}`);
     }
     const words = topicWords(routingKey);
@@ -383,6 +392,15 @@ export class VirtualHost {
       }
     }
     return out;
+  }
+
+  /**
+   * A message left `queue` rejected (requeue=false) or expired: republish it to the queue's
+   * dead-letter exchange, if it has one; otherwise it is gone.
+   */
+  deadLetter(queue: MemoryQueue, message: StoredMessage, reason: DeadLetterReason): void {
+    if (queue.deleted) return;
+    deadLetter(this, queue, message, reason, Date.now());
   }
 
   /** Deletes the exclusive queues a closing connection owned. */
