@@ -22,44 +22,8 @@ import type {
 } from '../types.js';
 import { toDelivery, toPublishOptions, toReturned, typeTable } from './amqp-codec.js';
 import { fromAmqplibClose, fromAmqplibFailure } from './amqp-errors.js';
-
-/** AMQP method ids as amqplib numbers them: `(classId << 16) | methodId`. */
-const M = {
-  ExchangeDeclare: (40 << 16) | 10,
-  ExchangeDeclareOk: (40 << 16) | 11,
-  ExchangeDelete: (40 << 16) | 20,
-  ExchangeDeleteOk: (40 << 16) | 21,
-  ExchangeBind: (40 << 16) | 30,
-  ExchangeBindOk: (40 << 16) | 31,
-  ExchangeUnbind: (40 << 16) | 40,
-  ExchangeUnbindOk: (40 << 16) | 51,
-  QueueDeclare: (50 << 16) | 10,
-  QueueDeclareOk: (50 << 16) | 11,
-  QueueBind: (50 << 16) | 20,
-  QueueBindOk: (50 << 16) | 21,
-  QueuePurge: (50 << 16) | 30,
-  QueuePurgeOk: (50 << 16) | 31,
-  QueueDelete: (50 << 16) | 40,
-  QueueDeleteOk: (50 << 16) | 41,
-  QueueUnbind: (50 << 16) | 50,
-  QueueUnbindOk: (50 << 16) | 51,
-  BasicQos: (60 << 16) | 10,
-  BasicQosOk: (60 << 16) | 11,
-  BasicAck: (60 << 16) | 80,
-  BasicReject: (60 << 16) | 90,
-  BasicRecover: (60 << 16) | 110,
-  BasicRecoverOk: (60 << 16) | 111,
-} as const;
-
-/**
- * The parts of amqplib's channel below its public API that this class relies on:
- * `rpc` (send a method, resolve with the reply's fields) and `sendImmediately` (write a
- * method frame with no reply expected). Both exist on every amqplib 0.10+/2.x channel.
- */
-interface AmqplibChannelInternals {
-  rpc(method: number, fields: object, expect: number): Promise<Record<string, unknown>>;
-  sendImmediately(method: number, fields: object): boolean;
-}
+import { M } from './amqp-methods.js';
+import type { AmqplibChannelInternals } from './amqp-methods.js';
 
 /**
  * The connection side a channel needs: why the connection went away, if it did.
