@@ -2,130 +2,16 @@
  * Transport conformance: the same test bodies run on the embedded broker and on a real
  * RabbitMQ. Where the two disagree, RabbitMQ is right and the embedded broker is fixed.
  */
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CeleryAmqpError, ChannelError } from '../../src/errors.js';
-import type {
-  ChannelOptions,
-  Delivery,
-  ExchangeDeclareOptions,
-  QueueDeclareOptions,
-  ReturnedMessage,
-  TransportChannel,
-  TransportConnection,
-} from '../../src/transport/types.js';
+import type { Delivery, ReturnedMessage, TransportChannel } from '../../src/transport/types.js';
+import { conformanceFixture, eventually, sleep, text } from './conformance-fixture.js';
 import { transports } from './transports.js';
 
-/** Polls `check` until it returns true (or throws past the deadline). */
-async function eventually(
-  check: () => Promise<boolean> | boolean,
-  timeout = 10_000,
-  interval = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, interval));
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function text(d: Delivery | null): string | undefined {
-  return d?.body.toString();
-}
-
 describe.each(transports)('transport conformance: $name', (t) => {
-  const connections: TransportConnection[] = [];
-  const cleanups: Array<(ch: TransportChannel) => Promise<unknown>> = [];
-
-  afterEach(async () => {
-    const conn = await t.connect();
-    conn.on('close', () => {});
-    for (const cleanup of cleanups.splice(0).reverse()) {
-      // Each cleanup on its own channel: a failure (already gone) closes only that one.
-      const ch = await conn.createChannel();
-      ch.on('close', () => {});
-      await cleanup(ch).catch(() => undefined);
-      if (!ch.closed) await ch.close();
-    }
-    await conn.close();
-    for (const c of connections.splice(0)) if (!c.closed) await c.close();
-  });
-
-  function uid(prefix: string): string {
-    return `conformance.${prefix}.${randomBytes(6).toString('hex')}`;
-  }
-
-  async function connect(): Promise<TransportConnection> {
-    const conn = await t.connect();
-    conn.on('close', () => {});
-    connections.push(conn);
-    return conn;
-  }
-
-  async function channel(conn?: TransportConnection, options?: ChannelOptions): Promise<TransportChannel> {
-    const ch = await (conn ?? (await connect())).createChannel(options);
-    ch.on('close', () => {});
-    return ch;
-  }
-
-  async function queue(
-    ch: TransportChannel,
-    name: string,
-    options: QueueDeclareOptions = {},
-  ): Promise<string> {
-    const ok = await ch.declareQueue(name, options);
-    const actual = ok?.queue ?? name;
-    cleanups.push((c) => c.deleteQueue(actual));
-    return actual;
-  }
-
-  async function exchange(
-    ch: TransportChannel,
-    name: string,
-    type: string,
-    options: ExchangeDeclareOptions = {},
-  ): Promise<string> {
-    await ch.declareExchange(name, type, { durable: false, ...options });
-    cleanups.push((c) => c.deleteExchange(name));
-    return name;
-  }
-
-  /** Drains a queue with basic.get (noAck) and returns the bodies. */
-  async function drain(ch: TransportChannel, name: string): Promise<string[]> {
-    const out: string[] = [];
-    for (let d = await ch.get(name, { noAck: true }); d !== null; d = await ch.get(name, { noAck: true })) {
-      out.push(d.body.toString());
-    }
-    return out;
-  }
-
-  /** The error a channel closes with. */
-  function closeError(ch: TransportChannel): Promise<Error | undefined> {
-    return new Promise((resolve) => ch.once('close', resolve));
-  }
-
-  async function messageCount(ch: TransportChannel, name: string): Promise<number> {
-    const ok = await ch.declareQueue(name, { passive: true });
-    return ok?.messageCount ?? -1;
-  }
-
-  async function exists(kind: 'queue' | 'exchange', name: string): Promise<boolean> {
-    const ch = await channel();
-    try {
-      if (kind === 'queue') await ch.declareQueue(name, { passive: true });
-      else await ch.declareExchange(name, 'direct', { passive: true });
-      await ch.close();
-      return true;
-    } catch (error) {
-      if (error instanceof CeleryAmqpError && error.code === 'NOT_FOUND') return false;
-      throw error;
-    }
-  }
+  const f = conformanceFixture(t);
+  afterEach(() => f.cleanup());
+  const { defer, uid, connect, channel, queue, exchange, drain, closeError, messageCount, exists } = f;
 
   describe('routing', () => {
     it('the default exchange routes by queue name and cannot be declared, bound or deleted', async () => {
@@ -330,7 +216,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const ok = await ch.declareQueue('', { exclusive: true });
       expect(ok?.queue).toMatch(/^amq\.gen-/);
-      cleanups.push((c) => c.deleteQueue(ok!.queue));
+      defer((c) => c.deleteQueue(ok!.queue));
       await ch.publish('', ok!.queue, Buffer.from('x'), {});
       expect(await drain(ch, ok!.queue)).toEqual(['x']);
     });
@@ -385,7 +271,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch2 = await channel();
       const q = uid('nowait-q');
       await expect(ch2.declareQueue(q, { nowait: true })).resolves.toBeNull();
-      cleanups.push((c) => c.deleteQueue(q));
+      defer((c) => c.deleteQueue(q));
       await ch2.publish('', q, Buffer.from('after nowait'), {});
       expect(await drain(ch2, q)).toEqual(['after nowait']);
     });
@@ -408,7 +294,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const ok = await ch.declareQueue('', { exclusive: true });
       const name = ok!.queue;
-      cleanups.push((c) => c.deleteQueue(name));
+      defer((c) => c.deleteQueue(name));
       await expect(ch.declareQueue(name, { passive: true })).resolves.toMatchObject({ queue: name });
       await expect(ch.declareQueue(name, { exclusive: true })).rejects.toMatchObject({
         code: 'ACCESS_REFUSED',
@@ -687,106 +573,6 @@ describe.each(transports)('transport conformance: $name', (t) => {
       expect(await drain(ch, plain)).toEqual(['kept']);
       await ch.publish('', ttl, Buffer.from('fresh'), {});
       expect(text(await ch.get(ttl, { noAck: true }))).toBe('fresh');
-    });
-  });
-
-  describe('dead-lettering', () => {
-    /** basic.get, polled: RabbitMQ dead-letters asynchronously. */
-    async function getSoon(ch: TransportChannel, name: string, noAck = true): Promise<Delivery> {
-      let d: Delivery | null = null;
-      await eventually(async () => (d = await ch.get(name, { noAck })) !== null, 5_000, 25);
-      return d!;
-    }
-
-    /** The x-death entries without `time`, which is only checked to be an AMQP timestamp. */
-    function deaths(d: Delivery): unknown[] {
-      const all = d.properties.headers?.['x-death'] as Array<Record<string, unknown>>;
-      for (const e of all) expect(e['time']).toEqual({ '!': 'timestamp', value: expect.any(Number) });
-      return all.map(({ time: _time, ...rest }) => rest);
-    }
-
-    it('reject without requeue republishes to x-dead-letter-exchange with x-death; a repeat counts', async () => {
-      const ch = await channel();
-      const work = await exchange(ch, uid('dl-work'), 'direct');
-      const dlx = await exchange(ch, uid('dlx'), 'direct');
-      const q = await queue(ch, uid('dl-source'), { arguments: { 'x-dead-letter-exchange': dlx } });
-      // The dead-letter queue dead-letters back to the source, for a second round.
-      const dlq = await queue(ch, uid('dlq'), { arguments: { 'x-dead-letter-exchange': work } });
-      await ch.bindQueue(q, work, 'job');
-      await ch.bindQueue(dlq, dlx, 'job');
-      await ch.publish(work, 'job', Buffer.from('poison'), { headers: { keep: 'me' } });
-      ch.reject((await getSoon(ch, q, false)).fields.deliveryTag, false);
-      const once = await getSoon(ch, dlq, false);
-      expect([text(once), once.fields.exchange, once.fields.routingKey]).toEqual(['poison', dlx, 'job']);
-      expect(once.properties.headers).toMatchObject({
-        keep: 'me',
-        'x-first-death-reason': 'rejected',
-        'x-first-death-queue': q,
-        'x-first-death-exchange': work,
-      });
-      const first = { count: 1, reason: 'rejected', queue: q, exchange: work, 'routing-keys': ['job'] };
-      expect(deaths(once)).toEqual([first]);
-      ch.reject(once.fields.deliveryTag, false);
-      ch.reject((await getSoon(ch, q, false)).fields.deliveryTag, false);
-      const twice = await getSoon(ch, dlq);
-      // One entry per (queue, reason): the repeat is counted and moved to the front.
-      expect(deaths(twice)).toEqual([
-        { ...first, count: 2 },
-        { count: 1, reason: 'rejected', queue: dlq, exchange: dlx, 'routing-keys': ['job'] },
-      ]);
-      expect(await messageCount(ch, q)).toBe(0);
-    });
-
-    it('x-dead-letter-routing-key overrides the routing key; a missing exchange drops silently', async () => {
-      const ch = await channel();
-      const dlx = await exchange(ch, uid('dlx'), 'direct');
-      const args = { 'x-dead-letter-exchange': dlx, 'x-dead-letter-routing-key': 'parked' };
-      const q = await queue(ch, uid('dl-key'), { arguments: args });
-      const dlq = await queue(ch, uid('dlq-key'));
-      await ch.bindQueue(dlq, dlx, 'parked');
-      await ch.publish('', q, Buffer.from('m'), {});
-      ch.reject((await getSoon(ch, q, false)).fields.deliveryTag, false);
-      const dead = await getSoon(ch, dlq);
-      expect(dead.fields.routingKey).toBe('parked');
-      expect(deaths(dead)).toEqual([
-        { count: 1, reason: 'rejected', queue: q, exchange: '', 'routing-keys': [q] },
-      ]);
-      const lost = await queue(ch, uid('dl-lost'), { arguments: { 'x-dead-letter-exchange': uid('none') } });
-      await ch.publish('', lost, Buffer.from('gone'), {});
-      ch.reject((await getSoon(ch, lost, false)).fields.deliveryTag, false);
-      await sleep(100);
-      expect(ch.closed).toBe(false);
-      expect(await messageCount(ch, lost)).toBe(0);
-    });
-
-    it('messages expiring through x-message-ttl or expiration are dead-lettered as expired', async () => {
-      const ch = await channel();
-      const dlx = await exchange(ch, uid('dlx'), 'fanout');
-      const ttl = await queue(ch, uid('dl-ttl'), {
-        arguments: { 'x-dead-letter-exchange': dlx, 'x-message-ttl': 30 },
-      });
-      const plain = await queue(ch, uid('dl-exp'), { arguments: { 'x-dead-letter-exchange': dlx } });
-      const dlq = await queue(ch, uid('dlq-ttl'));
-      await ch.bindQueue(dlq, dlx, '');
-      // Nobody consumes or polls the source queues: expiry at the head is the broker's own.
-      await ch.publish('', ttl, Buffer.from('a'), {});
-      const a = await getSoon(ch, dlq);
-      expect(deaths(a)).toEqual([
-        { count: 1, reason: 'expired', queue: ttl, exchange: '', 'routing-keys': [ttl] },
-      ]);
-      await ch.publish('', plain, Buffer.from('b'), { expiration: '30' });
-      const b = await getSoon(ch, dlq);
-      expect(b.properties.expiration).toBeUndefined();
-      expect(deaths(b)).toEqual([
-        {
-          count: 1,
-          reason: 'expired',
-          queue: plain,
-          exchange: '',
-          'routing-keys': [plain],
-          'original-expiration': '30',
-        },
-      ]);
     });
   });
 
