@@ -227,13 +227,7 @@ export class StorePool {
    * and the NoCacheQueue it took per store were a fifth of the store path's CPU on memory://.
    */
   #binding(routingKey: string, channel: Channel): Declarable & { channel: Channel } {
-    const x = this.#options.exchange;
-    const exchange = x.name;
-    // The default exchange cannot be declared (and needs no binding declared by anyone).
-    const declareExchange = (opts: ExchangeDeclareOptions): Promise<void> =>
-      exchange === ''
-        ? Promise.resolve()
-        : channel.declareExchange(exchange, x.type, opts, undefined, NO_RECORD);
+    const exchange = this.#options.exchange.name;
     return {
       channel,
       canCacheDeclaration: false,
@@ -241,18 +235,25 @@ export class StorePool {
       declare: (opts: { nowait?: boolean } = {}) => {
         if (opts.nowait === true) {
           return Promise.all([
-            declareExchange(this.#exchangeNowait),
+            this.#declareExchange(channel, this.#exchangeNowait),
             channel.declareQueue(routingKey, this.#declareNowait, undefined, NO_RECORD),
             channel.bindQueue(routingKey, exchange, routingKey, undefined, NOWAIT, undefined, NO_RECORD),
           ]);
         }
-        return declareExchange(this.#exchangeWait)
+        return this.#declareExchange(channel, this.#exchangeWait)
           .then(() => channel.declareQueue(routingKey, this.#declareWait, undefined, NO_RECORD))
           .then(() =>
             channel.bindQueue(routingKey, exchange, routingKey, undefined, {}, undefined, NO_RECORD),
           );
       },
     };
+  }
+
+  /** The store path's exchange.declare; none for the default exchange, which cannot be declared. */
+  #declareExchange(channel: Channel, options: ExchangeDeclareOptions): Promise<void> {
+    const x = this.#options.exchange;
+    if (x.name === '') return Promise.resolve();
+    return channel.declareExchange(x.name, x.type, options, undefined, NO_RECORD);
   }
 
   #open(slot: number): Promise<Producer> {

@@ -197,12 +197,15 @@ export class Worker {
     await consumer.consume();
   }
 
+  /** Keeps an error in {@link errors}, as an Error whatever was thrown. */
+  #recordError(err: unknown): void {
+    this.errors.push(err instanceof Error ? err : new Error(String(err)));
+  }
+
   #track(p: Promise<void>): void {
     this.#running.add(p);
     // #handle settles every message itself; this only keeps a surprise from going unhandled.
-    void p
-      .catch((err: unknown) => this.errors.push(err instanceof Error ? err : new Error(String(err))))
-      .finally(() => this.#running.delete(p));
+    void p.catch((err: unknown) => this.#recordError(err)).finally(() => this.#running.delete(p));
   }
 
   async #handle(message: Message): Promise<void> {
@@ -245,7 +248,7 @@ export class Worker {
    * drops it just as an ack would, and with one the queue's owner asked to keep such messages.
    */
   #invalid(message: Message, err: unknown): void {
-    this.errors.push(err instanceof Error ? err : new Error(String(err)));
+    this.#recordError(err);
     message.reject({ requeue: false });
   }
 
@@ -409,7 +412,7 @@ export class Worker {
         this.#qosApplied = wanted;
       })
       .catch((err: unknown) => {
-        if (!this.#closing) this.errors.push(err instanceof Error ? err : new Error(String(err)));
+        if (!this.#closing) this.#recordError(err);
       });
   }
 

@@ -28,6 +28,7 @@ import {
 } from './backend-runner.js';
 import type { GetManyChildOutput } from './getmany-child.js';
 import { RawAmqp } from './raw-amqplib.js';
+import { sleep } from '../../kombu/retry.js';
 import { RssSampler, median, rate, round } from './stats.js';
 
 /** A progress handle for one phase (a no-op off a terminal). */
@@ -393,7 +394,7 @@ async function measure(
 
 /** Waits `ms` (nothing for 0 or undefined): see {@link BenchConfig.settleMs}. */
 function settle(ms: number | undefined): Promise<void> {
-  return ms === undefined || ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms));
+  return ms === undefined || ms <= 0 ? Promise.resolve() : sleep(ms);
 }
 
 /** One backend round: store the ids, collect them with one getMany, check every value. */
