@@ -22,7 +22,7 @@ import type {
 } from '../types.js';
 import { toDelivery, toPublishOptions, toReturned, typeTable } from './amqp-codec.js';
 import { fromAmqplibClose, fromAmqplibFailure } from './amqp-errors.js';
-import { M } from './amqp-methods.js';
+import { M, closeUntilClosed } from './amqp-methods.js';
 import type { AmqplibChannelInternals } from './amqp-methods.js';
 
 /**
@@ -672,24 +672,18 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    */
   async close(): Promise<void> {
     if (this.#closed || this.#closing) return;
-    // amqplib settles its close() only on close-ok: when the connection goes first, the
-    // channel closes without one and that promise never settles. Our 'close' event comes
-    // either way (after close-ok too), so it ends the wait.
-    let onClose = (): void => undefined;
-    const ended = new Promise<void>((resolve) => {
-      onClose = resolve;
-      this.once('close', onClose);
-    });
-    const closing = this.#rpc(() => this.#ch.close());
-    // Set after queueing the close itself: later calls now fail fast with CHANNEL_CLOSED.
-    this.#closing = true;
     try {
-      await Promise.race([closing, ended]);
+      // Our 'close' ends the wait too: amqplib's close() never settles when the connection
+      // goes before the close-ok (see closeUntilClosed).
+      await closeUntilClosed(this, () => {
+        const closing = this.#rpc(() => this.#ch.close());
+        // Set after queueing the close itself: later calls now fail fast with CHANNEL_CLOSED.
+        this.#closing = true;
+        return closing;
+      });
     } catch (err) {
       // Closed underneath us (broker or connection): the channel is closed either way.
       if (!this.#closed) throw err;
-    } finally {
-      this.off('close', onClose);
     }
   }
 }

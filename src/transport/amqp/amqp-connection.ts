@@ -9,6 +9,7 @@ import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../error
 import type { ChannelOptions, TransportConnection, TransportConnectionEvents } from '../types.js';
 import { AmqpChannel, type ChannelHost } from './amqp-channel.js';
 import { fromConnectionLoss } from './amqp-errors.js';
+import { closeUntilClosed } from './amqp-methods.js';
 
 /**
  * A {@link TransportConnection} over an amqplib ChannelModel. Created by
@@ -121,20 +122,12 @@ export class AmqpConnection
   async close(): Promise<void> {
     if (this.closed) return;
     this.#closing = true;
-    // amqplib settles close() only on close-ok: a socket that dies after our close was
-    // written (before the broker's answer) closes the model without one, and that promise
-    // never settles. The model's 'close' comes either way, so it ends the wait too.
-    let onClose = (): void => undefined;
-    const ended = new Promise<void>((resolve) => {
-      onClose = resolve;
-      this.#model.once('close', onClose);
-    });
     try {
-      await Promise.race([this.#model.close(), ended]);
+      // The model's 'close' ends the wait too: a socket that dies after our close was
+      // written never settles amqplib's close() (see closeUntilClosed).
+      await closeUntilClosed(this.#model, () => this.#model.close());
     } catch {
       // Already closed underneath us (socket gone): the goal is reached either way.
-    } finally {
-      this.#model.off('close', onClose);
     }
   }
 }

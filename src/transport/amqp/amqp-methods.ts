@@ -1,7 +1,8 @@
 /**
- * The amqplib internals the amqp transport's channel drives directly: method ids and the
- * two low-level calls (`rpc`, `sendImmediately`) that let it send any method with exactly
- * the fields it chooses (nowait flags, no client-side defaults).
+ * The amqplib internals the amqp transport drives directly: method ids and the two
+ * low-level calls (`rpc`, `sendImmediately`) that let it send any method with exactly the
+ * fields it chooses (nowait flags, no client-side defaults), and the way around amqplib's
+ * closes that never settle.
  *
  * @module
  */
@@ -54,4 +55,36 @@ export const M = {
 export interface AmqplibChannelInternals {
   rpc(method: number, fields: object, expect: number): Promise<Record<string, unknown>>;
   sendImmediately(method: number, fields: object): boolean;
+}
+
+/** What {@link closeUntilClosed} needs of a channel or connection: its 'close' event. */
+export interface CloseEvents {
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * Runs `start` (a close) and resolves when it settles or when `target` emits 'close',
+ * whichever comes first. amqplib settles a channel's or connection's close() only on the
+ * broker's close-ok: when the connection or socket dies after the close was written, it
+ * closes without one and that promise never settles, while 'close' comes either way. The
+ * listener is attached before `start` runs and removed after. Rejects with `start`'s error
+ * when that comes first.
+ *
+ * @example
+ * ```ts
+ * await closeUntilClosed(model, () => model.close());
+ * ```
+ */
+export async function closeUntilClosed(target: CloseEvents, start: () => Promise<unknown>): Promise<void> {
+  let onClose = (): void => undefined;
+  const ended = new Promise<void>((resolve) => {
+    onClose = () => resolve();
+    target.once('close', onClose);
+  });
+  try {
+    await Promise.race([start(), ended]);
+  } finally {
+    target.off('close', onClose);
+  }
 }
