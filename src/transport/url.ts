@@ -252,3 +252,28 @@ export function formatBrokerUrl(address: BrokerAddress, options: FormatBrokerUrl
     .join('&');
   return `${address.protocol}://${user}:${pass}@${host}${port}/${vhost}${query === '' ? '' : `?${query}`}`;
 }
+
+/** The broker Celery uses when nothing names one (kombu's default transport and host). */
+export const DEFAULT_BROKER_URL = 'amqp://guest:guest@localhost:5672//';
+
+/**
+ * The broker URL to use, by Celery's rule: the explicit one when given (an empty string counts
+ * as not given), else the `CELERY_BROKER_URL` environment variable, else
+ * {@link DEFAULT_BROKER_URL}. The embedded broker (`memory://`) is only ever used when named.
+ *
+ * @param explicit - The URL from an option or flag. @default undefined
+ * @param env - The environment to read. @default process.env
+ * @example
+ * ```ts
+ * resolveBrokerUrl(undefined); // process.env.CELERY_BROKER_URL ?? 'amqp://guest:guest@localhost:5672//'
+ * ```
+ */
+export function resolveBrokerUrl(
+  explicit?: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
+  if (explicit !== undefined && explicit !== '') return explicit;
+  const fromEnv = env['CELERY_BROKER_URL'];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  return DEFAULT_BROKER_URL;
+}
