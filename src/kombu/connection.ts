@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { ConnectionError, redact } from '../errors.js';
+import type { QueueLostError } from '../errors.js';
 import { resolveBroker } from '../transport/registry.js';
 import type {
   BrokerAddress,
@@ -14,21 +15,32 @@ import type {
   Transport,
   TransportConnection,
 } from '../transport/types.js';
-import { formatBrokerUrl } from '../transport/url.js';
+import { FailoverCycle, formatBrokerUrl } from '../transport/url.js';
+import type { FailoverStrategy } from '../transport/url.js';
 import { Channel } from './channel.js';
-import { isRecoverable, retryOverTime, withDeadline } from './retry.js';
+import { abortError, isRecoverable, retryIntervals, retryOverTime, sleep, withDeadline } from './retry.js';
 import type { RetryPolicy, WaitOptions } from './retry.js';
 
 /** Events of a {@link Connection}. */
 export interface ConnectionEvents {
-  /** Connected (first time or after a reconnect), before channels are recovered. */
-  connect: [];
+  /**
+   * Connected (first time or after a reconnect), before channels are recovered, with the
+   * URL of the node now in use (password redacted, as {@link Connection.connectedTo}).
+   */
+  connect: [url: string];
   /** The transport connection was lost; reconnection starts (unless disabled). */
   disconnect: [error: Error];
   /** Every channel was recovered after a reconnect. */
   revive: [];
   /** An error nobody else could report (decode errors, failed recovery, giving up). Emitted only when listened to. */
   error: [error: Error];
+  /**
+   * A queue consumed through this connection was lost with whatever it held: the broker
+   * cancelled its consumer (the queue was deleted, or its node went down), or it was gone
+   * when the channel recovered after a reconnect (auto-deleted with its consumer, or deleted
+   * with its node). The channel has declared it again (empty) and consumes from it again.
+   */
+  queueLost: [queue: string, error: QueueLostError];
   /** The broker blocked publishing (resource alarm). */
   blocked: [reason: string];
   unblocked: [];
@@ -36,8 +48,19 @@ export interface ConnectionEvents {
 
 /** Options of a {@link Connection}. */
 export interface ConnectionOptions {
-  /** Broker URL or `;`-separated failover list. @default 'memory://' */
-  url?: string;
+  /**
+   * Broker URL, or a failover list: kombu's `;`-separated string or an array of URLs.
+   * @default 'memory://'
+   */
+  url?: string | readonly string[];
+  /**
+   * How the failover list is walked (kombu's `failover_strategy`, Celery's
+   * `broker_failover_strategy`): `'round-robin'` or `'shuffle'`. Either way a failed or lost
+   * node is followed at once by the next one, and `retryPolicy`'s backoff is slept only
+   * after a whole pass over the list failed.
+   * @default 'round-robin'
+   */
+  failoverStrategy?: FailoverStrategy;
   /** Heartbeat in milliseconds, passed to the transport; 0 disables. @default the transport's */
   heartbeat?: number;
   /** TLS options for amqps://. @default undefined */
@@ -90,7 +113,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly options: Readonly<ConnectionOptions>;
 
   readonly #brokers: Array<{ transport: Transport; address: BrokerAddress }>;
-  #next = 0;
+  readonly #cycle: FailoverCycle;
   #state: State = 'idle';
   #tconn: TransportConnection | null = null;
   #generation = 0;
@@ -104,23 +127,45 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #recovering: Promise<void> | undefined;
 
   /**
-   * @param urlOrOptions - A broker URL (or failover list), or options. @default 'memory://'
+   * @param urlOrOptions - A broker URL or failover list (string or array), or options.
+   *   @default 'memory://'
    * @param options - Options when the first argument is a URL.
-   * @throws ArgumentError (INVALID_URL) for a malformed URL.
+   * @throws ArgumentError (INVALID_URL) for a malformed URL; (INVALID_ARGUMENT) for an
+   *   unknown failover strategy.
    */
-  constructor(urlOrOptions?: string | ConnectionOptions, options: ConnectionOptions = {}) {
+  constructor(
+    urlOrOptions?: string | readonly string[] | ConnectionOptions,
+    options: ConnectionOptions = {},
+  ) {
     super();
-    const opts =
-      typeof urlOrOptions === 'string' ? { ...options, url: urlOrOptions } : { ...(urlOrOptions ?? {}) };
+    const opts: ConnectionOptions = isUrl(urlOrOptions)
+      ? { ...options, url: urlOrOptions }
+      : { ...(urlOrOptions ?? {}) };
     this.options = opts;
-    this.#brokers = resolveBroker(opts.url ?? 'memory://');
+    const url = opts.url ?? 'memory://';
+    this.#brokers = resolveBroker(typeof url === 'string' ? url : url.join(';'));
+    this.#cycle = new FailoverCycle(this.#brokers.length, opts.failoverStrategy);
   }
 
   /** The URL in use (or about to be), password redacted. */
   get displayUrl(): string {
     if (this.#tconn !== null) return this.#tconn.displayUrl;
-    const b = this.#brokers[this.#next % this.#brokers.length];
-    return b === undefined ? redact(this.options.url ?? 'memory://') : formatBrokerUrl(b.address);
+    const b = this.#brokers[this.#cycle.current];
+    return b === undefined ? redact(String(this.options.url ?? 'memory://')) : formatBrokerUrl(b.address);
+  }
+
+  /**
+   * The node this connection is on now (its URL, password redacted), or undefined while not
+   * connected. The 'connect' event passes the same URL after every (re)connect.
+   *
+   * @example
+   * ```ts
+   * conn.on('connect', (url) => log.info(`on ${url}`));
+   * conn.connectedTo; // 'amqp://guest:****@127.0.0.1:5682//'
+   * ```
+   */
+  get connectedTo(): string | undefined {
+    return this.connected ? this.#tconn?.displayUrl : undefined;
   }
 
   /** True while a transport connection is open. */
@@ -135,7 +180,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /** The transport name of the current address: `'amqp'` or `'memory'`. */
   get transportName(): 'amqp' | 'memory' {
-    return (this.#brokers[this.#next % this.#brokers.length] ?? this.#brokers[0])?.transport.name ?? 'memory';
+    return (this.#brokers[this.#cycle.current] ?? this.#brokers[0])?.transport.name ?? 'memory';
   }
 
   /**
@@ -183,22 +228,30 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return p;
   }
 
+  /**
+   * kombu's `ensure_connection` over the failover list: a failed address is followed at once
+   * by the next (per the failover strategy); the policy's sleep comes only after a whole
+   * pass failed. `maxRetries` counts attempts, as kombu's does.
+   */
   async #connectLoop(policy: RetryPolicy): Promise<TransportConnection> {
     const signal = this.#abort.signal;
-    const tconn = await retryOverTime(
-      () => {
-        const broker = this.#brokers[this.#next % this.#brokers.length];
-        if (broker === undefined) return Promise.reject(new ConnectionError('No broker address'));
-        return broker.transport
-          .connect(broker.address, this.#connectOptions(signal))
-          .catch((err: unknown) => {
-            // Round robin: the next attempt goes to the next address of the failover list.
-            this.#next = (this.#next + 1) % this.#brokers.length;
-            throw err;
-          });
-      },
-      { policy, signal },
-    );
+    const intervals = retryIntervals(policy);
+    let tconn: TransportConnection;
+    for (let attempt = 0; ; attempt++) {
+      if (signal.aborted) throw abortError(signal);
+      const broker = this.#brokers[this.#cycle.current];
+      if (broker === undefined) throw new ConnectionError('No broker address');
+      try {
+        tconn = await broker.transport.connect(broker.address, this.#connectOptions(signal));
+        break;
+      } catch (err) {
+        if (!isRecoverable(err) || (policy.maxRetries !== undefined && attempt >= policy.maxRetries))
+          throw err;
+        const passDone = this.#cycle.advance();
+        await sleep(passDone ? intervals.next().value : 0, { signal });
+      }
+    }
+    this.#cycle.connected();
     if (this.#state === 'closed') {
       await tconn.close().catch(() => undefined);
       throw new ConnectionError('Connection closed by client');
@@ -230,7 +283,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     tconn.on('close', (err) => this.#onLost(tconn, err));
     tconn.on('blocked', (reason) => this.emit('blocked', reason));
     tconn.on('unblocked', () => this.emit('unblocked'));
-    this.emit('connect');
+    this.emit('connect', tconn.displayUrl);
     if (this.#generation > 1) {
       const recovering = Promise.allSettled([...this.#channels].map((c) => c.recover())).then(() => {
         if (this.#recovering === recovering) this.#recovering = undefined;
@@ -249,6 +302,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#state = 'failed';
     this.#lastError = error;
     this.emit('disconnect', error);
+    // The node just lost is tried last: the next one may well be up (a cluster member).
+    this.#cycle.moveOn();
     if (this.options.autoReconnect === false) {
       this.#failDrainWaiters(new ConnectionError('Connection lost', { cause: error }));
       return;
@@ -386,6 +441,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
+  /** @internal Called by a Channel that found a consumed queue lost: emits 'queueLost'. */
+  queueLost(queue: string, error: QueueLostError): void {
+    this.emit('queueLost', queue, error);
+  }
+
   /**
    * Makes sure the connection is up and every channel recovered (reconnecting if it had
    * given up).
@@ -462,4 +522,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     await this.#connecting?.catch(() => undefined);
   }
+}
+
+/** A URL or failover list rather than an options object. */
+function isUrl(value: unknown): value is string | readonly string[] {
+  return typeof value === 'string' || Array.isArray(value);
 }

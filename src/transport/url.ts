@@ -192,7 +192,8 @@ function parseOne(url: string): BrokerAddress {
 }
 
 /**
- * Parses a broker URL, or a `;`-separated failover list of them, into addresses.
+ * Parses a broker URL, or a failover list of them (kombu's `;`-separated string, or an array
+ * of URLs, each of which may itself be a `;` list), into addresses.
  *
  * Schemes: `amqp` (port 5672; `pyamqp` and `librabbitmq` are aliases), `amqps` (5671) and
  * `memory` (the embedded broker; `memory://` means host `localhost`, vhost `/`). User and
@@ -200,7 +201,8 @@ function parseOne(url: string): BrokerAddress {
  * empty, `/`, `//` and `/%2F` all mean `/`; `/foo` means `foo`. Query parameters are kept
  * as (decoded) strings for the transport to interpret, e.g. `heartbeat` in seconds.
  *
- * @param url - e.g. `amqp://guest:guest@localhost:5672//?heartbeat=10`.
+ * @param url - e.g. `amqp://guest:guest@localhost:5672//?heartbeat=10`, or
+ *   `['amqp://h1:5681//', 'amqp://h2:5682//']`.
  * @returns One address per list entry, in order.
  * @throws ArgumentError with code `INVALID_URL` on malformed input; the message never
  *   contains the password.
@@ -211,11 +213,12 @@ function parseOne(url: string): BrokerAddress {
  * backup!.vhost; // 'prod'
  * ```
  */
-export function parseBrokerUrl(url: string): BrokerAddress[] {
-  if (typeof url !== 'string') {
-    throw new ArgumentError('broker URL must be a string', { code: 'INVALID_URL' });
+export function parseBrokerUrl(url: string | readonly string[]): BrokerAddress[] {
+  const list = typeof url === 'string' ? [url] : url;
+  if (!Array.isArray(list) || !list.every((u) => typeof u === 'string')) {
+    throw new ArgumentError('broker URL must be a string or an array of strings', { code: 'INVALID_URL' });
   }
-  const parts = splitList(url);
+  const parts = list.flatMap(splitList);
   if (parts.length === 0) throw new ArgumentError('broker URL is empty', { code: 'INVALID_URL' });
   return parts.map(parseOne);
 }
@@ -276,4 +279,139 @@ export function resolveBrokerUrl(
   const fromEnv = env['CELERY_BROKER_URL'];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return DEFAULT_BROKER_URL;
+}
+
+/**
+ * How the failover list is walked when connecting or reconnecting, as kombu's
+ * `failover_strategy` (Celery's `broker_failover_strategy`):
+ * - `'round-robin'` (kombu's default): the addresses in list order, starting over after the last.
+ * - `'shuffle'`: every pass over the list in a fresh random order. kombu's shuffle draws one
+ *   address at random for each attempt, so it may try a dead node twice in a row while a
+ *   live one waits; here a pass still tries every address once. The first connection is
+ *   shuffled too (kombu always starts with the first URL), so that clients spread over the
+ *   nodes of a cluster.
+ */
+export type FailoverStrategy = 'round-robin' | 'shuffle';
+
+/** The strategies {@link FailoverCycle} knows, by kombu's names. */
+export const FAILOVER_STRATEGIES: readonly FailoverStrategy[] = Object.freeze(['round-robin', 'shuffle']);
+
+/**
+ * The strategy named by `value` (kombu's names; `undefined` means round-robin).
+ *
+ * @throws ArgumentError (INVALID_ARGUMENT) for any other value.
+ * @example
+ * ```ts
+ * parseFailoverStrategy('shuffle'); // 'shuffle'
+ * ```
+ */
+export function parseFailoverStrategy(value: unknown): FailoverStrategy {
+  if (value === undefined || value === null) return 'round-robin';
+  const found = FAILOVER_STRATEGIES.find((s) => s === value);
+  if (found === undefined) {
+    throw new ArgumentError(
+      `unknown failover strategy ${JSON.stringify(value)}: expected one of ${FAILOVER_STRATEGIES.join(', ')}`,
+    );
+  }
+  return found;
+}
+
+/**
+ * The walk over a failover list of `size` addresses: which one to try now, and when a pass
+ * over all of them is complete (a connection loop backs off only then: kombu's
+ * `completes_cycle`, so that a dead node costs no sleep while another may be up).
+ *
+ * @example
+ * ```ts
+ * const cycle = new FailoverCycle(3);
+ * cycle.current; // 0
+ * cycle.advance(); // false: 1 is next, the pass goes on
+ * cycle.advance(); // false: 2
+ * cycle.advance(); // true: back at 0, every address was tried once
+ * ```
+ */
+export class FailoverCycle {
+  /** The strategy. @default 'round-robin' */
+  readonly strategy: FailoverStrategy;
+  readonly #size: number;
+  readonly #random: () => number;
+  /** The order of the current pass (indices into the list). */
+  #order: number[];
+  /** Position in {@link #order} of the address in use. */
+  #pos = 0;
+  /** Addresses tried in the current pass, the current one included. */
+  #tried = 1;
+
+  /**
+   * @param size - Number of addresses (at least 1).
+   * @param strategy - @default 'round-robin'
+   * @param random - Source of randomness for `'shuffle'`, in [0, 1). @default Math.random
+   */
+  constructor(size: number, strategy: FailoverStrategy = 'round-robin', random: () => number = Math.random) {
+    if (!Number.isSafeInteger(size) || size < 1) {
+      throw new ArgumentError(`a failover list needs at least one address, got ${String(size)}`);
+    }
+    this.#size = size;
+    this.strategy = parseFailoverStrategy(strategy);
+    this.#random = random;
+    this.#order = this.#newOrder(undefined);
+  }
+
+  /** Index (in the list) of the address to use now. */
+  get current(): number {
+    return this.#order[this.#pos] ?? 0;
+  }
+
+  /**
+   * Moves to the next address after a failed attempt.
+   *
+   * @returns True when every address has now been tried once in this pass: the caller
+   *   sleeps its backoff before the next attempt, which starts a new pass.
+   */
+  advance(): boolean {
+    this.#step();
+    if (this.#tried < this.#size) {
+      this.#tried += 1;
+      return false;
+    }
+    this.#tried = 1;
+    return true;
+  }
+
+  /**
+   * Moves to the next address and starts a new pass there: after losing an established
+   * connection, the node just lost is tried last (kombu retries it first).
+   */
+  moveOn(): void {
+    this.#step();
+    this.#tried = 1;
+  }
+
+  /** A connection succeeded: the next failure starts a new pass from the current address. */
+  connected(): void {
+    this.#tried = 1;
+  }
+
+  #step(): void {
+    const last = this.current;
+    this.#pos += 1;
+    if (this.#pos < this.#order.length) return;
+    this.#order = this.#newOrder(last);
+    this.#pos = 0;
+  }
+
+  /** A pass: list order, or a fresh shuffle that does not start with `last` (when avoidable). */
+  #newOrder(last: number | undefined): number[] {
+    const order = Array.from({ length: this.#size }, (_, i) => i);
+    if (this.strategy === 'round-robin') {
+      // Round robin continues after `last`, whatever position the pass started from.
+      return last === undefined ? order : order.map((_, i) => (last + 1 + i) % this.#size);
+    }
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(this.#random() * (i + 1));
+      [order[i], order[j]] = [order[j] ?? 0, order[i] ?? 0];
+    }
+    if (last !== undefined && order.length > 1 && order[0] === last) order.push(order.shift() ?? 0);
+    return order;
+  }
 }
