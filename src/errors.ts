@@ -53,7 +53,8 @@ export type ClientErrorCode =
   | 'PUBLISH_NACKED'
   | 'BACKLOG_LIMIT_EXCEEDED'
   | 'TASK_FAILED'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'QUEUE_LOST';
 
 /** Every value {@link CeleryAmqpError.code} can take. */
 export type ErrorCode = AmqpReplyCode | ClientErrorCode;
@@ -240,6 +241,31 @@ export class AbortError extends CeleryAmqpError {
 export class ArgumentError extends CeleryAmqpError {
   constructor(message: string, options: ErrorOptions = {}) {
     super(message, options.code ?? 'INVALID_ARGUMENT', options);
+  }
+}
+
+/**
+ * A queue being consumed from was lost with whatever it held: its node went down, or it was
+ * deleted (auto-delete after its consumer's connection died, or by someone else). The
+ * library has declared it again, empty, and consumes from it again; a wait that was
+ * pending on it fails with this error, since its result may have been in it. Waiting again
+ * still receives a result stored after the recovery.
+ *
+ * @example
+ * ```ts
+ * await result.get({ timeout: 10_000 }).catch((err) => {
+ *   if (err instanceof QueueLostError) return result.get({ timeout: 10_000 }); // or send the task again
+ *   throw err;
+ * });
+ * ```
+ */
+export class QueueLostError extends CeleryAmqpError {
+  /** The queue that was lost. */
+  readonly queue: string;
+
+  constructor(queue: string, message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'QUEUE_LOST', options);
+    this.queue = queue;
   }
 }
 

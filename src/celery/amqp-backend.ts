@@ -8,6 +8,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { ArgumentError, ConnectionError, DecodeError, TimeoutError } from '../errors.js';
+import type { QueueLostError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
 import { Connection } from '../kombu/connection.js';
 import { Consumer } from '../kombu/consumer.js';
@@ -119,6 +120,11 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   #carefulTail: Promise<unknown> = Promise.resolve();
   readonly #groupCache: ResultCache<unknown>;
   #closed = false;
+  /** Waits consuming a task queue, by routing key: told when the queue is lost. */
+  readonly #consuming = new Map<string, Set<(err: QueueLostError) => void>>();
+  readonly #onQueueLost = (queue: string, err: QueueLostError): void => {
+    for (const fail of this.#consuming.get(queue) ?? []) fail(err);
+  };
 
   /**
    * @param options - Connection, settings and overrides. @default memory://, Celery 4.x defaults
@@ -167,6 +173,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
       confirm: this.confirmPublish,
       size: options.storeChannels ?? 16,
     });
+    this.connection.on('queueLost', this.#onQueueLost);
   }
 
   /** Aborted when the backend closes (ends every wait). */
@@ -427,10 +434,28 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     const rk = routingKeyFor(taskId);
     if (this.#closed) throw new ConnectionError('The result backend is closed');
     const noAck = options.noAck ?? true;
+    // A task queue lost (its node went down, or auto-deleted with our connection) is declared
+    // again at once, and workers declare it before every store: a result stored after the
+    // loss still arrives, so the wait goes on. Only one being delivered at that moment is
+    // gone; that wait ends at its deadline, with the loss named as the cause.
+    let lost: QueueLostError | undefined;
     const ctl = new WaitControl(
-      { timeout: options.timeout, signal: options.signal, onInterval: options.onInterval },
+      {
+        timeout: options.timeout,
+        signal: options.signal,
+        onInterval: options.onInterval,
+        timeoutError: () =>
+          lost === undefined
+            ? new TimeoutError()
+            : new TimeoutError(`The operation timed out. ${lost.message}`, { cause: lost }),
+      },
       this.#closing.signal,
     );
+    const onLost = (err: QueueLostError): void => {
+      lost = err;
+    };
+    const waits = this.#consuming.get(rk) ?? new Set();
+    this.#consuming.set(rk, waits.add(onLost));
     try {
       const fast = await ctl.race(
         this.#onPollChannel((ch) => this.#getReady(ch, rk, taskId, noAck, ctl), undefined),
@@ -438,6 +463,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
       if (fast !== null) return fast;
       return await consumeUntilReady(this, taskId, rk, noAck, ctl);
     } finally {
+      if (waits.delete(onLost) && waits.size === 0) this.#consuming.delete(rk);
       ctl.dispose();
     }
   }
@@ -657,6 +683,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.connection.off('queueLost', this.#onQueueLost);
     this.#closing.abort(new ConnectionError('The result backend is closed'));
     await this.#pool.close();
     const poll = this.#pollChannel;

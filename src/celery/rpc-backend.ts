@@ -20,7 +20,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { ArgumentError, CeleryAmqpError, ConnectionError } from '../errors.js';
+import { ArgumentError, CeleryAmqpError, ConnectionError, QueueLostError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
 import { Connection } from '../kombu/connection.js';
 import { Consumer } from '../kombu/consumer.js';
@@ -124,6 +124,16 @@ export class RPCBackend implements ResultBackend {
   #producer: Promise<Producer> | undefined;
   #producerReady: Producer | undefined;
   #closed = false;
+  /** The reply queue was lost with the replies in it (its node went down, or it was auto-deleted with a lost connection): pending waits fail now. */
+  readonly #onQueueLost = (queue: string, err: QueueLostError): void => {
+    if (queue !== this.oid) return;
+    const lost = new QueueLostError(
+      queue,
+      `Replies of the tasks pending now may be lost: ${err.message}. A reply sent after this still arrives: wait again, or send the task again.`,
+      { cause: err },
+    );
+    for (const c of [...this.#closers]) c(lost);
+  };
 
   constructor(options: RPCBackendOptions = {}) {
     const settings = resolveSettings(options.settings ?? {});
@@ -152,6 +162,7 @@ export class RPCBackend implements ResultBackend {
       autoDelete: true,
       ...(this.expires === null || this.expires <= 0 ? {} : { expires: this.expires }),
     });
+    this.connection.on('queueLost', this.#onQueueLost);
   }
 
   /** Celery's `as_uri()`. */
@@ -541,6 +552,7 @@ export class RPCBackend implements ResultBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.connection.off('queueLost', this.#onQueueLost);
     const err = new ConnectionError('RPCBackend closed');
     for (const c of [...this.#closers]) c(err);
     const consumer = await this.#consumer?.catch(() => undefined);

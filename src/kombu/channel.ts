@@ -29,6 +29,7 @@ import type {
 import type { Connection } from './connection.js';
 import { Message } from './message.js';
 import type { MessageOptions } from './message.js';
+import { ConsumerRestorer, queueLostError, reportMissing } from './queue-loss.js';
 import { RecoveryRecord } from './recovery-record.js';
 import type { Replay } from './recovery-record.js';
 import { isRecoverable, withDeadline } from './retry.js';
@@ -151,6 +152,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #hooks = new Set<RecoveryHook>();
   /** Per handler, the transport callback of unrecorded consumers (one closure, not one each). */
   readonly #deliverers = new WeakMap<DeliveryHandler, [TransportChannel, (d: Delivery) => void]>();
+  /** Brings back consumers whose queue was lost (queue-loss.ts). */
+  readonly #restorer: ConsumerRestorer<ConsumerRecord>;
 
   /** @internal Use `connection.channel()`. */
   constructor(connection: Connection, options: ChannelOptions = {}) {
@@ -159,6 +162,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.confirm = options.confirm ?? false;
     this.#recordByDefault = options.recoverDeclarations ?? true;
     this.#record = new RecoveryRecord(options.recoveryLimit ?? 10000);
+    this.#restorer = new ConsumerRestorer<ConsumerRecord>({
+      connection,
+      redeclare: (rec, ch) => this.#record.replayQueue(ch, rec.queue),
+      resume: (tag, rec) => this.#resume(tag, rec),
+    });
   }
 
   /** Number of declarations remembered for recovery (diagnostics, tests). */
@@ -302,6 +310,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const redeclare = this.#everOpened && generation !== this.#generation;
     let ch = await this.#create(tconn);
     if (redeclare) {
+      // Consumed queues gone with the old connection are reported before being redeclared.
+      const consumed = [...new Set([...this.#consumers.values()].map((r) => r.queue))];
+      await reportMissing(
+        this.connection,
+        tconn,
+        consumed.filter((q) => this.#record.has(`q\0${q}`)),
+      );
       ch = await this.#record.replay(
         ch,
         () => this.#create(tconn),
@@ -370,7 +385,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
     ch.on('cancel', (tag) => {
       const rec = this.#consumers.get(tag);
       this.#consumers.delete(tag);
-      if (rec !== undefined) this.#record.unpin(rec.queue);
+      if (rec !== undefined) {
+        this.#record.unpin(rec.queue);
+        this.#lost(tag, rec);
+      }
       this.emit('cancel', tag);
     });
     ch.on('close', () => this.#onTransportClose(ch));
@@ -656,6 +674,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Cancels a consumer; it is not re-consumed after a reconnect. */
   async cancel(consumerTag: string, wait?: WaitOptions): Promise<void> {
+    // Being brought back after its queue was lost: it simply is not.
+    if (this.#restorer.cancel(consumerTag)) return;
     const rec = this.#consumers.get(consumerTag);
     this.#consumers.delete(consumerTag);
     if (rec !== undefined) this.#record.unpin(rec.queue);
@@ -683,6 +703,30 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /**
+   * The broker cancelled a consumer (its queue was deleted or its node went down): unless
+   * its owner deleted it, 'queueLost' and the queue is declared and consumed again at once.
+   */
+  #lost(tag: string, rec: ConsumerRecord): void {
+    if (this.#closed || !this.#record.has(`q\0${rec.queue}`)) return;
+    this.connection.queueLost(rec.queue, queueLostError(rec.queue, 'cancelled', this.connection.displayUrl));
+    this.#restorer.start(tag, rec);
+  }
+
+  /** Re-consumes a consumer whose queue was declared again (see {@link #lost}). */
+  async #resume(tag: string, rec: ConsumerRecord): Promise<void> {
+    if (this.#closed) return;
+    this.#consumers.set(tag, rec);
+    this.#record.pin(rec.queue);
+    const ch = this.transportChannel;
+    // A reopen under way re-consumes every recorded consumer, this one included.
+    if (ch === null || ch.closed) return;
+    await ch
+      .consume(this.currentName(rec.queue), (d) => this.#deliver(rec.handler, d, ch), rec.options)
+      // A failure closes the channel: its reopen consumes again (and reports what fails there).
+      .catch(() => undefined);
+  }
+
+  /**
    * Closes the channel for good (idempotent). Consumers are dropped with it.
    *
    * @example
@@ -693,6 +737,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#restorer.close();
     this.#consumers.clear();
     this.#record.clear();
     this.connection.forgetChannel(this);

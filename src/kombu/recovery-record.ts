@@ -200,6 +200,23 @@ export class RecoveryRecord {
     this.#consumed.delete(name);
   }
 
+  /**
+   * Replays the declaration of one queue, then its bindings, on `ch` (its consumer was
+   * cancelled because the queue was lost). A failure rejects; nothing is forgotten.
+   *
+   * @returns False when the queue's declaration is not recorded (deleted on purpose).
+   */
+  async replayQueue(ch: TransportChannel, queue: string): Promise<boolean> {
+    const declare = this.#declarations.get(`q\0${queue}`);
+    if (declare === undefined) return false;
+    await declare(ch);
+    const keys = [...(this.#queueKeys.get(this.currentName(queue)) ?? [])].filter((k) =>
+      k.startsWith('qb\0'),
+    );
+    await Promise.all(keys.map((k) => this.#declarations.get(k)?.(ch)));
+    return true;
+  }
+
   /** Forgets everything (the channel was closed). */
   clear(): void {
     this.#consumed.clear();
