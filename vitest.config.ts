@@ -19,7 +19,7 @@ export default defineConfig({
         test: {
           name: 'main',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...SERIAL],
+          exclude: [...configDefaults.exclude, ...SERIAL, 'test/cluster/**'],
         },
       },
       {
@@ -31,6 +31,20 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 180_000,
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        // Three extra RabbitMQ nodes (scripts/cluster/cluster.sh), started by the globalSetup
+        // in the background and stopped after the run; its files run last, one at a time.
+        extends: true,
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          globalSetup: ['test/cluster/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 240_000,
+          hookTimeout: 300_000,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

@@ -29,7 +29,7 @@ import type {
 import type { Connection } from './connection.js';
 import { Message } from './message.js';
 import type { MessageOptions } from './message.js';
-import { ConsumerRestorer, queueLostError, reportMissing } from './queue-loss.js';
+import { ConsumerRestorer, reportMissing } from './queue-loss.js';
 import { RecoveryRecord } from './recovery-record.js';
 import type { Replay } from './recovery-record.js';
 import { isRecoverable, withDeadline } from './retry.js';
@@ -154,6 +154,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #deliverers = new WeakMap<DeliveryHandler, [TransportChannel, (d: Delivery) => void]>();
   /** Brings back consumers whose queue was lost (queue-loss.ts). */
   readonly #restorer: ConsumerRestorer<ConsumerRecord>;
+  /** Recorded queues declared durable: their node's loss makes them unavailable, not lost. */
+  readonly #durable = new Set<string>();
 
   /** @internal Use `connection.channel()`. */
   constructor(connection: Connection, options: ChannelOptions = {}) {
@@ -164,6 +166,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#record = new RecoveryRecord(options.recoveryLimit ?? 10000);
     this.#restorer = new ConsumerRestorer<ConsumerRecord>({
       connection,
+      queueOf: (rec) => rec.queue,
+      durable: (rec) => this.#durable.has(rec.queue),
       redeclare: (rec, ch) => this.#record.replayQueue(ch, rec.queue),
       resume: (tag, rec) => this.#resume(tag, rec),
     });
@@ -444,6 +448,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Forgets the recovery record of a queue (deleted, or auto-deleted by its last consumer). */
   forgetQueue(name: string): void {
     this.#record.forgetQueue(name);
+    this.#durable.delete(name);
   }
 
   /** A server-named queue was redeclared under a new broker-given name. */
@@ -521,6 +526,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   ): Promise<QueueDeclareOk | null> {
     const passive = options.passive === true;
     const record = !passive && this.#records(recover);
+    if (record && options.durable === true) this.#durable.add(name);
     const opts = { ...options, nowait: false };
     // A server-named declare is not repeated: a second one would make a second queue.
     if (name !== '') {
@@ -704,12 +710,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /**
    * The broker cancelled a consumer (its queue was deleted or its node went down): unless
-   * its owner deleted it, 'queueLost' and the queue is declared and consumed again at once.
+   * its owner deleted it, the queue is declared and consumed again at once (queue-loss.ts).
    */
   #lost(tag: string, rec: ConsumerRecord): void {
-    if (this.#closed || !this.#record.has(`q\0${rec.queue}`)) return;
-    this.connection.queueLost(rec.queue, queueLostError(rec.queue, 'cancelled', this.connection.displayUrl));
-    this.#restorer.start(tag, rec);
+    if (!this.#closed && this.#record.has(`q\0${rec.queue}`)) this.#restorer.start(tag, rec);
   }
 
   /** Re-consumes a consumer whose queue was declared again (see {@link #lost}). */
@@ -740,6 +744,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#restorer.close();
     this.#consumers.clear();
     this.#record.clear();
+    this.#durable.clear();
     this.connection.forgetChannel(this);
     const ch = this.transportChannel;
     this.transportChannel = null;

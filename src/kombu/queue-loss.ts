@@ -25,6 +25,13 @@ import type { RetryPolicy } from './retry.js';
  */
 const RESTORE_POLICY: RetryPolicy = { intervalStart: 250, intervalStep: 250, intervalMax: 1750 };
 
+/**
+ * How long a durable queue must stay missing before it counts as lost: while its node
+ * stops gracefully (stop_app) RabbitMQ answers "no queue" for a moment, and only then "home
+ * node is down" (seen on 3.10). A transient queue has no such in-between: it dies with its node.
+ */
+const DURABLE_CONFIRM_MS = 2000;
+
 /** Passive declares sent at once by {@link missingQueues}. */
 const PROBE_CHUNK = 64;
 
@@ -115,7 +122,7 @@ export async function reportMissing(
 export function queueLostError(queue: string, how: 'cancelled' | 'missing', url: string): QueueLostError {
   const why =
     how === 'cancelled'
-      ? 'the broker cancelled its consumer: the queue was deleted, or its node went down'
+      ? `the broker cancelled its consumer and it is gone from ${url}: deleted, or with its node`
       : `it was gone after reconnecting to ${url}: auto-deleted when its consumer's connection died, or deleted with its node`;
   return new QueueLostError(
     queue,
@@ -125,8 +132,12 @@ export function queueLostError(queue: string, how: 'cancelled' | 'missing', url:
 
 /** What a {@link ConsumerRestorer} needs of its Channel. */
 export interface RestoreHooks<R> {
-  /** The connection (to reach the broker, and to report what could not be restored). */
+  /** The connection (to reach the broker, to emit 'queueLost' and to report what could not be restored). */
   readonly connection: Connection;
+  /** The queue a consumer consumes from. */
+  queueOf(record: R): string;
+  /** True when that queue was declared durable. */
+  durable(record: R): boolean;
   /** Declares the consumer's queue and its bindings again on `ch`; false when the queue is no longer recorded. */
   redeclare(record: R, ch: TransportChannel): Promise<boolean>;
   /** Starts the consumer again with its tag and handler on the channel's transport channel. */
@@ -134,10 +145,11 @@ export interface RestoreHooks<R> {
 }
 
 /**
- * Brings back consumers the broker cancelled, one loop per consumer: declare the queue
- * again (on a channel of its own, so that a refusal cannot close the consumer's channel),
- * then consume again with the same tag. A queue whose home node is down is retried until
- * the node returns; a consumer cancelled or a channel closed meanwhile ends its loop.
+ * Brings back consumers the broker cancelled, one loop per consumer: when the queue is
+ * gone, report it ('queueLost'); declare it again (on a channel of its own, so that a
+ * refusal cannot close the consumer's channel); consume again with the same tag. A durable
+ * queue whose home node is down is not lost, only unavailable: it is retried, unreported,
+ * until the node returns. A consumer cancelled or a channel closed meanwhile ends its loop.
  *
  * @example
  * ```ts
@@ -181,9 +193,22 @@ export class ConsumerRestorer<R> {
   async #run(tag: string, record: R, signal: AbortSignal): Promise<void> {
     const intervals = retryIntervals(RESTORE_POLICY);
     const wanted = (): boolean => !signal.aborted && this.#pending.get(tag) === record;
+    const queue = this.#hooks.queueOf(record);
+    let reported = false;
+    let missingSince: number | undefined;
     while (wanted()) {
       try {
         const tconn = await this.#hooks.connection.whenConnected();
+        if (!reported && (await missingQueues(tconn, [queue])).length > 0) {
+          missingSince ??= Date.now();
+          if (this.#hooks.durable(record) && Date.now() - missingSince < DURABLE_CONFIRM_MS) {
+            await sleep(250, { signal });
+            continue;
+          }
+          if (!wanted()) return;
+          reported = true;
+          this.#hooks.connection.queueLost(queue, queueLostError(queue, 'cancelled', tconn.displayUrl));
+        } else missingSince = undefined;
         const probe = await tconn.createChannel();
         let recorded: boolean;
         try {
