@@ -42,6 +42,8 @@ const BEFORE_LOSS = 600;
 const BEFORE_RESTORE = 300;
 /** Each task's work, in seconds (celery_app.py's sleep_then). */
 const TASK_SECONDS = 0.005;
+/** Each wait's deadline: a reply lost without notice costs this much. */
+const WAIT_MS = 10_000;
 
 const cleanups = clusterHooks();
 
@@ -57,6 +59,8 @@ interface RunReport {
   stats: Omit<RoundTripStats, 'arrivals' | 'ids'>;
   executions: number;
   duplicates: number;
+  /** Runs of the tasks whose wait timed out (2 each when the first run's reply was lost). */
+  timedOutExecutions: number;
   failoverMs: number;
   durationMs: number;
   movedTo: NodeId | undefined;
@@ -109,7 +113,7 @@ async function startWorker(kind: WorkerKind, queue: string, type: QueueType) {
   return {
     connection: server.connection,
     node: () => nodeOf(server.connection.connectedTo),
-    executions: (): number => [...runs.values()].reduce((a, b) => a + b, 0),
+    executions: (ids: readonly string[]): number => ids.reduce((n, id) => n + (runs.get(id) ?? 0), 0),
   };
 }
 
@@ -140,6 +144,7 @@ async function runOnce(lost: Lost, kind: WorkerKind, type: QueueType, mode: Loss
   const stats = await roundTrips({
     client,
     total: TOTAL,
+    timeoutMs: WAIT_MS,
     // 5 ms of work each, 400 started per second: a few tasks in flight at any time.
     task: 'sleep_then',
     args: (i) => [TASK_SECONDS, i],
@@ -161,6 +166,8 @@ async function runOnce(lost: Lost, kind: WorkerKind, type: QueueType, mode: Loss
   startRestore();
   await restore;
   const executions = worker.executions(stats.ids);
+  // Two runs for a timed-out task: it ran, its reply was lost, it was sent again.
+  const timedOutExecutions = worker.executions(stats.timedOut);
   const { arrivals, ids, ...counts } = stats;
   void ids;
   return {
@@ -170,6 +177,7 @@ async function runOnce(lost: Lost, kind: WorkerKind, type: QueueType, mode: Loss
     stats: counts,
     executions,
     duplicates: executions - TOTAL,
+    timedOutExecutions,
     failoverMs: failoverGap(arrivals, lostAt ?? 0, restoreAt),
     durationMs,
     movedTo: lost === 'queue' ? clientStayed : movedTo,
@@ -206,12 +214,11 @@ describe.each(QUEUE_TYPES)('%s task queue: 2,000 round trips across node loss', 
         await ensureCluster();
         console.info(`[cluster] ${report.scenario} (${type}, ${mode}): ${JSON.stringify(report)}`);
         if (REPORT !== undefined) appendFileSync(REPORT, `${JSON.stringify(report)}\n`);
-        expect(report.stats).toMatchObject({
-          completed: TOTAL,
-          wrongValues: 0,
-          timeouts: 0,
-          otherErrors: [],
-        });
+        expect(report.stats).toMatchObject({ completed: TOTAL, wrongValues: 0, otherErrors: [] });
+        // Every store of the Node Worker is confirmed, so no reply is lost without notice.
+        // Celery 5.2 publishes its replies without confirms: one written to a node as it is
+        // killed is gone, and its wait runs to its deadline (counted; the task is sent again).
+        if (kind === 'node' || mode === 'stop-app') expect(report.stats.timeouts).toBe(0);
         // At-least-once: every task ran; some ran twice (counted, documented).
         expect(report.executions).toBeGreaterThanOrEqual(TOTAL);
         if (lost === 'queue') {

@@ -45,8 +45,12 @@ export interface RoundTripStats {
   queueLost: number;
   /** Sends that failed (the connection dropped under the publish): the task was sent again. */
   sendFailures: number;
+  /** The distinct errors of those sends, as text. */
+  sendErrors: string[];
   /** Waits that ran to their deadline: a result lost without notice. */
   timeouts: number;
+  /** The task ids of those waits. */
+  timedOut: string[];
   /** Any other error, as text. */
   otherErrors: string[];
   /** Arrival time (ms since the epoch) of each result, in order. */
@@ -70,7 +74,9 @@ export async function roundTrips(options: RoundTripOptions): Promise<RoundTripSt
     wrongValues: 0,
     queueLost: 0,
     sendFailures: 0,
+    sendErrors: [],
     timeouts: 0,
+    timedOut: [],
     otherErrors: [],
     arrivals: [],
     ids: Array.from({ length: total }, () => randomUUID()),
@@ -92,16 +98,18 @@ export async function roundTrips(options: RoundTripOptions): Promise<RoundTripSt
         options.onProgress?.(stats.completed + stats.wrongValues);
         return;
       } catch (err) {
-        if (
-          !(await r.sent.then(
-            () => true,
-            () => false,
-          ))
-        ) {
+        const sendError = await r.sent.then(
+          () => undefined,
+          (e: unknown) => String(e),
+        );
+        if (sendError !== undefined) {
           stats.sendFailures++;
+          if (!stats.sendErrors.includes(sendError)) stats.sendErrors.push(sendError);
         } else if (err instanceof QueueLostError) stats.queueLost++;
-        else if (err instanceof TimeoutError) stats.timeouts++;
-        else stats.otherErrors.push(String(err));
+        else if (err instanceof TimeoutError) {
+          stats.timeouts++;
+          stats.timedOut.push(id);
+        } else stats.otherErrors.push(String(err));
       }
     }
   };
