@@ -30,6 +30,7 @@ export {
   EncodeError,
   MessageStateError,
   NotBoundError,
+  QueueLostError,
   TimeoutError,
   fromReply,
   redact,
@@ -62,7 +63,7 @@ export type {
   TransportConnectionEvents,
 } from './transport/types.js';
 export { formatBrokerUrl, parseBrokerUrl, redactUrl } from './transport/url.js';
-export type { FormatBrokerUrlOptions } from './transport/url.js';
+export type { FailoverStrategy, FormatBrokerUrlOptions } from './transport/url.js';
 export { MemoryBroker, resolveBroker, transportFor } from './transport/registry.js';
 export type { MemoryExchangeInfo, MemoryQueueInfo } from './transport/registry.js';
 

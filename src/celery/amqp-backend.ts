@@ -123,7 +123,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   /** Waits consuming a task queue, by routing key: told when the queue is lost. */
   readonly #consuming = new Map<string, Set<(err: QueueLostError) => void>>();
   readonly #onQueueLost = (queue: string, err: QueueLostError): void => {
-    for (const fail of this.#consuming.get(queue) ?? []) fail(err);
+    for (const note of this.#consuming.get(queue) ?? []) note(err);
   };
 
   /**
