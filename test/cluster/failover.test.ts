@@ -138,7 +138,7 @@ describe('queues on a lost node', () => {
     expect(lost).toEqual([]);
   });
 
-  it('a message published to a durable classic queue whose node is down is confirmed and dropped (RabbitMQ 3.10); mandatory returns it', async () => {
+  it('a message published to a durable classic queue whose node is down is never enqueued: the broker confirms and drops it; mandatory returns it', async () => {
     const name = uid('clu-drop');
     cleanups.push(() => deleteOnCluster([name]));
     const home = open(nodeUrl(1));
@@ -146,14 +146,32 @@ describe('queues on a lost node', () => {
     await home.close();
     await loseNode(1, 'stop-app');
     const conn = open(nodeUrl(2));
+    // Until the other nodes have taken the node as down, a publish may still be routed to its
+    // old queue process, and its confirm then comes as a nack, once after two minutes.
+    await waitUntil(
+      async () =>
+        conn
+          .channel()
+          .then((ch) => ch.declareQueue(name, { passive: true }))
+          .then(
+            () => false,
+            (e: unknown) => /home node/.test(String(e)),
+          ),
+      { what: 'the node taken as down', interval: 200 },
+    );
     const producer = new Producer(await conn.channel({ confirm: true }));
-    // Confirmed: the publish resolves although no queue took the message.
-    await producer.publish('dropped', { routingKey: name, deliveryMode: 2 });
+    // The broker confirms it, although no queue took it.
+    await producer.publish('dropped', { routingKey: name, deliveryMode: 2, timeout: 30_000 });
     const returned: unknown[] = [];
     const mandatory = new Producer(await conn.channel({ confirm: true }), {
       onReturn: (_err, _ex, _rk, message) => returned.push(message.body.toString()),
     });
-    await mandatory.publish('returned', { routingKey: name, deliveryMode: 2, mandatory: true });
+    await mandatory.publish('returned', {
+      routingKey: name,
+      deliveryMode: 2,
+      mandatory: true,
+      timeout: 30_000,
+    });
     await waitUntil(() => returned.length === 1, { what: 'the mandatory message returned' });
     await restoreNode(1, 'stop-app');
     const check = open(nodeUrl(3));
