@@ -153,7 +153,7 @@ export interface RestoreHooks<R> {
  *
  * @example
  * ```ts
- * const restorer = new ConsumerRestorer({ connection, redeclare, resume });
+ * const restorer = new ConsumerRestorer({ connection, queueOf, durable, redeclare, resume });
  * restorer.start(tag, record); // on the broker's basic.cancel
  * ```
  */
