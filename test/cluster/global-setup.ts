@@ -13,12 +13,13 @@ import { CLUSTER_SCRIPT } from './cluster.js';
 
 const run = promisify(execFile);
 
-/** What identifies the 5672 broker: node, OS pid, uptime (ms), cluster members. */
+/** What identifies the 5672 broker: node, OS pid, uptime (ms), cluster members, queue count. */
 interface BrokerIdentity {
   node: string;
   pid: string;
   uptimeMs: number;
   members: string[];
+  queues: string[];
 }
 
 /** One read-only eval on the default node (rabbit@localhost, the 5672 broker). */
@@ -35,7 +36,12 @@ async function mainBroker(): Promise<BrokerIdentity> {
   );
   const line = stdout.split('\n').find((l) => l.trim() !== '' && !l.startsWith('ok')) ?? '';
   const [node = '', pid = '', uptime = 'NaN', members = ''] = line.trim().split(' ');
-  return { node, pid, uptimeMs: Number(uptime), members: members.split(',').filter((m) => m !== '') };
+  const listed = await run('rabbitmqctl', ['-q', 'list_queues', 'name'], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  const queues = listed.stdout.split('\n').filter((q) => q.trim() !== '' && q !== 'name');
+  return { node, pid, uptimeMs: Number(uptime), members: members.split(',').filter((m) => m !== ''), queues };
 }
 
 let before: BrokerIdentity | undefined;
@@ -71,6 +77,13 @@ export async function teardown(): Promise<void> {
   if (after.members.join(',') !== before.members.join(',')) {
     problems.push(`cluster members ${before.members.join(',')} -> ${after.members.join(',')}`);
   }
+  // The cluster suite never connects to 5672: none of its queues (named clu-*) may be there.
+  // Other suites create and delete their own queues there meanwhile, so counts only inform.
+  const ours = after.queues.filter((q) => q.startsWith('clu-'));
+  if (ours.length > 0) problems.push(`cluster-suite queues on it: ${ours.slice(0, 5).join(', ')}`);
+  console.info(
+    `[cluster] 5672 broker: ${before.queues.length} queues before the suite, ${after.queues.length} after`,
+  );
   if (problems.length > 0)
     throw new Error(`the 5672 broker changed during the cluster suite: ${problems.join('; ')}`);
 }
