@@ -3,7 +3,9 @@
  * kombu messaging layer for Node.js, wire-compatible with Python Celery over RabbitMQ, with an
  * embedded in-process broker (`memory://`).
  *
- * Explicit named exports only: this list is the public API.
+ * Explicit named exports only, none renamed: this list is the public API. The transport layer
+ * (the Transport interface, the embedded broker's inspection API, broker URL helpers) is the
+ * separate entry point `celery-amqp-backend/transport`.
  *
  * @example
  * ```ts
@@ -37,34 +39,18 @@ export {
 } from './errors.js';
 export type { AmqpReplyCode, ClientErrorCode, ErrorCode, ErrorOptions } from './errors.js';
 
-// Transport (the interface; concrete transports are chosen by URL)
+// AMQP value types that kombu's and Celery's signatures use. The transport layer itself (the
+// Transport interface, the embedded broker, URL parsing) is the 'celery-amqp-backend/transport'
+// entry point.
 export type {
-  BrokerAddress,
-  ConnectOptions,
-  ConsumeOptions as TransportConsumeOptions,
-  ChannelOptions as TransportChannelOptions,
-  Delivery,
   DeliveryInfo,
-  ExchangeDeclareOptions,
   ExchangeType,
   FieldTable,
   FieldValue,
   MessageProperties,
-  PublishOptions as TransportPublishOptions,
-  QueueDeclareOk,
-  QueueDeclareOptions,
   ReturnedMessage,
   TlsOptions,
-  Transport,
-  TransportChannel,
-  TransportChannelEvents,
-  TransportConnection,
-  TransportConnectionEvents,
 } from './transport/types.js';
-export { formatBrokerUrl, parseBrokerUrl, redactUrl } from './transport/url.js';
-export type { FormatBrokerUrlOptions } from './transport/url.js';
-export { MemoryBroker, resolveBroker, transportFor } from './transport/registry.js';
-export type { MemoryExchangeInfo, MemoryQueueInfo } from './transport/registry.js';
 
 // kombu
 export { Connection } from './kombu/connection.js';
@@ -86,7 +72,7 @@ export type { ConsumerCallback, ConsumerEvents, ConsumerOptions } from './kombu/
 export { Message } from './kombu/message.js';
 export type { MessageOptions, MessageState } from './kombu/message.js';
 export { DEFAULT_RETRY_POLICY, retryIntervals, retryOverTime } from './kombu/retry.js';
-export type { RetryOverTimeOptions, RetryPolicy, WaitOptions as KombuWaitOptions } from './kombu/retry.js';
+export type { RetryOverTimeOptions, RetryPolicy } from './kombu/retry.js';
 export {
   PICKLE_CONTENT_TYPE,
   contentTypeFor,
@@ -143,7 +129,6 @@ export type { ExceptionMeta, TaskErrorInit } from './celery/exceptions.js';
 export { JS_EXCEPTION_MODULE } from './celery/exceptions.js';
 export { DEFAULT_SETTINGS, resolveSettings } from './celery/settings.js';
 export type { CelerySettings, ResolvedSettings } from './celery/settings.js';
-export { ResultCache } from './celery/result-cache.js';
 export type {
   GetManyOptions,
   GetMetaOptions,
@@ -157,11 +142,7 @@ export type {
 } from './celery/backend-types.js';
 export { AMQPBackend } from './celery/amqp-backend.js';
 export { DEFAULT_STORE_RETRY_POLICY } from './celery/backend-options.js';
-export type {
-  AMQPBackendOptions,
-  BackendCommonOptions,
-  ConsumeOptions as BackendConsumeOptions,
-} from './celery/backend-options.js';
+export type { AMQPBackendOptions, BackendCommonOptions, ConsumeOptions } from './celery/backend-options.js';
 export { RPCBackend } from './celery/rpc-backend.js';
 export type { RPCBackendOptions } from './celery/rpc-backend.js';
 export {
@@ -187,14 +168,7 @@ export type {
   SendTaskOptions,
   TaskResult,
 } from './celery/app.js';
-export { decodeTaskMessage, encodeTaskMessage, parseIsoDate, taskTimes } from './celery/task-message.js';
-export type {
-  EncodedTaskMessage,
-  RawTaskMessage,
-  TaskEmbed,
-  TaskMessage,
-  TaskMessageInput,
-  TaskTimes,
-} from './celery/task-message.js';
+// The decoded task message a Worker's handler sees (the codec itself stays internal).
+export type { TaskEmbed, TaskMessage } from './celery/task-message.js';
 export { Worker } from './celery/worker.js';
 export type { TaskContext, TaskHandler, WorkerOptions } from './celery/worker.js';

@@ -152,7 +152,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Per handler, the transport callback of unrecorded consumers (one closure, not one each). */
   readonly #deliverers = new WeakMap<DeliveryHandler, [TransportChannel, (d: Delivery) => void]>();
 
-  /** @internal Use `connection.channel()`. */
+  /** Not for direct use: channels come from `connection.channel()`. */
   constructor(connection: Connection, options: ChannelOptions = {}) {
     super();
     this.connection = connection;
