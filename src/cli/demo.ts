@@ -7,8 +7,7 @@
  */
 import { Command, Option } from 'commander';
 import { redact } from '../errors.js';
-import { collectAll, storeAll, taskIds } from './bench/backend-runner.js';
-import { rate, round } from './bench/stats.js';
+import { collectAll, rate, round, storeAll, taskIds } from './demo-runner.js';
 import { CliError, EXIT, Output, formatCount, progress } from './io.js';
 import type { CliIo } from './io.js';
 import { addResultOptions, parseCount, secondsToMs, withBackend } from './options.js';

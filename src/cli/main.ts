@@ -8,7 +8,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { redact } from '../errors.js';
-import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { getCommand } from './get.js';
 import { EXIT, processIo, reportError } from './io.js';
@@ -38,25 +37,38 @@ function packageVersion(): string {
  * ```
  */
 export function buildProgram(io: CliIo): Command {
-  const program = new Command('celery-amqp')
-    .description("Celery's AMQP result backend from the command line (durations in seconds, as in Celery)")
-    .version(packageVersion(), '-V, --version')
-    // Set before adding commands: subcommands copy these settings from their parent.
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
-      // Commander's own messages ("error: unknown option ...") may echo a --broker value.
-      // One line per error, as for every other failure.
-      outputError: (text, write) =>
-        write(redact(`celery-amqp: ${text.trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`)),
-    });
-  for (const make of [storeCommand, getCommand, waitCommand, watchCommand, demoCommand, benchCommand]) {
+  const program = configureProgram(
+    new Command('celery-amqp')
+      .description("Celery's AMQP result backend from the command line (durations in seconds, as in Celery)")
+      .version(packageVersion(), '-V, --version'),
+    io,
+  );
+  for (const make of [storeCommand, getCommand, waitCommand, watchCommand, demoCommand]) {
     const cmd = make(io);
     cmd.exitOverride().configureOutput(program.configureOutput());
     program.addCommand(cmd);
   }
   return program;
+}
+
+/**
+ * Makes `program` write through `io`, throw instead of exiting, and print commander's own
+ * errors as one redacted line. Call before adding subcommands: they copy these settings.
+ *
+ * @example
+ * ```ts
+ * const program = configureProgram(new Command('bench'), io);
+ * ```
+ */
+export function configureProgram(program: Command, io: CliIo): Command {
+  return program.exitOverride().configureOutput({
+    writeOut: (text) => io.stdout.write(text),
+    writeErr: (text) => io.stderr.write(text),
+    // Commander's own messages ("error: unknown option ...") may echo a --broker value.
+    // One line per error, as for every other failure.
+    outputError: (text, write) =>
+      write(redact(`${program.name()}: ${text.trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`)),
+  });
 }
 
 /**
@@ -69,8 +81,21 @@ export function buildProgram(io: CliIo): Command {
  * ```
  */
 export async function main(argv: string[], io?: CliIo): Promise<number> {
+  return runProgram(buildProgram, argv, io);
+}
+
+/**
+ * Parses `argv` with the program `build` makes and returns the exit code, as {@link main}
+ * does (the bench's own command line runs through here too).
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runProgram((io) => configureProgram(new Command('x'), io), argv);
+ * ```
+ */
+export async function runProgram(build: (io: CliIo) => Command, argv: string[], io?: CliIo): Promise<number> {
   const own = io === undefined ? processIo() : undefined;
-  const program = buildProgram(io ?? (own as CliIo));
+  const program = build(io ?? (own as CliIo));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return EXIT.OK;

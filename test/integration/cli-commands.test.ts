@@ -1,17 +1,12 @@
 /**
  * The CLI end to end on the real backend: RabbitMQ at 127.0.0.1:5672 for the result
- * commands and bench, the embedded broker for demo.
+ * commands, the embedded broker for demo.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
-
-const execFileAsync = promisify(execFile);
 
 const BROKER = process.env['AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
 
@@ -111,7 +106,7 @@ describe('result commands on RabbitMQ', () => {
   });
 });
 
-describe('demo and bench', () => {
+describe('demo', () => {
   it('demo --n 2000 on memory:// collects and verifies everything', async () => {
     const r = await run('demo', '--n', '2000');
     expect(r.err.text).toBe('');
@@ -120,73 +115,4 @@ describe('demo and bench', () => {
     expect(report).toMatchObject({ n: 2000, received: 2000, wrong: 0, broker: 'memory://' });
     expect(report['per_s']).toBeGreaterThan(0);
   });
-
-  it('bench --n 200 --rounds 2 --json prints one JSON object with every key and deletes its queues', async () => {
-    const r = await run(
-      'bench',
-      '--n',
-      '200',
-      '--rounds',
-      '2',
-      '--samples',
-      '50',
-      '--settle',
-      '0',
-      '--json',
-      '--broker',
-      BROKER,
-    );
-    expect(r.err.text).toBe('');
-    expect(r.code).toBe(0);
-    const lines = r.out.lines();
-    const report = JSON.parse(lines.at(-1)!) as Record<string, unknown>;
-    for (const key of [
-      'store_per_s',
-      'collect_per_s',
-      'raw_store_per_s',
-      'raw_collect_per_s',
-      'waitfor_p50_ms',
-      'waitfor_p99_ms',
-      'rss_mb',
-      'store_ratio',
-      'collect_ratio',
-    ]) {
-      expect(typeof report[key], key).toBe('number');
-    }
-    expect(report['rounds']).toBe(2);
-    const perRound = report['per_round'] as Array<Record<string, unknown>>;
-    expect(perRound).toHaveLength(2);
-    for (const r of perRound) expect(typeof r['raw_collect_per_s']).toBe('number');
-    // Backend: warm-up + 2 rounds of N + samples; bare: warm-up + 2 rounds of N.
-    expect(report['queues_deleted']).toBe(200 + 2 * 200 + 50 + 200 + 2 * 200);
-  }, 120_000);
-
-  it('the built CLI runs the getMany memory phase in a child process and reports both peaks', async () => {
-    // The compiled bin (npm install builds dist/): only there does the child script exist.
-    const bin = fileURLToPath(new URL('../../bin/celery-amqp.js', import.meta.url));
-    const args = [
-      bin,
-      'bench',
-      '--n',
-      '50',
-      '--rounds',
-      '1',
-      '--samples',
-      '10',
-      '--getmany-n',
-      '300',
-      '--settle',
-      '0.05',
-    ];
-    const { stdout } = await execFileAsync(process.execPath, [...args, '--json', '--broker', BROKER], {
-      timeout: 120_000,
-    });
-    const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-    expect(report['getmany_n']).toBe(300);
-    expect(report['getmany_per_s']).toBeGreaterThan(0);
-    expect(report['getmany_rss_mb']).toBeGreaterThan(0);
-    expect(report['getmany_store_rss_mb']).toBeGreaterThan(0);
-    // Backend: warm-up 50 + N + samples; bare: warm-up + N; getMany: 300.
-    expect(report['queues_deleted']).toBe(50 + 50 + 10 + 50 + 50 + 300);
-  }, 120_000);
 });

@@ -1,39 +1,12 @@
 /**
- * Small measurement helpers for `demo` and `bench`: bounded concurrency, percentiles,
- * medians, rates and a peak-RSS sampler.
+ * Small measurement helpers of the bench: percentiles, medians and a peak-RSS sampler, with
+ * the bounded concurrency, rates and rounding it shares with `celery-amqp demo`.
  *
  * @module
  */
+import { round } from '../src/cli/demo-runner.js';
 
-/**
- * Runs `task(i)` for i in [0, count) with at most `concurrency` in flight; rejects on the
- * first failure (the remaining workers stop picking up new items).
- *
- * @example
- * ```ts
- * await pool(1000, 64, (i) => backend.storeResult(ids[i]!, i, 'SUCCESS'));
- * ```
- */
-export async function pool(
-  count: number,
-  concurrency: number,
-  task: (i: number) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < count) {
-      const i = next++;
-      try {
-        await task(i);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
-}
+export { pool, rate, round } from '../src/cli/demo-runner.js';
 
 /**
  * The p-th percentile (0-100) of samples, nearest-rank; NaN for no samples.
@@ -67,24 +40,6 @@ export function median(samples: readonly number[]): number | null {
   const mid = Math.floor(sorted.length / 2);
   const upper = sorted[mid] as number;
   return sorted.length % 2 === 1 ? upper : ((sorted[mid - 1] as number) + upper) / 2;
-}
-
-/**
- * Items per second, rounded to a whole number.
- *
- * @example
- * ```ts
- * rate(4000, 2000); // 2000
- * ```
- */
-export function rate(count: number, ms: number): number {
-  return ms <= 0 ? 0 : Math.round((count * 1000) / ms);
-}
-
-/** Rounds to `digits` decimals (JSON figures stay readable). */
-export function round(value: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
 }
 
 /**

@@ -4,12 +4,19 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import { describeReport } from '../../src/cli/bench.js';
-import type { BenchRecord } from '../../src/cli/bench.js';
-import { queueName } from '../../src/cli/bench/raw-amqplib.js';
-import { runBench, summarizeRounds } from '../../src/cli/bench/run-bench.js';
-import type { SideTimes } from '../../src/cli/bench/run-bench.js';
-import { RssSampler, median, percentile, pool, rate, round } from '../../src/cli/bench/stats.js';
+import { describeReport, runBenchCli } from '../../bench/cli.js';
+import type { BenchRecord } from '../../bench/cli.js';
+import { queueName } from '../../bench/raw-amqplib.js';
+import { runBench, summarizeRounds } from '../../bench/run-bench.js';
+import type { SideTimes } from '../../bench/run-bench.js';
+import { RssSampler, median, percentile, pool, rate, round } from '../../bench/stats.js';
+import { harness } from '../cli-harness.js';
+
+/** A harness whose `run` drives the bench's command line with fake backends. */
+function bench() {
+  const h = harness();
+  return { ...h, run: (...argv: string[]) => runBenchCli(argv, h.io) };
+}
 
 describe('pool', () => {
   it('runs every item once with at most `concurrency` in flight', async () => {
@@ -336,5 +343,36 @@ describe('describeReport', () => {
     expect(text).toContain('node 0.35 ms, burst 0.36 ms, python n/a ms');
     // The last line stays the queue count.
     expect(text.split('\n').at(-1)).toContain('queues deleted');
+  });
+});
+
+describe('the command line (fake backend)', () => {
+  it('on a non-AMQP broker measures the backend only and prints one JSON object', async () => {
+    const h = bench();
+    expect(await h.run('--n', '50', '--samples', '10', '--broker', 'memory://', '--json')).toBe(0);
+    const report = JSON.parse(h.stdout.lines().at(-1)!);
+    expect(report).toMatchObject({
+      n: 50,
+      samples: 10,
+      raw_store_per_s: null,
+      store_ratio: null,
+      broker: 'memory://',
+    });
+    expect(report.store_per_s).toBeGreaterThan(0);
+    expect(report.waitfor_p99_ms).toBeGreaterThanOrEqual(report.waitfor_p50_ms);
+    expect(report.rss_mb).toBeGreaterThan(0);
+    // --rounds defaults to 3, each round storing N on one backend kept open across rounds.
+    expect(report.rounds).toBe(3);
+    expect(report.per_round).toHaveLength(3);
+    expect(h.backends).toHaveLength(1);
+    expect(h.backends[0]!.calls.filter((c) => c.op === 'storeResult')).toHaveLength(50 + 3 * 50 + 10);
+  });
+
+  it('--rounds takes a positive count', async () => {
+    const h = bench();
+    const args = ['--n', '20', '--samples', '5', '--broker', 'memory://', '--json'];
+    expect(await h.run(...args, '--rounds', '2')).toBe(0);
+    expect(JSON.parse(h.stdout.lines().at(-1)!).per_round).toHaveLength(2);
+    expect(await h.run(...args, '--rounds', '0')).toBe(2);
   });
 });

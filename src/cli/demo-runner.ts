@@ -1,13 +1,12 @@
 /**
- * The backend side of `demo` and `bench`: store N results with bounded concurrency, collect
- * them with one `getMany`, and time `waitFor` on already-stored results.
+ * The backend side of `celery-amqp demo` (and of the bench, which reuses it): store N results
+ * with bounded concurrency and collect them with one `getMany`, checking every value.
  *
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { AMQPBackend } from '../../celery/amqp-backend.js';
-import type { TaskMeta } from '../../celery/backend-types.js';
-import { percentile, pool } from './stats.js';
+import type { AMQPBackend } from '../celery/amqp-backend.js';
+import type { TaskMeta } from '../celery/backend-types.js';
 
 /** N fresh task ids (UUID4, as Celery makes them). */
 export function taskIds(n: number): string[] {
@@ -101,25 +100,49 @@ export async function collectAll(
 }
 
 /**
- * Latency of `waitFor` on results that are already stored: one sequential call per id
- * (waitFor consumes the result, so each sample needs an id of its own). Returns ms.
+ * Runs `task(i)` for i in [0, count) with at most `concurrency` in flight; rejects on the
+ * first failure (the remaining workers stop picking up new items).
  *
  * @example
  * ```ts
- * await storeAll(backend, ids, 64); const lat = await waitForLatencies(backend, ids);
+ * await pool(1000, 64, (i) => backend.storeResult(ids[i]!, i, 'SUCCESS'));
  * ```
  */
-export async function waitForLatencies(backend: AMQPBackend, ids: readonly string[]): Promise<number[]> {
-  const latencies: number[] = [];
-  for (const id of ids) {
-    const start = performance.now();
-    await backend.waitFor(id, { timeout: 10_000, propagate: false });
-    latencies.push(performance.now() - start);
-  }
-  return latencies;
+export async function pool(
+  count: number,
+  concurrency: number,
+  task: (i: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < count) {
+      const i = next++;
+      try {
+        await task(i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
 }
 
-/** p50 and p99 of latency samples, in ms. */
-export function latencySummary(latencies: readonly number[]): { p50: number; p99: number } {
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+/**
+ * Items per second, rounded to a whole number.
+ *
+ * @example
+ * ```ts
+ * rate(4000, 2000); // 2000
+ * ```
+ */
+export function rate(count: number, ms: number): number {
+  return ms <= 0 ? 0 : Math.round((count * 1000) / ms);
+}
+
+/** Rounds to `digits` decimals (JSON figures stay readable). */
+export function round(value: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
 }

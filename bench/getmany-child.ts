@@ -9,8 +9,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AMQPBackend } from '../../celery/amqp-backend.js';
-import type { AMQPBackendOptions } from '../../celery/backend-options.js';
+import { AMQPBackend } from '../src/celery/amqp-backend.js';
+import type { AMQPBackendOptions } from '../src/celery/backend-options.js';
 import { collectAll } from './backend-runner.js';
 import { RssSampler } from './stats.js';
 

@@ -1,5 +1,6 @@
 /**
- * `celery-amqp bench`: the backend against bare amqplib on the same broker, in the same run,
+ * The bench's command line (`npm run bench -- [flags]`, from a checkout; not part of the
+ * published package): the backend against bare amqplib on the same broker, in the same run,
  * at the same concurrency, over `--rounds` alternating rounds whose medians are reported (see
  * bench/run-bench.ts for the plan and bench/raw-amqplib.ts for the fairness rules). With
  * `--json` the last stdout line is one JSON object; `--out FILE` also writes it to a file
@@ -9,14 +10,16 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { redact } from '../errors.js';
-import { runRpcBench } from './bench/rpc-bench.js';
-import type { RpcBenchReport } from './bench/rpc-bench.js';
-import { isAmqp, runBench } from './bench/run-bench.js';
-import type { BenchReport, RoundRates } from './bench/run-bench.js';
-import { Output, formatCount, progress } from './io.js';
-import type { CliIo } from './io.js';
+import { redact } from '../src/errors.js';
+import { runRpcBench } from './rpc-bench.js';
+import type { RpcBenchReport } from './rpc-bench.js';
+import { isAmqp, runBench } from './run-bench.js';
+import type { BenchReport, RoundRates } from './run-bench.js';
+import { Output, formatCount, progress } from '../src/cli/io.js';
+import type { CliIo } from '../src/cli/io.js';
+import { configureProgram, runProgram } from '../src/cli/main.js';
 import {
   addResultOptions,
   backendOptions,
@@ -24,8 +27,8 @@ import {
   openBackend,
   parseCount,
   secondsToMs,
-} from './options.js';
-import type { ResultOptions } from './options.js';
+} from '../src/cli/options.js';
+import type { ResultOptions } from '../src/cli/options.js';
 
 interface BenchOptions extends ResultOptions {
   n: number;
@@ -164,15 +167,15 @@ export function describeReport(r: BenchRecord): string {
 }
 
 /**
- * Builds the `bench` command.
+ * Builds the bench's program.
  *
  * @example
  * ```ts
- * program.addCommand(benchCommand(io));
+ * await benchCommand(io).parseAsync(['--n', '4000', '--json'], { from: 'user' });
  * ```
  */
 export function benchCommand(io: CliIo): Command {
-  const cmd = new Command('bench')
+  const cmd = configureProgram(new Command('bench'), io)
     .description('measure store/collect throughput and waitFor latency against bare amqplib')
     .option('--n <count>', 'results per side', parseCount, 4000)
     .option('--concurrency <count>', 'stores in flight (backend) = channels (bare amqplib)', parseCount, 64)
@@ -235,7 +238,7 @@ export function benchCommand(io: CliIo): Command {
       // The embedded broker lives in this process: a child could not see its queues.
       getmanyChild: isAmqp(getmanyUrl)
         ? async (ids) =>
-            (await import('./bench/getmany-child.js')).runGetManyChild({
+            (await import('./getmany-child.js')).runGetManyChild({
               options: { ...backendOptions(benchOpts, getmanyUrl), connection: getmanyUrl },
               ids,
               timeoutMs: opts.timeout,
@@ -286,4 +289,22 @@ export function benchCommand(io: CliIo): Command {
     out.result(record, () => describeReport(record));
   });
   return cmd;
+}
+
+/**
+ * Runs the bench on `argv` (the arguments after the script) and returns the exit code, as
+ * `celery-amqp`'s commands do: 0 success, 1 failure, 2 usage error.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runBenchCli(['--n', '4000', '--json']);
+ * ```
+ */
+export function runBenchCli(argv: string[], io?: CliIo): Promise<number> {
+  return runProgram(benchCommand, argv, io);
+}
+
+// Run as a script (`npm run bench` runs the compiled file), not when imported by a test.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exitCode = await runBenchCli(process.argv.slice(2));
 }

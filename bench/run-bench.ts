@@ -1,5 +1,5 @@
 /**
- * The measurement plan of `celery-amqp bench`. Both sides run in the same process against
+ * The measurement plan of the bench (`npm run bench`). Both sides run in the same process against
  * the same broker, at the same concurrency, over one backend and one bare client that stay
  * open for the whole comparison:
  *
@@ -17,7 +17,7 @@
  *
  * @module
  */
-import type { AMQPBackend } from '../../celery/amqp-backend.js';
+import type { AMQPBackend } from '../src/celery/amqp-backend.js';
 import {
   collectAll,
   latencySummary,
@@ -28,7 +28,7 @@ import {
 } from './backend-runner.js';
 import type { GetManyChildOutput } from './getmany-child.js';
 import { RawAmqp } from './raw-amqplib.js';
-import { sleep } from '../../kombu/retry.js';
+import { sleep } from '../src/kombu/retry.js';
 import { RssSampler, median, rate, round } from './stats.js';
 
 /** A progress handle for one phase (a no-op off a terminal). */

@@ -31,10 +31,10 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Celery } from '../../celery/app.js';
-import { ResultSet } from '../../celery/result.js';
-import { RPCBackend } from '../../celery/rpc-backend.js';
-import { Connection } from '../../kombu/connection.js';
+import { Celery } from '../src/celery/app.js';
+import { ResultSet } from '../src/celery/result.js';
+import { RPCBackend } from '../src/celery/rpc-backend.js';
+import { Connection } from '../src/kombu/connection.js';
 import { median, pool, rate } from './stats.js';
 
 /**
