@@ -1,5 +1,5 @@
 /**
- * The bare-amqplib baseline of `bench`: the same wire shape as the backend (WIRE.md sections
+ * The bare-amqplib baseline of `bench`: the same wire shape as the backend (docs/wire.md sections
  * 1-3: a direct durable `celeryresults` exchange, one durable auto-delete queue per task named
  * after the id without dashes, with x-expires), written as directly as amqplib allows.
  *

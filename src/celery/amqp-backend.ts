@@ -1,6 +1,6 @@
 /**
  * Celery's AMQP result backend (`celery.backends.amqp.AMQPBackend`, Celery 3.1/4.4), wire
- * compatible with Python Celery (WIRE.md): one queue per task on the `celeryresults`
+ * compatible with Python Celery (docs/wire.md): one queue per task on the `celeryresults`
  * exchange, results as messages, polling with the basic.get fast-forward, waiting by
  * consuming.
  *

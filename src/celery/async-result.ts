@@ -1,6 +1,6 @@
 /**
  * {@link AsyncResult}: one task's result (Celery's `celery.result.AsyncResult`), and the
- * result tuple types the wire uses for `children` (WIRE.md §3).
+ * result tuple types the wire uses for `children` (docs/wire.md §3).
  *
  * Depends on the {@link ResultBackend} interface only, never on the backend class.
  *
@@ -18,12 +18,12 @@ import { EXCEPTION_STATES, FAILURE, PENDING, PROPAGATE_STATES, SUCCESS, isReady 
 import type { State } from './states.js';
 
 /**
- * An AsyncResult as a tuple: `[[id, parentTuple | null], null]` (WIRE.md §3). Celery 3.1
+ * An AsyncResult as a tuple: `[[id, parentTuple | null], null]` (docs/wire.md §3). Celery 3.1
  * also sent a bare id for the first element; {@link resultFromTuple} accepts that too.
  */
 export type AsyncResultTuple = [[string, ResultTuple | null], null];
 
-/** A GroupResult as a tuple: `[group_id, [child tuples...]]` (Celery 3.1's form, WIRE.md §3). */
+/** A GroupResult as a tuple: `[group_id, [child tuples...]]` (Celery 3.1's form, docs/wire.md §3). */
 export type GroupResultTuple = [string, ResultTuple[]];
 
 /** Either result tuple. */

@@ -8,7 +8,7 @@
  */
 
 /**
- * A task's state and result as the backend stores and returns it (WIRE.md §3).
+ * A task's state and result as the backend stores and returns it (docs/wire.md §3).
  *
  * @example
  * ```ts

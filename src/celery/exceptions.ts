@@ -1,6 +1,6 @@
 /**
  * Task exceptions and their (de)serialization as Celery sends them under a non-pickle
- * serializer (WIRE.md §3):
+ * serializer (docs/wire.md §3):
  *
  * - Celery 3.1: `{"exc_type": "<class name>", "exc_message": "<str(exc)>"}`
  * - Celery 4.x / 5.x: `{"exc_type": "<qualname>", "exc_message": [args...], "exc_module": "<module>"}`

@@ -1,5 +1,5 @@
 /**
- * The result message body (WIRE.md §3): building it for a store, and decoding and validating
+ * The result message body (docs/wire.md §3): building it for a store, and decoding and validating
  * it when read back. Kept apart from the backend so the store path, the poll path and
  * getMany share one definition.
  *

@@ -1,7 +1,7 @@
 /**
  * The RPC result backend (`rpc://`, Celery 4.x/5.x's `celery.backends.rpc.RPCBackend`): one
  * reply queue per client, results sent to the default exchange with the task message's
- * `reply_to` as routing key (WIRE.md §6).
+ * `reply_to` as routing key (docs/wire.md §6).
  *
  * What Celery 5.2 really declares (rpc.py `binding`, checked with `rabbitmqctl`): the reply
  * queue is named after the app's oid (a UUID string with dashes), `durable: false`,

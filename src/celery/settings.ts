@@ -1,6 +1,6 @@
 /**
  * Result backend settings: Celery 4.x lower-case names and the 3.1 upper-case names, in
- * Celery's units, resolved to one camelCase object in milliseconds (WIRE.md §1).
+ * Celery's units, resolved to one camelCase object in milliseconds (docs/wire.md §1).
  *
  * @module
  */
@@ -80,7 +80,7 @@ const NAMES: Readonly<Record<Key, readonly [keyof CelerySettings, keyof CelerySe
 
 const KNOWN = new Set<string>(Object.values(NAMES).flat());
 
-/** Celery 4.x defaults (WIRE.md §1). */
+/** Celery 4.x defaults (docs/wire.md §1). */
 export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
   exchange: 'celeryresults',
   exchangeType: 'direct',

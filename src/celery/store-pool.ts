@@ -219,7 +219,7 @@ export class StorePool {
 
   /**
    * Exchange, queue and binding, declared before every store as Celery's NoCacheQueue does
-   * (WIRE.md section 2). The exchange too: an exchange deleted since (by an operator, a
+   * (docs/wire.md §2). The exchange too: an exchange deleted since (by an operator, a
    * vhost cleanup) is recreated by the next store, where a once-per-connection declare
    * failed every store with 404 until a reconnect; an existing exchange costs the broker a
    * lookup. Straight to the channel with option objects built once, and never recorded

@@ -378,7 +378,7 @@ export class Queue implements Declarable {
 }
 
 /**
- * A queue whose declaration is never cached by `maybeDeclare` (WIRE.md §2): Celery's result
+ * A queue whose declaration is never cached by `maybeDeclare` (docs/wire.md §2): Celery's result
  * queue class, declared before every publish and poll.
  *
  * @example

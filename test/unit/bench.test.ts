@@ -267,7 +267,7 @@ describe('runBench on memory:// (no bare side)', () => {
   });
 });
 
-it('queue names are task ids without dashes (WIRE.md 2)', () => {
+it('queue names are task ids without dashes (docs/wire.md §2)', () => {
   expect(queueName('c3a9f5e2-7d41-4b8e-9a0c-1f2e3d4c5b6a')).toBe('c3a9f5e27d414b8e9a0c1f2e3d4c5b6a');
 });
 
