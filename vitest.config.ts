@@ -3,6 +3,17 @@ import { configDefaults, defineConfig } from 'vitest/config';
 /** Files that stop the broker app or drop every connection: they must run alone. */
 const SERIAL = ['test/fault/**/*.serial.test.ts'];
 
+/** Runs on the embedded broker only: needs nothing from the machine. */
+const UNIT = ['test/unit/**/*.test.ts'];
+
+/**
+ * Starts RabbitMQ and installs the Python peers when they are missing (or fails at once
+ * with the commands to run), so that `npm test` alone passes on a fresh machine. Vitest runs
+ * a project's global setup only when that project has files to run: `vitest run test/unit`
+ * never touches the machine.
+ */
+const MACHINE_SETUP = ['test/setup/global-setup.ts'];
+
 export default defineConfig({
   test: {
     // Integration, interop and fault suites share one RabbitMQ; unique names keep them apart,
@@ -16,20 +27,26 @@ export default defineConfig({
     projects: [
       {
         extends: true,
+        test: { name: 'unit', include: UNIT },
+      },
+      {
+        extends: true,
         test: {
           name: 'main',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...SERIAL],
+          exclude: [...configDefaults.exclude, ...UNIT, ...SERIAL],
+          globalSetup: MACHINE_SETUP,
         },
       },
       {
-        // groupOrder 1: starts after every 'main' file has finished, one file at a time.
+        // groupOrder 1: starts after every 'unit' and 'main' file has finished, one file at a time.
         extends: true,
         test: {
           name: 'serial',
           include: SERIAL,
           fileParallelism: false,
           testTimeout: 180_000,
+          globalSetup: MACHINE_SETUP,
           sequence: { groupOrder: 1 },
         },
       },
