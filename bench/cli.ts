@@ -220,7 +220,7 @@ export function benchCommand(io: CliIo): Command {
       parseCount,
       1,
     );
-  addResultOptions(cmd).action(async (opts: BenchOptions) => {
+  addResultOptions(cmd, { retries: false }).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
     const url = brokerUrl(opts, io);
     // A crashed run cannot delete its queues: a short x-expires lets the broker drop them
@@ -253,7 +253,7 @@ export function benchCommand(io: CliIo): Command {
       expires: benchOpts.expires,
       // Same number of channels as the bare side: the ratio compares code, not parallelism.
       open: (brokerForPhase) =>
-        openBackend({ ...benchOpts, broker: brokerForPhase }, io, undefined, {
+        openBackend({ ...benchOpts, broker: brokerForPhase }, io, {
           storeChannels: opts.concurrency,
         }),
       phase: (label, total) => progress(io, label, total),

@@ -41,7 +41,7 @@ export function demoCommand(io: CliIo): Command {
         .argParser(secondsToMs)
         .default(120_000, '120'),
     );
-  addResultOptions(cmd, `broker URL (default: ${DEMO_BROKER}, the embedded broker)`).action(
+  addResultOptions(cmd, { brokerHelp: `broker URL (default: ${DEMO_BROKER}, the embedded broker)` }).action(
     async (opts: DemoOptions) => {
       const out = new Output(io, opts.json === true);
       // Only an explicit --broker leaves the embedded broker: the demo must run anywhere.

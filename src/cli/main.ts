@@ -8,10 +8,12 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { redact } from '../errors.js';
+import { DEFAULT_BROKER_URL } from '../transport/url.js';
 import { demoCommand } from './demo.js';
 import { getCommand } from './get.js';
 import { EXIT, processIo, reportError } from './io.js';
 import type { CliIo } from './io.js';
+import { DEFAULT_RETRIES } from './options.js';
 import { storeCommand } from './store.js';
 import { waitCommand } from './wait.js';
 import { watchCommand } from './watch.js';
@@ -48,7 +50,17 @@ export function buildProgram(io: CliIo): Command {
     cmd.exitOverride().configureOutput(program.configureOutput());
     program.addCommand(cmd);
   }
-  return program;
+  return program.addHelpText(
+    'after',
+    `
+Reading results: \`get\` leaves the result on the broker (repeatable). \`wait\` and \`watch\`
+consume the result messages, as Celery's wait_for and get_many do: afterwards another \`wait\`
+times out and \`get\` shows PENDING. \`wait --keep\` polls as \`get\` does and leaves the result.
+
+Broker: --broker, else $CELERY_BROKER_URL, else ${DEFAULT_BROKER_URL}.
+Connection failures are retried (--retries, default ${DEFAULT_RETRIES}), each retry announced on
+stderr. Durations in seconds. Exit codes: 0 ok, 1 error, 2 usage, 3 timeout, 130 interrupted.`,
+  );
 }
 
 /**

@@ -8,6 +8,7 @@ import { ConnectionError } from '../../src/errors.js';
 import { describeError, toJsonLine } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { parseExpires, secondsToMs } from '../../src/cli/options.js';
+import { editDistance, statusProblem } from '../../src/cli/store.js';
 import { FakeBackend, harness } from '../cli-harness.js';
 
 /** A harness whose `run` drives `celery-amqp` with the given environment. */
@@ -42,10 +43,11 @@ describe('seconds to milliseconds', () => {
     const b = h.backends[0]!;
     expect(b.options.expires).toBe(60_000);
     expect(b.options.persistent).toBe(false);
-    expect(b.calls[0]).toMatchObject({
-      op: 'waitFor',
-      args: ['t-secs', { timeout: 2500, propagate: false }],
-    });
+    expect(b.calls[0]).toMatchObject({ op: 'waitFor', args: ['t-secs', { propagate: false }] });
+    // The deadline is taken once, before the backend is opened: what is left of 2.5 s.
+    const timeout = (b.calls[0]!.args[1] as { timeout: number }).timeout;
+    expect(timeout).toBeGreaterThan(2000);
+    expect(timeout).toBeLessThanOrEqual(2500);
     expect(b.closed).toBe(true);
   });
 });
@@ -58,6 +60,10 @@ describe('usage errors exit 2', () => {
     [['wait', 'id', '--timeout', 'soon']],
     [['get', 'id', '--serializer', 'pickle']],
     [['get', 'id', '--no-such-flag']],
+    [['get', 'id', '--retries', '-1']],
+    [['store', 'id', 'success', '1']],
+    [['store', 'id', 'SUCESS', '1']],
+    [['store', 'id', 'In Progress', '1']],
     [['demo', '--n', '0']],
   ])('%j', async (argv) => {
     const h = cli();
@@ -120,10 +126,10 @@ describe('output', () => {
     expect(JSON.parse(j.stdout.text).result).toEqual([1, 2]);
   });
 
-  it('uses --broker, else CELERY_BROKER_URL, else the local RabbitMQ', async () => {
+  it("uses --broker, else CELERY_BROKER_URL, else amqp://guest:guest@localhost:5672// (Celery's rule)", async () => {
     const a = cli();
     await a.run('get', 'x');
-    expect(a.backends[0]!.options.connection).toBe('amqp://guest:guest@127.0.0.1:5672//');
+    expect(a.backends[0]!.options.connection).toBe('amqp://guest:guest@localhost:5672//');
     const b = cli({ CELERY_BROKER_URL: 'amqp://u:p@h:1/v' });
     await b.run('get', 'x');
     expect(b.backends[0]!.options.connection).toBe('amqp://u:p@h:1/v');
@@ -155,7 +161,10 @@ describe('timeouts exit 3', () => {
     expect(await h.run('watch', 'w1', 'w2', 'w3', 'w4', 'w5', '--timeout', '0.05')).toBe(3);
     expect(h.stdout.lines().map((l) => JSON.parse(l).task_id)).toEqual(['w1', 'w2']);
     expect(h.stderr.text).toContain('3 of 5 results missing');
-    expect(h.backends[0]!.calls[0]!.args[1]).toMatchObject({ timeout: 50 });
+    // What is left of the 0.05 s deadline, taken before the backend was opened.
+    const { timeout } = h.backends[0]!.calls[0]!.args[1] as { timeout: number };
+    expect(timeout).toBeGreaterThan(0);
+    expect(timeout).toBeLessThanOrEqual(50);
   });
 });
 
@@ -165,6 +174,8 @@ describe('errors', () => {
     h.io.createBackend = () => {
       throw new ConnectionError('403 ACCESS_REFUSED connecting to amqp://guest:secret@127.0.0.1:5672//', {
         cause: new Error('Login was refused\n using authentication mechanism PLAIN'),
+        // As fromReply() makes a 403: reconnecting cannot fix it, so it is not retried.
+        recoverable: false,
       });
     };
     expect(await h.run('get', 'x', '--broker', 'amqp://guest:secret@127.0.0.1:5672//')).toBe(1);
@@ -209,5 +220,155 @@ describe('demo orchestration (fake backend)', () => {
     };
     expect(await h.run('demo', '--n', '5')).toBe(1);
     expect(h.stderr.text).toContain('verification failed: 0 results missing, 5 with a wrong value');
+  });
+});
+
+describe('retries', () => {
+  /** A harness whose first `failures` backends fail to open with `error`. */
+  function failing(failures: number, error: () => Error) {
+    const h = cli();
+    let opened = 0;
+    const create = h.io.createBackend!;
+    h.io.createBackend = (options) => {
+      opened++;
+      if (opened <= failures) throw error();
+      return create(options);
+    };
+    return { ...h, opened: () => opened };
+  }
+  const refused = () =>
+    new ConnectionError('cannot connect to amqp://g:pw@127.0.0.1:1//: connect ECONNREFUSED');
+
+  it('announces each retry on stderr with its count, and --retries bounds them', async () => {
+    const h = failing(Number.POSITIVE_INFINITY, refused);
+    expect(await h.run('store', 'r-1', 'SUCCESS', '1', '--retries', '2')).toBe(1);
+    expect(h.opened()).toBe(3);
+    const lines = h.stderr.lines();
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^celery-amqp: retrying \(1\/2\): cannot connect to amqp:\/\/g:\*\*\*\*@/);
+    expect(lines[1]).toMatch(/^celery-amqp: retrying \(2\/2\): /);
+    expect(lines[2]).toMatch(/^celery-amqp: error: cannot connect/);
+    expect(h.stderr.text).not.toContain(':pw@');
+  });
+
+  it('retries 20 times by default and goes on once the broker answers', async () => {
+    const h = failing(1, refused);
+    expect(await h.run('get', 'r-2')).toBe(0);
+    expect(h.stderr.lines()).toEqual([expect.stringMatching(/^celery-amqp: retrying \(1\/20\): /)]);
+    expect(JSON.parse(h.stdout.text)).toMatchObject({ task_id: 'r-2', status: 'PENDING' });
+  });
+
+  it('does not retry what reconnecting cannot fix (a refused login), nor a timeout', async () => {
+    const h = failing(
+      Number.POSITIVE_INFINITY,
+      () => new ConnectionError('403 ACCESS_REFUSED', { recoverable: false }),
+    );
+    expect(await h.run('get', 'r-3')).toBe(1);
+    expect(h.opened()).toBe(1);
+    expect(h.stderr.lines()).toHaveLength(1);
+    const t = cli();
+    expect(await t.run('wait', 'r-never', '--timeout', '0.01')).toBe(3);
+    expect(t.backends).toHaveLength(1);
+  });
+
+  it('--retries 0 fails at the first error, and the backend itself never retries silently', async () => {
+    const h = failing(Number.POSITIVE_INFINITY, refused);
+    expect(await h.run('get', 'r-4', '--retries', '0')).toBe(1);
+    expect(h.opened()).toBe(1);
+    const ok = cli();
+    await ok.run('get', 'r-5');
+    expect(ok.backends[0]!.options.retryPolicy).toEqual({ maxRetries: 0 });
+  });
+});
+
+describe('one line per error', () => {
+  it('says the broker reply once when the cause quotes it again', () => {
+    const reply =
+      'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.';
+    const err = new ConnectionError(`access refused by amqp://guest:****@127.0.0.1:5672//: ${reply}`, {
+      cause: new Error(`Handshake terminated by server: 403 (ACCESS-REFUSED) with message "${reply}"`),
+    });
+    const text = describeError(err);
+    expect(text.match(/ACCESS_REFUSED/g)).toHaveLength(1);
+    expect(text).toBe(`access refused by amqp://guest:****@127.0.0.1:5672//: ${reply}`);
+  });
+});
+
+describe('store refuses a status that is not a state', () => {
+  it('accepts Celery states and upper-case custom states', () => {
+    for (const status of ['SUCCESS', 'FAILURE', 'STARTED', 'RETRY', 'PROGRESS', 'BOGUS', 'UPLOADING_2']) {
+      expect(statusProblem(status), status).toBeUndefined();
+    }
+  });
+
+  it('refuses other spellings and near-misses of a state, naming it', () => {
+    expect(statusProblem('success')).toContain('did you mean SUCCESS?');
+    expect(statusProblem('Failure')).toContain('did you mean FAILURE?');
+    expect(statusProblem('SUCESS')).toContain('did you mean SUCCESS?');
+    expect(statusProblem('progress')).toContain('custom states are upper-case');
+    expect(statusProblem('IN PROGRESS')).toContain('--force');
+    expect(editDistance('SUCESS', 'SUCCESS')).toBe(1);
+    expect(editDistance('', 'ABC')).toBe(3);
+  });
+
+  it('stores nothing when refused, and anything with --force', async () => {
+    const h = cli();
+    expect(await h.run('store', 's-1', 'success', '1')).toBe(2);
+    expect(h.stderr.lines()).toHaveLength(1);
+    expect(h.stderr.text).toContain("'success' is not a Celery state; did you mean SUCCESS?");
+    expect(h.backends).toHaveLength(0);
+    const f = cli();
+    expect(await f.run('store', 's-1', 'success', '1', '--force')).toBe(0);
+    expect(FakeBackend.store.get('s-1')?.status).toBe('success');
+  });
+});
+
+describe('wait --keep', () => {
+  it('polls getTaskMeta (which leaves the result) until ready, never waitFor', async () => {
+    FakeBackend.store.set('k-1', {
+      task_id: 'k-1',
+      status: 'STARTED',
+      result: null,
+      traceback: null,
+      children: null,
+    });
+    const h = cli();
+    let polls = 0;
+    const create = h.io.createBackend!;
+    h.io.createBackend = async (options) => {
+      const b = await create(options);
+      const get = b.getTaskMeta.bind(b);
+      b.getTaskMeta = async (id, o) => {
+        // Ready on the third poll.
+        if (++polls === 3)
+          FakeBackend.store.set('k-1', { ...FakeBackend.store.get('k-1')!, status: 'SUCCESS', result: 7 });
+        return get(id, o);
+      };
+      return b;
+    };
+    expect(await h.run('wait', 'k-1', '--keep', '--interval', '0.01', '--timeout', '5')).toBe(0);
+    expect(JSON.parse(h.stdout.text)).toMatchObject({ status: 'SUCCESS', result: 7 });
+    const ops = h.backends[0]!.calls.map((c) => c.op);
+    expect(ops).toEqual(['getTaskMeta', 'getTaskMeta', 'getTaskMeta']);
+  });
+
+  it('times out with exit 3', async () => {
+    const h = cli();
+    expect(await h.run('wait', 'k-never', '--keep', '--interval', '0.01', '--timeout', '0.05')).toBe(3);
+    expect(h.stderr.lines()).toHaveLength(1);
+    expect(h.backends[0]!.calls.every((c) => c.op === 'getTaskMeta')).toBe(true);
+  });
+
+  it('--help says which commands consume the result', async () => {
+    const h = cli();
+    expect(await h.run('--help')).toBe(0);
+    expect(h.stdout.text).toContain('`get` leaves the result on the broker');
+    expect(h.stdout.text).toContain('`wait` and `watch`\nconsume the result messages');
+    expect(h.stdout.text).toMatch(
+      /wait \[options\] <task-id>\s+wait until a task is ready and print it \(consumes it unless --keep\)/,
+    );
+    const w = cli();
+    expect(await w.run('wait', '--help')).toBe(0);
+    expect(w.stdout.text).toContain('--keep');
   });
 });
