@@ -7,8 +7,8 @@
  * GitHub and npm:
  *
  * ```md
- * <!-- readme-test: run -->          compile (ts) and run it; it must exit 0 in time
- * <!-- readme-test: run timeout=60 -->  the same with its own limit in seconds (default 30)
+ * <!-- readme-test: run -->          compile (ts) and run it; it must exit 0 in time (60 s)
+ * <!-- readme-test: run timeout=90 -->  the same with its own limit in seconds
  * <!-- readme-test: compile -->      compile only (it needs something the test cannot give)
  * <!-- readme-test: skip -->         neither (say why in the prose around it)
  * ```
