@@ -69,9 +69,9 @@ export class PickledObject {
   /** The state it was given (its `__dict__` or `__setstate__` argument); `null` for none. */
   readonly state: unknown;
   /** Keyword arguments (protocol 4 `__getnewargs_ex__`), when there were any. */
-  readonly kwargs?: Readonly<Record<string, unknown>>;
+  declare readonly kwargs?: Readonly<Record<string, unknown>>;
   /** Items appended or set on it (a list or dict subclass); set items are `[key, value]` pairs. */
-  readonly items?: readonly unknown[];
+  declare readonly items?: readonly unknown[];
 
   constructor(
     module: string,

@@ -28,9 +28,11 @@ export function yamlLoadBounded(text: string, ctx: DecodeContext): unknown {
   const { maxDepth } = ctx.limits;
   let events: Event[];
   try {
-    // js-yaml counts the levels it is in when it opens one more: maxDepth + 1 lets exactly
-    // maxDepth levels through; a non-finite limit is left to its own default.
-    events = parseEvents(text, Number.isFinite(maxDepth) ? { maxDepth: maxDepth + 1 } : {});
+    // js-yaml counts the document and the scalar at the bottom as levels too: + 2 lets
+    // exactly maxDepth collections through.
+    events = parseEvents(text, {
+      maxDepth: Number.isFinite(maxDepth) ? maxDepth + 2 : Number.MAX_SAFE_INTEGER,
+    });
   } catch (err) {
     if (err instanceof YAMLException && /maxDepth/.test(err.message)) {
       throw limitError(
