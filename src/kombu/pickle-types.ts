@@ -47,7 +47,8 @@ function timedeltaSeconds(value: unknown): number | undefined {
   if (!(value instanceof PickleInstance) || value.cls.qualified !== 'datetime.timedelta') return undefined;
   const [days = 0, seconds = 0, us = 0] = value.args;
   if (typeof days !== 'number' || typeof seconds !== 'number' || typeof us !== 'number') return undefined;
-  return days * 86400 + seconds + us / 1e6;
+  // One division of the whole microseconds, as Python's total_seconds() rounds.
+  return ((days * 86400 + seconds) * 1e6 + us) / 1e6;
 }
 
 const zoneFormats = new Map<string, Intl.DateTimeFormat | null>();
