@@ -3,7 +3,7 @@
  * it stops as soon as the output passes `maxOutputLength`, throwing a `BODY_TOO_LARGE`
  * DecodeError, so a bomb is never inflated in full.
  *
- * Packages (measurements in bench/README.md):
+ * Packages (figures in bench/README.md, "Codecs"):
  * - bzip2: seek-bzip decodes (pure JS, byte-by-byte output we can stop); bzip2-encoder.ts
  *   encodes (no well-kept npm encoder fits, see there).
  * - xz: lzma-native (liblzma, the library Python's lzma module wraps; prebuilt N-API

@@ -26,7 +26,7 @@ export interface MessageOptions {
   maxBytes?: number | undefined;
   /** Decode limits (size, depth, aliases...). @default DEFAULT_DECODE_LIMITS */
   limits?: Partial<DecodeLimits> | undefined;
-  /** Names the message in decode errors. @default `task <id>` from the task id header or correlation id */
+  /** Names the message at the head of decode errors, e.g. `task <id>`. @default undefined */
   label?: string | undefined;
   /** Delivered with no_ack: settling is an error. @default false */
   noAck?: boolean | undefined;
@@ -66,7 +66,7 @@ export class Message {
   maxBytes: number | undefined;
   /** Decode limits. @default undefined (DEFAULT_DECODE_LIMITS) */
   limits: Partial<DecodeLimits> | undefined;
-  /** Names the message in decode errors. @default undefined (derived from the task id) */
+  /** Names the message at the head of decode errors. @default undefined */
   label: string | undefined;
   /** True when delivered without acknowledgement. @default false */
   readonly noAck: boolean;
@@ -155,7 +155,7 @@ export class Message {
       accept: this.accept,
       maxBytes: this.maxBytes,
       limits: this.limits,
-      label: this.label ?? taskLabel(this.properties),
+      label: this.label,
     });
   }
 
@@ -221,12 +221,6 @@ export class Message {
     if (ch === null || ch.closed) return null;
     return ch;
   }
-}
-
-/** `task <id>` from a task message's `id` header or a result's correlation id (capped). */
-function taskLabel(properties: MessageProperties): string | undefined {
-  const id = properties.headers?.['id'] ?? properties.correlationId;
-  return typeof id === 'string' && id !== '' ? `task ${id.slice(0, 200)}` : undefined;
 }
 
 /**

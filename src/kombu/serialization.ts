@@ -15,7 +15,13 @@
  */
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import { DUMP_SCHEMA, dump as yamlDump } from 'js-yaml';
-import { ArgumentError, ContentDisallowedError, DecodeError, EncodeError } from '../errors.js';
+import {
+  ArgumentError,
+  ContentDisallowedError,
+  DecodeError,
+  DecodeLimitError,
+  EncodeError,
+} from '../errors.js';
 import type { DecodeContext, DecodeLimits } from './decode-limits.js';
 import { checkJsonShape, checkMsgpackShape, decodeContext, limitError } from './decode-limits.js';
 import { pickleLoads } from './pickle.js';
@@ -269,9 +275,10 @@ export function loads(
 ): unknown {
   const type = contentType === undefined || contentType === '' ? 'application/data' : contentType;
   const { accept, maxBytes, label } = options;
-  if (type === PICKLE_CONTENT_TYPE && accept === undefined) throw untrusted(type, 'disabled');
+  const head = label === undefined || label === '' ? '' : `${label}: `;
+  if (type === PICKLE_CONTENT_TYPE && accept === undefined) throw untrusted(type, 'disabled', head);
   if (accept !== undefined && !TRUSTED_CONTENT.has(type) && !isAccepted(accept, type)) {
-    throw untrusted(type, 'untrusted');
+    throw untrusted(type, 'untrusted', head);
   }
   const ctx = decodeContext(options.limits, maxBytes, label);
   if (body.length > ctx.limits.maxDecodedBytes) {
@@ -288,16 +295,13 @@ export function loads(
     try {
       return entry.decode(body, ctx);
     } catch (err) {
-      if (err instanceof DecodeError) throw err;
-      throw new DecodeError(
-        `${ctx.label === undefined ? '' : `${ctx.label}: `}cannot decode ${type} body: ${errorText(err)}`,
-        {
-          cause: err,
-        },
-      );
+      // Limit errors already carry the label; anything else gets it and the content type.
+      if (err instanceof DecodeLimitError) throw err;
+      const code = err instanceof DecodeError ? err.code : 'DECODE_ERROR';
+      throw new DecodeError(`${head}cannot decode ${type} body: ${errorText(err)}`, { cause: err, code });
     }
   }
-  return decodeByEncoding(body, type, contentEncoding);
+  return decodeByEncoding(body, type, contentEncoding, head);
 }
 
 function isAccepted(accept: ReadonlySet<string> | readonly string[], type: string): boolean {
@@ -308,13 +312,13 @@ function isAccepted(accept: ReadonlySet<string> | readonly string[], type: strin
   return list.includes(type) || (name !== undefined && list.includes(name));
 }
 
-function untrusted(type: string, why: 'untrusted' | 'disabled'): ContentDisallowedError {
+function untrusted(type: string, why: 'untrusted' | 'disabled', head: string): ContentDisallowedError {
   const name = typeToName.get(type);
   const label = name === undefined || name === type ? type : `${name} (${type})`;
-  return new ContentDisallowedError(`Refusing to deserialize ${why} content of type ${label}`);
+  return new ContentDisallowedError(`${head}Refusing to deserialize ${why} content of type ${label}`);
 }
 
-function decodeByEncoding(body: Buffer, type: string, encoding: string | undefined): unknown {
+function decodeByEncoding(body: Buffer, type: string, encoding: string | undefined, head: string): unknown {
   const enc = encoding === undefined || encoding === '' ? 'binary' : encoding.toLowerCase();
   if (SKIP_DECODE.has(enc)) return body;
   try {
@@ -322,7 +326,7 @@ function decodeByEncoding(body: Buffer, type: string, encoding: string | undefin
       ? utf8Decoder.decode(body)
       : new TextDecoder(enc, { fatal: true }).decode(body);
   } catch (err) {
-    throw new DecodeError(`cannot decode ${type} body as ${enc}: ${errorText(err)}`, { cause: err });
+    throw new DecodeError(`${head}cannot decode ${type} body as ${enc}: ${errorText(err)}`, { cause: err });
   }
 }
 

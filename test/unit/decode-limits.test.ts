@@ -28,12 +28,21 @@ const pickle = (...parts: (string | number[] | Buffer)[]): Buffer =>
 const loadPickle = (body: Buffer, limits = {}): unknown =>
   loads(body, PICKLE, 'binary', { accept: ['pickle'], limits });
 
-function message(body: Buffer, contentType: string, headers: Record<string, unknown> = {}): Message {
-  return new Message({
-    body,
-    properties: { contentType, contentEncoding: 'binary', correlationId: 'c0ffee', headers },
-    fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'k' },
-  });
+function message(
+  body: Buffer,
+  contentType: string,
+  headers: Record<string, unknown> = {},
+  label?: string,
+): Message {
+  return new Message(
+    {
+      body,
+      properties: { contentType, contentEncoding: 'binary', correlationId: 'c0ffee', headers },
+      fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'k' },
+    },
+    null,
+    { label },
+  );
 }
 
 describe('DecodeLimits', () => {
@@ -93,7 +102,7 @@ describe('DecodeLimits', () => {
       );
     const bomb = Buffer.from(`${lines.join('\n')}\n`);
     const started = performance.now();
-    const err = thrown(() => message(bomb, 'application/x-yaml').decode());
+    const err = thrown(() => message(bomb, 'application/x-yaml', {}, 'task c0ffee').decode());
     expect(err.code).toBe('TOO_MANY_ALIASES');
     expect(err.limit).toBe('maxAliasExpansion');
     expect(err.message).toMatch(/^task c0ffee: YAML aliases expand/);
@@ -199,7 +208,7 @@ describe('DecodeLimits', () => {
     ]);
     expect(bomb.length).toBeGreaterThan(1_000_000);
     expect(bomb.length).toBeLessThan(2_100_000);
-    const m = message(bomb, 'application/json', { compression: 'application/x-gzip', id: 'bomb-1' });
+    const m = message(bomb, 'application/json', { compression: 'application/x-gzip' }, 'task bomb-1');
     const started = performance.now();
     const err = thrown(() => m.decode());
     const ms = performance.now() - started;

@@ -240,6 +240,22 @@ describe('loads', () => {
     }
   });
 
+  it("heads refusals and parse errors with the caller's label", () => {
+    const opts = { label: 'task 42' };
+    expect(() => loads(Buffer.from([0x80]), 'application/x-python-serialize', 'binary', opts)).toThrow(
+      /^task 42: Refusing to deserialize disabled content of type pickle/,
+    );
+    expect(() => loads(Buffer.from('{'), 'application/json', 'utf-8', opts)).toThrow(
+      /^task 42: cannot decode application\/json body: /,
+    );
+    expect(() =>
+      loads(Buffer.from([0x80, 0x02]), 'application/x-python-serialize', 'binary', {
+        ...opts,
+        accept: ['pickle'],
+      }),
+    ).toThrow(/^task 42: cannot decode application\/x-python-serialize body: pickle data was truncated/);
+  });
+
   it("uses kombu's wording outside the accept list", () => {
     expect(() => loads(Buffer.from('{}'), 'application/json', 'utf-8', { accept: ['msgpack'] })).toThrow(
       'Refusing to deserialize untrusted content of type json (application/json)',
