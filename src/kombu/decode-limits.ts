@@ -200,11 +200,16 @@ export function checkJsonShape(text: string, ctx: DecodeContext): void {
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
-      for (i++; i < n; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c /* \ */) i++;
-        else if (d === 0x22) break;
+      // Jump to the closing quote: the next one not escaped by an odd run of backslashes.
+      let close = text.indexOf('"', i + 1);
+      while (close > 0) {
+        let slashes = 0;
+        while (text.charCodeAt(close - 1 - slashes) === 0x5c /* \ */) slashes++;
+        if (slashes % 2 === 0) break;
+        close = text.indexOf('"', close + 1);
       }
+      if (close < 0) return; // unterminated: the parser reports it
+      i = close;
     } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
       if (++depth > maxDepth) {
         throw limitError(ctx, 'TOO_DEEP', 'maxDepth', `JSON body nested more than ${maxDepth} levels deep`);
@@ -335,12 +340,10 @@ function scanMsgpack(bytes: Uint8Array, ctx: DecodeContext): void {
       }
     }
     pos += skip;
-    if (b >= 0x80 && b <= 0x9f) collections++;
-    else if (b >= 0xdc && b <= 0xdf) collections++;
-    if (collections > maxCollections) throw tooManyCollections(ctx, 'msgpack');
-    if (items > 0) {
-      remaining.push(items);
-      if (remaining.length > maxDepth) {
+    if ((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf)) {
+      if (++collections > maxCollections) throw tooManyCollections(ctx, 'msgpack');
+      // An empty container is a level too.
+      if (remaining.length + 1 > maxDepth) {
         throw limitError(
           ctx,
           'TOO_DEEP',
@@ -348,7 +351,10 @@ function scanMsgpack(bytes: Uint8Array, ctx: DecodeContext): void {
           `msgpack body nested more than ${maxDepth} levels deep`,
         );
       }
-      continue;
+      if (items > 0) {
+        remaining.push(items);
+        continue;
+      }
     }
     // A scalar or an empty container completes one item of each container it closes.
     for (;;) {

@@ -4,6 +4,7 @@
  */
 import { constants, deflateRawSync } from 'node:zlib';
 import { encode as msgpackEncode } from '@msgpack/msgpack';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, DecodeLimitError } from '../../src/errors.js';
 import { compress, decodeBody, decompress } from '../../src/kombu/compression.js';
@@ -90,6 +91,39 @@ describe('DecodeLimits', () => {
       // The default limit, far past it.
       expect(thrown(() => loads(make(200_000), type, 'binary', { accept: [type] })).code).toBe('TOO_DEEP');
     }
+  });
+
+  it('the JSON and msgpack pre-scans agree with the real depth (strings with quotes, brackets, escapes)', () => {
+    const depthOf = (v: unknown): number =>
+      v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depthOf)) : 0;
+    const tricky = fc.string({ unit: fc.constantFrom('"', '\\', '[', ']', '{', '}', 'a', '\u00e9') });
+    const value = fc.letrec((tie) => ({
+      v: fc.oneof(
+        { depthSize: 'medium' },
+        tricky,
+        fc.integer(),
+        fc.array(tie('v'), { maxLength: 3 }),
+        fc.dictionary(tricky, tie('v'), { maxKeys: 3 }),
+      ),
+    })).v;
+    fc.assert(
+      fc.property(value, fc.integer({ min: 1, max: 6 }), (v, maxDepth) => {
+        const limits = { maxDepth };
+        const tooDeep = depthOf(v) > maxDepth;
+        for (const [body, type] of [
+          [Buffer.from(`${JSON.stringify(v)}${' '.repeat(20)}`), 'application/json'],
+          [Buffer.concat([Buffer.from(msgpackEncode(v)), Buffer.alloc(0)]), 'application/x-msgpack'],
+        ] as const) {
+          // Padding defeats the short-body shortcut for JSON; msgpack bodies are short anyway.
+          if (tooDeep && body.length > 2 * maxDepth) {
+            expect(thrown(() => loads(body, type, 'binary', { limits })).code).toBe('TOO_DEEP');
+          } else if (!tooDeep) {
+            expect(() => loads(body, type, 'binary', { limits })).not.toThrow();
+          }
+        }
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it('refuses a YAML alias bomb of 12 nested anchors with TOO_MANY_ALIASES', () => {
