@@ -189,7 +189,8 @@ export class DecodeLimitError extends DecodeError {
 }
 
 /**
- * A content type outside the accept list (kombu's ContentDisallowed). Pickle is never decoded.
+ * A content type outside the accept list (kombu's ContentDisallowed); pickle is refused unless
+ * the accept list names it.
  *
  * @example
  * ```ts
