@@ -548,7 +548,8 @@ function parseFloatText(text: string): number {
   if (t === 'nan' || t === '+nan' || t === '-nan') return NaN;
   if (t === 'inf' || t === '+inf' || t === 'infinity') return Infinity;
   if (t === '-inf' || t === '-infinity') return -Infinity;
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/.test(t)) {
+  // Linear (no nested quantifiers over the same digits): the line can be as long as the body.
+  if (t.length > 64 || !/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/.test(t)) {
     throw new DecodeError(`invalid pickled float ${JSON.stringify(text.slice(0, 40))}`);
   }
   return Number(t);
@@ -566,6 +567,8 @@ const SIMPLE_ESCAPES: ReadonlyMap<string, number> = new Map([
   ['t', 0x09],
   ['v', 0x0b],
 ]);
+
+const OCTAL = /[0-7]{1,3}/y;
 
 /** STRING: a Python 2 `repr()` of a byte string, quoted, with backslash escapes. */
 function parseStringLiteral(text: string): string {
@@ -588,7 +591,8 @@ function parseStringLiteral(text: string): string {
       out.push(parseInt(body.slice(i + 1, i + 3), 16));
       i += 2;
     } else if (/^[0-7]$/.test(e)) {
-      const oct = /^[0-7]{1,3}/.exec(body.slice(i))?.[0] ?? e;
+      OCTAL.lastIndex = i;
+      const oct = OCTAL.exec(body)?.[0] ?? e;
       out.push(parseInt(oct, 8) & 0xff);
       i += oct.length - 1;
     } else if (e !== '\n') {

@@ -209,6 +209,14 @@ describe('pickle: hostile streams end in a typed error', () => {
     Object.values(p).map((hex) => Buffer.from(hex, 'hex')),
   );
 
+  it('text opcodes as long as the body parse in linear time (no regex backtracking)', () => {
+    expect(() => load(bytes(`F${'1'.repeat(5_000_000)}x\n.`))).toThrow(DecodeError);
+    expect(() => load(bytes(`L${'1'.repeat(5_000_000)}x\n.`))).toThrow(DecodeError);
+    expect(load(bytes(`S'${'\\1'.repeat(1_000_000)}'\n.`))).toHaveLength(1_000_000);
+    expect(load(bytes("S'a\\x41\\101\\n'\n."))).toBe('aAA\n');
+    expect(load(bytes('F-1.5e-3\n.'))).toBe(-0.0015);
+  });
+
   it('every truncation of every fixture', () => {
     let cases = 0;
     for (const sample of samples) {
