@@ -190,6 +190,24 @@ describe('DecodeLimits', () => {
     expect(thrown(() => loadPickle(pickle([0x80, 2], Buffer.alloc(200_000, 0x28)))).code).toBe('TOO_DEEP');
   });
 
+  it('a Message decodes with the limits it was given, and the defaults without', () => {
+    const body = Buffer.from('[[[1]]]');
+    const make = (limits?: { maxDepth: number }): Message =>
+      new Message(
+        {
+          body,
+          properties: { contentType: 'application/json', contentEncoding: 'utf-8' },
+          fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'k' },
+        },
+        null,
+        { limits, label: 'task m-1' },
+      );
+    expect(make().decode()).toEqual([[[1]]]);
+    expect(make({ maxDepth: 3 }).decode()).toEqual([[[1]]]);
+    const err = thrown(() => make({ maxDepth: 2 }).decode());
+    expect(err.message).toMatch(/^task m-1: /);
+  });
+
   it('refuses bodies over maxDecodedBytes before parsing and over maxBodyBytes as received', () => {
     const body = Buffer.from('[1,2,3]');
     expect(
