@@ -29,6 +29,7 @@ export {
   ConnectionError,
   ContentDisallowedError,
   DecodeError,
+  DecodeLimitError,
   EncodeError,
   MessageStateError,
   NotBoundError,
@@ -92,6 +93,11 @@ export {
   unregisterCompression,
 } from './kombu/compression.js';
 export type { CompressedBody, Compressor, DecompressOptions, Decompressor } from './kombu/compression.js';
+export { decodeBody } from './kombu/compression.js';
+export type { DecodeBodyOptions } from './kombu/compression.js';
+export { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from './kombu/decode-limits.js';
+export type { DecodeContext, DecodeLimits } from './kombu/decode-limits.js';
+export { PickledObject } from './kombu/pickle.js';
 
 // Celery
 export {

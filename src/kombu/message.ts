@@ -12,8 +12,8 @@ import type {
   MessageProperties,
   TransportChannel,
 } from '../transport/types.js';
-import { decompress } from './compression.js';
-import { loads } from './serialization.js';
+import { decodeBody } from './compression.js';
+import type { DecodeLimits } from './decode-limits.js';
 
 /** The states of a received message. */
 export type MessageState = 'RECEIVED' | 'ACK' | 'REJECTED' | 'REQUEUED';
@@ -22,8 +22,12 @@ export type MessageState = 'RECEIVED' | 'ACK' | 'REJECTED' | 'REQUEUED';
 export interface MessageOptions {
   /** Accepted content types (mime types), as `prepareAcceptContent` returns. @default undefined (all but pickle) */
   accept?: ReadonlySet<string> | undefined;
-  /** Decoded size limit in bytes. @default undefined (the serializer's default) */
+  /** Decoded size limit in bytes (overrides `limits.maxDecodedBytes`). @default undefined */
   maxBytes?: number | undefined;
+  /** Decode limits (size, depth, aliases...). @default DEFAULT_DECODE_LIMITS */
+  limits?: Partial<DecodeLimits> | undefined;
+  /** Names the message at the head of decode errors, e.g. `task <id>`. @default undefined */
+  label?: string | undefined;
   /** Delivered with no_ack: settling is an error. @default false */
   noAck?: boolean | undefined;
 }
@@ -60,6 +64,10 @@ export class Message {
   accept: ReadonlySet<string> | undefined;
   /** Decoded size limit in bytes. @default undefined */
   maxBytes: number | undefined;
+  /** Decode limits. @default undefined (DEFAULT_DECODE_LIMITS) */
+  limits: Partial<DecodeLimits> | undefined;
+  /** Names the message at the head of decode errors. @default undefined */
+  label: string | undefined;
   /** True when delivered without acknowledgement. @default false */
   readonly noAck: boolean;
 
@@ -79,6 +87,8 @@ export class Message {
     this.deliveryInfo = delivery.fields;
     this.accept = options.accept;
     this.maxBytes = options.maxBytes;
+    this.limits = options.limits;
+    this.label = options.label;
     this.noAck = options.noAck ?? false;
     this.#channel = channel;
   }
@@ -138,14 +148,14 @@ export class Message {
    */
   decode(): unknown {
     const compression = this.properties.headers?.['compression'];
-    const limit = this.maxBytes === undefined ? {} : { maxBytes: this.maxBytes };
-    const body =
-      typeof compression === 'string' && compression !== ''
-        ? decompress(this.body, compression, limit)
-        : this.body;
-    return loads(body, this.contentType ?? '', this.contentEncoding ?? '', {
-      ...(this.accept === undefined ? {} : { accept: this.accept }),
-      ...limit,
+    return decodeBody(this.body, {
+      contentType: this.contentType,
+      contentEncoding: this.contentEncoding,
+      compression: typeof compression === 'string' ? compression : undefined,
+      accept: this.accept,
+      maxBytes: this.maxBytes,
+      limits: this.limits,
+      label: this.label,
     });
   }
 

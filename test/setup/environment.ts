@@ -12,8 +12,21 @@
  * @module
  */
 
-/** Debian's packages the interop suites import from /usr/bin/python3. */
-export const PYTHON_PACKAGES = ['python3-kombu', 'python3-celery', 'python3-msgpack', 'python3-yaml'];
+/**
+ * Debian's packages the interop suites import from /usr/bin/python3. brotli and zstandard:
+ * kombu registers those compressions only when they import.
+ */
+export const PYTHON_PACKAGES = [
+  'python3-kombu',
+  'python3-celery',
+  'python3-msgpack',
+  'python3-yaml',
+  'python3-brotli',
+  'python3-zstandard',
+];
+
+/** The modules {@link PYTHON_PACKAGES} provide, as `import` names. */
+export const PYTHON_MODULES = ['kombu', 'celery', 'msgpack', 'yaml', 'brotli', 'zstandard'];
 
 /**
  * More queues than this on the test broker before a run means leftovers of a crashed earlier
@@ -37,7 +50,7 @@ export interface EnvironmentState {
   nodeRunning: boolean;
   /** `rabbitmq-server` is installed. */
   rabbitmqInstalled: boolean;
-  /** /usr/bin/python3 imports kombu, celery, msgpack and yaml. */
+  /** /usr/bin/python3 imports every module of {@link PYTHON_MODULES}. */
   pythonPeers: boolean;
   /** The process may install packages: root, with apt-get on the PATH. */
   mayInstall: boolean;
@@ -168,7 +181,7 @@ export async function prepareEnvironment(deps: EnvironmentDeps): Promise<void> {
   if (plan.steps.some((s) => s.kind === 'install-python-peers') && !(await deps.pythonPeers())) {
     after.push(
       `apt-get installed ${PYTHON_PACKAGES.join(', ')}, but /usr/bin/python3 still cannot import ` +
-        `kombu, celery, msgpack and yaml. Check:\n    /usr/bin/python3 -c 'import kombu, celery, msgpack, yaml'`,
+        `${PYTHON_MODULES.join(', ')}. Check:\n    /usr/bin/python3 -c 'import ${PYTHON_MODULES.join(', ')}'`,
     );
   }
   if (!state.brokerOff && !(await deps.brokerAnswers())) {

@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { PYTHON } from '../interop/python.js';
-import { prepareEnvironment } from './environment.js';
+import { PYTHON_MODULES, prepareEnvironment } from './environment.js';
 import type { EnvironmentDeps } from './environment.js';
 
 const execFileP = promisify(execFile);
@@ -63,7 +63,7 @@ async function onPath(command: string): Promise<boolean> {
 /** The real probes and commands. */
 export function realDeps(): EnvironmentDeps {
   const { host, port } = brokerAddress(BROKER === 'off' ? 'amqp://localhost' : BROKER);
-  const pythonPeers = (): Promise<boolean> => succeeds(PYTHON, ['-c', 'import kombu, celery, msgpack, yaml']);
+  const pythonPeers = (): Promise<boolean> => succeeds(PYTHON, ['-c', `import ${PYTHON_MODULES.join(', ')}`]);
   const brokerAnswers = (): Promise<boolean> => tcpAnswers(host, port);
   return {
     async probe() {
