@@ -261,3 +261,34 @@ export function groupOf(type: string): string {
   const dash = type.indexOf('-');
   return dash < 0 ? type : type.slice(0, dash);
 }
+
+/**
+ * The fields of Celery's `task-sent` event for a published task message (protocol v2
+ * headers), as `app.amqp.send_task_message` sends it when `task_send_sent_event` is set.
+ *
+ * @example
+ * ```ts
+ * dispatcher.publish('task-sent', taskSentFields(message.headers, 'celery', '', 'celery'));
+ * ```
+ */
+export function taskSentFields(
+  headers: Readonly<Record<string, unknown>>,
+  queue: string,
+  exchange: string,
+  routingKey: string,
+): Record<string, unknown> {
+  return {
+    uuid: headers['id'],
+    root_id: headers['root_id'] ?? null,
+    parent_id: headers['parent_id'] ?? null,
+    name: headers['task'],
+    args: headers['argsrepr'],
+    kwargs: headers['kwargsrepr'],
+    retries: headers['retries'] ?? 0,
+    eta: headers['eta'] ?? null,
+    expires: headers['expires'] ?? null,
+    queue,
+    exchange,
+    routing_key: routingKey,
+  };
+}
