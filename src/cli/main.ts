@@ -16,6 +16,7 @@ import type { CliIo } from './io.js';
 import { storeCommand } from './store.js';
 import { waitCommand } from './wait.js';
 import { watchCommand } from './watch.js';
+import { workerCommand } from './worker.js';
 
 /** The package version, read once from package.json (two levels up from src/cli and dist/cli). */
 function packageVersion(): string {
@@ -56,6 +57,7 @@ export function buildProgram(io: CliIo): Command {
     cmd.exitOverride().configureOutput(program.configureOutput());
     program.addCommand(cmd);
   }
+  program.addCommand(workerCommand(io).exitOverride().configureOutput(program.configureOutput()));
   return program;
 }
 

@@ -49,6 +49,12 @@ export interface WorkerSettings extends PidboxSettings {
   event_exchange: string;
   /** Event serializer. @default 'json' */
   event_serializer: string;
+  /**
+   * Type of the task queues the worker declares: `classic`, or `quorum` (then declared with
+   * `x-queue-type: quorum` and a per-consumer prefetch, as RabbitMQ refuses a global one
+   * there; a held eta task then cannot widen the window). @default 'classic'
+   */
+  task_create_missing_queue_type: string;
 }
 
 /** Every worker setting's default. */
@@ -66,6 +72,7 @@ export const DEFAULT_WORKER_SETTINGS: Readonly<WorkerSettings> = Object.freeze({
   worker_disable_rate_limits: false,
   event_exchange: 'celeryev',
   event_serializer: 'json',
+  task_create_missing_queue_type: 'classic',
 });
 
 /**

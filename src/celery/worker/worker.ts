@@ -233,7 +233,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const consumer = new Consumer(channel, { onMessage: this.#onMessage, tagPrefix: 'worker.' });
     consumer.on('error', this.#report);
     this.#consumer = consumer;
-    for (const name of o.queues) this.#queues.set(name, consumer.addQueue(this.app.taskQueue(name)));
+    for (const name of o.queues)
+      this.#queues.set(name, consumer.addQueue(this.#taskQueue(this.app.taskQueue(name))));
     // Global (channel-wide) qos, as Celery 5 sets it on RabbitMQ: RabbitMQ applies a
     // per-consumer prefetch only to consumers created after it, so raising it for a held
     // eta task would not reach the running consumer; a global one changes at once.
@@ -261,6 +262,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
     active: (): number => this.#pool.active.size,
     processed: (): number => this.#state.counters.started,
   };
+
+  /** True when the task queues are quorum queues (no global QoS there). */
+  get #quorum(): boolean {
+    return this.options.settings.task_create_missing_queue_type === 'quorum';
+  }
+
+  /** The app's declaration of a task queue, as a quorum queue when the settings say so. */
+  #taskQueue(queue: Queue): Queue {
+    if (!this.#quorum) return queue;
+    return new Queue(queue.name, {
+      ...(queue.exchange === undefined ? {} : { exchange: queue.exchange }),
+      routingKey: queue.routingKey,
+      durable: true,
+      queueArguments: { ...(queue.queueArguments ?? {}), 'x-queue-type': 'quorum' },
+    });
+  }
 
   #dispatcher(): EventDispatcher {
     if (this.#events === null) {
@@ -469,7 +486,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           exchange: new Exchange(options.exchange ?? name, { type: options.exchangeType ?? 'direct' }),
           routingKey: options.routingKey ?? name,
         })
-      : this.app.taskQueue(name);
+      : this.#taskQueue(this.app.taskQueue(name));
     this.#queues.set(name, consumer.addQueue(queue));
     this.#log.warning(`Started consuming from ${name}`);
     await consumer.consume();
@@ -557,7 +574,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const wanted = this.#wantedPrefetch();
     const consumer = this.#consumer;
     if (consumer === undefined || wanted === this.#qosApplied) return;
-    await consumer.qos({ prefetchCount: wanted, applyGlobal: true });
+    await consumer.qos({ prefetchCount: wanted, applyGlobal: !this.#quorum });
     this.#qosApplied = wanted;
   }
 
