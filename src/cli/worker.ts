@@ -301,6 +301,13 @@ async function runWorker(opts: WorkerCliOptions, io: CliIo, signals: SignalSourc
     logger.info(`${worker.hostname} ready.`);
     await closed;
     await worker.close();
+    const abandoned = worker.counters.abandoned;
+    if (abandoned > 0 && signals === process) {
+      // Handlers JS could not stop (past a hard limit, terminated, or left by a cold
+      // shutdown) may keep the event loop busy for ever: leave once main has returned.
+      logger.warn(`${abandoned} abandoned task handler(s) still running: exiting anyway`);
+      setTimeout(() => process.exit(), 200).unref();
+    }
     return ending;
   } finally {
     signals.off('SIGTERM', onTerm);
