@@ -198,3 +198,24 @@ export type {
 } from './celery/task-message.js';
 export { Worker } from './celery/worker.js';
 export type { TaskContext, TaskHandler, WorkerOptions } from './celery/worker.js';
+export {
+  InvalidTaskError,
+  MaxRetriesExceededError,
+  Retry,
+  SoftTimeLimitExceeded,
+  TaskTerminated,
+  TimeLimitExceeded,
+  WorkerLostError,
+} from './celery/worker.js';
+export type {
+  CloseOptions,
+  RetryOptions,
+  TaskDefinition,
+  TaskInfo,
+  TaskOptions,
+  WorkerCounters,
+  WorkerEvents,
+  WorkerSettings,
+} from './celery/worker.js';
+export { Control, Inspect } from './celery/control.js';
+export type { BroadcastOptions, CommandOptions, InspectOptions, NodeReply } from './celery/control.js';

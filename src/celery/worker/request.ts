@@ -273,7 +273,8 @@ export function checkSchedule(req: Request): void {
     if (!Array.isArray(limits) || limits.length > 2) {
       invalid(req.task, `timelimit must be [hard, soft], got ${short(limits)}`);
     }
-    const [hard = null, soft = null] = limits as unknown[];
+    const pair: unknown[] = limits;
+    const [hard = null, soft = null] = pair;
     req.timeLimits = [limitValue(hard, req.task), limitValue(soft, req.task)];
   }
 }

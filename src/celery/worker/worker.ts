@@ -14,7 +14,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { CeleryAmqpError } from '../../errors.js';
+import { ArgumentError, CeleryAmqpError } from '../../errors.js';
 import { reportError } from '../../logger.js';
 import type { Channel } from '../../kombu/channel.js';
 import { Consumer } from '../../kombu/consumer.js';
@@ -222,6 +222,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * ```
    */
   start(): Promise<void> {
+    if (this.#closed !== undefined && this.#started === undefined) {
+      return Promise.reject(new ArgumentError('worker closed'));
+    }
     this.#started ??= this.#start();
     return this.#started;
   }
