@@ -171,6 +171,29 @@ describe('celery inspect / control against a Node worker (RabbitMQ, python3-cele
   });
 });
 
+describe('mingle: a Celery worker starting up says hello (RabbitMQ)', () => {
+  it('the Node worker answers hello with its revoked ids and clock, in the shape Celery merges', async () => {
+    const mine = newTaskId();
+    worker.revoke([mine]);
+    const code = [
+      'import json, sys',
+      'from celery.utils.collections import LimitedSet',
+      'from celery_app import app',
+      `r = app.control.inspect(destination=[${JSON.stringify(hostname)}], timeout=5).hello('other@py', revoked=['from-python'])`,
+      `reply = r[${JSON.stringify(hostname)}]`,
+      's = LimitedSet(maxlen=100)',
+      "s.update(reply['revoked'])",
+      "print(json.dumps({'clock': reply['clock'], 'revoked': sorted(s)}))",
+    ].join('\n');
+    const out = await (await spawnPython(['-c', code], { env: ENV })).done;
+    expect(out.code, out.stderr).toBe(0);
+    const reply = out.lines.at(-1) as { clock: number; revoked: string[] };
+    expect(reply.clock).toBeGreaterThan(0);
+    expect(reply.revoked).toEqual(expect.arrayContaining([mine, 'from-python']));
+    expect((await worker.control('revoked')) as string[]).toContain('from-python');
+  });
+});
+
 describe('celery events: State fed by an EventReceiver sees the Node worker (RabbitMQ)', () => {
   it('online with heartbeats and alive; a task received -> started -> succeeded, a failed one with its exception', async () => {
     const monitor = await spawnPython(['celery_monitor.py', 'events', '--seconds', '6', '--node', hostname], {
