@@ -67,7 +67,10 @@ export interface EventDispatcherOptions {
   groups?: Iterable<string> | null | undefined;
   /** Groups buffered and sent as lists on `<group>.multi`. @default [] */
   bufferGroups?: Iterable<string> | undefined;
-  /** Called with a publish failure (events are fire-and-forget: nothing is retried). @default undefined */
+  /**
+   * Called with a publish failure (events are fire-and-forget: nothing is retried), at most
+   * once every 10 s; {@link EventDispatcher.failed} counts them all. @default undefined
+   */
   onError?: ((error: Error) => void) | undefined;
 }
 
@@ -109,9 +112,14 @@ export class EventDispatcher {
   #closed = false;
   #utcoffset = utcOffsetHours();
   readonly #flush = (): void => this.flush();
+  #lastReport = -Infinity;
   readonly #failed = (err: unknown): void => {
     this.failed++;
-    if (!this.#closed) this.#onError?.(err instanceof Error ? err : new Error(String(err)));
+    // While the broker is away every event fails: one report per 10 s says it, not thousands.
+    const now = performance.now();
+    if (this.#closed || now - this.#lastReport < 10_000) return;
+    this.#lastReport = now;
+    this.#onError?.(err instanceof Error ? err : new Error(String(err)));
   };
 
   constructor(connection: Connection, options: EventDispatcherOptions = {}) {

@@ -1,7 +1,7 @@
 /**
  * The revoked task ids a worker remembers (Celery's `worker_state.revoked`, a LimitedSet of
- * at most 50,000 ids, each kept at least 3 hours... or until the set is full): a revoked task
- * that arrives later is not run but stored REVOKED.
+ * at most 50,000 ids; once full, ids older than 3 hours go first, then the oldest): a revoked
+ * task that arrives later is not run but stored REVOKED.
  *
  * @module
  */

@@ -104,7 +104,10 @@ export interface WorkerOptions {
   timeLimit?: number | null | undefined;
   /** Soft time limit in seconds, likewise. @default null */
   softTimeLimit?: number | null | undefined;
-  /** Node name: in events, `inspect` replies, STARTED, and the mailbox queue's name. @default `node<pid>@<hostname>` */
+  /**
+   * Node name: in events, `inspect` replies, STARTED, and the mailbox queue's name.
+   * @default `node<pid>@<hostname>` (`node<pid>-<n>@<hostname>` for the n-th worker of a process)
+   */
   hostname?: string | undefined;
   /** Send task events (`-E`). @default settings.worker_send_task_events (false) */
   sendTaskEvents?: boolean | undefined;
@@ -147,6 +150,17 @@ export interface ResolvedWorkerOptions {
 }
 
 const KNOWN = new Set(Object.keys(DEFAULT_WORKER_SETTINGS));
+
+let workersMade = 0;
+
+/**
+ * `node<pid>@<host>`, then `node<pid>-2@<host>`, ... for more workers in one process: two
+ * nodes of one name would share one mailbox queue and answer each other's commands.
+ */
+function defaultHostname(): string {
+  workersMade++;
+  return `node${process.pid}${workersMade === 1 ? '' : `-${workersMade}`}@${osHostname()}`;
+}
 
 function count(value: unknown, what: string, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
@@ -205,7 +219,7 @@ export function resolveWorkerOptions(options: WorkerOptions, defaultQueue: strin
       options.softTimeLimit === undefined ? s.task_soft_time_limit : options.softTimeLimit,
       'softTimeLimit',
     ),
-    hostname: options.hostname ?? `node${process.pid}@${osHostname()}`,
+    hostname: options.hostname ?? defaultHostname(),
     sendTaskEvents: options.sendTaskEvents ?? s.worker_send_task_events,
     heartbeat: options.heartbeat ?? true,
     heartbeatInterval,

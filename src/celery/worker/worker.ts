@@ -240,7 +240,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#queues.set(name, consumer.addQueue(this.#taskQueue(this.app.taskQueue(name))));
     // Global (channel-wide) qos, as Celery 5 sets it on RabbitMQ: RabbitMQ applies a
     // per-consumer prefetch only to consumers created after it, so raising it for a held
-    // eta task would not reach the running consumer; a global one changes at once.
+    // eta task would not reach the running consumer; a global one changes at once. Quorum
+    // queues refuse a global one (540): there it is per consumer, as Celery 5.5 does.
     await this.#setQos();
     await consumer.consume();
     if (o.heartbeat) {
