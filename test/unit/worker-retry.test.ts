@@ -65,6 +65,16 @@ describe('Worker retries (memory://)', () => {
     expect(runs).toBe(2);
   });
 
+  it('maxRetries: null retries without a limit', async () => {
+    const { client } = await startWorker(cleanups, {
+      stubborn: {
+        maxRetries: null,
+        handler: (_a, _k, ctx) => (ctx.retries < 5 ? ctx.retry({ countdown: 0 }) : ctx.retries),
+      },
+    });
+    expect(await (await send(client, 'stubborn')).get()).toBe(5);
+  });
+
   it('past the limit with exc given, the task fails with that exc', async () => {
     const { client } = await startWorker(cleanups, {
       once: (_a, _k, ctx) => ctx.retry({ countdown: 0, maxRetries: 0, exc: new RangeError('gave up') }),

@@ -99,6 +99,19 @@ describe('Worker shutdown (memory://)', () => {
     expect(await ready(queue)).toBe(0);
   });
 
+  it("a listener that throws is reported as the worker's 'error'; the worker keeps serving", async () => {
+    const { client, worker } = await startWorker(cleanups, { t: ([x]) => x });
+    const errors: Error[] = [];
+    worker.on('error', (err) => errors.push(err));
+    worker.once('task-succeeded', () => {
+      throw new Error('listener bug');
+    });
+    expect(await (await send(client, 't', [1])).get()).toBe(1);
+    await waitUntil(() => errors.length === 1);
+    expect(errors[0]?.message).toBe('listener bug');
+    expect(await (await send(client, 't', [2])).get()).toBe(2);
+  });
+
   it('a message that arrives while closing goes back to the queue', async () => {
     const { queue, client, worker } = await startWorker(cleanups, { t: () => 1 });
     await worker.close();

@@ -214,7 +214,8 @@ export class Tracer implements ContextHost {
     if (req.finished) throw req.signal.reason;
     const task = req.registered;
     const retries = req.retries + 1;
-    const max = options.maxRetries === undefined ? (task?.maxRetries ?? 3) : options.maxRetries;
+    const max =
+      options.maxRetries !== undefined ? options.maxRetries : task === undefined ? 3 : task.maxRetries;
     const exc = options.exc === undefined ? null : toError(options.exc);
     const args = options.args ?? req.args;
     const kwargs = options.kwargs ?? req.kwargs;
@@ -254,7 +255,7 @@ export class Tracer implements ContextHost {
     if (!expired && !state.revoked.has(req.id)) return false;
     if (expired) state.revoked.add(req.id);
     this.#d.log.discarded(req);
-    void this.revoke(req, expired ? 'expired' : 'revoked', false, expired);
+    this.revoke(req, expired ? 'expired' : 'revoked', false, expired).catch(this.#d.reportError);
     return true;
   }
 
@@ -283,7 +284,9 @@ export class Tracer implements ContextHost {
     if (req.finished) return;
     this.#abandon(req, new TaskTerminated());
     this.#d.log.terminated(req);
-    void this.revoke(req, 'terminated', true, false).finally(() => this.#d.release(req));
+    this.revoke(req, 'terminated', true, false)
+      .catch(this.#d.reportError)
+      .finally(() => this.#d.release(req));
   }
 
   /**
@@ -399,7 +402,9 @@ export class Tracer implements ContextHost {
     const err = new TimeLimitExceeded(seconds);
     this.#abandon(req, err);
     d.log.hardLimit(req, seconds);
-    void this.failed(req, err).finally(() => d.release(req));
+    this.failed(req, err)
+      .catch(d.reportError)
+      .finally(() => d.release(req));
   }
 }
 
