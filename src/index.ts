@@ -217,5 +217,6 @@ export type {
   WorkerEvents,
   WorkerSettings,
 } from './celery/worker.js';
-export { Control, Inspect } from './celery/control.js';
+export { Control } from './celery/control.js';
+export { Inspect } from './celery/inspect.js';
 export type { BroadcastOptions, CommandOptions, InspectOptions, NodeReply } from './celery/control.js';
