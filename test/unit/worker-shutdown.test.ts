@@ -3,8 +3,9 @@
  * nothing is lost.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Celery } from '../../src/celery/app.js';
 import { Connection } from '../../src/kombu/connection.js';
-import { cleanupStack, waitUntil } from '../fixture.js';
+import { cleanupStack, uid, waitUntil } from '../fixture.js';
 import { recordStores, send, startWorker } from '../worker-fixture.js';
 
 const URL = 'memory://';
@@ -110,6 +111,26 @@ describe('Worker shutdown (memory://)', () => {
     await waitUntil(() => errors.length === 1);
     expect(errors[0]?.message).toBe('listener bug');
     expect(await (await send(client, 't', [2])).get()).toBe(2);
+  });
+
+  it('a start that fails half-way (its mailbox queue is locked) leaves nothing consuming', async () => {
+    const hostname = `${uid('twin')}@test`;
+    const settings = { control_queue_exclusive: true };
+    await startWorker(cleanups, {}, { remoteControl: true, hostname, settings });
+    const queue = uid('twinq');
+    const ran: unknown[] = [];
+    const twin = startWorker(
+      cleanups,
+      { t: () => ran.push(1) },
+      { queue, remoteControl: true, hostname, settings },
+    );
+    await expect(twin).rejects.toMatchObject({ code: 'RESOURCE_LOCKED' });
+    const client = new Celery({ broker: URL, settings: { task_default_queue: queue } });
+    cleanups.push(() => client.close());
+    await send(client, 't');
+    // Nobody consumes the twin's task queue any more: the task stays there.
+    expect(await ready(queue)).toBe(1);
+    expect(ran).toEqual([]);
   });
 
   it('a message that arrives while closing goes back to the queue', async () => {

@@ -225,7 +225,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.#closed !== undefined && this.#started === undefined) {
       return Promise.reject(new ArgumentError('worker closed'));
     }
-    this.#started ??= this.#start();
+    this.#started ??= this.#start().catch(async (err: unknown) => {
+      // Half started (a refused declaration, a lost connection): nothing may keep running.
+      // A close() already under way waits for this start and then shuts down itself.
+      if (this.#closed === undefined) {
+        this.#closed = this.#shutdown({ cold: true });
+        await this.#closed.catch(() => undefined);
+      }
+      throw err;
+    });
     return this.#started;
   }
 
@@ -616,6 +624,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async #close(options: CloseOptions): Promise<void> {
     this.#closing = options.cold === true ? 'cold' : 'warm';
     await this.#started?.catch(() => undefined);
+    await this.#shutdown(options);
+  }
+
+  async #shutdown(options: CloseOptions): Promise<void> {
+    this.#closing ??= options.cold === true ? 'cold' : 'warm';
     this.#emitSafely('shutdown', this.#closing);
     await this.#consumer?.cancel().catch(() => undefined);
     this.#pool.draining = true;
