@@ -178,3 +178,25 @@ export type {
 export type { TaskEmbed, TaskMessage } from './celery/task-message.js';
 export { Worker } from './celery/worker.js';
 export type { TaskContext, TaskHandler, WorkerOptions } from './celery/worker.js';
+export {
+  InvalidTaskError,
+  MaxRetriesExceededError,
+  Retry,
+  SoftTimeLimitExceeded,
+  TaskTerminated,
+  TimeLimitExceeded,
+  WorkerLostError,
+} from './celery/worker.js';
+export type {
+  CloseOptions,
+  RetryOptions,
+  TaskDefinition,
+  TaskInfo,
+  TaskOptions,
+  WorkerCounters,
+  WorkerEvents,
+  WorkerSettings,
+} from './celery/worker.js';
+export { Control } from './celery/control.js';
+export { Inspect } from './celery/inspect.js';
+export type { BroadcastOptions, CommandOptions, InspectOptions, NodeReply } from './celery/control.js';

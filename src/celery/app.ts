@@ -20,6 +20,8 @@ import type { FieldTable } from '../transport/types.js';
 import type { ResultBackend } from './backend-types.js';
 import { AMQPBackend } from './amqp-backend.js';
 import { AsyncResult } from './async-result.js';
+import { Control } from './control.js';
+import { EventDispatcher, taskSentFields } from './events.js';
 import { RPCBackend } from './rpc-backend.js';
 import type { CelerySettings } from './settings.js';
 import { encodeTaskMessage } from './task-message.js';
@@ -53,6 +55,8 @@ export interface AppSettings {
   task_default_delivery_mode: 1 | 2 | 'transient' | 'persistent';
   /** Wait for publisher confirms when sending. @default true */
   task_publish_confirm: boolean;
+  /** Send a `task-sent` event for every task sent (Celery's setting). @default false */
+  task_send_sent_event: boolean;
 }
 
 /**
@@ -133,6 +137,7 @@ const TASK_KEYS = new Set<string>([
   'task_default_priority',
   'task_default_delivery_mode',
   'task_publish_confirm',
+  'task_send_sent_event',
 ]);
 
 /** Anything with Celery's `on_task_call` hook (RPCBackend.ensureReplyQueue). */
@@ -223,6 +228,8 @@ export class Celery {
   readonly #queues = new Map<string, Queue>();
   #producer: Promise<Producer> | undefined;
   #closed = false;
+  #control: Control | undefined;
+  #sentEvents: EventDispatcher | undefined;
 
   constructor(options: CeleryOptions = {}) {
     const all: Record<string, unknown> = { ...(options.settings ?? {}) };
@@ -240,6 +247,7 @@ export class Celery {
       task_default_priority: s.task_default_priority ?? null,
       task_default_delivery_mode: s.task_default_delivery_mode ?? 2,
       task_publish_confirm: s.task_publish_confirm ?? true,
+      task_send_sent_event: s.task_send_sent_event ?? false,
     });
     const broker = options.broker ?? 'memory://';
     this.#ownsConnection = typeof broker === 'string';
@@ -367,6 +375,25 @@ export class Celery {
       declare: [queue],
       ...signal,
     });
+    if (this.conf.task_send_sent_event) {
+      this.#sentEvents ??= new EventDispatcher(this.connection);
+      const exchange = direct ? '' : (options.exchange ?? '');
+      const routingKey = direct ? queueName : (options.routingKey ?? queue.routingKey);
+      this.#sentEvents.publish('task-sent', taskSentFields(message.headers, queueName, exchange, routingKey));
+    }
+  }
+
+  /**
+   * Remote control of the workers (Celery's `app.control`), made on first use.
+   *
+   * @example
+   * ```ts
+   * await app.control.inspect().active();
+   * ```
+   */
+  get control(): Control {
+    this.#control ??= new Control(this);
+    return this.#control;
   }
 
   /**
@@ -393,6 +420,8 @@ export class Celery {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#control?.close();
+    await this.#sentEvents?.close();
     const producer = await this.#producer?.catch(() => undefined);
     if (producer !== undefined) {
       producer.close();

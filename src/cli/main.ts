@@ -17,6 +17,7 @@ import { DEFAULT_RETRIES } from './options.js';
 import { storeCommand } from './store.js';
 import { waitCommand } from './wait.js';
 import { watchCommand } from './watch.js';
+import { workerCommand } from './worker.js';
 
 /** The package version, read once from package.json (two levels up from src/cli and dist/cli). */
 function packageVersion(): string {
@@ -45,7 +46,7 @@ export function buildProgram(io: CliIo): Command {
       .version(packageVersion(), '-V, --version'),
     io,
   );
-  for (const make of [storeCommand, getCommand, waitCommand, watchCommand, demoCommand]) {
+  for (const make of [storeCommand, getCommand, waitCommand, watchCommand, demoCommand, workerCommand]) {
     const cmd = make(io);
     cmd.exitOverride().configureOutput(program.configureOutput());
     program.addCommand(cmd);

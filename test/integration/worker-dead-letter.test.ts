@@ -106,7 +106,7 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     const death = firstDeath(m as Message);
     expect(death['reason']).toBe('rejected');
     expect(death['queue']).toBe(queue);
-    expect(worker.errors).toEqual([]);
+    expect(worker.counters.errors).toBe(0);
   });
 
   it('an unregistered task with an invalid eta still fails with NotRegistered and is dead-lettered', async () => {
@@ -126,6 +126,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
   it('an invalid message for a registered task (bad eta) is rejected without a result, so it is dead-lettered', async () => {
     const ran: unknown[] = [];
     const { queue, dlq, client, worker, admin } = await setup({ add: () => ran.push('add') });
+    const invalid: Error[] = [];
+    worker.on('invalid', (err) => invalid.push(err));
     const r = client.sendTask('add', [1, 2], {}, { headers: { eta: 'not a date' } });
     await r.sent;
 
@@ -137,7 +139,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     expect(death['queue']).toBe(queue);
     expect(ran).toEqual([]);
     expect(worker.processed).toBe(0);
-    expect(worker.errors).toHaveLength(1);
-    expect(worker.errors[0]).toBeInstanceOf(DecodeError);
+    expect(worker.counters.invalid).toBe(1);
+    expect(invalid).toHaveLength(1);
+    expect(invalid[0]).toBeInstanceOf(DecodeError);
   });
 });
