@@ -88,11 +88,19 @@ export type { EncodedBody, LoadsOptions, Serializer, SerializerDefinition } from
 export {
   compress,
   compressionMimeFor,
+  compressionReady,
+  prepareCompression,
   decompress,
   registerCompression,
   unregisterCompression,
 } from './kombu/compression.js';
-export type { CompressedBody, Compressor, DecompressOptions, Decompressor } from './kombu/compression.js';
+export type {
+  CompressedBody,
+  CompressionOptions,
+  Compressor,
+  DecompressOptions,
+  Decompressor,
+} from './kombu/compression.js';
 export { decodeBody } from './kombu/compression.js';
 export type { DecodeBodyOptions } from './kombu/compression.js';
 export { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from './kombu/decode-limits.js';

@@ -9,7 +9,8 @@
  * - xz: lzma-native (liblzma, the library Python's lzma module wraps; prebuilt N-API
  *   binaries ship in the npm package), driven synchronously in 1 KiB input steps.
  * - zstd: fzstd decodes (pure JS); @bokuweb/zstd-wasm encodes (libzstd in WebAssembly,
- *   started once at import).
+ *   started on first use by {@link prepareZstd}: a top-level await would make the package
+ *   impossible to `require()`).
  *
  * @module
  */
@@ -17,10 +18,8 @@ import { compress as zstdWasmCompress, init as zstdInit } from '@bokuweb/zstd-wa
 import { Decompress as ZstdStream, decompress as fzstdDecompress } from 'fzstd';
 import lzma from 'lzma-native';
 import Bunzip from 'seek-bzip';
-import { DecodeError } from '../errors.js';
+import { DecodeError, EncodeError } from '../errors.js';
 import { bzip2Encode } from './bzip2-encoder.js';
-
-await zstdInit();
 
 function tooLarge(kind: string, max: number): DecodeError {
   return new DecodeError(`${kind} output exceeds ${max} bytes`, { code: 'BODY_TOO_LARGE' });
@@ -169,8 +168,40 @@ const ZSTD_LEVEL = 3;
 /** Largest window accepted for a frame that does not declare its size (zstd level 19's). */
 const ZSTD_WINDOW_MAX = 8 * 1024 * 1024;
 
-/** zstd compression at level 3, the frame carrying its content size (as kombu's peers need). */
+let zstdStarting: Promise<void> | undefined;
+let zstdStarted = false;
+
+/**
+ * Starts the zstd encoder (compiles its WebAssembly) once; later calls return the same
+ * promise. A failed start is forgotten, so the next call tries again.
+ */
+export function prepareZstd(): Promise<void> {
+  if (zstdStarting === undefined) {
+    const starting = zstdInit().then(() => {
+      zstdStarted = true;
+    });
+    zstdStarting = starting;
+    starting.catch(() => {
+      if (zstdStarting === starting) zstdStarting = undefined;
+    });
+  }
+  return zstdStarting;
+}
+
+/** True once {@link prepareZstd} has finished: {@link zstdCompress} works from then on. */
+export function zstdReady(): boolean {
+  return zstdStarted;
+}
+
+/**
+ * zstd compression at level 3, the frame carrying its content size (as kombu's peers need).
+ *
+ * @throws EncodeError before {@link prepareZstd} has finished.
+ */
 export function zstdCompress(body: Buffer): Buffer {
+  if (!zstdStarted) {
+    throw new EncodeError("the zstd encoder is not started: await prepareCompression('zstd') first");
+  }
   const out = zstdWasmCompress(body, ZSTD_LEVEL);
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }

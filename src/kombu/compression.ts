@@ -22,9 +22,11 @@ import {
   bzip2Compress,
   bzip2Decompress,
   xzCompress,
+  prepareZstd,
   xzDecompress,
   zstdCompress,
   zstdDecompress,
+  zstdReady,
 } from './compression-codecs.js';
 import type { DecodeLimits } from './decode-limits.js';
 import { decodeContext, limitError } from './decode-limits.js';
@@ -67,7 +69,25 @@ export interface DecompressOptions {
   label?: string | undefined;
 }
 
-interface Method {
+/**
+ * Options of {@link registerCompression}.
+ *
+ * @example
+ * ```ts
+ * const options: CompressionOptions = { prepare: () => wasm.init(), ready: () => wasm.started };
+ * ```
+ */
+export interface CompressionOptions {
+  /**
+   * Starts the compressor (e.g. compiles WebAssembly); the library awaits it before the
+   * first compression with the method. @default undefined (nothing to start)
+   */
+  prepare?: (() => Promise<void>) | undefined;
+  /** True once `prepare` has finished. @default undefined (always ready) */
+  ready?: (() => boolean) | undefined;
+}
+
+interface Method extends CompressionOptions {
   readonly mime: string;
   readonly compress: Compressor;
   readonly decompress: Decompressor;
@@ -83,6 +103,7 @@ const aliases = new Map<string, string>();
  * @param name - The method's main name, usable in {@link compress}.
  * @param mime - The MIME type sent in the `compression` header.
  * @param aliases - Further names for the method. @default []
+ * @param options - How to start a compressor that needs it (see {@link prepareCompression}). @default {}
  * @throws {@link ArgumentError} for an empty name or a MIME type without `/`.
  * @example
  * ```ts
@@ -95,6 +116,7 @@ export function registerCompression(
   compressFn: Compressor,
   decompressFn: Decompressor,
   aliasNames: readonly string[] = [],
+  options: CompressionOptions = {},
 ): void {
   if (typeof name !== 'string' || name.length === 0) throw new ArgumentError('compression name is empty');
   if (typeof mime !== 'string' || !mime.includes('/')) {
@@ -103,7 +125,16 @@ export function registerCompression(
   if (typeof compressFn !== 'function' || typeof decompressFn !== 'function') {
     throw new ArgumentError(`compression ${name} needs compress and decompress functions`);
   }
-  methods.set(mime, Object.freeze({ mime, compress: compressFn, decompress: decompressFn }));
+  methods.set(
+    mime,
+    Object.freeze({
+      mime,
+      compress: compressFn,
+      decompress: decompressFn,
+      prepare: options.prepare,
+      ready: options.ready,
+    }),
+  );
   for (const alias of [name, ...aliasNames]) aliases.set(alias, mime);
 }
 
@@ -135,6 +166,46 @@ export function compressionMimeFor(nameOrMime: string): string | undefined {
   return methods.has(mime) ? mime : undefined;
 }
 
+function methodFor(method: string): Method {
+  const mime = compressionMimeFor(method);
+  const entry = mime === undefined ? undefined : methods.get(mime);
+  if (entry === undefined) throw new ArgumentError(`unknown compression method ${JSON.stringify(method)}`);
+  return entry;
+}
+
+/**
+ * True when {@link compress} can use the method now: it needs no start, or it has started.
+ *
+ * @throws {@link ArgumentError} for an unknown method.
+ * @example
+ * ```ts
+ * if (!compressionReady('zstd')) await prepareCompression('zstd');
+ * ```
+ */
+export function compressionReady(method: string): boolean {
+  return methodFor(method).ready?.() ?? true;
+}
+
+/**
+ * Starts a method's compressor when it needs starting (zstd compiles its WebAssembly
+ * encoder); resolves at once for the others. Producers call it before their first
+ * compression; call it yourself before using {@link compress} directly with zstd.
+ *
+ * @throws {@link ArgumentError} for an unknown method (synchronously).
+ * @example
+ * ```ts
+ * await prepareCompression('zstd');
+ * compress(Buffer.from('{}'), 'zstd');
+ * ```
+ */
+export function prepareCompression(method: string): Promise<void> {
+  const entry = methodFor(method);
+  if (entry.prepare === undefined || entry.ready?.() === true) return Promise.resolve();
+  return entry.prepare().catch((err: unknown) => {
+    throw new EncodeError(`cannot start the ${entry.mime} compressor: ${errorText(err)}`, { cause: err });
+  });
+}
+
 /**
  * Compresses a body with a method given by name, alias or MIME type.
  *
@@ -147,9 +218,7 @@ export function compressionMimeFor(nameOrMime: string): string | undefined {
  * ```
  */
 export function compress(body: Buffer, method: string): CompressedBody {
-  const mime = compressionMimeFor(method);
-  const entry = mime === undefined ? undefined : methods.get(mime);
-  if (entry === undefined) throw new ArgumentError(`unknown compression method ${JSON.stringify(method)}`);
+  const entry = methodFor(method);
   try {
     return { body: entry.compress(body), contentType: entry.mime };
   } catch (err) {
@@ -281,4 +350,7 @@ registerCompression(
   (body, max) => brotliDecompressSync(body, limit(max)),
 );
 registerCompression('lzma', 'application/x-lzma', xzCompress, xzDecompress, ['xz']);
-registerCompression('zstd', 'application/zstd', zstdCompress, zstdDecompress, ['zstandard']);
+registerCompression('zstd', 'application/zstd', zstdCompress, zstdDecompress, ['zstandard'], {
+  prepare: prepareZstd,
+  ready: zstdReady,
+});

@@ -7,7 +7,7 @@ import { ArgumentError, fromReply } from '../errors.js';
 import type { CeleryAmqpError } from '../errors.js';
 import type { FieldTable, MessageProperties, ReturnedMessage } from '../transport/types.js';
 import type { Channel } from './channel.js';
-import { compress } from './compression.js';
+import { compress, compressionReady, prepareCompression } from './compression.js';
 import { toChannel } from './entity.js';
 import type { ChannelLike } from './entity.js';
 import { Exchange } from './exchange.js';
@@ -200,6 +200,11 @@ export class Producer {
   }
 
   #publish(body: unknown, options: PublishOptions): Promise<void> {
+    const method = options.compression ?? this.compression;
+    // A compressor that must start first (zstd's WebAssembly) is started once, then used sync.
+    if (method !== undefined && !compressionReady(method)) {
+      return prepareCompression(method).then(() => this.#publish(body, options));
+    }
     let encoded: Buffer;
     let contentType = options.contentType;
     let contentEncoding = options.contentEncoding;
@@ -220,7 +225,6 @@ export class Producer {
       contentEncoding = d.contentEncoding;
     }
     const headers: FieldTable = options.headers === undefined ? {} : { ...options.headers };
-    const method = options.compression ?? this.compression;
     if (method !== undefined) {
       const c = compress(encoded, method);
       encoded = c.body;

@@ -7,8 +7,11 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compress, decompress } from '../../src/kombu/compression.js';
+import { compress, prepareCompression, decompress } from '../../src/kombu/compression.js';
 import { assertPythonPeers, PEERS_DIR, PYTHON } from './python.js';
+
+// zstd's encoder is WebAssembly, started once before the first direct compress().
+await prepareCompression('zstd');
 
 interface PeerOut {
   content_type: string;

@@ -1,17 +1,45 @@
 import { deflateSync, gzipSync, inflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, DecodeError } from '../../src/errors.js';
+import { ArgumentError, DecodeError, EncodeError } from '../../src/errors.js';
+import { Connection } from '../../src/kombu/connection.js';
+import { Producer } from '../../src/kombu/producer.js';
+import { Queue } from '../../src/kombu/queue.js';
 import {
   compress,
   compressionMimeFor,
+  compressionReady,
   decompress,
+  prepareCompression,
   registerCompression,
   unregisterCompression,
 } from '../../src/kombu/compression.js';
 import { dumps, loads } from '../../src/kombu/serialization.js';
 
 describe('compression', () => {
+  // First in the file: the zstd encoder starts lazily (no top-level await, so the package can
+  // be require()d), and a producer starts it by itself.
+  it('zstd starts on first use: a producer awaits the start, a direct compress() before it is a typed error', async () => {
+    expect(compressionReady('zstd')).toBe(false);
+    expect(() => compress(Buffer.from('{}'), 'zstd')).toThrow(EncodeError);
+    expect(() => compress(Buffer.from('{}'), 'zstd')).toThrow(/prepareCompression\('zstd'\)/);
+    const connection = new Connection('memory://');
+    try {
+      const channel = await connection.channel();
+      const queue = new Queue(`zstd-start-${Date.now()}`).bind(channel);
+      await queue.declare();
+      await new Producer(channel, { compression: 'zstd' }).publish({ n: 1 }, { routingKey: queue.name });
+      const message = await queue.get({ noAck: true });
+      expect(message?.headers['compression']).toBe('application/zstd');
+      expect(message?.payload).toEqual({ n: 1 });
+      expect(compressionReady('zstd')).toBe(true);
+    } finally {
+      await connection.close();
+    }
+    await prepareCompression('zstd'); // already started: resolves at once
+    expect(decompress(compress(Buffer.from('abc'), 'zstd').body, 'application/zstd').toString()).toBe('abc');
+  });
+
   it('maps names to kombu mime types', () => {
     expect(compressionMimeFor('zlib')).toBe('application/x-gzip');
     expect(compressionMimeFor('gzip')).toBe('application/x-gzip');

@@ -7,10 +7,13 @@ import { encode as msgpackEncode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, DecodeLimitError } from '../../src/errors.js';
-import { compress, decodeBody, decompress } from '../../src/kombu/compression.js';
+import { compress, prepareCompression, decodeBody, decompress } from '../../src/kombu/compression.js';
 import { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from '../../src/kombu/decode-limits.js';
 import { Message } from '../../src/kombu/message.js';
 import { loads } from '../../src/kombu/serialization.js';
+
+// zstd's encoder is WebAssembly, started once before the first direct compress().
+await prepareCompression('zstd');
 
 /** The error `fn` throws (fails the test when it returns). */
 function thrown(fn: () => unknown): DecodeLimitError {
