@@ -22,6 +22,7 @@ export {
   AMQP_REPLY_CODES,
   AbortError,
   ArgumentError,
+  CallbackError,
   CeleryAmqpError,
   ChannelError,
   ConnectionError,
@@ -39,20 +40,35 @@ export type { AmqpReplyCode, ClientErrorCode, ErrorCode, ErrorOptions } from './
 
 // Transport (the interface; concrete transports are chosen by URL)
 export type {
+  BasicAckParams,
+  BasicCancelParams,
+  BasicConsumeParams,
+  BasicGetParams,
+  BasicPublishParams,
+  BasicQosParams,
+  BasicRecoverParams,
+  BasicRejectParams,
   BrokerAddress,
+  ChannelFlowParams,
+  ChannelMethodParams,
   ConnectOptions,
-  ConsumeOptions as TransportConsumeOptions,
   ChannelOptions as TransportChannelOptions,
   Delivery,
   DeliveryInfo,
-  ExchangeDeclareOptions,
+  ExchangeBindParams,
+  ExchangeDeclareParams,
+  ExchangeDeleteParams,
   ExchangeType,
+  ExchangeUnbindParams,
   FieldTable,
   FieldValue,
   MessageProperties,
-  PublishOptions as TransportPublishOptions,
+  QueueBindParams,
   QueueDeclareOk,
-  QueueDeclareOptions,
+  QueueDeclareParams,
+  QueueDeleteParams,
+  QueuePurgeParams,
+  QueueUnbindParams,
   ReturnedMessage,
   TlsOptions,
   Transport,
@@ -61,23 +77,37 @@ export type {
   TransportConnection,
   TransportConnectionEvents,
 } from './transport/types.js';
-export { formatBrokerUrl, parseBrokerUrl, redactUrl } from './transport/url.js';
+export { formatBrokerUrl, parseBrokerUrl, redactUrl, resolveBroker } from './transport/url.js';
 export type { FormatBrokerUrlOptions } from './transport/url.js';
-export { MemoryBroker, resolveBroker, transportFor } from './transport/registry.js';
-export type { MemoryExchangeInfo, MemoryQueueInfo } from './transport/registry.js';
+export { MemoryBroker, registerTransport, registeredSchemes, transportFor } from './transport/registry.js';
+export type {
+  MemoryExchangeInfo,
+  MemoryQueueInfo,
+  RegisterTransportOptions,
+  TransportFactory,
+} from './transport/registry.js';
 
 // kombu
 export { Connection } from './kombu/connection.js';
 export type { ConnectionEvents, ConnectionOptions } from './kombu/connection.js';
 export { Channel } from './kombu/channel.js';
-export type { ChannelEvents, ChannelOptions, DeliveryHandler, RecoverOptions } from './kombu/channel.js';
+export type {
+  CallOptions,
+  ChannelEvents,
+  ChannelOptions,
+  MessageHandler,
+  RecoveringChannel,
+  RecoveryHook,
+} from './kombu/channel.js';
+export { ManyQueueConsumer } from './kombu/many-queue-consumer.js';
+export type { ManyQueueConsumerEvents, ManyQueueConsumerOptions } from './kombu/many-queue-consumer.js';
 export { Exchange } from './kombu/exchange.js';
 export type { ExchangeMessageOptions, ExchangeOptions, ExchangePublishOptions } from './kombu/exchange.js';
 export { NoCacheQueue, Queue } from './kombu/queue.js';
 export type { QueueGetOptions, QueueOptions } from './kombu/queue.js';
 export { Binding } from './kombu/binding.js';
 export type { Bindable } from './kombu/binding.js';
-export type { ChannelLike } from './kombu/entity.js';
+export type { BindToOptions, ChannelLike } from './kombu/entity.js';
 export type { Arguments, Declarable, DeliveryModeLike, OutgoingMessage } from './kombu/types.js';
 export { Producer } from './kombu/producer.js';
 export type { OnReturn, ProducerOptions, PublishOptions } from './kombu/producer.js';

@@ -18,7 +18,6 @@ import { CeleryAmqpError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
 import { Consumer } from '../kombu/consumer.js';
 import type { Message } from '../kombu/message.js';
-import type { TransportChannel } from '../transport/types.js';
 import type { TaskRequest } from './backend-types.js';
 import type { Celery } from './app.js';
 import { TaskError, TaskRevokedError } from './exceptions.js';
@@ -95,9 +94,9 @@ interface Job {
 interface Held {
   readonly job: Job;
   readonly eta: number;
-  /** The transport channel the message came on: once it closes the broker has requeued it. */
-  readonly channel: TransportChannel | null;
   timer: NodeJS.Timeout | undefined;
+  /** Stops watching the channel the message came on (once it closes the broker has requeued it). */
+  unwatch: () => void;
 }
 
 /**
@@ -135,8 +134,6 @@ export class Worker {
   #closed: Promise<void> | undefined;
   readonly #running = new Set<Promise<void>>();
   readonly #held = new Set<Held>();
-  /** Transport channels with a 'close' listener that drops their held tasks. */
-  readonly #watched = new WeakSet<TransportChannel>();
   /** basic.qos prefetch the broker has now, and the queue of updates to it (one at a time). */
   #qosApplied = 0;
   #qosChain: Promise<void> = Promise.resolve();
@@ -344,12 +341,11 @@ export class Worker {
   #hold(job: Job, eta: number): void {
     // Arrived while closing: leave it unacked, the channel's close gives it back to the broker.
     if (this.#closing) return;
-    const channel = this.#channel?.transportChannel ?? null;
     // Its channel already died: the broker has requeued it and will deliver it again.
-    if (channel?.closed === true) return;
-    const held: Held = { job, eta, channel, timer: undefined };
+    if (!job.message.channelOpen) return;
+    const held: Held = { job, eta, timer: undefined, unwatch: () => undefined };
     this.#held.add(held);
-    this.#watch(channel);
+    held.unwatch = job.message.onChannelClose(() => this.#dropHeld(held));
     this.#arm(held);
     this.#updateQos();
   }
@@ -369,7 +365,7 @@ export class Worker {
     }
     this.#release(held);
     this.#updateQos();
-    if (held.channel?.closed === true) return;
+    if (!held.job.message.channelOpen) return;
     // Celery's apply_eta_task runs it now; the expiry is checked again first.
     this.#track(this.#execute(held.job));
   }
@@ -377,26 +373,19 @@ export class Worker {
   #release(held: Held): void {
     clearTimeout(held.timer);
     held.timer = undefined;
+    held.unwatch();
     this.#held.delete(held);
   }
 
   /**
-   * Once a transport channel closes (lost connection, channel error) its unacked messages
-   * are back in the queue and will be redelivered: their holds are dropped, or the task
+   * Once the channel a held message came on closes (lost connection, channel error) the
+   * message is back in the queue and will be redelivered: its hold is dropped, or the task
    * would run twice. Celery clears its timer on connection loss for the same reason.
    */
-  #watch(channel: TransportChannel | null): void {
-    if (channel === null || this.#watched.has(channel)) return;
-    this.#watched.add(channel);
-    channel.once('close', () => {
-      let dropped = false;
-      for (const held of this.#held) {
-        if (held.channel !== channel) continue;
-        this.#release(held);
-        dropped = true;
-      }
-      if (dropped) this.#updateQos();
-    });
+  #dropHeld(held: Held): void {
+    if (!this.#held.has(held)) return;
+    this.#release(held);
+    this.#updateQos();
   }
 
   /** Sets the prefetch to the configured one plus one per held task, one update at a time. */

@@ -8,16 +8,28 @@
 import { EventEmitter } from 'node:events';
 import { ChannelError, ConnectionError } from '../../errors.js';
 import type {
+  BasicAckParams,
+  BasicCancelParams,
+  BasicConsumeParams,
+  BasicGetParams,
+  BasicPublishParams,
+  BasicQosParams,
+  BasicRecoverParams,
+  BasicRejectParams,
+  ChannelFlowParams,
   ChannelOptions,
-  ConsumeOptions,
   Delivery,
-  ExchangeDeclareOptions,
-  ExchangeType,
-  FieldTable,
+  ExchangeBindParams,
+  ExchangeDeclareParams,
+  ExchangeDeleteParams,
+  ExchangeUnbindParams,
   MessageProperties,
-  PublishOptions,
+  QueueBindParams,
   QueueDeclareOk,
-  QueueDeclareOptions,
+  QueueDeclareParams,
+  QueueDeleteParams,
+  QueuePurgeParams,
+  QueueUnbindParams,
   TransportChannel,
   TransportChannelEvents,
 } from '../types.js';
@@ -89,8 +101,8 @@ function copyProperties(properties: MessageProperties): MessageProperties {
  * @example
  * ```ts
  * const ch = await connection.createChannel();
- * await ch.declareQueue('q');
- * await ch.publish('', 'q', Buffer.from('hi'), {});
+ * await ch.declareQueue({ queue: 'q' });
+ * await ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('hi') });
  * ```
  */
 export class MemoryChannel extends EventEmitter<TransportChannelEvents> implements TransportChannel {
@@ -132,121 +144,60 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
 
   // ---- operations -------------------------------------------------------------------------
 
-  declareExchange(
-    name: string,
-    type: ExchangeType | string,
-    options: ExchangeDeclareOptions = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.declareExchange(name, type, {
-        durable: options.durable ?? true,
-        autoDelete: options.autoDelete ?? false,
-        internal: options.internal ?? false,
-        arguments: options.arguments ?? {},
-        passive: options.passive ?? false,
-      }),
-    );
+  declareExchange(params: ExchangeDeclareParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.declareExchange(params));
   }
 
-  deleteExchange(name: string, options: { ifUnused?: boolean; nowait?: boolean } = {}): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.deleteExchange(name, options.ifUnused ?? false),
-    );
+  deleteExchange(params: ExchangeDeleteParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.deleteExchange(params));
   }
 
-  bindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args: FieldTable = {},
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.bind('exchange', destination, source, routingKey, args, this.owner.id),
-    );
+  bindExchange(params: ExchangeBindParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.bind(params, this.owner.id));
   }
 
-  unbindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args: FieldTable = {},
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.unbind('exchange', destination, source, routingKey, args, this.owner.id),
-    );
+  unbindExchange(params: ExchangeUnbindParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.unbind(params, this.owner.id));
   }
 
-  declareQueue(name: string, options: QueueDeclareOptions = {}): Promise<QueueDeclareOk | null> {
-    return this.op<QueueDeclareOk | null>(options.nowait, null, () => {
-      const ok = this.vhost.declareQueue(
-        name,
-        {
-          durable: options.durable ?? false,
-          exclusive: options.exclusive ?? false,
-          autoDelete: options.autoDelete ?? false,
-          arguments: options.arguments ?? {},
-          passive: options.passive ?? false,
-        },
-        this.owner.id,
-      );
+  declareQueue(params: QueueDeclareParams): Promise<QueueDeclareOk | null> {
+    return this.op<QueueDeclareOk | null>(params.nowait, null, () => {
+      const ok = this.vhost.declareQueue(params, this.owner.id);
       this.lastQueue = ok.queue;
       return ok;
     });
   }
 
-  bindQueue(
-    queue: string,
-    exchange: string,
-    routingKey: string,
-    args: FieldTable = {},
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.bind('queue', this.queueName(queue), exchange, routingKey, args, this.owner.id),
-    );
+  bindQueue(params: QueueBindParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.bind(this.onQueue(params), this.owner.id));
   }
 
-  unbindQueue(queue: string, exchange: string, routingKey: string, args: FieldTable = {}): Promise<void> {
-    return this.op(false, undefined, () =>
-      this.vhost.unbind('queue', this.queueName(queue), exchange, routingKey, args, this.owner.id),
-    );
+  unbindQueue(params: QueueUnbindParams): Promise<void> {
+    return this.op(false, undefined, () => this.vhost.unbind(this.onQueue(params), this.owner.id));
   }
 
-  purgeQueue(queue: string): Promise<number> {
-    return this.op(false, 0, () => this.vhost.queue(this.queueName(queue), this.owner.id).purge());
+  purgeQueue(params: QueuePurgeParams): Promise<number> {
+    return this.op(false, 0, () => this.vhost.queue(this.queueName(params.queue), this.owner.id).purge());
   }
 
-  deleteQueue(queue: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<number> {
-    return this.op(false, 0, () =>
-      this.vhost.deleteQueue(
-        this.queueName(queue),
-        options.ifUnused ?? false,
-        options.ifEmpty ?? false,
-        this.owner.id,
-      ),
-    );
+  deleteQueue(params: QueueDeleteParams): Promise<number> {
+    return this.op(false, 0, () => this.vhost.deleteQueue(this.onQueue(params), this.owner.id));
   }
 
-  publish(
-    exchange: string,
-    routingKey: string,
-    body: Buffer,
-    properties: MessageProperties,
-    options: PublishOptions = {},
-  ): Promise<void> {
+  publish(params: BasicPublishParams): Promise<void> {
     if (this.isClosed) return Promise.reject(this.closedError());
+    const { exchange, routingKey, body } = params;
+    const properties = params.properties ?? {};
     let queues: Set<MemoryQueue>;
     try {
       queues = this.vhost.route(exchange, routingKey, properties.headers);
     } catch (error) {
       // As on RabbitMQ: the publish itself went out; the channel closes afterwards.
-      this.fail(error);
-      return this.confirm ? Promise.reject(error as Error) : Promise.resolve();
+      const failure = this.fail(error);
+      return this.confirm ? Promise.reject(failure) : Promise.resolve();
     }
     if (queues.size === 0) {
-      if (options.mandatory === true) {
+      if (params.mandatory === true) {
         const returned = {
           body: Buffer.from(body),
           properties: copyProperties(properties),
@@ -269,13 +220,13 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     return Promise.resolve();
   }
 
-  get(queue: string, options: { noAck?: boolean } = {}): Promise<Delivery | null> {
+  get(params: BasicGetParams): Promise<Delivery | null> {
     return this.op<Delivery | null>(false, null, () => {
-      const q = this.vhost.queue(this.queueName(queue), this.owner.id);
+      const q = this.vhost.queue(this.queueName(params.queue), this.owner.id);
       const message = q.take();
       if (message === undefined) return null;
       const deliveryTag = this.nextTag++;
-      if (options.noAck !== true) this.unacked.set(deliveryTag, { queue: q, message, consumer: undefined });
+      if (params.noAck !== true) this.unacked.set(deliveryTag, { queue: q, message, consumer: undefined });
       return {
         body: Buffer.from(message.body),
         properties: copyProperties(message.properties),
@@ -290,25 +241,21 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     });
   }
 
-  consume(
-    queue: string,
-    onDelivery: (delivery: Delivery) => void,
-    options: ConsumeOptions = {},
-  ): Promise<string> {
+  consume(params: BasicConsumeParams, onDelivery: (delivery: Delivery) => void): Promise<string> {
     return this.op(false, '', () => {
-      const name = this.queueName(queue);
+      const name = this.queueName(params.queue);
       const q = this.vhost.queue(name, this.owner.id);
-      if (q.exclusiveConsumer !== undefined || (options.exclusive === true && q.consumerCount > 0)) {
+      if (q.exclusiveConsumer !== undefined || (params.exclusive === true && q.consumerCount > 0)) {
         throw brokerError('ACCESS_REFUSED', `queue '${name}' in vhost '${this.vhost.name}' in exclusive use`);
       }
-      const tag = options.consumerTag ?? `amq.ctag-${randomName()}`;
+      const tag = params.consumerTag ?? `amq.ctag-${randomName()}`;
       if (this.consumers.has(tag)) throw brokerError('NOT_ALLOWED', `attempt to reuse consumer tag '${tag}'`);
       const consumer = new ChannelConsumer(
         this,
         q,
         tag,
-        options.noAck ?? false,
-        options.exclusive ?? false,
+        params.noAck ?? false,
+        params.exclusive ?? false,
         onDelivery,
         this.consumerPrefetch,
       );
@@ -318,18 +265,19 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     });
   }
 
-  cancel(consumerTag: string): Promise<void> {
+  cancel(params: BasicCancelParams): Promise<void> {
     return this.op(false, undefined, () => {
-      const consumer = this.consumers.get(consumerTag);
+      const consumer = this.consumers.get(params.consumerTag);
       if (consumer === undefined) return;
-      this.consumers.delete(consumerTag);
-      consumer.queue.removeConsumer(consumerTag);
+      this.consumers.delete(params.consumerTag);
+      consumer.queue.removeConsumer(params.consumerTag);
     });
   }
 
-  ack(deliveryTag: number, multiple = false): void {
+  ack(params: BasicAckParams): void {
     if (this.isClosed) return;
-    if (multiple) {
+    const deliveryTag = params.deliveryTag;
+    if (params.multiple === true) {
       const done: Unacked[] = [];
       for (const [tag, entry] of this.unacked) {
         if (deliveryTag !== 0 && tag > deliveryTag) break;
@@ -348,22 +296,23 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     this.settled(entry);
   }
 
-  reject(deliveryTag: number, requeue: boolean): void {
+  reject(params: BasicRejectParams): void {
     if (this.isClosed) return;
-    const entry = this.unacked.get(deliveryTag);
+    const entry = this.unacked.get(params.deliveryTag);
     if (entry === undefined) {
-      this.fail(brokerError('PRECONDITION_FAILED', `unknown delivery tag ${deliveryTag}`));
+      this.fail(brokerError('PRECONDITION_FAILED', `unknown delivery tag ${params.deliveryTag}`));
       return;
     }
-    this.unacked.delete(deliveryTag);
-    if (requeue) entry.queue.requeue([entry.message]);
+    this.unacked.delete(params.deliveryTag);
+    if (params.requeue) entry.queue.requeue([entry.message]);
     else this.vhost.deadLetter(entry.queue, entry.message, 'rejected');
     this.settled(entry);
   }
 
-  qos(_prefetchSize: number, prefetchCount: number, global = false): Promise<void> {
+  qos(params: BasicQosParams): Promise<void> {
     return this.op(false, undefined, () => {
-      if (global) this.global.limit = prefetchCount;
+      const prefetchCount = params.prefetchCount ?? 0;
+      if (params.global === true) this.global.limit = prefetchCount;
       else this.consumerPrefetch = prefetchCount;
       this.scheduleAll();
     });
@@ -373,14 +322,14 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
    * basic.recover. Unacked messages go back to their queues marked redelivered; with
    * `requeue=false` the embedded broker requeues as well (RabbitMQ refuses that form).
    */
-  recover(_requeue: boolean): Promise<void> {
+  recover(_params: BasicRecoverParams): Promise<void> {
     return this.op(false, undefined, () => this.requeueAll());
   }
 
-  flow(active: boolean): Promise<void> {
+  flow(params: ChannelFlowParams): Promise<void> {
     return this.op(false, undefined, () => {
-      this.active = active;
-      if (active) this.scheduleAll();
+      this.active = params.active;
+      if (params.active) this.scheduleAll();
     });
   }
 
@@ -467,18 +416,29 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
       const value = fn();
       return Promise.resolve(nowait === true ? nowaitValue : value);
     } catch (error) {
-      this.fail(error);
-      return nowait === true ? Promise.resolve(nowaitValue) : Promise.reject(error as Error);
+      const failure = this.fail(error);
+      return nowait === true ? Promise.resolve(nowaitValue) : Promise.reject(failure);
     }
   }
 
-  private fail(error: unknown): void {
-    if (error instanceof ConnectionError) this.owner.failConnection(error);
-    else this.shutdown(error instanceof Error ? error : new ChannelError(String(error)));
+  /** Closes the channel (or, for a connection-level error, the connection) with `error`. */
+  private fail(error: unknown): Error {
+    if (error instanceof ConnectionError) {
+      this.owner.failConnection(error);
+      return error;
+    }
+    const failure = error instanceof Error ? error : new ChannelError(String(error));
+    this.shutdown(failure);
+    return failure;
   }
 
   private closedError(): Error {
     return this.closeError ?? new ChannelError(`channel ${this.id} is closed`, { code: 'CHANNEL_CLOSED' });
+  }
+
+  /** The params with `queue` resolved (RabbitMQ lets '' stand for the last declared queue). */
+  private onQueue<P extends { queue: string }>(params: P): P {
+    return params.queue === '' ? { ...params, queue: this.queueName('') } : params;
   }
 
   private queueName(queue: string): string {
