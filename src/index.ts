@@ -91,14 +91,14 @@ export type {
 export { Connection } from './kombu/connection.js';
 export type { ConnectionEvents, ConnectionOptions } from './kombu/connection.js';
 export { Channel } from './kombu/channel.js';
+export type { MessageHandler } from './kombu/channel-consumers.js';
 export type {
   CallOptions,
   ChannelEvents,
   ChannelOptions,
-  MessageHandler,
   RecoveringChannel,
   RecoveryHook,
-} from './kombu/channel.js';
+} from './kombu/channel-types.js';
 export { ManyQueueConsumer } from './kombu/many-queue-consumer.js';
 export type { ManyQueueConsumerEvents, ManyQueueConsumerOptions } from './kombu/many-queue-consumer.js';
 export { Exchange } from './kombu/exchange.js';

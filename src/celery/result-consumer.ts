@@ -229,12 +229,7 @@ export async function* getMany(
   // The queue as every store declares it (with the exchange: declaring it binds the queue).
   const template = source.queueFor('template');
   const many = new ManyQueueConsumer(source.connection, {
-    queue: {
-      durable: template.durable,
-      exclusive: template.exclusive,
-      autoDelete: template.autoDelete,
-      ...(template.queueArguments === undefined ? {} : { arguments: template.queueArguments }),
-    },
+    queue: template.declareParams(),
     bindTo: source.exchange,
     onMessage: receive,
     // After a reconnect only the queues whose result is still to come are set up again.

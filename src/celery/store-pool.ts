@@ -89,9 +89,9 @@ export class StorePool {
   readonly #channels = new Set<Channel>();
   #closed = false;
   readonly #queueOptions: QueueOptions;
-  /** queue.declare params of the store path but the name, built once (nowait and awaited forms). */
-  readonly #declareNowait: Omit<QueueDeclareParams, 'queue'>;
-  readonly #declareWait: Omit<QueueDeclareParams, 'queue'>;
+  /** queue.declare params of the store path (the name set per store), built once (nowait and awaited forms). */
+  readonly #declareNowait: QueueDeclareParams;
+  readonly #declareWait: QueueDeclareParams;
   /** exchange.declare params of the store path, built once (nowait and awaited forms). */
   readonly #exchangeNowait: ExchangeDeclareParams;
   readonly #exchangeWait: ExchangeDeclareParams;
@@ -110,30 +110,13 @@ export class StorePool {
       exclusive: false,
       ...(q.expires === null ? {} : { expires: q.expires }),
     };
-    // Exactly the flags and arguments a NoCacheQueue sends (one built once, as a template).
+    // Exactly what a NoCacheQueue and the result exchange send (built once, from a template).
     const { exchange: _unused, ...flags } = this.#queueOptions;
-    const args = new NoCacheQueue('template', flags).queueArguments;
-    const declare: Omit<QueueDeclareParams, 'queue'> = {
-      durable: q.durable,
-      exclusive: false,
-      autoDelete: q.autoDelete,
-      passive: false,
-      ...(args === undefined ? {} : { arguments: args }),
-    };
-    this.#declareNowait = { ...declare, nowait: true };
-    this.#declareWait = { ...declare, nowait: false };
-    const x = options.exchange;
-    const exchange: ExchangeDeclareParams = {
-      exchange: x.name,
-      type: x.type,
-      durable: x.durable,
-      autoDelete: x.autoDelete,
-      internal: x.internal,
-      passive: false,
-      ...(x.arguments === undefined ? {} : { arguments: x.arguments }),
-    };
-    this.#exchangeNowait = { ...exchange, nowait: true };
-    this.#exchangeWait = { ...exchange, nowait: false };
+    const template = new NoCacheQueue('template', flags);
+    this.#declareNowait = template.declareParams({ nowait: true });
+    this.#declareWait = template.declareParams();
+    this.#exchangeNowait = options.exchange.declareParams({ nowait: true, passive: false });
+    this.#exchangeWait = options.exchange.declareParams({ passive: false });
   }
 
   /** The queue declaration for a routing key, bound to `channel` (or unbound). */

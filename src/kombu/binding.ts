@@ -4,7 +4,8 @@
  * @module
  */
 import type { FieldTable } from '../transport/types.js';
-import type { CallOptions, Channel } from './channel.js';
+import type { Channel } from './channel.js';
+import type { CallOptions } from './channel-types.js';
 import type { BindToOptions } from './entity.js';
 import type { Exchange } from './exchange.js';
 

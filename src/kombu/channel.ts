@@ -13,27 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { CallbackError, ChannelError, CeleryAmqpError } from '../errors.js';
-import type {
-  BasicCancelParams,
-  BasicConsumeParams,
-  BasicGetParams,
-  BasicPublishParams,
-  BasicQosParams,
-  BasicRecoverParams,
-  ChannelFlowParams,
-  ExchangeBindParams,
-  ExchangeDeclareParams,
-  ExchangeDeleteParams,
-  ExchangeUnbindParams,
-  QueueBindParams,
-  QueueDeclareOk,
-  QueueDeclareParams,
-  QueueDeleteParams,
-  QueuePurgeParams,
-  QueueUnbindParams,
-  TransportChannel,
-  TransportConnection,
-} from '../transport/types.js';
+import type * as T from '../transport/types.js';
 import type { Connection } from './connection.js';
 import { ChannelConsumers, newConsumerTag } from './channel-consumers.js';
 import type { MessageHandler } from './channel-consumers.js';
@@ -43,16 +23,6 @@ import type { RecordKey, RecordedOp } from './recovery-record.js';
 import { isRecoverable, withDeadline } from './retry.js';
 import type { WaitOptions } from './retry.js';
 import type {
-  CallOptions,
-  ChannelEvents,
-  ChannelOptions,
-  RecoveringChannel,
-  RecoveryHook,
-} from './channel-types.js';
-
-export { newConsumerTag } from './channel-consumers.js';
-export type { MessageHandler } from './channel-consumers.js';
-export type {
   CallOptions,
   ChannelEvents,
   ChannelOptions,
@@ -86,15 +56,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly confirm: boolean;
 
   /** The transport channel in use, `null` while (re)opening. */
-  #transport: TransportChannel | null = null;
+  #transport: T.TransportChannel | null = null;
   readonly #recordByDefault: boolean;
   /** Declarations replayed after a reconnect, and which queues are consumed from. */
   readonly #record: RecoveryRecord;
-  #ready: Promise<TransportChannel> | null = null;
+  #ready: Promise<T.TransportChannel> | null = null;
   #generation = -1;
   #closed = false;
   #everOpened = false;
-  #qos: BasicQosParams | undefined;
+  #qos: T.BasicQosParams | undefined;
   #flowActive = true;
   readonly #consumers: ChannelConsumers;
   readonly #hooks = new Set<RecoveryHook>();
@@ -142,7 +112,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * Runs `op` on the current transport channel, or once one is open again. The fast path
    * (channel open) calls `op` synchronously: no await, no allocation.
    */
-  #run<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+  #run<T>(op: (ch: T.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     const ch = this.#transport;
     if (ch !== null && !ch.closed) return op(ch);
     return this.#slow(op, wait);
@@ -154,7 +124,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * instead of failing the caller (getMany setting up thousands of consumers during a cut).
    * It fails when reaching the channel fails: the connection gave up, or was closed.
    */
-  #idempotent<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+  #idempotent<T>(op: (ch: T.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     let reached = false;
     return this.#run((ch) => {
       reached = true;
@@ -176,7 +146,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #declare<T>(
     op: RecordedOp | undefined,
     options: CallOptions | undefined,
-    send: (ch: TransportChannel) => Promise<T>,
+    send: (ch: T.TransportChannel) => Promise<T>,
   ): Promise<T> {
     if (op === undefined || !(options?.recover ?? this.#recordByDefault))
       return this.#idempotent(send, options);
@@ -189,12 +159,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /** Forgets a recorded declaration (unbind, delete), then runs the operation. */
-  #undo<T>(key: RecordKey, options: WaitOptions | undefined, send: (ch: TransportChannel) => Promise<T>) {
+  #undo<T>(key: RecordKey, options: WaitOptions | undefined, send: (ch: T.TransportChannel) => Promise<T>) {
     this.#record.forget(key);
     return this.#run(send, options);
   }
 
-  #slow<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+  #slow<T>(op: (ch: T.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     const ready = this.#whenOpen();
     if (wait === undefined || (wait.timeout === undefined && wait.signal === undefined))
       return ready.then(op);
@@ -222,7 +192,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return withDeadline(this.#whenOpen(), wait).then(() => undefined);
   }
 
-  #whenOpen(): Promise<TransportChannel> {
+  #whenOpen(): Promise<T.TransportChannel> {
     const ch = this.#transport;
     if (ch !== null && !ch.closed) return Promise.resolve(ch);
     if (this.#ready !== null) return this.#ready;
@@ -246,7 +216,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return this.#whenOpen().then(() => undefined);
   }
 
-  async #reopen(): Promise<TransportChannel> {
+  async #reopen(): Promise<T.TransportChannel> {
     for (;;) {
       if (this.#closed) throw new ChannelError('Channel closed by client', { code: 'CHANNEL_CLOSED' });
       const tconn = await this.connection.whenConnected();
@@ -267,7 +237,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
   }
 
-  async #open(tconn: TransportConnection): Promise<TransportChannel> {
+  async #open(tconn: T.TransportConnection): Promise<T.TransportChannel> {
     const generation = this.connection.generation;
     // A new connection means the broker forgot our non-durable entities: redeclare them.
     // A mere channel error does not, and replaying the failed declaration would fail again.
@@ -298,7 +268,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /** The view of a reopened transport channel handed to recovery hooks. */
-  #recovering(ch: TransportChannel): RecoveringChannel {
+  #recovering(ch: T.TransportChannel): RecoveringChannel {
     return {
       get closed() {
         return ch.closed;
@@ -310,7 +280,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     };
   }
 
-  async #create(tconn: TransportConnection): Promise<TransportChannel> {
+  async #create(tconn: T.TransportConnection): Promise<T.TransportChannel> {
     const ch = await tconn.createChannel({ confirm: this.confirm });
     reportChannelCloseErrors(ch, this.#report);
     ch.on('return', (m) => this.#emitSafely('return', () => this.emit('return', m)));
@@ -335,7 +305,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
   }
 
-  #onTransportClose(ch: TransportChannel): void {
+  #onTransportClose(ch: T.TransportChannel): void {
     if (ch !== this.#transport) return;
     this.#transport = null;
     if (this.#closed) return;
@@ -380,7 +350,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.declareExchange({ exchange: 'logs', type: 'fanout', durable: false });
    * ```
    */
-  declareExchange(params: ExchangeDeclareParams, options?: CallOptions): Promise<void> {
+  declareExchange(params: T.ExchangeDeclareParams, options?: CallOptions): Promise<void> {
     const op =
       params.passive === true ? undefined : ({ method: 'declareExchange', params: waited(params) } as const);
     return this.#declare(op, options, (ch) => ch.declareExchange(params));
@@ -394,7 +364,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.deleteExchange({ exchange: 'logs', ifUnused: true });
    * ```
    */
-  deleteExchange(params: ExchangeDeleteParams, options?: WaitOptions): Promise<void> {
+  deleteExchange(params: T.ExchangeDeleteParams, options?: WaitOptions): Promise<void> {
     return this.#undo({ method: 'declareExchange', params }, options, (ch) => ch.deleteExchange(params));
   }
 
@@ -406,7 +376,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.bindExchange({ destination: 'audit', source: 'logs', routingKey: '#' });
    * ```
    */
-  bindExchange(params: ExchangeBindParams, options?: CallOptions): Promise<void> {
+  bindExchange(params: T.ExchangeBindParams, options?: CallOptions): Promise<void> {
     return this.#declare({ method: 'bindExchange', params: waited(params) }, options, (ch) =>
       ch.bindExchange(params),
     );
@@ -420,7 +390,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.unbindExchange({ destination: 'audit', source: 'logs', routingKey: '#' });
    * ```
    */
-  unbindExchange(params: ExchangeUnbindParams, options?: WaitOptions): Promise<void> {
+  unbindExchange(params: T.ExchangeUnbindParams, options?: WaitOptions): Promise<void> {
     return this.#undo({ method: 'bindExchange', params }, options, (ch) => ch.unbindExchange(params));
   }
 
@@ -436,7 +406,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * const ok = await channel.declareQueue({ queue: 'tasks', durable: true });
    * ```
    */
-  declareQueue(params: QueueDeclareParams, options?: CallOptions): Promise<QueueDeclareOk | null> {
+  declareQueue(params: T.QueueDeclareParams, options?: CallOptions): Promise<T.QueueDeclareOk | null> {
     const record = params.passive !== true && (options?.recover ?? this.#recordByDefault);
     if (params.queue !== '') {
       const op = record ? ({ method: 'declareQueue', params: waited(params) } as const) : undefined;
@@ -462,7 +432,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.bindQueue({ queue: 'q', exchange: 'logs', routingKey: 'error' });
    * ```
    */
-  bindQueue(params: QueueBindParams, options?: CallOptions): Promise<void> {
+  bindQueue(params: T.QueueBindParams, options?: CallOptions): Promise<void> {
     return this.#declare({ method: 'bindQueue', params: waited(params) }, options, (ch) =>
       ch.bindQueue(params),
     );
@@ -476,7 +446,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.unbindQueue({ queue: 'q', exchange: 'logs', routingKey: 'error' });
    * ```
    */
-  unbindQueue(params: QueueUnbindParams, options?: WaitOptions): Promise<void> {
+  unbindQueue(params: T.QueueUnbindParams, options?: WaitOptions): Promise<void> {
     return this.#undo({ method: 'bindQueue', params }, options, (ch) => ch.unbindQueue(params));
   }
 
@@ -488,7 +458,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * const n = await channel.purgeQueue({ queue: 'q' });
    * ```
    */
-  purgeQueue(params: QueuePurgeParams, options?: WaitOptions): Promise<number> {
+  purgeQueue(params: T.QueuePurgeParams, options?: WaitOptions): Promise<number> {
     return this.#run((ch) => ch.purgeQueue(params), options);
   }
 
@@ -501,7 +471,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.deleteQueue({ queue: 'q', ifEmpty: true });
    * ```
    */
-  deleteQueue(params: QueueDeleteParams, options?: WaitOptions): Promise<number> {
+  deleteQueue(params: T.QueueDeleteParams, options?: WaitOptions): Promise<number> {
     this.forgetQueue(params.queue);
     return this.#run((ch) => ch.deleteQueue(params), options);
   }
@@ -514,7 +484,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.publish({ exchange: '', routingKey: 'q', body: Buffer.from('hi') });
    * ```
    */
-  publish(params: BasicPublishParams, options?: WaitOptions): Promise<void> {
+  publish(params: T.BasicPublishParams, options?: WaitOptions): Promise<void> {
     const ch = this.#transport;
     if (ch !== null && !ch.closed) return ch.publish(params);
     return this.#slow((c) => c.publish(params), options);
@@ -529,7 +499,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * m?.ack();
    * ```
    */
-  get(params: BasicGetParams, options?: WaitOptions): Promise<Message | null> {
+  get(params: T.BasicGetParams, options?: WaitOptions): Promise<Message | null> {
     const noAck = params.noAck === true;
     return this.#run(
       (ch) => ch.get(params).then((d) => (d === null ? null : new Message(d, ch, { noAck }))),
@@ -549,7 +519,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * const tag = await channel.consume({ queue: 'q' }, (m) => m.ack());
    * ```
    */
-  async consume(params: BasicConsumeParams, handler: MessageHandler, options?: CallOptions): Promise<string> {
+  async consume(
+    params: T.BasicConsumeParams,
+    handler: MessageHandler,
+    options?: CallOptions,
+  ): Promise<string> {
     const tag = params.consumerTag ?? newConsumerTag();
     const withTag = { ...params, consumerTag: tag };
     const noAck = params.noAck === true;
@@ -590,7 +564,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.cancel({ consumerTag: tag });
    * ```
    */
-  async cancel(params: BasicCancelParams, options?: WaitOptions): Promise<void> {
+  async cancel(params: T.BasicCancelParams, options?: WaitOptions): Promise<void> {
     const known = this.#consumers.remove(params.consumerTag);
     const ch = this.#transport;
     // Without an open channel the broker has already dropped the consumer.
@@ -606,7 +580,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.qos({ prefetchCount: 10 });
    * ```
    */
-  qos(params: BasicQosParams, options?: WaitOptions): Promise<void> {
+  qos(params: T.BasicQosParams, options?: WaitOptions): Promise<void> {
     this.#qos = params;
     return this.#idempotent((ch) => ch.qos(params), options);
   }
@@ -619,7 +593,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.recover({ requeue: true });
    * ```
    */
-  recover(params: BasicRecoverParams, options?: WaitOptions): Promise<void> {
+  recover(params: T.BasicRecoverParams, options?: WaitOptions): Promise<void> {
     return this.#run((ch) => ch.recover(params), options);
   }
 
@@ -631,7 +605,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.flow({ active: false });
    * ```
    */
-  flow(params: ChannelFlowParams, options?: WaitOptions): Promise<void> {
+  flow(params: T.ChannelFlowParams, options?: WaitOptions): Promise<void> {
     this.#flowActive = params.active;
     return this.#run((ch) => ch.flow(params), options);
   }

@@ -7,7 +7,7 @@
 import { NotBoundError } from '../errors.js';
 import type { FieldTable } from '../transport/types.js';
 import { Channel } from './channel.js';
-import type { CallOptions } from './channel.js';
+import type { CallOptions } from './channel-types.js';
 import type { Connection } from './connection.js';
 import type { Exchange } from './exchange.js';
 

@@ -8,7 +8,9 @@
 import { EventEmitter } from 'node:events';
 import { CeleryAmqpError } from '../errors.js';
 import type { QueueDeclareOk, QueueDeclareParams, TransportChannel } from '../transport/types.js';
-import type { Channel, MessageHandler, RecoveringChannel } from './channel.js';
+import type { MessageHandler } from './channel-consumers.js';
+import type { RecoveringChannel } from './channel-types.js';
+import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
 import type { Exchange } from './exchange.js';
 import { deliveryChannel } from './message.js';

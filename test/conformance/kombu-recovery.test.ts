@@ -12,7 +12,7 @@ import type { Message } from '../../src/kombu/message.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { NoCacheQueue, Queue } from '../../src/kombu/queue.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
-import type { RecoveringChannel } from '../../src/kombu/channel.js';
+import type { RecoveringChannel } from '../../src/kombu/channel-types.js';
 import { closeConnection, uid, until } from '../fault/helpers.js';
 import { transports } from './transports.js';
 

@@ -7,30 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type { Channel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../errors.js';
-import type {
-  BasicAckParams,
-  BasicCancelParams,
-  BasicConsumeParams,
-  BasicGetParams,
-  BasicPublishParams,
-  BasicQosParams,
-  BasicRecoverParams,
-  BasicRejectParams,
-  ChannelFlowParams,
-  Delivery,
-  ExchangeBindParams,
-  ExchangeDeclareParams,
-  ExchangeDeleteParams,
-  ExchangeUnbindParams,
-  QueueBindParams,
-  QueueDeclareOk,
-  QueueDeclareParams,
-  QueueDeleteParams,
-  QueuePurgeParams,
-  QueueUnbindParams,
-  TransportChannel,
-  TransportChannelEvents,
-} from '../types.js';
+import type * as T from '../types.js';
 import { toDelivery, toPublishOptions, toReturned, typeTable } from './amqp-codec.js';
 import { fromAmqplibClose, fromAmqplibFailure } from './amqp-errors.js';
 import { M, amqplibInternals, closeUntilClosed, replyNumber, replyString } from './amqplib-internals.js';
@@ -100,7 +77,7 @@ interface Op {
  * await ch.publish({ exchange: 'celeryresults', routingKey: q, body, properties: { contentType: 'application/json' } });
  * ```
  */
-export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements TransportChannel {
+export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implements T.TransportChannel {
   /** Channel number (diagnostics). */
   readonly id: number;
   /** True when opened with `confirm: true`. */
@@ -121,7 +98,10 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #paused = false;
   readonly #held: Array<() => void> = [];
   /** amqplib callbacks by delivery handler (see #callbackFor). */
-  readonly #callbacks = new WeakMap<(delivery: Delivery) => void, (message: ConsumeMessage | null) => void>();
+  readonly #callbacks = new WeakMap<
+    (delivery: T.Delivery) => void,
+    (message: ConsumeMessage | null) => void
+  >();
 
   /**
    * Wraps an open amqplib channel. Called by AmqpConnection, not by users.
@@ -300,7 +280,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.declareExchange({ exchange: 'celeryresults', type: 'direct', durable: true });
    * ```
    */
-  async declareExchange(params: ExchangeDeclareParams): Promise<void> {
+  async declareExchange(params: T.ExchangeDeclareParams): Promise<void> {
     const fields = {
       exchange: params.exchange,
       type: params.type,
@@ -321,7 +301,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.deleteExchange({ exchange: 'x', ifUnused: true });
    * ```
    */
-  async deleteExchange(params: ExchangeDeleteParams): Promise<void> {
+  async deleteExchange(params: T.ExchangeDeleteParams): Promise<void> {
     const fields = { exchange: params.exchange, ifUnused: params.ifUnused ?? false };
     await this.#call(M.ExchangeDelete, M.ExchangeDeleteOk, fields, params.nowait);
   }
@@ -334,7 +314,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.bindExchange({ destination: 'dest', source: 'src', routingKey: 'key' });
    * ```
    */
-  async bindExchange(params: ExchangeBindParams): Promise<void> {
+  async bindExchange(params: T.ExchangeBindParams): Promise<void> {
     await this.#call(M.ExchangeBind, M.ExchangeBindOk, bindingFields(params), params.nowait);
   }
 
@@ -346,7 +326,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.unbindExchange({ destination: 'dest', source: 'src', routingKey: 'key' });
    * ```
    */
-  async unbindExchange(params: ExchangeUnbindParams): Promise<void> {
+  async unbindExchange(params: T.ExchangeUnbindParams): Promise<void> {
     await this.#call(M.ExchangeUnbind, M.ExchangeUnbindOk, bindingFields(params), params.nowait);
   }
 
@@ -358,7 +338,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.declareQueue({ queue: id, durable: true, autoDelete: true, arguments: { 'x-expires': 86400000 } });
    * ```
    */
-  async declareQueue(params: QueueDeclareParams): Promise<QueueDeclareOk | null> {
+  async declareQueue(params: T.QueueDeclareParams): Promise<T.QueueDeclareOk | null> {
     const fields = {
       queue: params.queue,
       passive: params.passive ?? false,
@@ -384,7 +364,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.bindQueue({ queue: q, exchange: 'celeryresults', routingKey: q, nowait: true });
    * ```
    */
-  async bindQueue(params: QueueBindParams): Promise<void> {
+  async bindQueue(params: T.QueueBindParams): Promise<void> {
     await this.#call(M.QueueBind, M.QueueBindOk, bindingFields(params), params.nowait);
   }
 
@@ -396,7 +376,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.unbindQueue({ queue: q, exchange: 'celeryresults', routingKey: q });
    * ```
    */
-  async unbindQueue(params: QueueUnbindParams): Promise<void> {
+  async unbindQueue(params: T.QueueUnbindParams): Promise<void> {
     await this.#call(M.QueueUnbind, M.QueueUnbindOk, bindingFields(params));
   }
 
@@ -408,7 +388,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * const n = await ch.purgeQueue({ queue: q });
    * ```
    */
-  async purgeQueue(params: QueuePurgeParams): Promise<number> {
+  async purgeQueue(params: T.QueuePurgeParams): Promise<number> {
     const ok = await this.#call(M.QueuePurge, M.QueuePurgeOk, { queue: params.queue });
     return replyNumber(ok, 'messageCount');
   }
@@ -421,7 +401,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.deleteQueue({ queue: q, ifEmpty: true });
    * ```
    */
-  async deleteQueue(params: QueueDeleteParams): Promise<number> {
+  async deleteQueue(params: T.QueueDeleteParams): Promise<number> {
     const fields = {
       queue: params.queue,
       ifUnused: params.ifUnused ?? false,
@@ -441,7 +421,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('{}'), mandatory: true });
    * ```
    */
-  publish(params: BasicPublishParams): Promise<void> {
+  publish(params: T.BasicPublishParams): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#enqueue({
         kind: 'publish',
@@ -490,7 +470,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * if (delivery) ch.ack({ deliveryTag: delivery.fields.deliveryTag });
    * ```
    */
-  async get(params: BasicGetParams): Promise<Delivery | null> {
+  async get(params: T.BasicGetParams): Promise<T.Delivery | null> {
     const message = await this.#rpc(() => this.#ch.get(params.queue, { noAck: params.noAck ?? false }));
     return message === false ? null : toDelivery(message);
   }
@@ -504,7 +484,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * const tag = await ch.consume({ queue: q }, (d) => ch.ack({ deliveryTag: d.fields.deliveryTag }));
    * ```
    */
-  async consume(params: BasicConsumeParams, onDelivery: (delivery: Delivery) => void): Promise<string> {
+  async consume(params: T.BasicConsumeParams, onDelivery: (delivery: T.Delivery) => void): Promise<string> {
     const onMessage = this.#callbackFor(onDelivery);
     const options = {
       noAck: params.noAck ?? false,
@@ -520,7 +500,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * amqplib's callback for a delivery handler: one per handler, shared by every consumer
    * that uses it (getMany's 100,000 consumers hold one closure, not 100,000).
    */
-  #callbackFor(onDelivery: (delivery: Delivery) => void): (message: ConsumeMessage | null) => void {
+  #callbackFor(onDelivery: (delivery: T.Delivery) => void): (message: ConsumeMessage | null) => void {
     let onMessage = this.#callbacks.get(onDelivery);
     if (onMessage === undefined) {
       onMessage = (message: ConsumeMessage | null): void => {
@@ -543,7 +523,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.cancel({ consumerTag: tag });
    * ```
    */
-  async cancel(params: BasicCancelParams): Promise<void> {
+  async cancel(params: T.BasicCancelParams): Promise<void> {
     await this.#rpc(() => this.#ch.cancel(params.consumerTag));
   }
 
@@ -563,7 +543,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * ch.ack({ deliveryTag: delivery.fields.deliveryTag });
    * ```
    */
-  ack(params: BasicAckParams): void {
+  ack(params: T.BasicAckParams): void {
     this.#sendSync(M.BasicAck, { deliveryTag: params.deliveryTag, multiple: params.multiple ?? false });
   }
 
@@ -576,7 +556,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * ch.reject({ deliveryTag: delivery.fields.deliveryTag, requeue: true });
    * ```
    */
-  reject(params: BasicRejectParams): void {
+  reject(params: T.BasicRejectParams): void {
     this.#sendSync(M.BasicReject, { deliveryTag: params.deliveryTag, requeue: params.requeue });
   }
 
@@ -588,7 +568,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.qos({ prefetchCount: 10 });
    * ```
    */
-  async qos(params: BasicQosParams): Promise<void> {
+  async qos(params: T.BasicQosParams): Promise<void> {
     const fields = {
       prefetchSize: params.prefetchSize ?? 0,
       prefetchCount: params.prefetchCount ?? 0,
@@ -605,7 +585,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.recover({ requeue: true });
    * ```
    */
-  async recover(params: BasicRecoverParams): Promise<void> {
+  async recover(params: T.BasicRecoverParams): Promise<void> {
     await this.#method(M.BasicRecover, { requeue: params.requeue ?? false }, M.BasicRecoverOk);
   }
 
@@ -618,7 +598,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * await ch.flow({ active: false }); // ... await ch.flow({ active: true });
    * ```
    */
-  flow(params: ChannelFlowParams): Promise<void> {
+  flow(params: T.ChannelFlowParams): Promise<void> {
     const active = params.active;
     return new Promise<void>((resolve, reject) => {
       this.#enqueue({
@@ -664,7 +644,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
  * names already; the routing key defaults to '' and arguments are typed as py-amqp types
  * them. (`nowait` is set by the caller's method call.)
  */
-function bindingFields(params: QueueUnbindParams | ExchangeUnbindParams): object {
+function bindingFields(params: T.QueueUnbindParams | T.ExchangeUnbindParams): object {
   const { routingKey = '', arguments: args, ...ends } = params;
   return { ...ends, routingKey, arguments: typeTable(args) };
 }

@@ -7,32 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { ChannelError, ConnectionError } from '../../errors.js';
-import type {
-  BasicAckParams,
-  BasicCancelParams,
-  BasicConsumeParams,
-  BasicGetParams,
-  BasicPublishParams,
-  BasicQosParams,
-  BasicRecoverParams,
-  BasicRejectParams,
-  ChannelFlowParams,
-  ChannelOptions,
-  Delivery,
-  ExchangeBindParams,
-  ExchangeDeclareParams,
-  ExchangeDeleteParams,
-  ExchangeUnbindParams,
-  MessageProperties,
-  QueueBindParams,
-  QueueDeclareOk,
-  QueueDeclareParams,
-  QueueDeleteParams,
-  QueuePurgeParams,
-  QueueUnbindParams,
-  TransportChannel,
-  TransportChannelEvents,
-} from '../types.js';
+import type * as T from '../types.js';
 import type { MemoryQueue, QueueConsumer, StoredMessage } from './memory-queue.js';
 import { PrefetchCounter } from './qos.js';
 import type { VirtualHost } from './virtual-host.js';
@@ -66,7 +41,7 @@ class ChannelConsumer implements QueueConsumer {
     readonly tag: string,
     readonly noAck: boolean,
     readonly exclusive: boolean,
-    readonly onDelivery: (delivery: Delivery) => void,
+    readonly onDelivery: (delivery: T.Delivery) => void,
     prefetch: number,
   ) {
     this.counter = new PrefetchCounter(prefetch);
@@ -89,10 +64,24 @@ class ChannelConsumer implements QueueConsumer {
   }
 }
 
-function copyProperties(properties: MessageProperties): MessageProperties {
+function copyProperties(properties: T.MessageProperties): T.MessageProperties {
   const copy = { ...properties };
   if (properties.headers !== undefined) copy.headers = { ...properties.headers };
   return copy;
+}
+
+/** A delivery of a stored message, with its own bytes (the stored body may be requeued or fanned out). */
+function deliveryOf(message: StoredMessage, deliveryTag: number): T.Delivery {
+  return {
+    body: Buffer.from(message.body),
+    properties: copyProperties(message.properties),
+    fields: {
+      deliveryTag,
+      redelivered: message.redelivered,
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+    },
+  };
 }
 
 /**
@@ -105,7 +94,7 @@ function copyProperties(properties: MessageProperties): MessageProperties {
  * await ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('hi') });
  * ```
  */
-export class MemoryChannel extends EventEmitter<TransportChannelEvents> implements TransportChannel {
+export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implements T.TransportChannel {
   readonly id: number;
   readonly confirm: boolean;
   private readonly owner: ChannelOwner;
@@ -121,7 +110,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
   /** RabbitMQ lets '' stand for the queue this channel declared last. */
   private lastQueue = '';
 
-  constructor(owner: ChannelOwner, id: number, options: ChannelOptions = {}) {
+  constructor(owner: ChannelOwner, id: number, options: T.ChannelOptions = {}) {
     super();
     this.owner = owner;
     this.id = id;
@@ -144,47 +133,47 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
 
   // ---- operations -------------------------------------------------------------------------
 
-  declareExchange(params: ExchangeDeclareParams): Promise<void> {
+  declareExchange(params: T.ExchangeDeclareParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.declareExchange(params));
   }
 
-  deleteExchange(params: ExchangeDeleteParams): Promise<void> {
+  deleteExchange(params: T.ExchangeDeleteParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.deleteExchange(params));
   }
 
-  bindExchange(params: ExchangeBindParams): Promise<void> {
+  bindExchange(params: T.ExchangeBindParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.bind(params, this.owner.id));
   }
 
-  unbindExchange(params: ExchangeUnbindParams): Promise<void> {
+  unbindExchange(params: T.ExchangeUnbindParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.unbind(params, this.owner.id));
   }
 
-  declareQueue(params: QueueDeclareParams): Promise<QueueDeclareOk | null> {
-    return this.op<QueueDeclareOk | null>(params.nowait, null, () => {
+  declareQueue(params: T.QueueDeclareParams): Promise<T.QueueDeclareOk | null> {
+    return this.op<T.QueueDeclareOk | null>(params.nowait, null, () => {
       const ok = this.vhost.declareQueue(params, this.owner.id);
       this.lastQueue = ok.queue;
       return ok;
     });
   }
 
-  bindQueue(params: QueueBindParams): Promise<void> {
+  bindQueue(params: T.QueueBindParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.bind(this.onQueue(params), this.owner.id));
   }
 
-  unbindQueue(params: QueueUnbindParams): Promise<void> {
+  unbindQueue(params: T.QueueUnbindParams): Promise<void> {
     return this.op(false, undefined, () => this.vhost.unbind(this.onQueue(params), this.owner.id));
   }
 
-  purgeQueue(params: QueuePurgeParams): Promise<number> {
+  purgeQueue(params: T.QueuePurgeParams): Promise<number> {
     return this.op(false, 0, () => this.vhost.queue(this.queueName(params.queue), this.owner.id).purge());
   }
 
-  deleteQueue(params: QueueDeleteParams): Promise<number> {
+  deleteQueue(params: T.QueueDeleteParams): Promise<number> {
     return this.op(false, 0, () => this.vhost.deleteQueue(this.onQueue(params), this.owner.id));
   }
 
-  publish(params: BasicPublishParams): Promise<void> {
+  publish(params: T.BasicPublishParams): Promise<void> {
     if (this.isClosed) return Promise.reject(this.closedError());
     const { exchange, routingKey, body } = params;
     const properties = params.properties ?? {};
@@ -220,28 +209,20 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     return Promise.resolve();
   }
 
-  get(params: BasicGetParams): Promise<Delivery | null> {
-    return this.op<Delivery | null>(false, null, () => {
+  get(params: T.BasicGetParams): Promise<T.Delivery | null> {
+    return this.op<T.Delivery | null>(false, null, () => {
       const q = this.vhost.queue(this.queueName(params.queue), this.owner.id);
       const message = q.take();
       if (message === undefined) return null;
       const deliveryTag = this.nextTag++;
       if (params.noAck !== true) this.unacked.set(deliveryTag, { queue: q, message, consumer: undefined });
-      return {
-        body: Buffer.from(message.body),
-        properties: copyProperties(message.properties),
-        fields: {
-          deliveryTag,
-          redelivered: message.redelivered,
-          exchange: message.exchange,
-          routingKey: message.routingKey,
-          messageCount: q.messageCount,
-        },
-      };
+      const delivery = deliveryOf(message, deliveryTag);
+      delivery.fields.messageCount = q.messageCount;
+      return delivery;
     });
   }
 
-  consume(params: BasicConsumeParams, onDelivery: (delivery: Delivery) => void): Promise<string> {
+  consume(params: T.BasicConsumeParams, onDelivery: (delivery: T.Delivery) => void): Promise<string> {
     return this.op(false, '', () => {
       const name = this.queueName(params.queue);
       const q = this.vhost.queue(name, this.owner.id);
@@ -265,7 +246,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     });
   }
 
-  cancel(params: BasicCancelParams): Promise<void> {
+  cancel(params: T.BasicCancelParams): Promise<void> {
     return this.op(false, undefined, () => {
       const consumer = this.consumers.get(params.consumerTag);
       if (consumer === undefined) return;
@@ -274,7 +255,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     });
   }
 
-  ack(params: BasicAckParams): void {
+  ack(params: T.BasicAckParams): void {
     if (this.isClosed) return;
     const deliveryTag = params.deliveryTag;
     if (params.multiple === true) {
@@ -296,7 +277,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     this.settled(entry);
   }
 
-  reject(params: BasicRejectParams): void {
+  reject(params: T.BasicRejectParams): void {
     if (this.isClosed) return;
     const entry = this.unacked.get(params.deliveryTag);
     if (entry === undefined) {
@@ -309,7 +290,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     this.settled(entry);
   }
 
-  qos(params: BasicQosParams): Promise<void> {
+  qos(params: T.BasicQosParams): Promise<void> {
     return this.op(false, undefined, () => {
       const prefetchCount = params.prefetchCount ?? 0;
       if (params.global === true) this.global.limit = prefetchCount;
@@ -322,11 +303,11 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
    * basic.recover. Unacked messages go back to their queues marked redelivered; with
    * `requeue=false` the embedded broker requeues as well (RabbitMQ refuses that form).
    */
-  recover(_params: BasicRecoverParams): Promise<void> {
+  recover(_params: T.BasicRecoverParams): Promise<void> {
     return this.op(false, undefined, () => this.requeueAll());
   }
 
-  flow(params: ChannelFlowParams): Promise<void> {
+  flow(params: T.ChannelFlowParams): Promise<void> {
     return this.op(false, undefined, () => {
       this.active = params.active;
       if (params.active) this.scheduleAll();
@@ -355,18 +336,8 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
       consumer.counter.take();
       this.global.take();
     }
-    const delivery: Delivery = {
-      // Each delivery gets its own bytes: the stored body may be requeued or fanned out.
-      body: Buffer.from(message.body),
-      properties: copyProperties(message.properties),
-      fields: {
-        deliveryTag,
-        redelivered: message.redelivered,
-        exchange: message.exchange,
-        routingKey: message.routingKey,
-        consumerTag: consumer.tag,
-      },
-    };
+    const delivery = deliveryOf(message, deliveryTag);
+    delivery.fields.consumerTag = consumer.tag;
     try {
       consumer.onDelivery(delivery);
     } catch (error) {
