@@ -13,7 +13,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { CallbackError, ChannelError, CeleryAmqpError } from '../errors.js';
-import type * as T from '../transport/types.js';
+// The transport types: one parameter object per AMQP method (AMQP.QueueBindParams, ...).
+import type * as AMQP from '../transport/types.js';
 import type { Connection } from './connection.js';
 import { ChannelConsumers, newConsumerTag } from './channel-consumers.js';
 import type { MessageHandler } from './channel-consumers.js';
@@ -56,15 +57,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly confirm: boolean;
 
   /** The transport channel in use, `null` while (re)opening. */
-  #transport: T.TransportChannel | null = null;
+  #transport: AMQP.TransportChannel | null = null;
   readonly #recordByDefault: boolean;
   /** Declarations replayed after a reconnect, and which queues are consumed from. */
   readonly #record: RecoveryRecord;
-  #ready: Promise<T.TransportChannel> | null = null;
+  #ready: Promise<AMQP.TransportChannel> | null = null;
   #generation = -1;
   #closed = false;
   #everOpened = false;
-  #qos: T.BasicQosParams | undefined;
+  #qos: AMQP.BasicQosParams | undefined;
   #flowActive = true;
   readonly #consumers: ChannelConsumers;
   readonly #hooks = new Set<RecoveryHook>();
@@ -112,7 +113,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * Runs `op` on the current transport channel, or once one is open again. The fast path
    * (channel open) calls `op` synchronously: no await, no allocation.
    */
-  #run<T>(op: (ch: T.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+  #run<T>(op: (ch: AMQP.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     const ch = this.#transport;
     if (ch !== null && !ch.closed) return op(ch);
     return this.#slow(op, wait);
@@ -124,7 +125,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * instead of failing the caller (getMany setting up thousands of consumers during a cut).
    * It fails when reaching the channel fails: the connection gave up, or was closed.
    */
-  #idempotent<T>(op: (ch: T.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+  #idempotent<T>(op: (ch: AMQP.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     let reached = false;
     return this.#run((ch) => {
       reached = true;
@@ -146,7 +147,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #declare<T>(
     op: RecordedOp | undefined,
     options: CallOptions | undefined,
-    send: (ch: T.TransportChannel) => Promise<T>,
+    send: (ch: AMQP.TransportChannel) => Promise<T>,
   ): Promise<T> {
     if (op === undefined || !(options?.recover ?? this.#recordByDefault))
       return this.#idempotent(send, options);
@@ -159,12 +160,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /** Forgets a recorded declaration (unbind, delete), then runs the operation. */
-  #undo<T>(key: RecordKey, options: WaitOptions | undefined, send: (ch: T.TransportChannel) => Promise<T>) {
+  #undo<T>(
+    key: RecordKey,
+    options: WaitOptions | undefined,
+    send: (ch: AMQP.TransportChannel) => Promise<T>,
+  ) {
     this.#record.forget(key);
     return this.#run(send, options);
   }
 
-  #slow<T>(op: (ch: T.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+  #slow<T>(op: (ch: AMQP.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     const ready = this.#whenOpen();
     if (wait === undefined || (wait.timeout === undefined && wait.signal === undefined))
       return ready.then(op);
@@ -192,7 +197,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return withDeadline(this.#whenOpen(), wait).then(() => undefined);
   }
 
-  #whenOpen(): Promise<T.TransportChannel> {
+  #whenOpen(): Promise<AMQP.TransportChannel> {
     const ch = this.#transport;
     if (ch !== null && !ch.closed) return Promise.resolve(ch);
     if (this.#ready !== null) return this.#ready;
@@ -216,7 +221,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return this.#whenOpen().then(() => undefined);
   }
 
-  async #reopen(): Promise<T.TransportChannel> {
+  async #reopen(): Promise<AMQP.TransportChannel> {
     for (;;) {
       if (this.#closed) throw new ChannelError('Channel closed by client', { code: 'CHANNEL_CLOSED' });
       const tconn = await this.connection.whenConnected();
@@ -237,7 +242,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
   }
 
-  async #open(tconn: T.TransportConnection): Promise<T.TransportChannel> {
+  async #open(tconn: AMQP.TransportConnection): Promise<AMQP.TransportChannel> {
     const generation = this.connection.generation;
     // A new connection means the broker forgot our non-durable entities: redeclare them.
     // A mere channel error does not, and replaying the failed declaration would fail again.
@@ -268,7 +273,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /** The view of a reopened transport channel handed to recovery hooks. */
-  #recovering(ch: T.TransportChannel): RecoveringChannel {
+  #recovering(ch: AMQP.TransportChannel): RecoveringChannel {
     return {
       get closed() {
         return ch.closed;
@@ -280,7 +285,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     };
   }
 
-  async #create(tconn: T.TransportConnection): Promise<T.TransportChannel> {
+  async #create(tconn: AMQP.TransportConnection): Promise<AMQP.TransportChannel> {
     const ch = await tconn.createChannel({ confirm: this.confirm });
     reportChannelCloseErrors(ch, this.#report);
     ch.on('return', (m) => this.#emitSafely('return', () => this.emit('return', m)));
@@ -305,7 +310,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
   }
 
-  #onTransportClose(ch: T.TransportChannel): void {
+  #onTransportClose(ch: AMQP.TransportChannel): void {
     if (ch !== this.#transport) return;
     this.#transport = null;
     if (this.#closed) return;
@@ -350,7 +355,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.declareExchange({ exchange: 'logs', type: 'fanout', durable: false });
    * ```
    */
-  declareExchange(params: T.ExchangeDeclareParams, options?: CallOptions): Promise<void> {
+  declareExchange(params: AMQP.ExchangeDeclareParams, options?: CallOptions): Promise<void> {
     const op =
       params.passive === true ? undefined : ({ method: 'declareExchange', params: waited(params) } as const);
     return this.#declare(op, options, (ch) => ch.declareExchange(params));
@@ -364,7 +369,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.deleteExchange({ exchange: 'logs', ifUnused: true });
    * ```
    */
-  deleteExchange(params: T.ExchangeDeleteParams, options?: WaitOptions): Promise<void> {
+  deleteExchange(params: AMQP.ExchangeDeleteParams, options?: WaitOptions): Promise<void> {
     return this.#undo({ method: 'declareExchange', params }, options, (ch) => ch.deleteExchange(params));
   }
 
@@ -376,7 +381,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.bindExchange({ destination: 'audit', source: 'logs', routingKey: '#' });
    * ```
    */
-  bindExchange(params: T.ExchangeBindParams, options?: CallOptions): Promise<void> {
+  bindExchange(params: AMQP.ExchangeBindParams, options?: CallOptions): Promise<void> {
     return this.#declare({ method: 'bindExchange', params: waited(params) }, options, (ch) =>
       ch.bindExchange(params),
     );
@@ -390,7 +395,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.unbindExchange({ destination: 'audit', source: 'logs', routingKey: '#' });
    * ```
    */
-  unbindExchange(params: T.ExchangeUnbindParams, options?: WaitOptions): Promise<void> {
+  unbindExchange(params: AMQP.ExchangeUnbindParams, options?: WaitOptions): Promise<void> {
     return this.#undo({ method: 'bindExchange', params }, options, (ch) => ch.unbindExchange(params));
   }
 
@@ -406,7 +411,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * const ok = await channel.declareQueue({ queue: 'tasks', durable: true });
    * ```
    */
-  declareQueue(params: T.QueueDeclareParams, options?: CallOptions): Promise<T.QueueDeclareOk | null> {
+  declareQueue(params: AMQP.QueueDeclareParams, options?: CallOptions): Promise<AMQP.QueueDeclareOk | null> {
     const record = params.passive !== true && (options?.recover ?? this.#recordByDefault);
     if (params.queue !== '') {
       const op = record ? ({ method: 'declareQueue', params: waited(params) } as const) : undefined;
@@ -432,7 +437,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.bindQueue({ queue: 'q', exchange: 'logs', routingKey: 'error' });
    * ```
    */
-  bindQueue(params: T.QueueBindParams, options?: CallOptions): Promise<void> {
+  bindQueue(params: AMQP.QueueBindParams, options?: CallOptions): Promise<void> {
     return this.#declare({ method: 'bindQueue', params: waited(params) }, options, (ch) =>
       ch.bindQueue(params),
     );
@@ -446,7 +451,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.unbindQueue({ queue: 'q', exchange: 'logs', routingKey: 'error' });
    * ```
    */
-  unbindQueue(params: T.QueueUnbindParams, options?: WaitOptions): Promise<void> {
+  unbindQueue(params: AMQP.QueueUnbindParams, options?: WaitOptions): Promise<void> {
     return this.#undo({ method: 'bindQueue', params }, options, (ch) => ch.unbindQueue(params));
   }
 
@@ -458,7 +463,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * const n = await channel.purgeQueue({ queue: 'q' });
    * ```
    */
-  purgeQueue(params: T.QueuePurgeParams, options?: WaitOptions): Promise<number> {
+  purgeQueue(params: AMQP.QueuePurgeParams, options?: WaitOptions): Promise<number> {
     return this.#run((ch) => ch.purgeQueue(params), options);
   }
 
@@ -471,7 +476,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.deleteQueue({ queue: 'q', ifEmpty: true });
    * ```
    */
-  deleteQueue(params: T.QueueDeleteParams, options?: WaitOptions): Promise<number> {
+  deleteQueue(params: AMQP.QueueDeleteParams, options?: WaitOptions): Promise<number> {
     this.forgetQueue(params.queue);
     return this.#run((ch) => ch.deleteQueue(params), options);
   }
@@ -484,7 +489,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.publish({ exchange: '', routingKey: 'q', body: Buffer.from('hi') });
    * ```
    */
-  publish(params: T.BasicPublishParams, options?: WaitOptions): Promise<void> {
+  publish(params: AMQP.BasicPublishParams, options?: WaitOptions): Promise<void> {
     const ch = this.#transport;
     if (ch !== null && !ch.closed) return ch.publish(params);
     return this.#slow((c) => c.publish(params), options);
@@ -499,7 +504,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * m?.ack();
    * ```
    */
-  get(params: T.BasicGetParams, options?: WaitOptions): Promise<Message | null> {
+  get(params: AMQP.BasicGetParams, options?: WaitOptions): Promise<Message | null> {
     const noAck = params.noAck === true;
     return this.#run(
       (ch) => ch.get(params).then((d) => (d === null ? null : new Message(d, ch, { noAck }))),
@@ -520,7 +525,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * ```
    */
   async consume(
-    params: T.BasicConsumeParams,
+    params: AMQP.BasicConsumeParams,
     handler: MessageHandler,
     options?: CallOptions,
   ): Promise<string> {
@@ -564,7 +569,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.cancel({ consumerTag: tag });
    * ```
    */
-  async cancel(params: T.BasicCancelParams, options?: WaitOptions): Promise<void> {
+  async cancel(params: AMQP.BasicCancelParams, options?: WaitOptions): Promise<void> {
     const known = this.#consumers.remove(params.consumerTag);
     const ch = this.#transport;
     // Without an open channel the broker has already dropped the consumer.
@@ -580,7 +585,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.qos({ prefetchCount: 10 });
    * ```
    */
-  qos(params: T.BasicQosParams, options?: WaitOptions): Promise<void> {
+  qos(params: AMQP.BasicQosParams, options?: WaitOptions): Promise<void> {
     this.#qos = params;
     return this.#idempotent((ch) => ch.qos(params), options);
   }
@@ -593,7 +598,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.recover({ requeue: true });
    * ```
    */
-  recover(params: T.BasicRecoverParams, options?: WaitOptions): Promise<void> {
+  recover(params: AMQP.BasicRecoverParams, options?: WaitOptions): Promise<void> {
     return this.#run((ch) => ch.recover(params), options);
   }
 
@@ -605,7 +610,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * await channel.flow({ active: false });
    * ```
    */
-  flow(params: T.ChannelFlowParams, options?: WaitOptions): Promise<void> {
+  flow(params: AMQP.ChannelFlowParams, options?: WaitOptions): Promise<void> {
     this.#flowActive = params.active;
     return this.#run((ch) => ch.flow(params), options);
   }

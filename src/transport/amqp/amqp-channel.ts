@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import type { Channel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../errors.js';
-import type * as T from '../types.js';
+// The transport types: one parameter object per AMQP method (AMQP.QueueBindParams, ...).
+import type * as AMQP from '../types.js';
 import { toDelivery, toPublishOptions, toReturned, typeTable } from './amqp-codec.js';
 import { fromAmqplibClose, fromAmqplibFailure } from './amqp-errors.js';
 import { M, amqplibInternals, closeUntilClosed, replyNumber, replyString } from './amqplib-internals.js';
@@ -77,7 +78,7 @@ interface Op {
  * await ch.publish({ exchange: 'celeryresults', routingKey: q, body, properties: { contentType: 'application/json' } });
  * ```
  */
-export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implements T.TransportChannel {
+export class AmqpChannel extends EventEmitter<AMQP.TransportChannelEvents> implements AMQP.TransportChannel {
   /** Channel number (diagnostics). */
   readonly id: number;
   /** True when opened with `confirm: true`. */
@@ -99,7 +100,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
   readonly #held: Array<() => void> = [];
   /** amqplib callbacks by delivery handler (see #callbackFor). */
   readonly #callbacks = new WeakMap<
-    (delivery: T.Delivery) => void,
+    (delivery: AMQP.Delivery) => void,
     (message: ConsumeMessage | null) => void
   >();
 
@@ -280,7 +281,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.declareExchange({ exchange: 'celeryresults', type: 'direct', durable: true });
    * ```
    */
-  async declareExchange(params: T.ExchangeDeclareParams): Promise<void> {
+  async declareExchange(params: AMQP.ExchangeDeclareParams): Promise<void> {
     const fields = {
       exchange: params.exchange,
       type: params.type,
@@ -301,7 +302,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.deleteExchange({ exchange: 'x', ifUnused: true });
    * ```
    */
-  async deleteExchange(params: T.ExchangeDeleteParams): Promise<void> {
+  async deleteExchange(params: AMQP.ExchangeDeleteParams): Promise<void> {
     const fields = { exchange: params.exchange, ifUnused: params.ifUnused ?? false };
     await this.#call(M.ExchangeDelete, M.ExchangeDeleteOk, fields, params.nowait);
   }
@@ -314,7 +315,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.bindExchange({ destination: 'dest', source: 'src', routingKey: 'key' });
    * ```
    */
-  async bindExchange(params: T.ExchangeBindParams): Promise<void> {
+  async bindExchange(params: AMQP.ExchangeBindParams): Promise<void> {
     await this.#call(M.ExchangeBind, M.ExchangeBindOk, bindingFields(params), params.nowait);
   }
 
@@ -326,7 +327,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.unbindExchange({ destination: 'dest', source: 'src', routingKey: 'key' });
    * ```
    */
-  async unbindExchange(params: T.ExchangeUnbindParams): Promise<void> {
+  async unbindExchange(params: AMQP.ExchangeUnbindParams): Promise<void> {
     await this.#call(M.ExchangeUnbind, M.ExchangeUnbindOk, bindingFields(params), params.nowait);
   }
 
@@ -338,7 +339,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.declareQueue({ queue: id, durable: true, autoDelete: true, arguments: { 'x-expires': 86400000 } });
    * ```
    */
-  async declareQueue(params: T.QueueDeclareParams): Promise<T.QueueDeclareOk | null> {
+  async declareQueue(params: AMQP.QueueDeclareParams): Promise<AMQP.QueueDeclareOk | null> {
     const fields = {
       queue: params.queue,
       passive: params.passive ?? false,
@@ -364,7 +365,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.bindQueue({ queue: q, exchange: 'celeryresults', routingKey: q, nowait: true });
    * ```
    */
-  async bindQueue(params: T.QueueBindParams): Promise<void> {
+  async bindQueue(params: AMQP.QueueBindParams): Promise<void> {
     await this.#call(M.QueueBind, M.QueueBindOk, bindingFields(params), params.nowait);
   }
 
@@ -376,7 +377,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.unbindQueue({ queue: q, exchange: 'celeryresults', routingKey: q });
    * ```
    */
-  async unbindQueue(params: T.QueueUnbindParams): Promise<void> {
+  async unbindQueue(params: AMQP.QueueUnbindParams): Promise<void> {
     await this.#call(M.QueueUnbind, M.QueueUnbindOk, bindingFields(params));
   }
 
@@ -388,7 +389,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * const n = await ch.purgeQueue({ queue: q });
    * ```
    */
-  async purgeQueue(params: T.QueuePurgeParams): Promise<number> {
+  async purgeQueue(params: AMQP.QueuePurgeParams): Promise<number> {
     const ok = await this.#call(M.QueuePurge, M.QueuePurgeOk, { queue: params.queue });
     return replyNumber(ok, 'messageCount');
   }
@@ -401,7 +402,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.deleteQueue({ queue: q, ifEmpty: true });
    * ```
    */
-  async deleteQueue(params: T.QueueDeleteParams): Promise<number> {
+  async deleteQueue(params: AMQP.QueueDeleteParams): Promise<number> {
     const fields = {
       queue: params.queue,
       ifUnused: params.ifUnused ?? false,
@@ -421,7 +422,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('{}'), mandatory: true });
    * ```
    */
-  publish(params: T.BasicPublishParams): Promise<void> {
+  publish(params: AMQP.BasicPublishParams): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#enqueue({
         kind: 'publish',
@@ -470,7 +471,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * if (delivery) ch.ack({ deliveryTag: delivery.fields.deliveryTag });
    * ```
    */
-  async get(params: T.BasicGetParams): Promise<T.Delivery | null> {
+  async get(params: AMQP.BasicGetParams): Promise<AMQP.Delivery | null> {
     const message = await this.#rpc(() => this.#ch.get(params.queue, { noAck: params.noAck ?? false }));
     return message === false ? null : toDelivery(message);
   }
@@ -484,7 +485,10 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * const tag = await ch.consume({ queue: q }, (d) => ch.ack({ deliveryTag: d.fields.deliveryTag }));
    * ```
    */
-  async consume(params: T.BasicConsumeParams, onDelivery: (delivery: T.Delivery) => void): Promise<string> {
+  async consume(
+    params: AMQP.BasicConsumeParams,
+    onDelivery: (delivery: AMQP.Delivery) => void,
+  ): Promise<string> {
     const onMessage = this.#callbackFor(onDelivery);
     const options = {
       noAck: params.noAck ?? false,
@@ -500,7 +504,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * amqplib's callback for a delivery handler: one per handler, shared by every consumer
    * that uses it (getMany's 100,000 consumers hold one closure, not 100,000).
    */
-  #callbackFor(onDelivery: (delivery: T.Delivery) => void): (message: ConsumeMessage | null) => void {
+  #callbackFor(onDelivery: (delivery: AMQP.Delivery) => void): (message: ConsumeMessage | null) => void {
     let onMessage = this.#callbacks.get(onDelivery);
     if (onMessage === undefined) {
       onMessage = (message: ConsumeMessage | null): void => {
@@ -523,7 +527,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.cancel({ consumerTag: tag });
    * ```
    */
-  async cancel(params: T.BasicCancelParams): Promise<void> {
+  async cancel(params: AMQP.BasicCancelParams): Promise<void> {
     await this.#rpc(() => this.#ch.cancel(params.consumerTag));
   }
 
@@ -543,7 +547,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * ch.ack({ deliveryTag: delivery.fields.deliveryTag });
    * ```
    */
-  ack(params: T.BasicAckParams): void {
+  ack(params: AMQP.BasicAckParams): void {
     this.#sendSync(M.BasicAck, { deliveryTag: params.deliveryTag, multiple: params.multiple ?? false });
   }
 
@@ -556,7 +560,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * ch.reject({ deliveryTag: delivery.fields.deliveryTag, requeue: true });
    * ```
    */
-  reject(params: T.BasicRejectParams): void {
+  reject(params: AMQP.BasicRejectParams): void {
     this.#sendSync(M.BasicReject, { deliveryTag: params.deliveryTag, requeue: params.requeue });
   }
 
@@ -568,7 +572,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.qos({ prefetchCount: 10 });
    * ```
    */
-  async qos(params: T.BasicQosParams): Promise<void> {
+  async qos(params: AMQP.BasicQosParams): Promise<void> {
     const fields = {
       prefetchSize: params.prefetchSize ?? 0,
       prefetchCount: params.prefetchCount ?? 0,
@@ -585,7 +589,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.recover({ requeue: true });
    * ```
    */
-  async recover(params: T.BasicRecoverParams): Promise<void> {
+  async recover(params: AMQP.BasicRecoverParams): Promise<void> {
     await this.#method(M.BasicRecover, { requeue: params.requeue ?? false }, M.BasicRecoverOk);
   }
 
@@ -598,7 +602,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
    * await ch.flow({ active: false }); // ... await ch.flow({ active: true });
    * ```
    */
-  flow(params: T.ChannelFlowParams): Promise<void> {
+  flow(params: AMQP.ChannelFlowParams): Promise<void> {
     const active = params.active;
     return new Promise<void>((resolve, reject) => {
       this.#enqueue({
@@ -644,7 +648,7 @@ export class AmqpChannel extends EventEmitter<T.TransportChannelEvents> implemen
  * names already; the routing key defaults to '' and arguments are typed as py-amqp types
  * them. (`nowait` is set by the caller's method call.)
  */
-function bindingFields(params: T.QueueUnbindParams | T.ExchangeUnbindParams): object {
+function bindingFields(params: AMQP.QueueUnbindParams | AMQP.ExchangeUnbindParams): object {
   const { routingKey = '', arguments: args, ...ends } = params;
   return { ...ends, routingKey, arguments: typeTable(args) };
 }

@@ -7,7 +7,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { ChannelError, ConnectionError } from '../../errors.js';
-import type * as T from '../types.js';
+// The transport types: one parameter object per AMQP method (AMQP.QueueBindParams, ...).
+import type * as AMQP from '../types.js';
 import type { MemoryQueue, QueueConsumer, StoredMessage } from './memory-queue.js';
 import { PrefetchCounter } from './qos.js';
 import type { VirtualHost } from './virtual-host.js';
@@ -41,7 +42,7 @@ class ChannelConsumer implements QueueConsumer {
     readonly tag: string,
     readonly noAck: boolean,
     readonly exclusive: boolean,
-    readonly onDelivery: (delivery: T.Delivery) => void,
+    readonly onDelivery: (delivery: AMQP.Delivery) => void,
     prefetch: number,
   ) {
     this.counter = new PrefetchCounter(prefetch);
@@ -64,14 +65,14 @@ class ChannelConsumer implements QueueConsumer {
   }
 }
 
-function copyProperties(properties: T.MessageProperties): T.MessageProperties {
+function copyProperties(properties: AMQP.MessageProperties): AMQP.MessageProperties {
   const copy = { ...properties };
   if (properties.headers !== undefined) copy.headers = { ...properties.headers };
   return copy;
 }
 
 /** A delivery of a stored message, with its own bytes (the stored body may be requeued or fanned out). */
-function deliveryOf(message: StoredMessage, deliveryTag: number): T.Delivery {
+function deliveryOf(message: StoredMessage, deliveryTag: number): AMQP.Delivery {
   return {
     body: Buffer.from(message.body),
     properties: copyProperties(message.properties),
@@ -94,7 +95,10 @@ function deliveryOf(message: StoredMessage, deliveryTag: number): T.Delivery {
  * await ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('hi') });
  * ```
  */
-export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implements T.TransportChannel {
+export class MemoryChannel
+  extends EventEmitter<AMQP.TransportChannelEvents>
+  implements AMQP.TransportChannel
+{
   readonly id: number;
   readonly confirm: boolean;
   private readonly owner: ChannelOwner;
@@ -110,7 +114,7 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
   /** RabbitMQ lets '' stand for the queue this channel declared last. */
   private lastQueue = '';
 
-  constructor(owner: ChannelOwner, id: number, options: T.ChannelOptions = {}) {
+  constructor(owner: ChannelOwner, id: number, options: AMQP.ChannelOptions = {}) {
     super();
     this.owner = owner;
     this.id = id;
@@ -133,47 +137,47 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
 
   // ---- operations -------------------------------------------------------------------------
 
-  declareExchange(params: T.ExchangeDeclareParams): Promise<void> {
+  declareExchange(params: AMQP.ExchangeDeclareParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.declareExchange(params));
   }
 
-  deleteExchange(params: T.ExchangeDeleteParams): Promise<void> {
+  deleteExchange(params: AMQP.ExchangeDeleteParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.deleteExchange(params));
   }
 
-  bindExchange(params: T.ExchangeBindParams): Promise<void> {
+  bindExchange(params: AMQP.ExchangeBindParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.bind(params, this.owner.id));
   }
 
-  unbindExchange(params: T.ExchangeUnbindParams): Promise<void> {
+  unbindExchange(params: AMQP.ExchangeUnbindParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.unbind(params, this.owner.id));
   }
 
-  declareQueue(params: T.QueueDeclareParams): Promise<T.QueueDeclareOk | null> {
-    return this.op<T.QueueDeclareOk | null>(params.nowait, null, () => {
+  declareQueue(params: AMQP.QueueDeclareParams): Promise<AMQP.QueueDeclareOk | null> {
+    return this.op<AMQP.QueueDeclareOk | null>(params.nowait, null, () => {
       const ok = this.vhost.declareQueue(params, this.owner.id);
       this.lastQueue = ok.queue;
       return ok;
     });
   }
 
-  bindQueue(params: T.QueueBindParams): Promise<void> {
+  bindQueue(params: AMQP.QueueBindParams): Promise<void> {
     return this.op(params.nowait, undefined, () => this.vhost.bind(this.onQueue(params), this.owner.id));
   }
 
-  unbindQueue(params: T.QueueUnbindParams): Promise<void> {
+  unbindQueue(params: AMQP.QueueUnbindParams): Promise<void> {
     return this.op(false, undefined, () => this.vhost.unbind(this.onQueue(params), this.owner.id));
   }
 
-  purgeQueue(params: T.QueuePurgeParams): Promise<number> {
+  purgeQueue(params: AMQP.QueuePurgeParams): Promise<number> {
     return this.op(false, 0, () => this.vhost.queue(this.queueName(params.queue), this.owner.id).purge());
   }
 
-  deleteQueue(params: T.QueueDeleteParams): Promise<number> {
+  deleteQueue(params: AMQP.QueueDeleteParams): Promise<number> {
     return this.op(false, 0, () => this.vhost.deleteQueue(this.onQueue(params), this.owner.id));
   }
 
-  publish(params: T.BasicPublishParams): Promise<void> {
+  publish(params: AMQP.BasicPublishParams): Promise<void> {
     if (this.isClosed) return Promise.reject(this.closedError());
     const { exchange, routingKey, body } = params;
     const properties = params.properties ?? {};
@@ -209,8 +213,8 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
     return Promise.resolve();
   }
 
-  get(params: T.BasicGetParams): Promise<T.Delivery | null> {
-    return this.op<T.Delivery | null>(false, null, () => {
+  get(params: AMQP.BasicGetParams): Promise<AMQP.Delivery | null> {
+    return this.op<AMQP.Delivery | null>(false, null, () => {
       const q = this.vhost.queue(this.queueName(params.queue), this.owner.id);
       const message = q.take();
       if (message === undefined) return null;
@@ -222,7 +226,7 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
     });
   }
 
-  consume(params: T.BasicConsumeParams, onDelivery: (delivery: T.Delivery) => void): Promise<string> {
+  consume(params: AMQP.BasicConsumeParams, onDelivery: (delivery: AMQP.Delivery) => void): Promise<string> {
     return this.op(false, '', () => {
       const name = this.queueName(params.queue);
       const q = this.vhost.queue(name, this.owner.id);
@@ -246,7 +250,7 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
     });
   }
 
-  cancel(params: T.BasicCancelParams): Promise<void> {
+  cancel(params: AMQP.BasicCancelParams): Promise<void> {
     return this.op(false, undefined, () => {
       const consumer = this.consumers.get(params.consumerTag);
       if (consumer === undefined) return;
@@ -255,7 +259,7 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
     });
   }
 
-  ack(params: T.BasicAckParams): void {
+  ack(params: AMQP.BasicAckParams): void {
     if (this.isClosed) return;
     const deliveryTag = params.deliveryTag;
     if (params.multiple === true) {
@@ -277,7 +281,7 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
     this.settled(entry);
   }
 
-  reject(params: T.BasicRejectParams): void {
+  reject(params: AMQP.BasicRejectParams): void {
     if (this.isClosed) return;
     const entry = this.unacked.get(params.deliveryTag);
     if (entry === undefined) {
@@ -290,7 +294,7 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
     this.settled(entry);
   }
 
-  qos(params: T.BasicQosParams): Promise<void> {
+  qos(params: AMQP.BasicQosParams): Promise<void> {
     return this.op(false, undefined, () => {
       const prefetchCount = params.prefetchCount ?? 0;
       if (params.global === true) this.global.limit = prefetchCount;
@@ -303,11 +307,11 @@ export class MemoryChannel extends EventEmitter<T.TransportChannelEvents> implem
    * basic.recover. Unacked messages go back to their queues marked redelivered; with
    * `requeue=false` the embedded broker requeues as well (RabbitMQ refuses that form).
    */
-  recover(_params: T.BasicRecoverParams): Promise<void> {
+  recover(_params: AMQP.BasicRecoverParams): Promise<void> {
     return this.op(false, undefined, () => this.requeueAll());
   }
 
-  flow(params: T.ChannelFlowParams): Promise<void> {
+  flow(params: AMQP.ChannelFlowParams): Promise<void> {
     return this.op(false, undefined, () => {
       this.active = params.active;
       if (params.active) this.scheduleAll();
