@@ -6,7 +6,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { CeleryAmqpError } from '../errors.js';
+import { CallbackError, CeleryAmqpError } from '../errors.js';
 import type { QueueDeclareOk, QueueDeclareParams, TransportChannel } from '../transport/types.js';
 import type { MessageHandler } from './channel-consumers.js';
 import type { RecoveringChannel } from './channel-types.js';
@@ -236,9 +236,12 @@ export class ManyQueueConsumer extends EventEmitter<ManyQueueConsumerEvents> {
   }
 
   #fail(err: unknown): void {
-    const error = err instanceof CeleryAmqpError ? err : undefined;
-    if (error === undefined || this.listenerCount('error') === 0) {
-      this.connection.reportError(err);
+    const error =
+      err instanceof CeleryAmqpError
+        ? err
+        : new CallbackError(`setting queues up again failed: ${String(err)}`, { cause: err });
+    if (this.listenerCount('error') === 0) {
+      this.connection.reportError(error);
       return;
     }
     try {

@@ -7,6 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CallbackError, ChannelError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
+import { Exchange } from '../../src/kombu/exchange.js';
+import { ManyQueueConsumer } from '../../src/kombu/many-queue-consumer.js';
 import type { ConnectionOptions } from '../../src/kombu/connection.js';
 import type { Message } from '../../src/kombu/message.js';
 import type { Logger } from '../../src/logger.js';
@@ -237,5 +239,78 @@ describe.each(transports)('kombu core on $name', (t) => {
     expect(held[1]?.redelivered).toBe(true);
     expect(held[1]?.channelOpen).toBe(true);
     held[1]?.ack();
+  });
+
+  describe('ManyQueueConsumer', () => {
+    /** `n` queues bound to a fresh exchange by the consumer, and a publisher to them. */
+    async function setUp(n: number, spyOn?: ReturnType<typeof registerSpy>) {
+      const { url, host } = ownUrl();
+      const connUrl =
+        spyOn === undefined ? url : t.kind === 'memory' ? `${spyOn.scheme}://${host}/` : spyUrl(spyOn, url);
+      const logger = spyLogger();
+      const conn = connect(connUrl, { logger });
+      const x = uid('kc-many-x');
+      removeAfter('exchange', x);
+      const queues = Array.from({ length: n }, (_, i) => `${x}.${i}`);
+      for (const q of queues) removeAfter('queue', q);
+      const pub = await conn.channel();
+      const publishAll = async (names: readonly string[], body: string): Promise<void> => {
+        for (const q of names) await pub.publish({ exchange: x, routingKey: q, body: Buffer.from(body) });
+      };
+      const depth = async (q: string): Promise<number> =>
+        (await pub.declareQueue({ queue: q, passive: true }))?.messageCount ?? -1;
+      return { conn, host, logger, x, queues, publishAll, depth };
+    }
+
+    it('spreads the queues over lanes, binds them, acks in bulk and ends by closing its lanes', async () => {
+      const spy = registerSpy(t.kind);
+      cleanups.push(() => spy.unregister());
+      const { conn, logger, x, queues, publishAll, depth } = await setUp(150, spy);
+      const got = new Set<string>();
+      const many: ManyQueueConsumer = new ManyQueueConsumer(conn, {
+        queue: { durable: false, autoDelete: false },
+        bindTo: new Exchange(x, { durable: false }),
+        onMessage: (m) => {
+          got.add(m.deliveryInfo.routingKey);
+          many.ack(m);
+        },
+        ackInterval: 0,
+      });
+      cleanups.push(() => many.close());
+      await many.consume(queues);
+      // 150 queues at 64 per lane: three channels consume.
+      const lanes = new Set(spy.calls.filter((c) => c.method === 'consume').map((c) => c.channel));
+      expect(lanes.size).toBe(3);
+      await publishAll(queues, 'result');
+      await waitUntil(() => got.size === queues.length, { what: 'a message from every queue' });
+      await many.close({ flushAcks: true });
+      for (const q of [queues[0], queues[149]]) expect(await depth(q ?? '')).toBe(0);
+      expect(logger.errors).toEqual([]);
+    });
+
+    it('without flushing, closing hands every message back; after a cut only wanted queues are set up again', async () => {
+      const { conn, host, logger, queues, publishAll, depth, x } = await setUp(40);
+      // All wanted at first; after the cut only the first half (the others' results came).
+      const wanted = new Set(queues);
+      const got: string[] = [];
+      const many = new ManyQueueConsumer(conn, {
+        queue: { durable: false, autoDelete: false },
+        bindTo: new Exchange(x, { durable: false }),
+        onMessage: (m) => void got.push(m.deliveryInfo.routingKey),
+        wanted: (q) => wanted.has(q),
+      });
+      cleanups.push(() => many.close());
+      await many.consume(queues);
+      for (const q of queues.slice(20)) wanted.delete(q);
+      await cut(conn, host);
+      // The unwanted first: were they consumed again, their messages would come first.
+      await publishAll([...queues.slice(20), ...queues.slice(0, 20)], 'after the cut');
+      await waitUntil(() => got.length === wanted.size, { what: 'a message from every wanted queue' });
+      expect(new Set(got)).toEqual(wanted);
+      await many.close({ flushAcks: false });
+      expect(await depth(queues[0] ?? '')).toBe(1);
+      expect(await depth(queues[39] ?? '')).toBe(1);
+      expect(logger.errors).toEqual([]);
+    });
   });
 });
