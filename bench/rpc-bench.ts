@@ -298,8 +298,8 @@ async function roundTripPhase(
     clearTimeout(kill);
     const conn = new Connection(url);
     const ch = await conn.channel();
-    await ch.deleteQueue(queue, {}).catch(() => undefined);
-    await ch.deleteExchange(queue, {}).catch(() => undefined);
+    await ch.deleteQueue({ queue }).catch(() => undefined);
+    await ch.deleteExchange({ exchange: queue }).catch(() => undefined);
     await conn.close();
   }
 }

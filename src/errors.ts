@@ -56,7 +56,8 @@ export type ClientErrorCode =
   | 'PUBLISH_NACKED'
   | 'BACKLOG_LIMIT_EXCEEDED'
   | 'TASK_FAILED'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'CALLBACK_FAILED';
 
 /** Every value {@link CeleryAmqpError.code} can take. */
 export type ErrorCode = AmqpReplyCode | ClientErrorCode;
@@ -130,6 +131,21 @@ export class ConnectionError extends CeleryAmqpError {
 export class ChannelError extends CeleryAmqpError {
   constructor(message: string, options: ErrorOptions = {}) {
     super(message, options.code ?? 'CHANNEL_CLOSED', options);
+  }
+}
+
+/**
+ * An application callback (a consumer callback, a listener) threw. It is reported, never
+ * thrown into the transport; the original exception is the `cause`.
+ *
+ * @example
+ * ```ts
+ * conn.on('error', (err) => { if (err instanceof CallbackError) console.error(err.cause); });
+ * ```
+ */
+export class CallbackError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'CALLBACK_FAILED', options);
   }
 }
 

@@ -24,6 +24,7 @@ export {
   AMQP_REPLY_CODES,
   AbortError,
   ArgumentError,
+  CallbackError,
   CeleryAmqpError,
   ChannelError,
   ConnectionError,
@@ -44,11 +45,31 @@ export type { AmqpReplyCode, ClientErrorCode, ErrorCode, ErrorOptions } from './
 // Transport interface, the embedded broker, URL parsing) is the 'celery-amqp-backend/transport'
 // entry point.
 export type {
+  BasicAckParams,
+  BasicCancelParams,
+  BasicConsumeParams,
+  BasicGetParams,
+  BasicPublishParams,
+  BasicQosParams,
+  BasicRecoverParams,
+  BasicRejectParams,
+  ChannelFlowParams,
+  ChannelMethodParams,
   DeliveryInfo,
+  ExchangeBindParams,
+  ExchangeDeclareParams,
+  ExchangeDeleteParams,
   ExchangeType,
+  ExchangeUnbindParams,
   FieldTable,
   FieldValue,
   MessageProperties,
+  QueueBindParams,
+  QueueDeclareOk,
+  QueueDeclareParams,
+  QueueDeleteParams,
+  QueuePurgeParams,
+  QueueUnbindParams,
   ReturnedMessage,
   TlsOptions,
 } from './transport/types.js';
@@ -57,14 +78,23 @@ export type {
 export { Connection } from './kombu/connection.js';
 export type { ConnectionEvents, ConnectionOptions } from './kombu/connection.js';
 export { Channel } from './kombu/channel.js';
-export type { ChannelEvents, ChannelOptions, DeliveryHandler, RecoverOptions } from './kombu/channel.js';
+export type { MessageHandler } from './kombu/channel-consumers.js';
+export type {
+  CallOptions,
+  ChannelEvents,
+  ChannelOptions,
+  RecoveringChannel,
+  RecoveryHook,
+} from './kombu/channel-types.js';
+export { ManyQueueConsumer } from './kombu/many-queue-consumer.js';
+export type { ManyQueueConsumerEvents, ManyQueueConsumerOptions } from './kombu/many-queue-consumer.js';
 export { Exchange } from './kombu/exchange.js';
 export type { ExchangeMessageOptions, ExchangeOptions, ExchangePublishOptions } from './kombu/exchange.js';
 export { NoCacheQueue, Queue } from './kombu/queue.js';
 export type { QueueGetOptions, QueueOptions } from './kombu/queue.js';
 export { Binding } from './kombu/binding.js';
 export type { Bindable } from './kombu/binding.js';
-export type { ChannelLike } from './kombu/entity.js';
+export type { BindToOptions, ChannelLike } from './kombu/entity.js';
 export type { Arguments, Declarable, DeliveryModeLike, OutgoingMessage } from './kombu/types.js';
 export { Producer } from './kombu/producer.js';
 export type { OnReturn, ProducerOptions, PublishOptions } from './kombu/producer.js';

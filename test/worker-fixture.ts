@@ -63,8 +63,8 @@ export async function dropQueue(url: string, queue: string): Promise<void> {
   const conn = new Connection(url);
   try {
     const ch = await conn.channel();
-    await ch.deleteQueue(queue, {}).catch(() => undefined);
-    await ch.deleteExchange(queue, {}).catch(() => undefined);
+    await ch.deleteQueue({ queue: queue }).catch(() => undefined);
+    await ch.deleteExchange({ exchange: queue }).catch(() => undefined);
   } finally {
     await conn.close();
   }
@@ -157,10 +157,11 @@ export async function publishRaw(
   const conn = new Connection(url);
   try {
     const ch = await conn.channel();
-    await ch.publish('', queue, Buffer.isBuffer(body) ? body : Buffer.from(body), {
-      contentType: 'application/json',
-      contentEncoding: 'utf-8',
-      ...properties,
+    await ch.publish({
+      exchange: '',
+      routingKey: queue,
+      body: Buffer.isBuffer(body) ? body : Buffer.from(body),
+      properties: { contentType: 'application/json', contentEncoding: 'utf-8', ...properties },
     });
   } finally {
     await conn.close();

@@ -628,7 +628,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   async deleteGroup(groupId: string): Promise<void> {
     const rk = routingKeyFor(groupId, 'groupId');
     this.#groupCache.delete(groupId);
-    await this.#onPollChannel((ch) => ch.deleteQueue(rk), undefined);
+    await this.#onPollChannel((ch) => ch.deleteQueue({ queue: rk }), undefined);
   }
 
   /**
@@ -642,7 +642,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   async forget(taskId: string): Promise<void> {
     const rk = routingKeyFor(taskId);
     this.cache.delete(taskId);
-    await this.#onPollChannel((ch) => ch.deleteQueue(rk), undefined);
+    await this.#onPollChannel((ch) => ch.deleteQueue({ queue: rk }), undefined);
   }
 
   /**

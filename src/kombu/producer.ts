@@ -5,7 +5,12 @@
  */
 import { ArgumentError, fromReply } from '../errors.js';
 import type { CeleryAmqpError } from '../errors.js';
-import type { FieldTable, MessageProperties, ReturnedMessage } from '../transport/types.js';
+import type {
+  BasicPublishParams,
+  FieldTable,
+  MessageProperties,
+  ReturnedMessage,
+} from '../transport/types.js';
 import type { Channel } from './channel.js';
 import { compress, compressionReady, prepareCompression } from './compression.js';
 import { toChannel } from './entity.js';
@@ -248,7 +253,8 @@ export class Producer {
     const ex = options.exchange;
     const exchangeName = ex === undefined ? this.exchange.name : typeof ex === 'string' ? ex : ex.name;
     const routingKey = options.routingKey ?? this.routingKey;
-    const mandatory = options.mandatory === true ? { mandatory: true } : undefined;
+    const publish: BasicPublishParams = { exchange: exchangeName, routingKey, body: encoded, properties };
+    if (options.mandatory === true) publish.mandatory = true;
     const channel = this.channel;
 
     // Declarations first; cached ones cost nothing, and with declareNowait nothing is awaited:
@@ -274,13 +280,11 @@ export class Producer {
       }
     }
     if (pending === undefined || nowait) {
-      const sent = channel.publish(exchangeName, routingKey, encoded, properties, mandatory, options);
+      const sent = channel.publish(publish, options);
       if (pending === undefined) return sent;
       return Promise.all([pending, sent]).then(() => undefined);
     }
-    return pending.then(() =>
-      channel.publish(exchangeName, routingKey, encoded, properties, mandatory, options),
-    );
+    return pending.then(() => channel.publish(publish, options));
   }
 
   /**
@@ -313,7 +317,6 @@ export class Producer {
 
 /** An entity bound to `channel` (a copy when bound elsewhere or unbound). */
 function bindEntity(entity: Declarable, channel: Channel): Declarable {
-  const e = entity as Declarable & { channel?: Channel; bind?: (c: Channel) => Declarable };
-  if (e.channel === channel || typeof e.bind !== 'function') return entity;
-  return e.bind(channel);
+  if (entity.channel === channel || entity.bind === undefined) return entity;
+  return entity.bind(channel);
 }

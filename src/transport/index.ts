@@ -4,9 +4,8 @@
  * `memory://`, broker URL parsing). Applications use the main entry point; the kombu
  * `Connection` chooses the transport from the URL.
  *
- * Explicit named exports only, none renamed. Some names (`ConsumeOptions`, `PublishOptions`,
- * `ChannelOptions`) are also main-entry names of a different layer: import each from the
- * entry point whose layer you drive.
+ * Explicit named exports only, none renamed. The per-operation parameter types
+ * (`QueueDeclareParams`, ...) are main-entry names: kombu's Channel takes them too.
  *
  * @example
  * ```ts
@@ -22,17 +21,13 @@ export type {
   BrokerAddress,
   ChannelOptions,
   ConnectOptions,
-  ConsumeOptions,
   Delivery,
   DeliveryInfo,
-  ExchangeDeclareOptions,
   ExchangeType,
   FieldTable,
   FieldValue,
   MessageProperties,
-  PublishOptions,
   QueueDeclareOk,
-  QueueDeclareOptions,
   ReturnedMessage,
   TlsOptions,
   Transport,
@@ -41,7 +36,19 @@ export type {
   TransportConnection,
   TransportConnectionEvents,
 } from './types.js';
-export { DEFAULT_BROKER_URL, formatBrokerUrl, parseBrokerUrl, redactUrl, resolveBrokerUrl } from './url.js';
+export {
+  DEFAULT_BROKER_URL,
+  formatBrokerUrl,
+  parseBrokerUrl,
+  redactUrl,
+  resolveBroker,
+  resolveBrokerUrl,
+} from './url.js';
 export type { FormatBrokerUrlOptions } from './url.js';
-export { MemoryBroker, resolveBroker, transportFor } from './registry.js';
-export type { MemoryExchangeInfo, MemoryQueueInfo } from './registry.js';
+export { MemoryBroker, registerTransport, registeredSchemes, schemeInfo, transportFor } from './registry.js';
+export type {
+  MemoryExchangeInfo,
+  MemoryQueueInfo,
+  RegisterTransportOptions,
+  TransportFactory,
+} from './registry.js';

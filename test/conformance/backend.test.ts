@@ -44,7 +44,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     for (const b of backends.splice(0)) await b.close();
     if (shared !== undefined) {
       const ch = await shared.channel();
-      for (const q of queues) await ch.deleteQueue(q).catch(() => undefined);
+      for (const q of queues) await ch.deleteQueue({ queue: q }).catch(() => undefined);
       queues.clear();
       await shared.close();
       shared = undefined;
@@ -71,7 +71,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   async function queueDepth(b: AMQPBackend, id: string): Promise<number> {
     const ch = await b.connection.channel();
-    const ok = await ch.declareQueue(rk(id), { passive: true });
+    const ok = await ch.declareQueue({ queue: rk(id), passive: true });
     await ch.close();
     return ok?.messageCount ?? -1;
   }
@@ -155,11 +155,11 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     const [first, second] = [newId(), newId()];
     await b.storeResult(first, 1, 'SUCCESS');
     const admin = await b.connection.channel();
-    await admin.deleteExchange(exchange);
+    await admin.deleteExchange({ exchange });
     // Once-per-connection declaring failed this store with 404 until a reconnect.
     await b.storeResult(second, 2, 'SUCCESS');
     expect((await b.getTaskMeta(second)).result).toBe(2);
-    await admin.deleteExchange(exchange);
+    await admin.deleteExchange({ exchange });
     await admin.close();
   });
 
@@ -183,7 +183,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     expect(b.destinationFor(id, { correlation_id: 'corr' })).toEqual([rk(id), 'corr']);
     expect(b.destinationFor(id)).toEqual([rk(id), id]);
     const ch = await b.connection.channel();
-    const m = await ch.get(rk(id), { noAck: true });
+    const m = await ch.get({ queue: rk(id), noAck: true });
     await ch.close();
     expect(m?.properties.correlationId).toBe('corr');
     expect(m?.properties.deliveryMode).toBe(2);
@@ -216,18 +216,20 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     const id = newId();
     await b.storeResult(id, 1, 'SUCCESS');
     const ch = await b.connection.channel();
-    const m = await ch.get(rk(id), { noAck: false });
+    const m = await ch.get({ queue: rk(id), noAck: false });
     expect(m?.properties.deliveryMode).toBe(1);
     m?.requeue();
     // Redeclaring with the same flags succeeds; durable true would be refused (406).
-    await expect(ch.declareQueue(rk(id), { durable: false, autoDelete: true })).resolves.toBeTruthy();
+    await expect(ch.declareQueue({ queue: rk(id), durable: false, autoDelete: true })).resolves.toBeTruthy();
     await ch.close();
     const ch2 = await b.connection.channel();
-    await expect(ch2.declareQueue(rk(id), { durable: true, autoDelete: true })).rejects.toMatchObject({
+    await expect(ch2.declareQueue({ queue: rk(id), durable: true, autoDelete: true })).rejects.toMatchObject({
       code: 'PRECONDITION_FAILED',
     });
     await ch2.close();
-    await ch2.connection.channel().then((c) => c.deleteExchange(b.exchange.name).then(() => c.close()));
+    await ch2.connection
+      .channel()
+      .then((c) => c.deleteExchange({ exchange: b.exchange.name }).then(() => c.close()));
   });
 
   it('getMany: cached ready results first, then arrival order; each id once', async () => {
@@ -272,7 +274,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     // never declared: 404, so no consumer either).
     const ch = await b.connection.channel();
     for (const id of ids) {
-      const ok = await ch.declareQueue(rk(id), { passive: true }).catch(() => null);
+      const ok = await ch.declareQueue({ queue: rk(id), passive: true }).catch(() => null);
       expect(ok?.consumerCount ?? 0).toBe(0);
     }
     await ch.close();
@@ -294,7 +296,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     const p = new Producer(ch, { exchange: b.exchange, autoDeclare: false });
     const body = { task_id: late, status: 'SUCCESS', result: 'l', traceback: null, children: null };
     for (;;) {
-      const ok = await ch.declareQueue(rk(late), { passive: true }).catch(() => null);
+      const ok = await ch.declareQueue({ queue: rk(late), passive: true }).catch(() => null);
       if ((ok?.consumerCount ?? 0) > 0) break;
       await new Promise((r) => setTimeout(r, 10));
     }

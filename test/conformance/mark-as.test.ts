@@ -39,7 +39,7 @@ describe.each(transports)('markAs* on $name', (t) => {
     expect((await b.waitFor(e, { timeout: 5000 })).traceback).toBe('Traceback (most recent call last): ...');
     await b.markAsStarted(d, { pid: 1 }, { correlation_id: 'corr-started' });
     const ch = await b.connection.channel();
-    const m = await ch.get(b.rkey(d), { noAck: true });
+    const m = await ch.get({ queue: b.rkey(d), noAck: true });
     await ch.close();
     expect(m?.properties.correlationId).toBe('corr-started');
     expect((m?.payload as { status?: unknown } | undefined)?.status).toBe('STARTED');

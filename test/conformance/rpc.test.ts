@@ -30,8 +30,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const conn = new Connection(t.url);
     try {
       const ch = await conn.channel();
-      await ch.deleteQueue(queue, {}).catch(() => undefined);
-      await ch.deleteExchange(queue, {}).catch(() => undefined);
+      await ch.deleteQueue({ queue }).catch(() => undefined);
+      await ch.deleteExchange({ exchange: queue }).catch(() => undefined);
     } finally {
       await conn.close();
     }
@@ -42,7 +42,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const conn = new Connection(t.url);
     try {
       const ch = await conn.channel();
-      const ok = await ch.declareQueue(queue, { passive: true });
+      const ok = await ch.declareQueue({ queue, passive: true });
       return ok?.messageCount;
     } finally {
       await conn.close();
@@ -370,16 +370,16 @@ describe.each(transports)('rpc:// on $name', (t) => {
     cleanup.push(() => ch.close());
     // Not every sender writes traceback/children: those default to null.
     const publish = (tid: string): Promise<void> =>
-      ch.publish(
-        '',
-        client.oid,
-        Buffer.from(JSON.stringify({ task_id: tid, status: 'SUCCESS', result: 7 })),
-        {
+      ch.publish({
+        exchange: '',
+        routingKey: client.oid,
+        body: Buffer.from(JSON.stringify({ task_id: tid, status: 'SUCCESS', result: 7 })),
+        properties: {
           contentType: 'application/json',
           contentEncoding: 'utf-8',
           correlationId: tid,
         },
-      );
+      });
     await publish(id);
     await publish(other);
     for (const meta of await Promise.all([a, b])) {
@@ -399,7 +399,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect(backend.binding.queueArguments).toEqual({ 'x-expires': 60_000 });
     // A peer declaring it the same way gets no 406.
     const ch = await conn.channel();
-    await ch.declareQueue(backend.oid, {
+    await ch.declareQueue({
+      queue: backend.oid,
       durable: false,
       autoDelete: true,
       exclusive: false,

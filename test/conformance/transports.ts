@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { resolveBroker } from '../../src/transport/registry.js';
+import { resolveBroker } from '../../src/transport/url.js';
 import type { TransportConnection } from '../../src/transport/types.js';
 
 /** One transport under test. */

@@ -84,8 +84,8 @@ describe.each(transports)('open/close leaks on $name', (t) => {
       const conn = new Connection(t.url, { heartbeat: 10 });
       const ch = await conn.channel();
       const q = uid('leak-q');
-      await ch.declareQueue(q, { autoDelete: true, arguments: { 'x-expires': 10_000 } });
-      await ch.deleteQueue(q, {});
+      await ch.declareQueue({ queue: q, autoDelete: true, arguments: { 'x-expires': 10_000 } });
+      await ch.deleteQueue({ queue: q });
       await conn.close();
       await conn.close(); // idempotent
       expect(conn.eventNames().reduce((n, e) => n + conn.listenerCount(e), 0)).toBe(0);
@@ -125,7 +125,7 @@ describe.each(transports)('open/close leaks on $name', (t) => {
     cleanups.push(async () => {
       const app = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
       const ch = await app.connection.channel();
-      await Promise.allSettled([ch.deleteQueue(queue, {}), ch.deleteExchange(queue, {})]);
+      await Promise.allSettled([ch.deleteQueue({ queue }), ch.deleteExchange({ exchange: queue })]);
       await app.close();
     });
     const before = handles();

@@ -74,7 +74,7 @@ async function ready(queue: string): Promise<number | undefined> {
   const conn = new Connection(BROKER_URL);
   try {
     const ch = await conn.channel();
-    return (await ch.declareQueue(queue, { passive: true }))?.messageCount;
+    return (await ch.declareQueue({ queue: queue, passive: true }))?.messageCount;
   } finally {
     await conn.close();
   }

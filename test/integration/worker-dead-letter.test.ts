@@ -43,8 +43,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     // Registered first, so run last: the queues, exchanges and policy go after both apps closed.
     cleanups.push(async () => {
       const ch = await admin.channel();
-      for (const q of [queue, dlq]) await ch.deleteQueue(q, {}).catch(() => undefined);
-      for (const e of [queue, dlx]) await ch.deleteExchange(e, {}).catch(() => undefined);
+      for (const q of [queue, dlq]) await ch.deleteQueue({ queue: q }).catch(() => undefined);
+      for (const e of [queue, dlx]) await ch.deleteExchange({ exchange: e }).catch(() => undefined);
       await admin.close();
       await rabbitmqctl('clear_policy', policy);
     });
@@ -57,9 +57,9 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
       JSON.stringify({ 'dead-letter-exchange': dlx }),
     );
     const ch = await admin.channel();
-    await ch.declareExchange(dlx, 'fanout', { durable: false, autoDelete: false });
-    await ch.declareQueue(dlq, { durable: false, autoDelete: false });
-    await ch.bindQueue(dlq, dlx, '');
+    await ch.declareExchange({ exchange: dlx, type: 'fanout', durable: false, autoDelete: false });
+    await ch.declareQueue({ queue: dlq, durable: false, autoDelete: false });
+    await ch.bindQueue({ queue: dlq, exchange: dlx, routingKey: '' });
 
     const client = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
     const server = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
@@ -75,7 +75,7 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
   async function deadLetter(ch: Channel, queue: string, ms = 10_000): Promise<Message | undefined> {
     const end = Date.now() + ms;
     while (Date.now() < end) {
-      const m = await ch.get(queue, { noAck: true });
+      const m = await ch.get({ queue, noAck: true });
       if (m !== null) return m;
       await new Promise((r) => setTimeout(r, 50));
     }

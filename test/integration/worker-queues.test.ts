@@ -36,10 +36,10 @@ describe('Worker queue declarations (RabbitMQ)', () => {
     // Redeclaring it as a quorum queue passes; as a classic one RabbitMQ refuses (406).
     const ch = await conn.channel();
     await expect(
-      ch.declareQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } }),
+      ch.declareQueue({ queue: queue, durable: true, arguments: { 'x-queue-type': 'quorum' } }),
     ).resolves.toBeDefined();
     const other = await conn.channel();
-    await expect(other.declareQueue(queue, { durable: true })).rejects.toMatchObject({
+    await expect(other.declareQueue({ queue: queue, durable: true })).rejects.toMatchObject({
       code: 'PRECONDITION_FAILED',
     });
   });
@@ -62,7 +62,9 @@ describe('Worker queue declarations (RabbitMQ)', () => {
     const conn = new Connection(BROKER_URL);
     cleanups.push(() => conn.close());
     const ch = await conn.channel();
-    await expect(ch.declareQueue(`${hostname}.celery.pidbox`, { passive: true })).rejects.toMatchObject({
+    await expect(
+      ch.declareQueue({ queue: `${hostname}.celery.pidbox`, passive: true }),
+    ).rejects.toMatchObject({
       code: 'RESOURCE_LOCKED',
     });
   });

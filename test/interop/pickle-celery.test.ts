@@ -36,8 +36,8 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
     const conn = new Connection(BROKER);
     try {
       const ch = await conn.channel();
-      await ch.deleteQueue(queue, {}).catch(() => undefined);
-      await ch.deleteExchange(queue, {}).catch(() => undefined);
+      await ch.deleteQueue({ queue: queue }).catch(() => undefined);
+      await ch.deleteExchange({ exchange: queue }).catch(() => undefined);
     } finally {
       await conn.close();
     }

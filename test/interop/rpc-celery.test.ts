@@ -21,8 +21,8 @@ async function dropQueue(name: string): Promise<void> {
   const conn = new Connection(BROKER);
   try {
     const ch = await conn.channel();
-    await ch.deleteQueue(name, {}).catch(() => undefined);
-    await ch.deleteExchange(name, {}).catch(() => undefined);
+    await ch.deleteQueue({ queue: name }).catch(() => undefined);
+    await ch.deleteExchange({ exchange: name }).catch(() => undefined);
   } finally {
     await conn.close();
   }
@@ -227,7 +227,7 @@ describe('task message v2: what Celery 5 sends vs what Node sends', () => {
     const conn = new Connection(BROKER);
     try {
       const ch = await conn.channel();
-      const m = await ch.get(queue, { noAck: true }, {});
+      const m = await ch.get({ queue, noAck: true });
       expect(m).not.toBeNull();
       if (m === null) return;
       const py = decodeTaskMessage(m);

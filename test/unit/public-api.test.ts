@@ -127,7 +127,7 @@ describe('transport entry point', () => {
       'TransportChannel',
       'TransportConnection',
       'Delivery',
-      'ConsumeOptions',
+      'TransportFactory',
     ]) {
       expect(names.has(name), name).toBe(true);
     }
@@ -138,6 +138,7 @@ describe('transport entry point', () => {
       'parseBrokerUrl',
       'formatBrokerUrl',
       'resolveBrokerUrl',
+      'registerTransport',
     ]) {
       expect(typeof (transport as Record<string, unknown>)[name], name).toBe('function');
     }

@@ -190,7 +190,7 @@ describe('Remote control (memory://)', () => {
     cleanups.push(async () => {
       const conn = new Connection(URL);
       const ch = await conn.channel();
-      await ch.deleteQueue(extra, {}).catch(() => undefined);
+      await ch.deleteQueue({ queue: extra }).catch(() => undefined);
       await conn.close();
     });
   });

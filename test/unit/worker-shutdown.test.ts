@@ -14,7 +14,7 @@ async function ready(queue: string): Promise<number | undefined> {
   const conn = new Connection(URL);
   try {
     const ch = await conn.channel();
-    return (await ch.declareQueue(queue, { passive: true }))?.messageCount;
+    return (await ch.declareQueue({ queue: queue, passive: true }))?.messageCount;
   } finally {
     await conn.close();
   }
@@ -127,7 +127,9 @@ describe('Worker shutdown (memory://)', () => {
     // Nobody consumes the twin's task queue any more.
     const conn = new Connection(URL);
     cleanups.push(() => conn.close());
-    expect((await (await conn.channel()).declareQueue(queue, { passive: true }))?.consumerCount).toBe(0);
+    expect((await (await conn.channel()).declareQueue({ queue: queue, passive: true }))?.consumerCount).toBe(
+      0,
+    );
     expect(ran).toEqual([]);
   });
 

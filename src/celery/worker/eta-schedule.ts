@@ -6,8 +6,6 @@
  *
  * @module
  */
-import type { Channel } from '../../kombu/channel.js';
-import type { TransportChannel } from '../../transport/types.js';
 import type { Request } from './request.js';
 
 /** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
@@ -17,16 +15,9 @@ const MAX_TIMER_MS = 2_147_483_647;
 interface Held {
   readonly req: Request;
   readonly eta: number;
-  readonly channel: TransportChannel | null;
   timer: NodeJS.Timeout | undefined;
-}
-
-/**
- * The transport channel a consumer's deliveries come on now. The only place the worker looks
- * below the kombu Channel: a held message is only valid while that channel lives.
- */
-function deliveryChannel(channel: Channel | undefined): TransportChannel | null {
-  return channel?.transportChannel ?? null;
+  /** Stops watching the message's channel. */
+  unwatch: () => void;
 }
 
 /** What an {@link EtaSchedule} calls back. */
@@ -44,8 +35,6 @@ export interface EtaHooks {
 /** Holds requests until their eta, then hands them to `due`. */
 export class EtaSchedule {
   readonly #held = new Map<Request, Held>();
-  /** Transport channels with a 'close' listener that drops their holds. */
-  readonly #watched = new WeakSet<TransportChannel>();
   readonly #hooks: EtaHooks;
 
   constructor(hooks: EtaHooks) {
@@ -67,12 +56,11 @@ export class EtaSchedule {
    *
    * @returns false when that channel is already gone (the broker requeued the message).
    */
-  hold(req: Request, channel: Channel | undefined): boolean {
-    const ch = deliveryChannel(channel);
-    if (ch?.closed === true) return false;
-    const held: Held = { req, eta: req.eta ?? 0, channel: ch, timer: undefined };
+  hold(req: Request): boolean {
+    if (!req.message.channelOpen) return false;
+    const held: Held = { req, eta: req.eta ?? 0, timer: undefined, unwatch: () => undefined };
     this.#held.set(req, held);
-    this.#watch(ch);
+    held.unwatch = req.message.onChannelClose(() => this.#channelClosed(held));
     this.#arm(held);
     this.#hooks.changed();
     return true;
@@ -94,7 +82,7 @@ export class EtaSchedule {
     const out: Request[] = [];
     for (const held of this.#held.values()) {
       this.#release(held);
-      if (held.channel?.closed !== true) out.push(held.req);
+      if (held.req.message.channelOpen) out.push(held.req);
     }
     if (out.length > 0) this.#hooks.changed();
     return out;
@@ -115,33 +103,26 @@ export class EtaSchedule {
     }
     this.#release(held);
     this.#hooks.changed();
-    if (held.channel?.closed === true) this.#hooks.dropped(held.req);
+    if (!held.req.message.channelOpen) this.#hooks.dropped(held.req);
     else this.#hooks.due(held.req);
   }
 
   #release(held: Held): void {
     clearTimeout(held.timer);
     held.timer = undefined;
+    held.unwatch();
     this.#held.delete(held.req);
   }
 
   /**
-   * Once a transport channel closes (lost connection, channel error) its unacked messages
-   * are back in the queue and will be redelivered: their holds are dropped, or the task
-   * would run twice. Celery clears its timer on connection loss for the same reason.
+   * Once the message's channel closes (lost connection, channel error) it is back in the
+   * queue and will be redelivered: the hold is dropped, or the task would run twice. Celery
+   * clears its timer on connection loss for the same reason.
    */
-  #watch(channel: TransportChannel | null): void {
-    if (channel === null || this.#watched.has(channel)) return;
-    this.#watched.add(channel);
-    channel.once('close', () => {
-      let dropped = false;
-      for (const held of this.#held.values()) {
-        if (held.channel !== channel) continue;
-        this.#release(held);
-        this.#hooks.dropped(held.req);
-        dropped = true;
-      }
-      if (dropped) this.#hooks.changed();
-    });
+  #channelClosed(held: Held): void {
+    if (this.#held.get(held.req) !== held) return;
+    this.#release(held);
+    this.#hooks.dropped(held.req);
+    this.#hooks.changed();
   }
 }

@@ -374,7 +374,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#tracer.received(req);
     s.requests.set(req.id, req);
     if (req.eta !== null && req.eta > s.now()) {
-      if (!this.#eta.hold(req, this.#channel)) this.#forget(req);
+      if (!this.#eta.hold(req)) this.#forget(req);
       return;
     }
     this.#ready(req);
