@@ -141,7 +141,12 @@ export {
 } from './celery/exceptions.js';
 export type { ExceptionMeta, TaskErrorInit } from './celery/exceptions.js';
 export { JS_EXCEPTION_MODULE } from './celery/exceptions.js';
-export { DEFAULT_SETTINGS, resolveSettings } from './celery/settings.js';
+export {
+  DEFAULT_RESULT_CACHE_MAX,
+  DEFAULT_SETTINGS,
+  expiresToMs,
+  resolveSettings,
+} from './celery/settings.js';
 export type { CelerySettings, ResolvedSettings } from './celery/settings.js';
 export { ResultCache } from './celery/result-cache.js';
 export type {
@@ -157,11 +162,13 @@ export type {
 } from './celery/backend-types.js';
 export { AMQPBackend } from './celery/amqp-backend.js';
 export { DEFAULT_STORE_RETRY_POLICY } from './celery/backend-options.js';
-export type {
-  AMQPBackendOptions,
-  BackendCommonOptions,
-  ConsumeOptions as BackendConsumeOptions,
-} from './celery/backend-options.js';
+export type { AMQPBackendOptions, BackendCommonOptions } from './celery/backend-options.js';
+export { BaseBackend } from './celery/base-backend.js';
+export type { BackendDefaults, BackendEvents, ReceiveManyOptions } from './celery/base-backend.js';
+export { MetaCache } from './celery/meta-cache.js';
+export { WaitControl } from './celery/wait-control.js';
+export type { WaitControlOptions } from './celery/wait-control.js';
+export type { StateWatch } from './celery/meta-cache.js';
 export { RPCBackend } from './celery/rpc-backend.js';
 export type { RPCBackendOptions } from './celery/rpc-backend.js';
 export {
@@ -180,13 +187,7 @@ export type {
   ResultTuple,
 } from './celery/result.js';
 export { Celery } from './celery/app.js';
-export type {
-  AppSettings,
-  CeleryAppSettings,
-  CeleryOptions,
-  SendTaskOptions,
-  TaskResult,
-} from './celery/app.js';
+export type { AppSettings, CeleryAppSettings, CeleryOptions, SendTaskOptions } from './celery/app.js';
 export { decodeTaskMessage, encodeTaskMessage, parseIsoDate, taskTimes } from './celery/task-message.js';
 export type {
   EncodedTaskMessage,

@@ -167,6 +167,19 @@ export function validateMeta(body: unknown, taskId: string): TaskMeta {
 }
 
 /**
+ * A meta as the typed view callers asked for (`waitFor<T>`, `AsyncResult<T>`). Unchecked: the
+ * result is whatever the worker sent; this is the one place that says so to the compiler.
+ *
+ * @example
+ * ```ts
+ * const meta: TaskMeta<number> = typedMeta(await backend.getTaskMeta(id));
+ * ```
+ */
+export function typedMeta<T>(meta: TaskMeta): TaskMeta<T> {
+  return meta as TaskMeta<T>;
+}
+
+/**
  * The meta reported when nothing is known about a task.
  *
  * @example
