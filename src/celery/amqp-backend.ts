@@ -326,9 +326,9 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
    * Celery's `drain_events`: waits on the connection (at most a second at a time, never
    * past the deadline) until `consumer` delivered READY states; returns them by task id and
    * caches them. Non-ready states are dropped; a body that is no result is reported
-   * ('error' event, else the logger). `onInterval` runs between waits.
+   * ('error' event, else the logger). `onInterval` runs between waits; `timeout` is in ms.
    *
-   * @throws TimeoutError at the deadline; AbortError.
+   * @throws TimeoutError at the deadline; AbortError; ConnectionError once the backend closes.
    * @example
    * ```ts
    * const consumer = new Consumer(ch, { queues: [backend.queueFor(backend.rkey(id), ch)], noAck: true });
@@ -357,20 +357,25 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
         this.reportError(err);
       }
     });
-    const start = performance.now();
-    for (;;) {
-      const remaining = options.timeout === undefined ? 1000 : options.timeout - (performance.now() - start);
-      if (remaining <= 0) throw new TimeoutError();
-      try {
-        await connection.drainEvents({
-          timeout: Math.min(1000, remaining),
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-        });
-      } catch (err) {
-        if (!(err instanceof TimeoutError)) throw err;
+    const ctl = this.waitControl(
+      { timeout: options.timeout, signal: options.signal },
+      () =>
+        new TimeoutError(
+          `The operation timed out: no ready result on the consumer after ${options.timeout} ms`,
+        ),
+    );
+    try {
+      while (!found) {
+        try {
+          // A second at a time, so onInterval runs; ended at once by the deadline or a signal.
+          await ctl.race(connection.drainEvents({ timeout: 1000, signal: ctl.signal }));
+        } catch (err) {
+          if (ctl.cancelled !== undefined || !(err instanceof TimeoutError)) throw ctl.cancelled ?? err;
+        }
+        options.onInterval?.();
       }
-      options.onInterval?.();
-      if (found) break;
+    } finally {
+      ctl.dispose();
     }
     for (const [id, meta] of Object.entries(results)) this.cache.set(id, meta);
     return results;

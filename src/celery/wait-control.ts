@@ -16,7 +16,7 @@ export interface WaitControlOptions {
   signal?: AbortSignal | undefined;
   /** Called every {@link WaitControlOptions.intervalMs} while waiting. @default undefined */
   onInterval?: (() => void) | undefined;
-  /** Period of `onInterval`. @default 1000 */
+  /** Period of `onInterval`, in ms. @default 1000 */
   intervalMs?: number | undefined;
   /** Builds the timeout error. @default TimeoutError("The operation timed out.") */
   timeoutError?: (() => Error) | undefined;

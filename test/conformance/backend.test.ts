@@ -15,6 +15,7 @@ import {
   TimeoutError,
 } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
+import { Consumer } from '../../src/kombu/consumer.js';
 import { Exchange } from '../../src/kombu/exchange.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { Queue } from '../../src/kombu/queue.js';
@@ -374,6 +375,34 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     expect(seen).toEqual(new Set(ids));
     for (const id of ids) expect(await queueDepth(b, id)).toBe(0);
     expect(await queueDepth(b, outside)).toBe(1);
+  });
+
+  it('drainEvents: returns the ready results a consumer delivers; a body that is no result is reported; deadline', async () => {
+    const b = backend();
+    const [id, bad] = [newId(), newId()];
+    const ch = await b.connection.channel();
+    const consumer = new Consumer(ch, {
+      queues: [b.queueFor(rk(id), ch), b.queueFor(rk(bad), ch)],
+      noAck: true,
+    });
+    await consumer.consume();
+    const errors: Error[] = [];
+    b.on('error', (err) => errors.push(err));
+    // drainEvents installs its callback at once: everything stored after the call is its.
+    const draining = b.drainEvents(b.connection, consumer, { timeout: 5000 });
+    await rawPublish(b, bad, [1, 2]);
+    await b.storeResult(id, { pid: 1 }, 'STARTED');
+    await b.storeResult(id, 5, 'SUCCESS');
+    const results = await draining;
+    expect(Object.keys(results)).toEqual([id]);
+    expect(results[id]?.result).toBe(5);
+    await waitUntil(() => errors.length > 0, { what: 'the malformed body to be reported' });
+    expect(errors[0]).toBeInstanceOf(DecodeError);
+    await expect(b.drainEvents(b.connection, consumer, { timeout: 100 })).rejects.toBeInstanceOf(
+      TimeoutError,
+    );
+    await consumer.cancel();
+    await ch.close();
   });
 
   it('saves, restores and deletes a group', async () => {
