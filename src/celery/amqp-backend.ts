@@ -31,7 +31,6 @@ import { consumeUntilReady, getMany } from './result-consumer.js';
 import type { ResultSource } from './result-consumer.js';
 import { decodeMeta, decodePayload, routingKeyFor, validateMeta } from './result-meta.js';
 import { GroupResult, groupResultFromTuple } from './result.js';
-import { resolveSettings } from './settings.js';
 import { isReady } from './states.js';
 import { StorePool, isChannelFailure } from './store-pool.js';
 import type { WaitControl } from './wait-control.js';
@@ -90,7 +89,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
    */
   constructor(options: AMQPBackendOptions = {}) {
     super(options, { persistent: true });
-    const s = resolveSettings(options.settings ?? {});
+    const s = this.settings;
     this.autoDelete = options.autoDelete ?? true;
     this.#groupCache = new ResultCache<unknown>(this.cache.limit);
     this.exchange = new Exchange(options.exchange ?? s.exchange, {

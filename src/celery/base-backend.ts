@@ -31,9 +31,9 @@ import type { BackendCommonOptions } from './backend-options.js';
 import { TaskRevokedError } from './exceptions.js';
 import type { GroupResult } from './group-result.js';
 import { MetaCache } from './meta-cache.js';
-import { failureOptions, pendingMeta, resultBody, routingKeyFor, typedMeta } from './result-meta.js';
+import { checkId, failureOptions, pendingMeta, resultBody, typedMeta } from './result-meta.js';
 import { expiresToMs, resolveSettings } from './settings.js';
-import type { CelerySettings } from './settings.js';
+import type { CelerySettings, ResolvedSettings } from './settings.js';
 import { FAILURE, PENDING, RETRY, REVOKED, STARTED, SUCCESS, isReady } from './states.js';
 import { WaitControl } from './wait-control.js';
 
@@ -173,6 +173,8 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
   readonly logger: Logger;
   /** `x-expires` in ms, or null. */
   protected readonly expiresMs: number | null;
+  /** The Celery settings given, resolved (the options above win over them). */
+  protected readonly settings: ResolvedSettings;
 
   readonly #ownsConnection: boolean;
   readonly #closing = new AbortController();
@@ -187,6 +189,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
   protected constructor(options: BackendCommonOptions, defaults: BackendDefaults) {
     super();
     const s = resolveSettings(options.settings ?? {});
+    this.settings = s;
     // Every wait in flight listens on the closing signal (and removes its listener when it
     // ends), so 11 concurrent waits are normal, not the leak Node's warning assumes.
     setMaxListeners(0, this.#closing.signal);
@@ -331,7 +334,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * ```
    */
   async storeResult<R>(taskId: string, result: R, status: string, options: StoreOptions = {}): Promise<R> {
-    routingKeyFor(taskId);
+    checkId(taskId);
     if (typeof status !== 'string' || status === '') {
       throw new ArgumentError(`status must be a non-empty string, got ${typeof status}`);
     }
@@ -430,7 +433,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * ```
    */
   async getTaskMeta<T = unknown>(taskId: string, options: GetMetaOptions = {}): Promise<TaskMeta<T>> {
-    routingKeyFor(taskId);
+    checkId(taskId);
     if (options.cache ?? true) {
       const cached = this.cache.get(taskId);
       if (cached !== undefined) return typedMeta(cached);
@@ -469,7 +472,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * ```
    */
   async waitFor<T = unknown>(taskId: string, options: WaitOptions = {}): Promise<TaskMeta<T>> {
-    routingKeyFor(taskId);
+    checkId(taskId);
     if (options.cache ?? true) {
       const cached = this.cache.get(taskId);
       if (cached !== undefined) return typedMeta(cached);
@@ -521,7 +524,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
   ): AsyncIterableIterator<[string, TaskMeta<T>]> {
     const pending = new Set<string>();
     for (const id of taskIds) {
-      routingKeyFor(id);
+      checkId(id);
       pending.add(id);
     }
     const total = pending.size;
@@ -552,10 +555,18 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
     });
     try {
       while (pending.size > 0) {
-        const next = await ctl.race(inner.next());
+        // Not raced per result (a race per result piles reactions on the wait's promise):
+        // the receiving side ends on ctl.signal, and the wait's own error is thrown.
+        let next: IteratorResult<[string, TaskMeta]>;
+        try {
+          next = await inner.next();
+        } catch (err) {
+          throw ctl.cancelled ?? err;
+        }
         if (next.done === true) break;
         const [id, meta] = next.value;
-        this.cache.set(id, meta);
+        // The receiving side may have cached it already (getMany's consumer does).
+        if (!this.cache.has(id)) this.cache.set(id, meta);
         if (!pending.delete(id)) continue;
         yield [id, typedMeta(meta)];
       }
@@ -576,7 +587,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * ```
    */
   async forget(taskId: string): Promise<void> {
-    routingKeyFor(taskId);
+    checkId(taskId);
     this.cache.delete(taskId);
     this.assertOpen();
     await this.forgetResult(taskId);

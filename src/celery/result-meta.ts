@@ -21,10 +21,24 @@ import { EXCEPTION_STATES } from './states.js';
  * ```
  */
 export function routingKeyFor(id: unknown, what = 'taskId'): string {
+  const checked = checkId(id, what);
+  return checked.includes('-') ? checked.replaceAll('-', '') : checked;
+}
+
+/**
+ * Checks a task (or group) id without building its routing key.
+ *
+ * @throws ArgumentError naming the argument when the id is not a non-empty string.
+ * @example
+ * ```ts
+ * checkId(taskId); // taskId
+ * ```
+ */
+export function checkId(id: unknown, what = 'taskId'): string {
   if (typeof id !== 'string' || id.length === 0) {
     throw new ArgumentError(`${what} must be a non-empty string, got ${describe(id)}`);
   }
-  return id.includes('-') ? id.replaceAll('-', '') : id;
+  return id;
 }
 
 function describe(value: unknown): string {

@@ -213,15 +213,18 @@ export class RPCBackend extends BaseBackend {
     // Match on the correlation_id property first (Celery's _get_message_task_id).
     const id = correlationId ?? meta.task_id;
     const ready = isReady(meta.status);
-    // A late non-ready state never hides a ready one: only then is the previous one read.
-    if (ready || !isReady(this.#buffer.get(id)?.status ?? PENDING)) this.#buffer.set(id, meta);
     const entry = this.#listeners.get(id);
-    if (entry === undefined) return;
     let taken = false;
     if (typeof entry === 'function') taken = entry(meta, id);
     // A copy: a listener may remove itself (or another) while the list is walked.
-    else for (const l of [...entry]) taken = l(meta, id) || taken;
-    if (taken && ready) this.#buffer.delete(id);
+    else if (entry !== undefined) for (const l of [...entry]) taken = l(meta, id) || taken;
+    if (taken && ready) {
+      // Consumed by a wait, as a message read from a task queue: nothing stays buffered.
+      this.#buffer.delete(id);
+      return;
+    }
+    // A late non-ready state never hides a ready one: only then is the previous one read.
+    if (ready || !isReady(this.#buffer.get(id)?.status ?? PENDING)) this.#buffer.set(id, meta);
   }
 
   /**
