@@ -228,7 +228,7 @@ async function roundTripPhase(
   const window = Math.max(1, options.window ?? 64);
   try {
     // The worker is ready when it answers a task; then both clients warm up.
-    await app.sendTask('add', [0, 0]).get({ timeout: 60_000 });
+    await (await app.sendTask('add', [0, 0])).get({ timeout: 60_000 });
     const warm = Math.min(n, 200);
     await nodeBurst(app, warm);
     await pythonSendMany(python, peers, env, warm, queue);
@@ -336,8 +336,7 @@ function procCpuMs(pid: number | undefined): number | null {
 /** All n sent at once, then joinNative; checks the values. */
 async function nodeBurst(app: Celery, n: number): Promise<{ perS: number; sendPerS: number }> {
   const t0 = performance.now();
-  const results = Array.from({ length: n }, (_, i) => app.sendTask('add', [i, i]));
-  await Promise.all(results.map((r) => r.sent));
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => app.sendTask('add', [i, i])));
   const tSent = performance.now();
   const values = await new ResultSet(results, app.backend).joinNative({ timeout: 300_000 });
   const tDone = performance.now();
@@ -349,7 +348,7 @@ async function nodeBurst(app: Celery, n: number): Promise<{ perS: number; sendPe
 async function nodeWindowed(app: Celery, n: number, window: number): Promise<number> {
   const t0 = performance.now();
   await pool(n, window, async (i) => {
-    const v = await app.sendTask('add', [i, i]).get({ timeout: 300_000 });
+    const v = await (await app.sendTask('add', [i, i])).get({ timeout: 300_000 });
     if (v !== 2 * i) throw new Error('wrong result from the Celery worker');
   });
   return rate(n, performance.now() - t0);

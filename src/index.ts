@@ -171,7 +171,12 @@ export {
 } from './celery/exceptions.js';
 export type { ExceptionMeta, TaskErrorInit } from './celery/exceptions.js';
 export { JS_EXCEPTION_MODULE } from './celery/exceptions.js';
-export { DEFAULT_SETTINGS, resolveSettings } from './celery/settings.js';
+export {
+  DEFAULT_RESULT_CACHE_MAX,
+  DEFAULT_SETTINGS,
+  expiresToMs,
+  resolveSettings,
+} from './celery/settings.js';
 export type { CelerySettings, ResolvedSettings } from './celery/settings.js';
 export type {
   GetManyOptions,
@@ -186,7 +191,13 @@ export type {
 } from './celery/backend-types.js';
 export { AMQPBackend } from './celery/amqp-backend.js';
 export { DEFAULT_STORE_RETRY_POLICY } from './celery/backend-options.js';
-export type { AMQPBackendOptions, BackendCommonOptions, ConsumeOptions } from './celery/backend-options.js';
+export type { AMQPBackendOptions, BackendCommonOptions } from './celery/backend-options.js';
+export { BaseBackend } from './celery/base-backend.js';
+export type { BackendDefaults, BackendEvents, ReceiveManyOptions } from './celery/base-backend.js';
+export { MetaCache } from './celery/meta-cache.js';
+export { WaitControl } from './celery/wait-control.js';
+export type { WaitControlOptions } from './celery/wait-control.js';
+export type { StateWatch } from './celery/meta-cache.js';
 export { RPCBackend } from './celery/rpc-backend.js';
 export type { RPCBackendOptions } from './celery/rpc-backend.js';
 export {
@@ -205,13 +216,7 @@ export type {
   ResultTuple,
 } from './celery/result.js';
 export { Celery } from './celery/app.js';
-export type {
-  AppSettings,
-  CeleryAppSettings,
-  CeleryOptions,
-  SendTaskOptions,
-  TaskResult,
-} from './celery/app.js';
+export type { AppSettings, CeleryAppSettings, CeleryOptions, SendTaskOptions } from './celery/app.js';
 // The decoded task message a Worker's handler sees (the codec itself stays internal).
 export type { TaskEmbed, TaskMessage } from './celery/task-message.js';
 export { Worker } from './celery/worker.js';

@@ -103,18 +103,16 @@ export async function send(
   kwargs: Record<string, unknown> = {},
   options: SendOptions = {},
 ): Promise<Sent> {
-  const ms = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * 1000);
-  const r = client.sendTask(name, args, kwargs, {
+  const r = await client.sendTask(name, args, kwargs, {
     ...(options.queue === undefined ? {} : { queue: options.queue }),
-    ...(options.countdown === undefined ? {} : { countdown: ms(options.countdown) }),
-    ...(options.expires === undefined ? {} : { expires: ms(options.expires) }),
-    ...(options.timeLimit === undefined ? {} : { timeLimit: ms(options.timeLimit) }),
-    ...(options.softTimeLimit === undefined ? {} : { softTimeLimit: ms(options.softTimeLimit) }),
+    ...(options.countdown === undefined ? {} : { countdown: options.countdown }),
+    ...(options.expires === undefined ? {} : { expires: options.expires }),
+    ...(options.timeLimit === undefined ? {} : { timeLimit: options.timeLimit }),
+    ...(options.softTimeLimit === undefined ? {} : { softTimeLimit: options.softTimeLimit }),
     ...(options.taskId === undefined ? {} : { taskId: options.taskId }),
     ...(options.headers === undefined ? {} : { headers: options.headers }),
     ...(options.ignoreResult === undefined ? {} : { ignoreResult: options.ignoreResult }),
   });
-  await r.sent;
   return {
     id: r.id,
     get: (timeoutMs = 10_000) => r.get({ timeout: timeoutMs }),

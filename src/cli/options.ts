@@ -167,7 +167,7 @@ export function brokerUrl(opts: ResultOptions, io: CliIo): string {
  * @example
  * ```ts
  * backendOptions({ transient: true, expires: 60_000 }, 'memory://');
- * // { connection: 'memory://', persistent: false, expires: 60000, accept: [...] }
+ * // { connection: 'memory://', persistent: false, expires: 60, accept: [...] }
  * ```
  */
 export function backendOptions(opts: ResultOptions, url: string): AMQPBackendOptions {
@@ -177,7 +177,8 @@ export function backendOptions(opts: ResultOptions, url: string): AMQPBackendOpt
     accept: [...SERIALIZERS],
   };
   if (opts.transient === true) options.persistent = false;
-  if (opts.expires !== undefined) options.expires = opts.expires;
+  // The flag is parsed to ms; the backends take Celery's seconds.
+  if (opts.expires !== undefined) options.expires = opts.expires === null ? null : opts.expires / 1000;
   if (opts.serializer !== undefined) options.serializer = opts.serializer;
   if (opts.compression !== undefined) options.compression = opts.compression;
   if (opts.exchange !== undefined) options.exchange = opts.exchange;

@@ -93,7 +93,7 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
 
   it('an unregistered task fails with NotRegistered and its message is rejected, so it is dead-lettered', async () => {
     const { queue, dlq, client, worker, admin } = await setup({});
-    const r = client.sendTask('no.such.task', [1, 2]);
+    const r = await client.sendTask('no.such.task', [1, 2]);
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
@@ -113,7 +113,7 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     // Celery looks the task up before parsing eta/expires (on_unknown_task comes before the
     // strategy that raises InvalidTaskError), so the client still learns why.
     const { dlq, client, admin } = await setup({});
-    const r = client.sendTask('no.such.task', [], {}, { headers: { eta: 'not a date' } });
+    const r = await client.sendTask('no.such.task', [], {}, { headers: { eta: 'not a date' } });
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
 
@@ -128,8 +128,7 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     const { queue, dlq, client, worker, admin } = await setup({ add: () => ran.push('add') });
     const invalid: Error[] = [];
     worker.on('invalid', (err) => invalid.push(err));
-    const r = client.sendTask('add', [1, 2], {}, { headers: { eta: 'not a date' } });
-    await r.sent;
+    const r = await client.sendTask('add', [1, 2], {}, { headers: { eta: 'not a date' } });
 
     const m = await deadLetter(admin, dlq);
     expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();

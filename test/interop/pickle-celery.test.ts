@@ -44,9 +44,9 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
   }, 30_000);
 
   it('int, str, a dict with a tuple, a datetime and a big int arrive decoded', async () => {
-    expect(await app.sendTask('add', [2, 3]).get({ timeout: 15_000 })).toBe(5);
-    expect(await app.sendTask('echo', ['héllo']).get({ timeout: 15_000 })).toBe('héllo');
-    expect(await app.sendTask('mixed', []).get({ timeout: 15_000 })).toEqual({
+    expect(await (await app.sendTask('add', [2, 3])).get({ timeout: 15_000 })).toBe(5);
+    expect(await (await app.sendTask('echo', ['héllo'])).get({ timeout: 15_000 })).toBe('héllo');
+    expect(await (await app.sendTask('mixed', [])).get({ timeout: 15_000 })).toEqual({
       n: 7,
       s: 'text',
       pair: [1, 'a'],
@@ -56,10 +56,8 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
   });
 
   it('a raised ValueError arrives as the TaskError the JSON path gives', async () => {
-    const err: unknown = await app
-      .sendTask('fail', ['nope'])
-      .get({ timeout: 15_000 })
-      .catch((e: unknown) => e);
+    const result = await app.sendTask('fail', ['nope']);
+    const err: unknown = await result.get({ timeout: 15_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect((err as TaskError).excType).toBe('ValueError');
     expect((err as TaskError).excModule).toBe('builtins');

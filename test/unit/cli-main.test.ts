@@ -30,7 +30,7 @@ describe('seconds to milliseconds', () => {
     expect(() => parseExpires('0')).toThrow();
   });
 
-  it('passes --timeout to waitFor in ms and --expires to the backend in ms', async () => {
+  it('passes --timeout to waitFor in ms and --expires to the backend in seconds', async () => {
     const h = cli();
     FakeBackend.store.set('t-secs', {
       task_id: 't-secs',
@@ -41,7 +41,7 @@ describe('seconds to milliseconds', () => {
     });
     expect(await h.run('wait', 't-secs', '--timeout', '2.5', '--expires', '60', '--transient')).toBe(0);
     const b = h.backends[0]!;
-    expect(b.options.expires).toBe(60_000);
+    expect(b.options.expires).toBe(60);
     expect(b.options.persistent).toBe(false);
     expect(b.calls[0]).toMatchObject({ op: 'waitFor', args: ['t-secs', { propagate: false }] });
     // The deadline is taken once, before the backend is opened: what is left of 2.5 s.

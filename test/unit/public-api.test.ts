@@ -73,7 +73,6 @@ describe('main entry point', () => {
       'TaskMessage',
       'TaskMeta',
       'WaitOptions',
-      'ConsumeOptions',
       'GetOptions',
       'ErrorCode',
       'State',

@@ -172,11 +172,12 @@ describe('Worker retries (memory://)', () => {
       r: (_a, _k, ctx) => ctx.retry({ countdown: 0 }),
     });
     const stored = recordStores(server);
-    // Only the retry publisher's channel fails to open (the result store keeps working).
+    // Only the retry publisher's channel fails to open (the result store keeps working): it is
+    // the one channel the worker opens without recovered declarations.
     const conn = server.connection;
     const channel = conn.channel.bind(conn);
     conn.channel = (options) =>
-      new Error().stack?.includes('retry.ts') === true
+      options?.recoverDeclarations === false
         ? Promise.reject(new Error('no channel for the retry'))
         : channel(options);
     const err = await (await send(client, 'r')).error();
