@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI lives in the compiled library (npm install runs the build).
+// Thin launcher: the CLI lives in the compiled library (dist/: npm run build, or prepack
+// before npm pack/publish; npm start builds first).
 import { main } from '../dist/cli/main.js';
 
 main(process.argv.slice(2)).then(

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Draws bench/results/chart.svg from bench/results/latest.json (written by
-// `celery-amqp bench --json --out bench/results/latest.json`) and, when present,
+// Draws docs/bench-chart.svg (the README's chart, shipped with the package's docs) from
+// bench/results/latest.json (written by `npm run bench -- --json --out bench/results/latest.json`)
+// and, when present,
 // bench/results/python-baseline.json (bench/python/celery44_amqp_loop.py's output).
 // Plain hand-written SVG: no dependency, so the chart can be redrawn anywhere Node runs.
 //
@@ -12,7 +13,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const [
   latestPath = `${root}bench/results/latest.json`,
   pythonPath = `${root}bench/results/python-baseline.json`,
-  svgPath = `${root}bench/results/chart.svg`,
+  svgPath = `${root}docs/bench-chart.svg`,
 ] = process.argv.slice(2);
 
 /** A finite number or null: missing figures draw no bar rather than a zero one. */
@@ -23,7 +24,7 @@ function num(value) {
 function readJson(path, required) {
   if (!existsSync(path)) {
     if (required) {
-      process.stderr.write(`bench-chart: ${path} not found; run: celery-amqp bench --json --out ${path}\n`);
+      process.stderr.write(`bench-chart: ${path} not found; run: npm run bench -- --json --out ${path}\n`);
       process.exit(1);
     }
     return null;

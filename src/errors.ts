@@ -45,6 +45,9 @@ export type ClientErrorCode =
   | 'ENCODE_ERROR'
   | 'DECODE_ERROR'
   | 'BODY_TOO_LARGE'
+  | 'TOO_DEEP'
+  | 'TOO_MANY_ALIASES'
+  | 'MEMO_TOO_LARGE'
   | 'MESSAGE_STATE'
   | 'NOT_BOUND'
   | 'INVALID_ARGUMENT'
@@ -54,6 +57,7 @@ export type ClientErrorCode =
   | 'BACKLOG_LIMIT_EXCEEDED'
   | 'TASK_FAILED'
   | 'UNSUPPORTED'
+  | 'CALLBACK_FAILED'
   | 'QUEUE_LOST';
 
 /** Every value {@link CeleryAmqpError.code} can take. */
@@ -132,6 +136,21 @@ export class ChannelError extends CeleryAmqpError {
 }
 
 /**
+ * An application callback (a consumer callback, a listener) threw. It is reported, never
+ * thrown into the transport; the original exception is the `cause`.
+ *
+ * @example
+ * ```ts
+ * conn.on('error', (err) => { if (err instanceof CallbackError) console.error(err.cause); });
+ * ```
+ */
+export class CallbackError extends CeleryAmqpError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.code ?? 'CALLBACK_FAILED', options);
+  }
+}
+
+/**
  * A body could not be serialized or compressed.
  *
  * @example
@@ -160,7 +179,35 @@ export class DecodeError extends CeleryAmqpError {
 }
 
 /**
- * A content type outside the accept list (kombu's ContentDisallowed). Pickle is never decoded.
+ * A body crossed one of the decode limits (kombu `DecodeLimits`): too large compressed or
+ * decompressed (`BODY_TOO_LARGE`), nested too deep or cyclic (`TOO_DEEP`), too many
+ * repeated references once expanded (`TOO_MANY_ALIASES`: YAML aliases, pickle memo
+ * references) or a pickle memo too large (`MEMO_TOO_LARGE`). The message names the limit,
+ * and the task when the caller gave a label.
+ *
+ * @example
+ * ```ts
+ * try { message.decode(); } catch (err) {
+ *   if (err instanceof DecodeLimitError) console.log(err.limit, err.max); // 'maxDepth' 1000
+ * }
+ * ```
+ */
+export class DecodeLimitError extends DecodeError {
+  /** The name of the limit crossed, as spelled in `DecodeLimits` (e.g. `maxDepth`). */
+  readonly limit: string;
+  /** The value of that limit. */
+  readonly max: number;
+
+  constructor(message: string, limit: string, max: number, options: ErrorOptions = {}) {
+    super(message, { ...options, code: options.code ?? 'BODY_TOO_LARGE' });
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
+/**
+ * A content type outside the accept list (kombu's ContentDisallowed); pickle is refused unless
+ * the accept list names it.
  *
  * @example
  * ```ts

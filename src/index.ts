@@ -3,7 +3,9 @@
  * kombu messaging layer for Node.js, wire-compatible with Python Celery over RabbitMQ, with an
  * embedded in-process broker (`memory://`).
  *
- * Explicit named exports only: this list is the public API.
+ * Explicit named exports only, none renamed: this list is the public API. The transport layer
+ * (the Transport interface, the embedded broker's inspection API, broker URL helpers) is the
+ * separate entry point `celery-amqp-backend/transport`.
  *
  * @example
  * ```ts
@@ -22,11 +24,13 @@ export {
   AMQP_REPLY_CODES,
   AbortError,
   ArgumentError,
+  CallbackError,
   CeleryAmqpError,
   ChannelError,
   ConnectionError,
   ContentDisallowedError,
   DecodeError,
+  DecodeLimitError,
   EncodeError,
   MessageStateError,
   NotBoundError,
@@ -38,47 +42,61 @@ export {
 } from './errors.js';
 export type { AmqpReplyCode, ClientErrorCode, ErrorCode, ErrorOptions } from './errors.js';
 
-// Transport (the interface; concrete transports are chosen by URL)
+// AMQP value types that kombu's and Celery's signatures use. The transport layer itself (the
+// Transport interface, the embedded broker, URL parsing) is the 'celery-amqp-backend/transport'
+// entry point.
 export type {
-  BrokerAddress,
-  ConnectOptions,
-  ConsumeOptions as TransportConsumeOptions,
-  ChannelOptions as TransportChannelOptions,
-  Delivery,
+  BasicAckParams,
+  BasicCancelParams,
+  BasicConsumeParams,
+  BasicGetParams,
+  BasicPublishParams,
+  BasicQosParams,
+  BasicRecoverParams,
+  BasicRejectParams,
+  ChannelFlowParams,
+  ChannelMethodParams,
   DeliveryInfo,
-  ExchangeDeclareOptions,
+  ExchangeBindParams,
+  ExchangeDeclareParams,
+  ExchangeDeleteParams,
   ExchangeType,
+  ExchangeUnbindParams,
   FieldTable,
   FieldValue,
   MessageProperties,
-  PublishOptions as TransportPublishOptions,
+  QueueBindParams,
   QueueDeclareOk,
-  QueueDeclareOptions,
+  QueueDeclareParams,
+  QueueDeleteParams,
+  QueuePurgeParams,
+  QueueUnbindParams,
   ReturnedMessage,
   TlsOptions,
-  Transport,
-  TransportChannel,
-  TransportChannelEvents,
-  TransportConnection,
-  TransportConnectionEvents,
 } from './transport/types.js';
-export { formatBrokerUrl, parseBrokerUrl, redactUrl } from './transport/url.js';
-export type { FailoverStrategy, FormatBrokerUrlOptions } from './transport/url.js';
-export { MemoryBroker, resolveBroker, transportFor } from './transport/registry.js';
-export type { MemoryExchangeInfo, MemoryQueueInfo } from './transport/registry.js';
 
 // kombu
 export { Connection } from './kombu/connection.js';
 export type { ConnectionEvents, ConnectionOptions } from './kombu/connection.js';
+export type { FailoverStrategy } from './transport/url.js';
 export { Channel } from './kombu/channel.js';
-export type { ChannelEvents, ChannelOptions, DeliveryHandler, RecoverOptions } from './kombu/channel.js';
+export type { MessageHandler } from './kombu/channel-consumers.js';
+export type {
+  CallOptions,
+  ChannelEvents,
+  ChannelOptions,
+  RecoveringChannel,
+  RecoveryHook,
+} from './kombu/channel-types.js';
+export { ManyQueueConsumer } from './kombu/many-queue-consumer.js';
+export type { ManyQueueConsumerEvents, ManyQueueConsumerOptions } from './kombu/many-queue-consumer.js';
 export { Exchange } from './kombu/exchange.js';
 export type { ExchangeMessageOptions, ExchangeOptions, ExchangePublishOptions } from './kombu/exchange.js';
 export { NoCacheQueue, Queue } from './kombu/queue.js';
 export type { QueueGetOptions, QueueOptions } from './kombu/queue.js';
 export { Binding } from './kombu/binding.js';
 export type { Bindable } from './kombu/binding.js';
-export type { ChannelLike } from './kombu/entity.js';
+export type { BindToOptions, ChannelLike } from './kombu/entity.js';
 export type { Arguments, Declarable, DeliveryModeLike, OutgoingMessage } from './kombu/types.js';
 export { Producer } from './kombu/producer.js';
 export type { OnReturn, ProducerOptions, PublishOptions } from './kombu/producer.js';
@@ -87,7 +105,7 @@ export type { ConsumerCallback, ConsumerEvents, ConsumerOptions } from './kombu/
 export { Message } from './kombu/message.js';
 export type { MessageOptions, MessageState } from './kombu/message.js';
 export { DEFAULT_RETRY_POLICY, retryIntervals, retryOverTime } from './kombu/retry.js';
-export type { RetryOverTimeOptions, RetryPolicy, WaitOptions as KombuWaitOptions } from './kombu/retry.js';
+export type { RetryOverTimeOptions, RetryPolicy } from './kombu/retry.js';
 export {
   PICKLE_CONTENT_TYPE,
   contentTypeFor,
@@ -102,11 +120,24 @@ export type { EncodedBody, LoadsOptions, Serializer, SerializerDefinition } from
 export {
   compress,
   compressionMimeFor,
+  compressionReady,
+  prepareCompression,
   decompress,
   registerCompression,
   unregisterCompression,
 } from './kombu/compression.js';
-export type { CompressedBody, Compressor, DecompressOptions, Decompressor } from './kombu/compression.js';
+export type {
+  CompressedBody,
+  CompressionOptions,
+  Compressor,
+  DecompressOptions,
+  Decompressor,
+} from './kombu/compression.js';
+export { decodeBody } from './kombu/compression.js';
+export type { DecodeBodyOptions } from './kombu/compression.js';
+export { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from './kombu/decode-limits.js';
+export type { DecodeContext, DecodeLimits } from './kombu/decode-limits.js';
+export { PickledObject } from './kombu/pickle.js';
 
 // Celery
 export {
@@ -142,9 +173,13 @@ export {
 } from './celery/exceptions.js';
 export type { ExceptionMeta, TaskErrorInit } from './celery/exceptions.js';
 export { JS_EXCEPTION_MODULE } from './celery/exceptions.js';
-export { DEFAULT_SETTINGS, resolveSettings } from './celery/settings.js';
+export {
+  DEFAULT_RESULT_CACHE_MAX,
+  DEFAULT_SETTINGS,
+  expiresToMs,
+  resolveSettings,
+} from './celery/settings.js';
 export type { CelerySettings, ResolvedSettings } from './celery/settings.js';
-export { ResultCache } from './celery/result-cache.js';
 export type {
   GetManyOptions,
   GetMetaOptions,
@@ -158,11 +193,13 @@ export type {
 } from './celery/backend-types.js';
 export { AMQPBackend } from './celery/amqp-backend.js';
 export { DEFAULT_STORE_RETRY_POLICY } from './celery/backend-options.js';
-export type {
-  AMQPBackendOptions,
-  BackendCommonOptions,
-  ConsumeOptions as BackendConsumeOptions,
-} from './celery/backend-options.js';
+export type { AMQPBackendOptions, BackendCommonOptions } from './celery/backend-options.js';
+export { BaseBackend } from './celery/base-backend.js';
+export type { BackendDefaults, BackendEvents, ReceiveManyOptions } from './celery/base-backend.js';
+export { MetaCache } from './celery/meta-cache.js';
+export { WaitControl } from './celery/wait-control.js';
+export type { WaitControlOptions } from './celery/wait-control.js';
+export type { StateWatch } from './celery/meta-cache.js';
 export { RPCBackend } from './celery/rpc-backend.js';
 export type { RPCBackendOptions } from './celery/rpc-backend.js';
 export {
@@ -181,21 +218,30 @@ export type {
   ResultTuple,
 } from './celery/result.js';
 export { Celery } from './celery/app.js';
-export type {
-  AppSettings,
-  CeleryAppSettings,
-  CeleryOptions,
-  SendTaskOptions,
-  TaskResult,
-} from './celery/app.js';
-export { decodeTaskMessage, encodeTaskMessage, parseIsoDate, taskTimes } from './celery/task-message.js';
-export type {
-  EncodedTaskMessage,
-  RawTaskMessage,
-  TaskEmbed,
-  TaskMessage,
-  TaskMessageInput,
-  TaskTimes,
-} from './celery/task-message.js';
+export type { AppSettings, CeleryAppSettings, CeleryOptions, SendTaskOptions } from './celery/app.js';
+// The decoded task message a Worker's handler sees (the codec itself stays internal).
+export type { TaskEmbed, TaskMessage } from './celery/task-message.js';
 export { Worker } from './celery/worker.js';
 export type { TaskContext, TaskHandler, WorkerOptions } from './celery/worker.js';
+export {
+  InvalidTaskError,
+  MaxRetriesExceededError,
+  Retry,
+  SoftTimeLimitExceeded,
+  TaskTerminated,
+  TimeLimitExceeded,
+  WorkerLostError,
+} from './celery/worker.js';
+export type {
+  CloseOptions,
+  RetryOptions,
+  TaskDefinition,
+  TaskInfo,
+  TaskOptions,
+  WorkerCounters,
+  WorkerEvents,
+  WorkerSettings,
+} from './celery/worker.js';
+export { Control } from './celery/control.js';
+export { Inspect } from './celery/inspect.js';
+export type { BroadcastOptions, CommandOptions, InspectOptions, NodeReply } from './celery/control.js';

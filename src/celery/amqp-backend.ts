@@ -1,58 +1,49 @@
 /**
  * Celery's AMQP result backend (`celery.backends.amqp.AMQPBackend`, Celery 3.1/4.4), wire
- * compatible with Python Celery (WIRE.md): one queue per task on the `celeryresults`
+ * compatible with Python Celery (docs/wire.md): one queue per task on the `celeryresults`
  * exchange, results as messages, polling with the basic.get fast-forward, waiting by
- * consuming.
+ * consuming. What every backend shares (the cache, waits, close, markAs*) is BaseBackend's.
  *
  * @module
  */
-import { setMaxListeners } from 'node:events';
-import { ArgumentError, ConnectionError, DecodeError, TimeoutError } from '../errors.js';
+import { ArgumentError, ChannelError, DecodeError, TimeoutError } from '../errors.js';
 import type { QueueLostError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
-import { Connection } from '../kombu/connection.js';
+import type { Connection } from '../kombu/connection.js';
 import { Consumer } from '../kombu/consumer.js';
 import { Exchange } from '../kombu/exchange.js';
 import type { Message } from '../kombu/message.js';
 import { Producer } from '../kombu/producer.js';
 import { NoCacheQueue } from '../kombu/queue.js';
 import { abortError } from '../kombu/retry.js';
-import { prepareAcceptContent } from '../kombu/serialization.js';
 import type {
-  GetManyOptions,
   GetMetaOptions,
   RestoreGroupOptions,
-  ResultBackend,
-  StoreOptions,
   TaskMeta,
   TaskRequest,
   WaitOptions,
 } from './backend-types.js';
+import type { AMQPBackendOptions } from './backend-options.js';
+import { BaseBackend } from './base-backend.js';
+import type { ReceiveManyOptions } from './base-backend.js';
 import { BacklogLimitExceeded } from './exceptions.js';
-import { DEFAULT_STORE_RETRY_POLICY } from './backend-options.js';
-import type { RetryPolicy } from '../kombu/retry.js';
-import type { AMQPBackendOptions, ConsumeOptions } from './backend-options.js';
 import { ResultCache } from './result-cache.js';
 import { consumeUntilReady, getMany } from './result-consumer.js';
 import type { ResultSource } from './result-consumer.js';
-import {
-  decodeMeta,
-  decodePayload,
-  failureOptions,
-  pendingMeta,
-  resultBody,
-  routingKeyFor,
-  validateMeta,
-} from './result-meta.js';
+import { decodeMeta, decodePayload, routingKeyFor, validateMeta } from './result-meta.js';
 import { GroupResult, groupResultFromTuple } from './result.js';
-import { resolveSettings } from './settings.js';
-import { FAILURE, STARTED, SUCCESS, isReady } from './states.js';
+import { isReady } from './states.js';
 import { StorePool, isChannelFailure } from './store-pool.js';
-import { WaitControl } from './wait-control.js';
+import type { WaitControl } from './wait-control.js';
 
 /**
  * The AMQP result backend. Every member of Celery's `AMQPBackend` (seed) is here under its
- * camelCase name.
+ * camelCase name; the shared ones come from {@link BaseBackend}.
+ *
+ * A read that consumes a task's READY result with basic.get and leaves its queue empty
+ * deletes the queue (if still empty and unused), as Celery's consumer-based read leaves
+ * nothing behind (RabbitMQ deletes an auto-delete queue when its consumer goes); with
+ * `autoDelete: false` queues are kept until `x-expires`.
  *
  * Bad input never crashes the process and is never acked away: an undecodable, disallowed
  * or malformed result rejects the call with a DecodeError (ContentDisallowedError) naming
@@ -64,11 +55,11 @@ import { WaitControl } from './wait-control.js';
  * ```ts
  * const backend = new AMQPBackend({ connection: 'amqp://guest:guest@127.0.0.1:5672//' });
  * await backend.storeResult(id, 42, 'SUCCESS');
- * (await backend.waitFor(id, { timeout: 5000 })).result; // 42
+ * (await backend.waitFor<number>(id, { timeout: 5000 })).result; // 42
  * await backend.close();
  * ```
  */
-export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
+export class AMQPBackend extends BaseBackend implements ResultSource {
   /** Too much state history to fast-forward (Celery's `AMQPBackend.BacklogLimitExceeded`). */
   static readonly BacklogLimitExceeded = BacklogLimitExceeded;
   /** kombu's Exchange class, as Celery exposes it. */
@@ -79,85 +70,34 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   readonly Producer = Producer;
   /** kombu's Consumer. */
   readonly Consumer = Consumer;
-  /** Results expire on the broker (x-expires). */
-  readonly supportsAutoexpire = true;
-  /** GroupResult.joinNative may use getMany. */
-  readonly supportsNativeJoin = true;
 
-  /** The connection. */
-  readonly connection: Connection;
   /** The result exchange (unbound). */
   readonly exchange: Exchange;
-  /** Durable entities, delivery_mode 2. @default true */
-  readonly persistent: boolean;
-  /** 2 when persistent, else 1. */
-  readonly deliveryMode: 1 | 2;
-  /** Result serializer. @default 'json' */
-  readonly serializer: string;
-  /** Accepted serializer names (always including the serializer). */
-  readonly accept: readonly string[];
-  /** Accepted content types. */
-  readonly acceptTypes: ReadonlySet<string>;
-  /** Compression name/mime or null. @default null */
-  readonly compression: string | null;
-  /** Queue x-expires in ms or null. @default 86_400_000 */
-  readonly expires: number | null;
-  /** Auto-delete task queues. @default true */
+  /** Auto-delete task queues (and delete those a read emptied). @default true */
   readonly autoDelete: boolean;
-  /** Publisher confirms. @default true */
-  readonly confirmPublish: boolean;
-  /** Store retry policy. */
-  readonly retryPolicy: Readonly<RetryPolicy>;
-  /** Decoded body size limit. @default undefined */
-  readonly maxBodyBytes: number | undefined;
-  /** The result cache (result_cache_max). */
-  readonly cache: ResultCache<TaskMeta>;
 
-  readonly #ownsConnection: boolean;
   readonly #pool: StorePool;
-  readonly #closing = new AbortController();
   #pollChannel: Promise<Channel> | undefined;
+  #cleanupChannel: Promise<Channel> | undefined;
+  readonly #cleanups = new Set<Promise<void>>();
   #carefulTail: Promise<unknown> = Promise.resolve();
   readonly #groupCache: ResultCache<unknown>;
-  #closed = false;
   /** Waits consuming a task queue, by routing key: told when the queue is lost. */
-  readonly #consuming = new Map<string, Set<(err: QueueLostError) => void>>();
+  readonly #waiting = new Map<string, Set<WaitControl>>();
   readonly #onQueueLost = (queue: string, err: QueueLostError): void => {
-    for (const note of this.#consuming.get(queue) ?? []) note(err);
+    for (const ctl of this.#waiting.get(queue) ?? []) ctl.note(err);
   };
 
   /**
-   * @param options - Connection, settings and overrides. @default memory://, Celery 4.x defaults
+   * @param options - Connection, settings and overrides.
+   *   @default CELERY_BROKER_URL else amqp://guest:guest@localhost:5672//, Celery 4.x defaults
    * @throws ArgumentError for bad settings (see resolveSettings) or options.
    */
   constructor(options: AMQPBackendOptions = {}) {
-    const s = resolveSettings(options.settings ?? {});
-    // Every wait in flight listens on the closing signal (and removes its listener when it
-    // ends), so 11 concurrent waits are normal, not the leak Node's warning assumes.
-    setMaxListeners(0, this.#closing.signal);
-    const conn = options.connection;
-    this.#ownsConnection = !(conn instanceof Connection);
-    this.connection = conn instanceof Connection ? conn : new Connection(conn ?? 'memory://');
-    this.persistent = options.persistent ?? s.persistent;
-    this.deliveryMode = this.persistent ? 2 : 1;
-    this.serializer = options.serializer ?? s.serializer;
-    const accept = [...(options.accept ?? s.accept)];
-    if (!accept.includes(this.serializer)) accept.push(this.serializer);
-    this.accept = Object.freeze(accept);
-    this.acceptTypes = prepareAcceptContent(accept);
-    this.compression = options.compression === undefined ? s.compression : options.compression;
-    const expires = options.expires === undefined ? s.expiresMs : options.expires;
-    if (expires !== null && (!Number.isFinite(expires) || expires <= 0)) {
-      throw new ArgumentError(`expires must be a positive number of ms or null, got ${String(expires)}`);
-    }
-    this.expires = expires === null ? null : Math.trunc(expires);
+    super(options, { persistent: true });
+    const s = this.settings;
     this.autoDelete = options.autoDelete ?? true;
-    this.confirmPublish = options.confirmPublish ?? true;
-    this.retryPolicy = Object.freeze({ ...DEFAULT_STORE_RETRY_POLICY, ...(options.retryPolicy ?? {}) });
-    this.maxBodyBytes = options.maxBodyBytes;
-    const cacheMax = options.cacheMax ?? s.cacheMax;
-    this.cache = new ResultCache<TaskMeta>(cacheMax);
-    this.#groupCache = new ResultCache<unknown>(cacheMax);
+    this.#groupCache = new ResultCache<unknown>(this.cache.limit);
     this.exchange = new Exchange(options.exchange ?? s.exchange, {
       type: options.exchangeType ?? s.exchangeType,
       durable: this.persistent,
@@ -166,7 +106,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     });
     this.#pool = new StorePool(this.connection, {
       exchange: this.exchange,
-      queue: { durable: this.persistent, autoDelete: this.autoDelete, expires: this.expires },
+      queue: { durable: this.persistent, autoDelete: this.autoDelete, expires: this.expiresMs },
       serializer: this.serializer,
       compression: this.compression,
       deliveryMode: this.deliveryMode,
@@ -176,9 +116,9 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     this.connection.on('queueLost', this.#onQueueLost);
   }
 
-  /** Aborted when the backend closes (ends every wait). */
-  get closingSignal(): AbortSignal {
-    return this.#closing.signal;
+  /** Celery's `result_backend` scheme for this backend. */
+  asUri(): string {
+    return 'amqp://';
   }
 
   /**
@@ -220,114 +160,19 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     return [rk, typeof cid === 'string' && cid !== '' ? cid : taskId];
   }
 
-  /**
-   * Publishes a state and result (Celery's `store_result`). Resolves with `result` once the
-   * broker has the message (publisher confirms). Connection errors are retried per
-   * {@link retryPolicy} (reconnecting first); a refused declaration (406) rejects with the
-   * typed ChannelError.
-   *
-   * @example
-   * ```ts
-   * await backend.storeResult(id, { sum: 3 }, 'SUCCESS', { request: { correlation_id: id } });
-   * ```
-   */
-  async storeResult(
-    taskId: string,
-    result: unknown,
-    status: string,
-    options: StoreOptions = {},
-  ): Promise<unknown> {
-    const [routingKey, correlationId] = this.destinationFor(taskId, options.request);
-    if (typeof status !== 'string' || status === '') {
-      throw new ArgumentError(`status must be a non-empty string, got ${typeof status}`);
-    }
-    if (routingKey === '') return result;
-    const body = resultBody(taskId, result, status, options.traceback ?? null, options.request);
-    await this.#ensure(
-      () => this.#pool.store({ body, routingKey, correlationId, signal: options.signal }),
-      options.signal,
-    );
-    return result;
+  protected publish(
+    body: TaskMeta,
+    routingKey: string,
+    correlationId: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    return this.#pool.store({ body, routingKey, correlationId, signal });
   }
 
-  #ensure<T>(fn: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    if (this.#closed) return Promise.reject(new ConnectionError('The result backend is closed'));
-    return this.connection.ensure(fn, { ...this.retryPolicy, ...(signal === undefined ? {} : { signal }) });
-  }
-
-  /**
-   * Stores SUCCESS (Celery's `mark_as_done`).
-   *
-   * @example
-   * ```ts
-   * await backend.markAsDone(id, 42);
-   * ```
-   */
-  markAsDone(taskId: string, result: unknown, request?: TaskRequest): Promise<unknown> {
-    return this.storeResult(taskId, result, SUCCESS, request === undefined ? {} : { request });
-  }
-
-  /**
-   * Stores FAILURE with the error's exception dict (Celery's `mark_as_failure`) and a
-   * traceback: `options.traceback`, else the error's stack (`null` stores none).
-   *
-   * @example
-   * ```ts
-   * await backend.markAsFailure(id, new TypeError('bad'), { traceback: 'Traceback ...' });
-   * ```
-   */
-  markAsFailure(taskId: string, error: unknown, options: StoreOptions = {}): Promise<unknown> {
-    return this.storeResult(taskId, error, FAILURE, failureOptions(error, options));
-  }
-
-  /**
-   * Stores STARTED with `{pid, hostname}`-like meta (Celery's `mark_as_started`).
-   *
-   * @param request - The task request (correlation_id, children). @default undefined
-   * @example
-   * ```ts
-   * await backend.markAsStarted(id, { pid: process.pid, hostname: 'node' });
-   * ```
-   */
-  markAsStarted(taskId: string, meta: unknown = {}, request?: TaskRequest): Promise<unknown> {
-    return this.storeResult(taskId, meta, STARTED, request === undefined ? {} : { request });
-  }
-
-  /**
-   * The latest state of a task without consuming it (Celery's `get_task_meta`): the
-   * basic.get fast-forward (each newer state acks the previous one, the latest is cached
-   * and requeued). PENDING when nothing is known.
-   *
-   * @throws BacklogLimitExceeded past `backlogLimit` messages; DecodeError for a bad message (requeued).
-   * @example
-   * ```ts
-   * (await backend.getTaskMeta(id)).status; // 'PENDING' | 'STARTED' | 'SUCCESS' | ...
-   * ```
-   */
-  async getTaskMeta(taskId: string, options: GetMetaOptions = {}): Promise<TaskMeta> {
+  protected async fetchMeta(taskId: string, options: GetMetaOptions): Promise<TaskMeta | null> {
     const rk = routingKeyFor(taskId);
     const limit = options.backlogLimit ?? 1000;
-    const latest = await this.#onPollChannel(
-      (ch) => this.#fastForward(ch, rk, taskId, limit),
-      options.signal,
-    );
-    if (latest !== null) {
-      this.cache.set(taskId, latest);
-      return latest;
-    }
-    return this.cache.get(taskId) ?? pendingMeta(taskId);
-  }
-
-  /**
-   * Alias of {@link getTaskMeta} (Celery's `poll`).
-   *
-   * @example
-   * ```ts
-   * await backend.poll(id);
-   * ```
-   */
-  poll(taskId: string, options: GetMetaOptions = {}): Promise<TaskMeta> {
-    return this.getTaskMeta(taskId, options);
+    return this.#onPollChannel((ch) => this.#fastForward(ch, rk, taskId, limit), options.signal);
   }
 
   /** The fast-forward on one channel; returns the latest meta for the task or null. */
@@ -341,11 +186,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     try {
       for (let i = 0; ; i += 1) {
         if (i >= limit) throw new BacklogLimitExceeded(taskId);
-        const m = await queue.get({
-          noAck: false,
-          accept: this.acceptTypes,
-          ...(this.maxBodyBytes === undefined ? {} : { maxBytes: this.maxBodyBytes }),
-        });
+        const m = await queue.get(this.#getOptions());
         if (m === null) break;
         held.push(m);
         const meta = decodeMeta(m, taskId);
@@ -365,15 +206,23 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     return latestMeta;
   }
 
+  #getOptions(): { noAck: false; accept: ReadonlySet<string>; maxBytes?: number } {
+    return {
+      noAck: false,
+      accept: this.acceptTypes,
+      ...(this.maxBodyBytes === undefined ? {} : { maxBytes: this.maxBodyBytes }),
+    };
+  }
+
   /**
    * Runs a poll on the shared poll channel. A channel error there may be another poll's
    * (they share the channel), so it is retried once alone on a fresh channel, where a
    * failure is this poll's own.
    */
   async #onPollChannel<T>(fn: (ch: Channel) => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    if (this.#closed) throw new ConnectionError('The result backend is closed');
+    this.assertOpen();
     if (signal?.aborted === true) throw abortError(signal);
-    const ctl = new WaitControl({ signal }, this.#closing.signal);
+    const ctl = this.waitControl({ signal }, () => new TimeoutError());
     try {
       this.#pollChannel ??= this.connection.channel();
       const ch = await ctl.race(this.#pollChannel);
@@ -398,64 +247,16 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     }
   }
 
-  /**
-   * Waits for a READY state (Celery's `wait_for`): a cached ready meta first; else a
-   * basic.get (so a result already stored comes back in one round trip), then a consumer.
-   * Non-ready states (STARTED, RETRY, custom) update the cache and call `onInterval`, and
-   * never resolve the wait. Returns the meta: raising a FAILURE is AsyncResult.get's job.
-   * `onInterval` is called about once a second while waiting and on every non-ready state.
-   *
-   * @throws TimeoutError ("The operation timed out.") at the deadline (a timer); AbortError;
-   *   DecodeError for a bad message (requeued).
-   * @example
-   * ```ts
-   * const meta = await backend.waitFor(id, { timeout: 10_000 });
-   * ```
-   */
-  async waitFor(taskId: string, options: WaitOptions = {}): Promise<TaskMeta> {
-    routingKeyFor(taskId);
-    if (options.cache ?? true) {
-      const cached = this.cache.get(taskId);
-      if (cached !== undefined && isReady(cached.status)) return cached;
-    }
-    return this.consume(taskId, options);
-  }
-
-  /**
-   * Consumes the task's queue until a READY state arrives (Celery's `consume`), ignoring the cache.
-   *
-   * @throws TimeoutError, AbortError, DecodeError, ChannelError (refused declaration).
-   * @example
-   * ```ts
-   * await backend.consume(id, { timeout: 1000 });
-   * ```
-   */
-  async consume(taskId: string, options: ConsumeOptions = {}): Promise<TaskMeta> {
+  /** A cached ready meta was checked by the base: basic.get first (one round trip), then a consumer. */
+  protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta> {
     const rk = routingKeyFor(taskId);
-    if (this.#closed) throw new ConnectionError('The result backend is closed');
     const noAck = options.noAck ?? true;
     // A task queue lost (its node went down, or auto-deleted with our connection) is declared
     // again at once, and workers declare it before every store: a result stored after the
     // loss still arrives, so the wait goes on. Only one being delivered at that moment is
     // gone; that wait ends at its deadline, with the loss named as the cause.
-    let lost: QueueLostError | undefined;
-    const ctl = new WaitControl(
-      {
-        timeout: options.timeout,
-        signal: options.signal,
-        onInterval: options.onInterval,
-        timeoutError: () =>
-          lost === undefined
-            ? new TimeoutError()
-            : new TimeoutError(`The operation timed out. ${lost.message}`, { cause: lost }),
-      },
-      this.#closing.signal,
-    );
-    const onLost = (err: QueueLostError): void => {
-      lost = err;
-    };
-    const waits = this.#consuming.get(rk) ?? new Set();
-    this.#consuming.set(rk, waits.add(onLost));
+    const waits = this.#waiting.get(rk) ?? new Set<WaitControl>();
+    this.#waiting.set(rk, waits.add(ctl));
     try {
       const fast = await ctl.race(
         this.#onPollChannel((ch) => this.#getReady(ch, rk, taskId, noAck, ctl), undefined),
@@ -463,9 +264,22 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
       if (fast !== null) return fast;
       return await consumeUntilReady(this, taskId, rk, noAck, ctl);
     } finally {
-      if (waits.delete(onLost) && waits.size === 0) this.#consuming.delete(rk);
-      ctl.dispose();
+      if (waits.delete(ctl) && waits.size === 0) this.#waiting.delete(rk);
     }
+  }
+
+  /**
+   * Consumes the task's queue until a READY state arrives (Celery's `consume`), ignoring the
+   * cache: {@link waitFor} with `cache: false`.
+   *
+   * @throws TimeoutError, AbortError, ConnectionError once closed, DecodeError, ChannelError.
+   * @example
+   * ```ts
+   * await backend.consume(id, { timeout: 1000 });
+   * ```
+   */
+  consume<T = unknown>(taskId: string, options: WaitOptions = {}): Promise<TaskMeta<T>> {
+    return this.waitFor<T>(taskId, { ...options, cache: false });
   }
 
   /** basic.get until empty: the first READY state of the task, or null. */
@@ -482,22 +296,18 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     const held: Message[] = [];
     try {
       for (let i = 0; i < 1000 && ctl.cancelled === undefined; i += 1) {
-        const m = await queue.get({
-          noAck: false,
-          accept: this.acceptTypes,
-          ...(this.maxBodyBytes === undefined ? {} : { maxBytes: this.maxBodyBytes }),
-        });
+        const m = await queue.get(this.#getOptions());
         if (m === null) return null;
         const meta = decodeMeta((held.push(m), m), taskId);
         this.cache.set(meta.task_id, meta);
         if (meta.task_id !== taskId) continue;
         // Consumed like a no_ack consumer would (unless the wait was given up meanwhile).
         const consume = noAck && ctl.cancelled === undefined;
+        if (consume) m.ack();
         if (isReady(meta.status)) {
-          if (consume) m.ack();
+          if (consume && m.deliveryInfo.messageCount === 0) this.#deleteIfDrained(rk);
           return meta;
         }
-        if (consume) m.ack();
         ctl.interval();
       }
       return null;
@@ -507,11 +317,34 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
   }
 
   /**
+   * Deletes a queue this read emptied, if it is still empty and nobody consumes from it:
+   * Celery reads through a consumer, whose cancel makes RabbitMQ delete the auto-delete
+   * queue; a basic.get read would leave it until x-expires. In the background, on a channel
+   * of its own: a refusal (406, a message came in or someone consumes) closes only that
+   * channel and means the queue is in use, not an error. close() waits for it.
+   */
+  #deleteIfDrained(rk: string): void {
+    if (!this.autoDelete || this.closed) return;
+    const run = async (): Promise<void> => {
+      this.#cleanupChannel ??= this.connection.channel();
+      const ch = await this.#cleanupChannel;
+      await ch.deleteQueue({ queue: rk, ifEmpty: true, ifUnused: true });
+    };
+    const p = run().catch((err: unknown) => {
+      if (err instanceof ChannelError || this.closed) return;
+      this.reportError(err);
+    });
+    this.#cleanups.add(p);
+    void p.finally(() => this.#cleanups.delete(p));
+  }
+
+  /**
    * Celery's `drain_events`: waits on the connection (at most a second at a time, never
    * past the deadline) until `consumer` delivered READY states; returns them by task id and
-   * caches them. Non-ready states are dropped. `onInterval` runs between waits.
+   * caches them. Non-ready states are dropped; a body that is no result is reported
+   * ('error' event, else the logger). `onInterval` runs between waits; `timeout` is in ms.
    *
-   * @throws TimeoutError at the deadline; AbortError.
+   * @throws TimeoutError at the deadline; AbortError; ConnectionError once the backend closes.
    * @example
    * ```ts
    * const consumer = new Consumer(ch, { queues: [backend.queueFor(backend.rkey(id), ch)], noAck: true });
@@ -527,56 +360,53 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
     const results: Record<string, TaskMeta> = {};
     let found = false;
     consumer.callbacks.splice(0, consumer.callbacks.length, (body) => {
-      const id = (body as { task_id?: unknown } | null)?.task_id;
       try {
-        const meta = (() => {
-          if (typeof id !== 'string') throw new DecodeError('Malformed result message: no task_id');
-          return validateMeta(body, id);
-        })();
+        const id = isRecord(body) ? body['task_id'] : undefined;
+        if (typeof id !== 'string') throw new DecodeError('Malformed result message: no task_id');
+        const meta = validateMeta(body, id);
         if (isReady(meta.status)) {
           results[meta.task_id] = meta;
           found = true;
         }
-      } catch {
-        // A malformed body is no result; it is left as the consumer's noAck decides.
+      } catch (err) {
+        // No call can fail for it: the message is left as the consumer's noAck decides.
+        this.reportError(err);
       }
     });
-    const start = performance.now();
-    for (;;) {
-      const remaining = options.timeout === undefined ? 1000 : options.timeout - (performance.now() - start);
-      if (remaining <= 0) throw new TimeoutError();
-      try {
-        await connection.drainEvents({
-          timeout: Math.min(1000, remaining),
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-        });
-      } catch (err) {
-        if (!(err instanceof TimeoutError)) throw err;
+    const ctl = this.waitControl(
+      { timeout: options.timeout, signal: options.signal },
+      () =>
+        new TimeoutError(
+          `The operation timed out: no ready result on the consumer after ${options.timeout} ms`,
+        ),
+    );
+    try {
+      while (!found) {
+        try {
+          // A second at a time, so onInterval runs; ended at once by the deadline or a signal.
+          await ctl.race(connection.drainEvents({ timeout: 1000, signal: ctl.signal }));
+        } catch (err) {
+          if (ctl.cancelled !== undefined || !(err instanceof TimeoutError)) throw ctl.cancelled ?? err;
+        }
+        options.onInterval?.();
       }
-      options.onInterval?.();
-      if (found) break;
+    } finally {
+      ctl.dispose();
     }
     for (const [id, meta] of Object.entries(results)) this.cache.set(id, meta);
     return results;
   }
 
-  /**
-   * Yields `[taskId, meta]` as each task becomes READY (Celery's `get_many`): cached ready
-   * results first, then in arrival order over one consumer; each id once; a ready result
-   * for an id outside the request only goes to the cache. `break` cancels every consumer.
-   * The timeout covers the whole call.
-   *
-   * @throws TimeoutError naming how many are missing; AbortError; DecodeError; ChannelError.
-   * @example
-   * ```ts
-   * for await (const [id, meta] of backend.getMany(ids, { timeout: 30_000 })) results.set(id, meta);
-   * ```
-   */
-  getMany(
-    taskIds: Iterable<string>,
-    options: GetManyOptions = {},
-  ): AsyncIterableIterator<[string, TaskMeta]> {
-    return getMany(this, taskIds, options);
+  /** One consumer over every task queue (result-consumer.ts); the base filters and caches. */
+  protected receiveMany(
+    taskIds: readonly string[],
+    options: ReceiveManyOptions,
+  ): AsyncIterator<[string, TaskMeta]> {
+    return getMany(this, taskIds, {
+      noAck: options.noAck,
+      onMessage: options.onMessage,
+      signal: options.signal,
+    });
   }
 
   /**
@@ -590,10 +420,14 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
    * await backend.saveGroup(groupId, [id1, id2]);
    * ```
    */
-  async saveGroup(groupId: string, result: unknown): Promise<unknown> {
+  override async saveGroup(groupId: string, result: unknown): Promise<unknown> {
     const routingKey = routingKeyFor(groupId, 'groupId');
     const body = groupTuple(groupId, result);
-    await this.#ensure(() => this.#pool.store({ body, routingKey, correlationId: groupId }), undefined);
+    this.assertOpen();
+    await this.connection.ensure(
+      () => this.#pool.store({ body, routingKey, correlationId: groupId }),
+      this.retryPolicy,
+    );
     this.#groupCache.set(groupId, body);
     return result;
   }
@@ -608,7 +442,10 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
    * const group = await backend.restoreGroup(groupId);
    * ```
    */
-  async restoreGroup(groupId: string, options: RestoreGroupOptions = {}): Promise<GroupResult | null> {
+  override async restoreGroup(
+    groupId: string,
+    options: RestoreGroupOptions = {},
+  ): Promise<GroupResult | null> {
     const rk = routingKeyFor(groupId, 'groupId');
     let tuple: unknown = (options.cache ?? true) ? this.#groupCache.get(groupId) : undefined;
     if (tuple === undefined) {
@@ -620,7 +457,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
         let body: unknown;
         try {
           for (;;) {
-            const m = await queue.get({ noAck: false, accept: this.acceptTypes });
+            const m = await queue.get(this.#getOptions());
             if (m === null) break;
             held.push(m);
             body = decodePayload(m, groupId);
@@ -637,9 +474,7 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
       this.#groupCache.set(groupId, tuple);
       return group;
     } catch (err) {
-      throw new DecodeError(`Malformed group message for group ${groupId}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new DecodeError(`Malformed group message for group ${groupId}: ${String(err)}`, { cause: err });
     }
   }
 
@@ -651,54 +486,40 @@ export class AMQPBackend implements ResultBackend<GroupResult>, ResultSource {
    * await backend.deleteGroup(groupId);
    * ```
    */
-  async deleteGroup(groupId: string): Promise<void> {
+  override async deleteGroup(groupId: string): Promise<void> {
     const rk = routingKeyFor(groupId, 'groupId');
     this.#groupCache.delete(groupId);
-    await this.#onPollChannel((ch) => ch.deleteQueue(rk), undefined);
+    await this.#onPollChannel((ch) => ch.deleteQueue({ queue: rk }), undefined);
   }
 
-  /**
-   * Forgets a task: deletes its queue and cache entry.
-   *
-   * @example
-   * ```ts
-   * await backend.forget(id);
-   * ```
-   */
-  async forget(taskId: string): Promise<void> {
+  /** Deletes the task's queue. */
+  protected async forgetResult(taskId: string): Promise<void> {
     const rk = routingKeyFor(taskId);
-    this.cache.delete(taskId);
-    await this.#onPollChannel((ch) => ch.deleteQueue(rk), undefined);
+    await this.#onPollChannel((ch) => ch.deleteQueue({ queue: rk }), undefined);
   }
 
-  /**
-   * Ends every wait (AbortError), closes the backend's channels, and the connection when
-   * the backend opened it. Idempotent; leaves no timers.
-   *
-   * @example
-   * ```ts
-   * await backend.close();
-   * ```
-   */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected async closeResources(): Promise<void> {
     this.connection.off('queueLost', this.#onQueueLost);
-    this.#closing.abort(new ConnectionError('The result backend is closed'));
     await this.#pool.close();
-    const poll = this.#pollChannel;
+    await Promise.all([...this.#cleanups]);
+    for (const channel of [this.#pollChannel, this.#cleanupChannel]) {
+      if (channel !== undefined) await channel.then((c) => c.close()).catch(() => undefined);
+    }
     this.#pollChannel = undefined;
-    if (poll !== undefined) await poll.then((c) => c.close()).catch(() => undefined);
+    this.#cleanupChannel = undefined;
     await this.#carefulTail;
-    if (this.#ownsConnection) await this.connection.close();
   }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /** A GroupResult (asTuple) or ids → the group tuple Celery uses. */
 function groupTuple(groupId: string, result: unknown): unknown {
   if (result instanceof GroupResult) return result.asTuple();
-  const asTuple = (result as { asTuple?: unknown } | null)?.asTuple;
-  if (typeof asTuple === 'function') return (asTuple as () => unknown).call(result);
+  const asTuple: unknown = isRecord(result) ? result['asTuple'] : undefined;
+  if (typeof asTuple === 'function') return asTuple.call(result);
   if (Array.isArray(result) && result.every((x) => typeof x === 'string' && x !== '')) {
     return [groupId, result.map((id: string) => [[id, null], null])];
   }

@@ -11,20 +11,23 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, ConnectionError } from '../errors.js';
 import { Connection } from '../kombu/connection.js';
 import { Exchange } from '../kombu/exchange.js';
 import { Producer } from '../kombu/producer.js';
 import { Queue } from '../kombu/queue.js';
 import type { FieldTable } from '../transport/types.js';
+import { resolveBrokerUrl } from '../transport/url.js';
 import type { ResultBackend } from './backend-types.js';
 import { AMQPBackend } from './amqp-backend.js';
 import { AsyncResult } from './async-result.js';
+import { BaseBackend } from './base-backend.js';
+import { Control } from './control.js';
+import { EventDispatcher, taskSentFields } from './events.js';
 import { RPCBackend } from './rpc-backend.js';
 import type { CelerySettings } from './settings.js';
 import { encodeTaskMessage } from './task-message.js';
 import type { EncodedTaskMessage } from './task-message.js';
-import type { GetOptions } from './async-result.js';
 
 /**
  * Task-sending settings, with Celery's names.
@@ -53,6 +56,8 @@ export interface AppSettings {
   task_default_delivery_mode: 1 | 2 | 'transient' | 'persistent';
   /** Wait for publisher confirms when sending. @default true */
   task_publish_confirm: boolean;
+  /** Send a `task-sent` event for every task sent (Celery's setting). @default false */
+  task_send_sent_event: boolean;
 }
 
 /**
@@ -74,7 +79,10 @@ export type CeleryAppSettings = AppSettings & CelerySettings;
  * ```
  */
 export interface CeleryOptions {
-  /** Broker URL or a kombu Connection (kept open on close). @default 'memory://' */
+  /**
+   * Broker URL or a kombu Connection (kept open on close). `memory://` (the embedded broker)
+   * only when named. @default `CELERY_BROKER_URL`, else 'amqp://guest:guest@localhost:5672//' (as Celery)
+   */
   broker?: string | Connection | undefined;
   /** 'rpc://', 'amqp://' (the broker) or 'amqp://host...', or a ResultBackend instance (kept open on close). @default 'rpc://' */
   backend?: string | ResultBackend | undefined;
@@ -83,11 +91,12 @@ export interface CeleryOptions {
 }
 
 /**
- * Options of {@link Celery.sendTask}.
+ * Options of {@link Celery.sendTask}, spelled and measured as Celery's `apply_async`:
+ * `countdown` and `expires` in **seconds** (or a Date), time limits in seconds.
  *
  * @example
  * ```ts
- * app.sendTask('add', [1, 2], {}, { queue: 'math', expires: 60_000, priority: 5 });
+ * app.sendTask('add', [1, 2], {}, { queue: 'math', countdown: 10, expires: 60, priority: 5 });
  * ```
  */
 export interface SendTaskOptions {
@@ -97,11 +106,11 @@ export interface SendTaskOptions {
   routingKey?: string | undefined;
   /** Publish to this exchange instead of `''`. @default '' (Celery's direct shortcut) */
   exchange?: string | undefined;
-  /** Delay in ms. @default undefined */
+  /** Delay in seconds before the worker runs the task (becomes the `eta`). @default undefined */
   countdown?: number | undefined;
-  /** Earliest run time. @default undefined */
+  /** Earliest run time; ignored when `countdown` is given. @default undefined */
   eta?: Date | undefined;
-  /** Expiry: ms from now, or a Date. @default undefined */
+  /** Expiry: seconds from now, or a Date. @default undefined */
   expires?: number | Date | undefined;
   /** 0-255. @default settings.task_default_priority */
   priority?: number | undefined;
@@ -109,9 +118,9 @@ export interface SendTaskOptions {
   taskId?: string | undefined;
   /** Extra message headers. @default {} */
   headers?: FieldTable | undefined;
-  /** Hard time limit in ms. @default undefined */
+  /** Hard time limit in seconds (Celery's `time_limit`). @default undefined */
   timeLimit?: number | undefined;
-  /** Soft time limit in ms. @default undefined */
+  /** Soft time limit in seconds (Celery's `soft_time_limit`). @default undefined */
   softTimeLimit?: number | undefined;
   /** @default settings.task_serializer */
   serializer?: string | undefined;
@@ -133,17 +142,8 @@ const TASK_KEYS = new Set<string>([
   'task_default_priority',
   'task_default_delivery_mode',
   'task_publish_confirm',
+  'task_send_sent_event',
 ]);
-
-/** Anything with Celery's `on_task_call` hook (RPCBackend.ensureReplyQueue). */
-interface ReplyQueueBackend {
-  ensureReplyQueue(options?: { signal?: AbortSignal }): Promise<void>;
-  readonly oid: string;
-}
-
-function hasReplyQueue(b: unknown): b is ReplyQueueBackend {
-  return b instanceof RPCBackend;
-}
 
 /**
  * The backend for a `backend` URL: `rpc://`, or `amqp://` (Celery 4.x's AMQP backend on the
@@ -163,47 +163,12 @@ function backendFromUrl(url: string, broker: Connection, settings: Record<string
 }
 
 /**
- * The handle {@link Celery.sendTask} returns: an AsyncResult whose `get()` (and `await`)
- * first waits for the task message to be published.
- *
- * @example
- * ```ts
- * const r = app.sendTask('add', [1, 2]);
- * await r.sent; // rejects if the broker refused the message
- * ```
- */
-export class TaskResult<T = unknown> extends AsyncResult<T> {
-  /** Settles when the broker has the task message (rejections are also seen by `get()`). */
-  readonly sent: Promise<void>;
-
-  constructor(id: string, backend: ResultBackend, sent: Promise<void>) {
-    super(id, backend);
-    this.sent = sent;
-    // Nobody may await `sent`: keep a failed send from becoming an unhandled rejection.
-    sent.catch(() => undefined);
-  }
-
-  /**
-   * Waits for the send, then for the result (AsyncResult.get).
-   *
-   * @example
-   * ```ts
-   * await app.sendTask('add', [1, 2]).get({ timeout: 5000 }); // 3
-   * ```
-   */
-  override async get(options: GetOptions = {}): Promise<T> {
-    await this.sent;
-    return super.get(options);
-  }
-}
-
-/**
  * A Celery app: sends tasks by name to a (Python or Node) worker and returns AsyncResults.
  *
  * @example
  * ```ts
  * const app = new Celery({ broker: 'amqp://guest:guest@127.0.0.1:5672//', backend: 'rpc://' });
- * const result = await app.sendTask('tasks.add', [2, 3]);
+ * const result = await app.sendTask<number>('tasks.add', [2, 3]); // the handle, once sent
  * console.log(await result.get({ timeout: 10_000 })); // 5
  * await app.close();
  * ```
@@ -223,6 +188,8 @@ export class Celery {
   readonly #queues = new Map<string, Queue>();
   #producer: Promise<Producer> | undefined;
   #closed = false;
+  #control: Control | undefined;
+  #sentEvents: EventDispatcher | undefined;
 
   constructor(options: CeleryOptions = {}) {
     const all: Record<string, unknown> = { ...(options.settings ?? {}) };
@@ -240,10 +207,11 @@ export class Celery {
       task_default_priority: s.task_default_priority ?? null,
       task_default_delivery_mode: s.task_default_delivery_mode ?? 2,
       task_publish_confirm: s.task_publish_confirm ?? true,
+      task_send_sent_event: s.task_send_sent_event ?? false,
     });
-    const broker = options.broker ?? 'memory://';
-    this.#ownsConnection = typeof broker === 'string';
-    this.connection = typeof broker === 'string' ? new Connection(broker) : broker;
+    const broker = options.broker;
+    this.#ownsConnection = !(broker instanceof Connection);
+    this.connection = broker instanceof Connection ? broker : new Connection(resolveBrokerUrl(broker));
     const backend = options.backend ?? 'rpc://';
     if (typeof backend === 'string') {
       this.backend = backendFromUrl(backend, this.connection, resultSettings);
@@ -252,7 +220,7 @@ export class Celery {
       this.backend = backend;
       this.#ownsBackend = false;
     }
-    this.oid = hasReplyQueue(this.backend) ? this.backend.oid : randomUUID();
+    this.oid = this.backend instanceof RPCBackend ? this.backend.oid : randomUUID();
   }
 
   /**
@@ -296,30 +264,31 @@ export class Celery {
   }
 
   /**
-   * Sends a task by name (protocol v2) and returns its result handle at once; the send runs
-   * in the background: {@link TaskResult.sent} settles when the broker has the message, and
-   * `get()` waits for it first (so a send error surfaces there too). The reply queue is
-   * declared before the publish (rpc://), so no result can arrive before it exists.
+   * Sends a task by name (protocol v2) and resolves with its result handle once the broker
+   * has the task message (publisher confirms); a refused or failed publish rejects. The reply
+   * queue is declared before the publish (rpc://, the backend's `onTaskCall`), so no result
+   * can arrive before it exists. `countdown` and `expires` are seconds, as in `apply_async`.
    *
-   * It returns the handle synchronously because an AsyncResult is thenable: a
-   * `Promise<AsyncResult>` would resolve to the task's value, not to the handle.
-   *
-   * @throws ArgumentError synchronously for bad arguments or a closed app; ConnectionError /
-   *   ChannelError through `sent` and `get()`.
+   * @typeParam T - The task's return type, as `result.get()` resolves it (unchecked). @default unknown
+   * @throws ArgumentError for bad arguments; ConnectionError once the app is closed;
+   *   ConnectionError / ChannelError when the publish fails.
    * @example
    * ```ts
-   * const r = app.sendTask('tasks.add', [2, 3], {}, { queue: 'math', countdown: 1000 });
-   * await r.sent;                       // published
-   * await r.get({ timeout: 10_000 });   // 5 (or simply: await r)
+   * const r = await app.sendTask<number>('tasks.add', [2, 3], {}, { queue: 'math', countdown: 10 });
+   * const sum = await r.get({ timeout: 30_000 }); // 5, 10 s later
    * ```
    */
-  sendTask(
+  async sendTask<T = unknown>(
     name: string,
     args: readonly unknown[] = [],
     kwargs: Readonly<Record<string, unknown>> = {},
     options: SendTaskOptions = {},
-  ): TaskResult {
-    if (this.#closed) throw new ArgumentError('Celery app closed');
+  ): Promise<AsyncResult<T>> {
+    if (this.#closed)
+      throw new ConnectionError('The Celery app is closed', {
+        code: 'CONNECTION_CLOSED',
+        recoverable: false,
+      });
     const ignoreResult = options.ignoreResult ?? false;
     const message = encodeTaskMessage({
       task: name,
@@ -336,8 +305,8 @@ export class Celery {
       ignoreResult,
       headers: options.headers,
     });
-    const sent = this.#publish(message, ignoreResult, options);
-    return new TaskResult(message.properties.correlationId, this.backend, sent);
+    await this.#publish(message, ignoreResult, options);
+    return new AsyncResult<T>(message.properties.correlationId, this.backend);
   }
 
   async #publish(
@@ -346,7 +315,7 @@ export class Celery {
     options: SendTaskOptions,
   ): Promise<void> {
     const signal = options.signal === undefined ? {} : { signal: options.signal };
-    if (!ignoreResult && hasReplyQueue(this.backend)) await this.backend.ensureReplyQueue(signal);
+    if (!ignoreResult && this.backend instanceof BaseBackend) await this.backend.onTaskCall(signal);
     const queueName = options.queue ?? this.conf.task_default_queue;
     const queue = this.taskQueue(queueName);
     const direct = options.exchange === undefined || options.exchange === '';
@@ -360,13 +329,32 @@ export class Celery {
       ...(this.conf.task_compression === null ? {} : { compression: this.conf.task_compression }),
       deliveryMode: this.conf.task_default_delivery_mode,
       ...(priority === null ? {} : { priority }),
-      headers: message.headers as FieldTable,
+      headers: message.headers,
       correlationId: message.properties.correlationId,
       replyTo: message.properties.replyTo,
       ...(message.properties.expiration === undefined ? {} : { expiration: message.properties.expiration }),
       declare: [queue],
       ...signal,
     });
+    if (this.conf.task_send_sent_event) {
+      this.#sentEvents ??= new EventDispatcher(this.connection);
+      const exchange = direct ? '' : (options.exchange ?? '');
+      const routingKey = direct ? queueName : (options.routingKey ?? queue.routingKey);
+      this.#sentEvents.publish('task-sent', taskSentFields(message.headers, queueName, exchange, routingKey));
+    }
+  }
+
+  /**
+   * Remote control of the workers (Celery's `app.control`), made on first use.
+   *
+   * @example
+   * ```ts
+   * await app.control.inspect().active();
+   * ```
+   */
+  get control(): Control {
+    this.#control ??= new Control(this);
+    return this.#control;
   }
 
   /**
@@ -374,11 +362,11 @@ export class Celery {
    *
    * @example
    * ```ts
-   * const r = app.AsyncResult(id); await r.get({ timeout: 5000 });
+   * const value = await app.AsyncResult<number>(id).get({ timeout: 5000 });
    * ```
    */
-  AsyncResult(id: string): AsyncResult {
-    return new AsyncResult(id, this.backend);
+  AsyncResult<T = unknown>(id: string): AsyncResult<T> {
+    return new AsyncResult<T>(id, this.backend);
   }
 
   /**
@@ -393,12 +381,14 @@ export class Celery {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#control?.close();
+    await this.#sentEvents?.close();
     const producer = await this.#producer?.catch(() => undefined);
     if (producer !== undefined) {
       producer.close();
       await producer.channel.close().catch(() => undefined);
     }
-    if (this.#ownsBackend) await (this.backend as RPCBackend | AMQPBackend).close();
+    if (this.#ownsBackend) await this.backend.close?.();
     if (this.#ownsConnection) await this.connection.close();
   }
 }

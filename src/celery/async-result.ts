@@ -1,6 +1,6 @@
 /**
  * {@link AsyncResult}: one task's result (Celery's `celery.result.AsyncResult`), and the
- * result tuple types the wire uses for `children` (WIRE.md §3).
+ * result tuple types the wire uses for `children` (docs/wire.md §3).
  *
  * Depends on the {@link ResultBackend} interface only, never on the backend class.
  *
@@ -8,6 +8,7 @@
  */
 import { ArgumentError, CeleryAmqpError } from '../errors.js';
 import type { ResultBackend, TaskMeta } from './backend-types.js';
+import { typedMeta } from './result-meta.js';
 import type { TaskError } from './exceptions.js';
 import { exceptionFromMeta } from './exceptions.js';
 // A cycle with group-result.ts, but a safe one: resultFromTuple is only called lazily (from
@@ -18,12 +19,12 @@ import { EXCEPTION_STATES, FAILURE, PENDING, PROPAGATE_STATES, SUCCESS, isReady 
 import type { State } from './states.js';
 
 /**
- * An AsyncResult as a tuple: `[[id, parentTuple | null], null]` (WIRE.md §3). Celery 3.1
+ * An AsyncResult as a tuple: `[[id, parentTuple | null], null]` (docs/wire.md §3). Celery 3.1
  * also sent a bare id for the first element; {@link resultFromTuple} accepts that too.
  */
 export type AsyncResultTuple = [[string, ResultTuple | null], null];
 
-/** A GroupResult as a tuple: `[group_id, [child tuples...]]` (Celery 3.1's form, WIRE.md §3). */
+/** A GroupResult as a tuple: `[group_id, [child tuples...]]` (Celery 3.1's form, docs/wire.md §3). */
 export type GroupResultTuple = [string, ResultTuple[]];
 
 /** Either result tuple. */
@@ -31,13 +32,16 @@ export type ResultTuple = AsyncResultTuple | GroupResultTuple;
 
 /** Options of {@link AsyncResult.get}. */
 export interface GetOptions {
-  /** Deadline in ms; rejects with TimeoutError ("The operation timed out."). @default undefined (waits forever) */
+  /**
+   * Deadline in ms; rejects with a TimeoutError (code `TIMEOUT`) naming the task, the wait and
+   * the last state seen. @default undefined (waits forever)
+   */
   timeout?: number | undefined;
   /** Reject with the task's error on FAILURE/REVOKED; when false the error is the resolved value. @default true */
   propagate?: boolean | undefined;
   /**
-   * Kept for Celery's signature: polling backends sleep this long between polls. The AMQP
-   * backend consumes the result queue instead, so it is not used there. @default 500
+   * Kept for Celery's signature: polling backends sleep this long (ms) between polls. The
+   * AMQP and RPC backends consume instead, so it is not used there. @default 500
    */
   interval?: number | undefined;
   /** Consume without acks. @default true */
@@ -83,21 +87,19 @@ export function requireResultId(id: unknown, what: string): string {
  * {@link refresh}) return promises. Once a ready state has been seen it is kept: the AMQP
  * backend's waits consume the message, so asking the broker again would say PENDING.
  *
- * **Thenable.** `await result` is `result.get()` with the defaults (no deadline, propagate).
- * The same holds wherever JavaScript adopts thenables: `Promise.resolve(result)`, returning
- * an AsyncResult from an `async` function or a `.then()` callback, `Promise.all([...])` all
- * wait for the task and give its value, never the AsyncResult itself. To pass the handle
- * through a promise, wrap it (`return { result }`) or pass its id.
+ * **Not a thenable.** An AsyncResult is a handle, never awaited itself: `await result` gives
+ * the handle back, and it can be returned from an async function or passed through
+ * `Promise.all` as any object. Its value comes from {@link get}, which takes a deadline.
  *
  * @typeParam T - The task's return type (unchecked: it is whatever the worker sent). @default unknown
  * @example
  * ```ts
  * const result = new AsyncResult<number>(taskId, backend);
- * const sum = await result.get({ timeout: 10_000 }); // or simply: await result
+ * const sum: number = await result.get({ timeout: 10_000 });
  * result.state; // 'SUCCESS'
  * ```
  */
-export class AsyncResult<T = unknown> implements PromiseLike<T> {
+export class AsyncResult<T = unknown> {
   /** The task id. */
   readonly id: string;
   /** The backend that stores the result. */
@@ -141,11 +143,8 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
   get result(): unknown {
     const meta = this.#meta;
     if (meta === null) return null;
-    if (EXCEPTION_STATES.has(meta.status)) {
-      // Memoized so that `r.result === r.result` for an error, as with a Python attribute.
-      this.#error ??= exceptionFromMeta(meta.result, meta.traceback, meta.status);
-      return this.#error;
-    }
+    // Memoized so that `r.result === r.result` for an error, as with a Python attribute.
+    if (EXCEPTION_STATES.has(meta.status)) return this.#taskError(meta);
     return meta.result;
   }
 
@@ -277,7 +276,9 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
    * }
    * ```
    */
-  async get(options: GetOptions = {}): Promise<T> {
+  get(options?: GetOptions & { propagate?: true | undefined }): Promise<T>;
+  get(options: GetOptions): Promise<T | TaskError>;
+  async get(options: GetOptions = {}): Promise<T | TaskError> {
     const propagate = options.propagate ?? true;
     let meta = this.#meta;
     if (meta === null || !isReady(meta.status)) {
@@ -291,11 +292,17 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
       this.setMeta(meta);
     }
     if (EXCEPTION_STATES.has(meta.status)) {
-      const err = this.result;
+      const err = this.#taskError(meta);
       if (propagate && PROPAGATE_STATES.has(meta.status)) throw err;
-      return err as T;
+      return err;
     }
-    return meta.result as T;
+    return typedMeta<T>(meta).result;
+  }
+
+  /** The rehydrated error of an exception state, one object per meta (`r.result === r.result`). */
+  #taskError(meta: TaskMeta): TaskError {
+    this.#error ??= exceptionFromMeta(meta.result, meta.traceback, meta.status);
+    return this.#error;
   }
 
   /**
@@ -306,24 +313,10 @@ export class AsyncResult<T = unknown> implements PromiseLike<T> {
    * await result.wait({ timeout: 5000 });
    * ```
    */
-  wait(options: GetOptions = {}): Promise<T> {
+  wait(options?: GetOptions & { propagate?: true | undefined }): Promise<T>;
+  wait(options: GetOptions): Promise<T | TaskError>;
+  wait(options: GetOptions = {}): Promise<T | TaskError> {
     return this.get(options);
-  }
-
-  /**
-   * Makes `await result` equal to `await result.get()` (no deadline, propagating). See the
-   * class notes: anything that adopts thenables waits for the task.
-   *
-   * @example
-   * ```ts
-   * const value = await new AsyncResult<number>(id, backend);
-   * ```
-   */
-  then<R1 = T, R2 = never>(
-    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
-    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
-  ): Promise<R1 | R2> {
-    return this.get().then(onfulfilled, onrejected);
   }
 
   /**

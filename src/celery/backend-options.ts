@@ -1,12 +1,16 @@
 /**
  * Options of the result backends: what AMQPBackend and RPCBackend share (the connection,
- * Celery settings, serialization, expiry, confirms and the store retry policy), and each
- * backend's own. camelCase options win over `settings`; durations in ms.
+ * Celery settings, serialization, expiry, confirms, the store retry policy, the result cache
+ * and the logger), and each backend's own. camelCase options win over `settings`.
+ *
+ * Units: `expires` is in seconds, as Celery's `AMQPBackend(expires=...)` and `result_expires`;
+ * the retry policy's intervals are milliseconds, as every JS-named duration.
  *
  * @module
  */
 import type { Connection } from '../kombu/connection.js';
 import type { RetryPolicy } from '../kombu/retry.js';
+import type { Logger } from '../logger.js';
 import type { CelerySettings } from './settings.js';
 
 /**
@@ -14,11 +18,15 @@ import type { CelerySettings } from './settings.js';
  *
  * @example
  * ```ts
- * const common: BackendCommonOptions = { connection: 'amqp://guest:guest@127.0.0.1:5672//', expires: 3_600_000 };
+ * const common: BackendCommonOptions = { connection: 'amqp://guest:guest@127.0.0.1:5672//', expires: 3600 };
  * ```
  */
 export interface BackendCommonOptions {
-  /** A kombu Connection (not closed by the backend) or a broker URL (closed on close). @default 'memory://' */
+  /**
+   * A kombu Connection (not closed by the backend) or a broker URL (closed on close).
+   * `memory://` (the embedded broker) only when named.
+   * @default `CELERY_BROKER_URL`, else 'amqp://guest:guest@localhost:5672//' (as Celery)
+   */
   connection?: Connection | string | undefined;
   /** Celery settings by their 4.x or 3.1 names, in Celery units (result_expires in seconds). @default {} */
   settings?: Partial<CelerySettings> | undefined;
@@ -26,14 +34,32 @@ export interface BackendCommonOptions {
   persistent?: boolean | undefined;
   /** Result serializer. @default settings.result_serializer ('json') */
   serializer?: string | undefined;
-  /** Queue `x-expires` in ms; null for none. @default settings.result_expires (1 day) */
+  /** Accepted serializers / mime types; the result serializer is always added. @default settings.accept_content (['json']) */
+  accept?: readonly string[] | undefined;
+  /** Compression name or mime of stored results. @default settings.result_compression (none) */
+  compression?: string | null | undefined;
+  /**
+   * Result queue `x-expires` in **seconds** (Celery's `expires`); null or 0 for none.
+   * @default settings.result_expires (86400, one day)
+   */
   expires?: number | null | undefined;
   /** Publisher confirms: storeResult resolves once the broker has the result. @default true */
   confirmPublish?: boolean | undefined;
-  /** Retry policy of stores on connection errors. @default {@link DEFAULT_STORE_RETRY_POLICY} */
+  /**
+   * Retry policy of stores on connection errors (intervals in ms), merged over
+   * {@link DEFAULT_STORE_RETRY_POLICY}: `{ intervalStart: 100 }` keeps the 20 retries.
+   * @default DEFAULT_STORE_RETRY_POLICY
+   */
   retryPolicy?: RetryPolicy | undefined;
   /** Decoded body size limit in bytes. @default undefined (the serializer's) */
   maxBodyBytes?: number | undefined;
+  /**
+   * READY results kept in memory (Celery's result_cache_max): -1 off, 0 unlimited, n most
+   * recently used. @default settings.result_cache_max (10000)
+   */
+  cacheMax?: number | undefined;
+  /** Where errors nobody listens for ('error' event) are written. @default consoleLogger */
+  logger?: Logger | undefined;
 }
 
 /**
@@ -42,7 +68,7 @@ export interface BackendCommonOptions {
  *
  * @example
  * ```ts
- * new AMQPBackend({ retryPolicy: { ...DEFAULT_STORE_RETRY_POLICY, maxRetries: 5 } });
+ * new AMQPBackend({ retryPolicy: { maxRetries: 5 } }); // merged: 0, 1000, 1000, ... ms
  * ```
  */
 export const DEFAULT_STORE_RETRY_POLICY: Readonly<Required<RetryPolicy>> = Object.freeze({
@@ -65,26 +91,11 @@ export interface AMQPBackendOptions extends BackendCommonOptions {
   exchange?: string | undefined;
   /** Result exchange type. @default 'direct' */
   exchangeType?: string | undefined;
-  /** Accepted serializers / mime types; the result serializer is always added. @default ['json'] */
-  accept?: readonly string[] | undefined;
-  /** Compression name or mime. @default none */
-  compression?: string | null | undefined;
-  /** Auto-delete task queues (Celery's); false keeps x-expires only (no loss when a consumer leaves). @default true */
+  /**
+   * Auto-delete task queues (Celery's), and delete a queue a read emptied; false keeps
+   * x-expires only (no loss when a consumer leaves). @default true
+   */
   autoDelete?: boolean | undefined;
-  /** Result cache size (Celery's result_cache_max): -1 off, 0 unlimited, n. @default -1 */
-  cacheMax?: number | undefined;
   /** Channels the store path spreads concurrent stores over. @default 16 */
   storeChannels?: number | undefined;
-}
-
-/** Options of {@link AMQPBackend.consume}. */
-export interface ConsumeOptions {
-  /** Deadline in ms. @default undefined */
-  timeout?: number | undefined;
-  /** Ack (consume) the states read. @default true */
-  noAck?: boolean | undefined;
-  /** Called about once a second and on every non-ready state. @default undefined */
-  onInterval?: (() => void) | undefined;
-  /** Cancels the wait. @default undefined */
-  signal?: AbortSignal | undefined;
 }

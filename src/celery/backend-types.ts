@@ -8,20 +8,24 @@
  */
 
 /**
- * A task's state and result as the backend stores and returns it (WIRE.md §3).
+ * A task's state and result as the backend stores and returns it (docs/wire.md §3).
  *
+ * @typeParam T - The task's return type, unchecked (it is whatever the worker sent). @default unknown
  * @example
  * ```ts
- * const meta: TaskMeta = { task_id: id, status: 'SUCCESS', result: 4, traceback: null, children: null };
+ * const meta: TaskMeta<number> = { task_id: id, status: 'SUCCESS', result: 4, traceback: null, children: null };
  * ```
  */
-export interface TaskMeta {
+export interface TaskMeta<T = unknown> {
   /** The task id. */
   task_id: string;
   /** A state name (see `states.ts`); custom states are allowed. */
   status: string;
-  /** The decoded result; for FAILURE/REVOKED/RETRY the raw exception dict. */
-  result: unknown;
+  /**
+   * The decoded result: the return value on SUCCESS; for FAILURE/REVOKED/RETRY the raw
+   * exception dict, for a custom state its dict, null while PENDING (typed `T` for SUCCESS).
+   */
+  result: T;
   /** The remote traceback text, or null. @default null */
   traceback: string | null;
   /** Result tuples of the task's children, or null. @default null */
@@ -84,6 +88,8 @@ export interface StoreOptions {
 export interface GetMetaOptions {
   /** How many queued states to fast-forward before BacklogLimitExceeded. @default 1000 */
   backlogLimit?: number | undefined;
+  /** Answer from the result cache when it holds a READY meta (a ready result is final). @default true */
+  cache?: boolean | undefined;
   /** Cancels the poll. @default undefined */
   signal?: AbortSignal | undefined;
 }
@@ -97,7 +103,10 @@ export interface GetMetaOptions {
  * ```
  */
 export interface WaitOptions {
-  /** Deadline in ms; TimeoutError("The operation timed out.") when reached. @default undefined (no deadline) */
+  /**
+   * Deadline in ms; at it the wait rejects with a TimeoutError (code `TIMEOUT`) naming the
+   * task, the time waited and the last state seen. @default undefined (no deadline)
+   */
   timeout?: number | undefined;
   /** Return a cached ready meta without touching the broker. @default true */
   cache?: boolean | undefined;
@@ -120,7 +129,10 @@ export interface WaitOptions {
  * ```
  */
 export interface GetManyOptions {
-  /** Deadline for the whole call, in ms. @default undefined (no deadline) */
+  /**
+   * Deadline for the whole call, in ms; the TimeoutError says how many results are missing
+   * and names a few. @default undefined (no deadline)
+   */
   timeout?: number | undefined;
   /**
    * Take the results out of their queues, as Celery's no_ack consumer does. They are still
@@ -159,8 +171,8 @@ export interface RestoreGroupOptions {
 export type GroupTuple = [string, Array<[string, unknown]>];
 
 /**
- * What AsyncResult / GroupResult / ResultSet need from a result backend. `AMQPBackend`
- * implements it; `result.ts` depends on this interface only.
+ * What AsyncResult / GroupResult / ResultSet need from a result backend. `AMQPBackend` and
+ * `RPCBackend` implement it (through `BaseBackend`); `result.ts` depends on this interface only.
  *
  * `G` is the group object `restoreGroup` returns (GroupResult in `result.ts`).
  *
@@ -176,14 +188,17 @@ export interface ResultBackend<G = unknown> {
   readonly supportsNativeJoin: boolean;
   /** True: results expire on the broker (x-expires). */
   readonly supportsAutoexpire: boolean;
-  /** Polls the latest state without consuming it (PENDING when nothing). */
-  getTaskMeta(taskId: string, options?: GetMetaOptions): Promise<TaskMeta>;
-  /** Waits for a ready state; rejects with TimeoutError or AbortError. */
-  waitFor(taskId: string, options?: WaitOptions): Promise<TaskMeta>;
+  /** The latest state without consuming it (a cached READY meta first; PENDING when nothing). */
+  getTaskMeta<T = unknown>(taskId: string, options?: GetMetaOptions): Promise<TaskMeta<T>>;
+  /** Waits for a ready state; rejects with TimeoutError, AbortError, or ConnectionError once closed. */
+  waitFor<T = unknown>(taskId: string, options?: WaitOptions): Promise<TaskMeta<T>>;
   /** Yields `[taskId, meta]` as each task becomes ready, in arrival order. */
-  getMany(taskIds: Iterable<string>, options?: GetManyOptions): AsyncIterableIterator<[string, TaskMeta]>;
+  getMany<T = unknown>(
+    taskIds: Iterable<string>,
+    options?: GetManyOptions,
+  ): AsyncIterableIterator<[string, TaskMeta<T>]>;
   /** Publishes a state and result; resolves once the broker has it (publisher confirms). */
-  storeResult(taskId: string, result: unknown, status: string, options?: StoreOptions): Promise<unknown>;
+  storeResult<R>(taskId: string, result: R, status: string, options?: StoreOptions): Promise<R>;
   /** Persists a group's member ids. `result` is a GroupResult (with `asTuple()`) or the ids. */
   saveGroup(groupId: string, result: unknown): Promise<unknown>;
   /** The saved group, or null when none. */
@@ -192,4 +207,6 @@ export interface ResultBackend<G = unknown> {
   deleteGroup(groupId: string): Promise<void>;
   /** Forgets a task's result (purges its queue and the cache entry). */
   forget?(taskId: string): Promise<void>;
+  /** Ends every wait and releases the backend's channels (and its own connection). */
+  close?(): Promise<void>;
 }

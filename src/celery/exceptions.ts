@@ -1,6 +1,6 @@
 /**
  * Task exceptions and their (de)serialization as Celery sends them under a non-pickle
- * serializer (WIRE.md §3):
+ * serializer (docs/wire.md §3):
  *
  * - Celery 3.1: `{"exc_type": "<class name>", "exc_message": "<str(exc)>"}`
  * - Celery 4.x / 5.x: `{"exc_type": "<qualname>", "exc_message": [args...], "exc_module": "<module>"}`
@@ -8,6 +8,7 @@
  * @module
  */
 import { CeleryAmqpError } from '../errors.js';
+import { PickledObject } from '../kombu/pickle-values.js';
 import { FAILURE, REVOKED } from './states.js';
 import type { State } from './states.js';
 
@@ -170,6 +171,10 @@ function initFromMeta(result: unknown): TaskErrorInit {
   if (result instanceof Error) {
     const meta = exceptionToMeta(result);
     return { excType: meta.exc_type, excModule: meta.exc_module, excArgs: meta.exc_message, cause: result };
+  }
+  if (result instanceof PickledObject) {
+    // A pickled exception of a class the pickle reader could not tell was one.
+    return { excType: result.__name__, excModule: result.__module__, excArgs: [...(result.args ?? [])] };
   }
   if (result !== null && typeof result === 'object' && !Array.isArray(result)) {
     const meta = result as Record<string, unknown>;

@@ -12,8 +12,9 @@ import { ResultSet } from './result-set.js';
 
 /**
  * A group's results under the group id (Celery's `GroupResult`): a {@link ResultSet} that
- * can be saved to and restored from the backend.
+ * can be saved to and restored from the backend. Not a thenable.
  *
+ * @typeParam T - The members' return type (unchecked). @default unknown
  * @example
  * ```ts
  * const group = new GroupResult(groupId, ids.map((id) => new AsyncResult(id, backend)), backend);
@@ -21,7 +22,7 @@ import { ResultSet } from './result-set.js';
  * const again = await GroupResult.restore(groupId, backend);
  * ```
  */
-export class GroupResult extends ResultSet {
+export class GroupResult<T = unknown> extends ResultSet<T> {
   /** The group id. */
   readonly id: string;
   /** The result this group was chained after, or null. @default null */
@@ -36,7 +37,7 @@ export class GroupResult extends ResultSet {
    */
   constructor(
     id: string,
-    results: Iterable<AsyncResult>,
+    results: Iterable<AsyncResult<T>>,
     backend?: ResultBackend,
     options: AsyncResultOptions = {},
   ) {
@@ -46,7 +47,7 @@ export class GroupResult extends ResultSet {
   }
 
   /** The members (Celery's `children`). */
-  get children(): AsyncResult[] {
+  get children(): Array<AsyncResult<T>> {
     return this.results;
   }
 

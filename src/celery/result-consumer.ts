@@ -1,6 +1,6 @@
 /**
- * The consuming side of the backend: waiting for one task (the slow path of `waitFor`) and
- * `getMany` over one channel and one kombu Consumer for many task queues.
+ * The consuming side of the backend: waiting for one task (the slow path of `waitFor`), and
+ * `getMany` over kombu's ManyQueueConsumer for many task queues.
  *
  * @module
  */
@@ -9,17 +9,9 @@ import type { Channel } from '../kombu/channel.js';
 import type { Connection } from '../kombu/connection.js';
 import { Consumer } from '../kombu/consumer.js';
 import type { Exchange } from '../kombu/exchange.js';
-import { Message } from '../kombu/message.js';
-import { isRecoverable } from '../kombu/retry.js';
-import type { MessageOptions } from '../kombu/message.js';
+import { ManyQueueConsumer } from '../kombu/many-queue-consumer.js';
+import type { Message } from '../kombu/message.js';
 import type { NoCacheQueue } from '../kombu/queue.js';
-import type {
-  ConsumeOptions,
-  Delivery,
-  QueueDeclareOk,
-  QueueDeclareOptions,
-  TransportChannel,
-} from '../transport/types.js';
 import type { GetManyOptions, TaskMeta } from './backend-types.js';
 import type { ResultCache } from './result-cache.js';
 import { decodeMeta, routingKeyFor } from './result-meta.js';
@@ -40,8 +32,8 @@ export interface ResultSource {
   readonly cache: ResultCache<TaskMeta>;
   /** Aborted when the backend closes. */
   readonly closingSignal: AbortSignal;
-  /** A task queue declaration bound to `channel` (with the exchange: declare binds it). */
-  queueFor(routingKey: string, channel: Channel): NoCacheQueue;
+  /** A task queue declaration, bound to `channel` when given (with the exchange: declare binds it). */
+  queueFor(routingKey: string, channel?: Channel): NoCacheQueue;
 }
 
 /**
@@ -53,12 +45,6 @@ export interface ResultSource {
  * 64 (500 had peaked at 226 MB heap over 30,000).
  */
 export const GET_MANY_BATCH = 16;
-
-/** Frame options of a nowait bind. */
-const NOWAIT = { nowait: true } as const;
-
-/** getMany's declarations and consumers are not recorded: its recovery hooks restore them. */
-const NO_RECORD = { recover: false } as const;
 
 /**
  * How often a running getMany acks what it has handled. An ack per result made every queue
@@ -148,15 +134,13 @@ export async function consumeUntilReady(
  * Celery's `get_many`: yields `[taskId, meta]` as each task becomes READY, cached ready
  * results first, then in arrival order from consumers over all the task queues.
  *
- * Why it is shaped this way (profiled against bare amqplib on RabbitMQ):
- * - The queues are spread over up to {@link GET_MANY_CHANNELS} channels: the broker runs
- *   each channel's declares and consumes one after another, so one channel caps the setup
- *   at one queue per round trip.
- * - Each lane declares (nowait) and consumes one chunk of {@link GET_MANY_BATCH} queues at a
- *   time, so 100,000 ids never have more than a chunk of promises in flight per lane.
- * - Consumers are not cancelled one by one as results arrive (a round trip each, which
- *   queued behind the setup): like Celery, they all go when the call ends, by closing the
- *   lanes' channels, one round trip per lane; RabbitMQ then deletes the auto-delete queues.
+ * The consuming is kombu's {@link ManyQueueConsumer}, shaped by profiling against bare
+ * amqplib on RabbitMQ: the queues spread over up to {@link GET_MANY_CHANNELS} channels, set
+ * up {@link GET_MANY_BATCH} at a time per channel, acked in bulk every
+ * {@link ACK_INTERVAL_MS}, and, like Celery, all consumers ended at once when the call ends,
+ * by closing the channels (one round trip each; RabbitMQ then deletes the auto-delete queues)
+ * rather than cancelled one by one as results arrive (a round trip each, queued behind the
+ * setup).
  *
  * @throws TimeoutError naming how many results are missing; AbortError; a DecodeError for
  *   an undecodable message (rejected with requeue); a ChannelError for a refused declaration.
@@ -193,42 +177,20 @@ export async function* getMany(
     },
     source.closingSignal,
   );
-  const channels: Channel[] = [];
-  let ackTimer: NodeJS.Timeout | undefined;
-  const unhook: Array<() => void> = [];
-  let ackOnClose = noAck;
   // A ring of ready results: shift() on a large array is O(n), so a head index is kept.
-  let ready: Array<[string, TaskMeta]> = [];
+  let ready: Array<[string, TaskMeta] | undefined> = [];
   let head = 0;
   let wake: (() => void) | undefined;
   let failure: Error | undefined;
-  let finished = false;
   const fail = (err: unknown): void => {
     failure ??= err instanceof Error ? err : new Error(String(err));
     wake?.();
   };
 
-  // Acks are deferred and sent as one `multiple` ack per channel (see flushAcks): the
-  // highest delivery tag handled so far on each transport channel. Tags are handled in
-  // order on a channel, and nothing after a failure is handled, so everything up to that
-  // tag is exactly what may be acked.
-  const toAck = new Map<TransportChannel, number>();
-  const flushAcks = (): void => {
-    for (const [tch, tag] of toAck) {
-      // A closed channel's unacked messages went back to their queues; they come back to
-      // a recovered consumer and are filtered out as no longer pending.
-      if (tch.closed) continue;
-      try {
-        tch.ack(tag, true);
-      } catch {
-        // Closing under us: same as above.
-      }
-    }
-    toAck.clear();
-  };
-
-  // One handler for every lane: no per-queue closure.
-  const receive = (message: Message, tch: TransportChannel): void => {
+  // One handler for every queue. Acks are deferred (many.ack): messages are handled in tag
+  // order on a channel, and nothing after a failure is handled, so everything up to the last
+  // one handled is exactly what may be acked.
+  const receive = (message: Message): void => {
     if (failure !== undefined) return; // unacked: requeued when the channel closes
     const rk = message.deliveryInfo.routingKey;
     const expected = pending.get(rk) ?? rk;
@@ -249,7 +211,7 @@ export async function* getMany(
     }
     source.cache.set(meta.task_id, meta);
     // Not acked when noAck is false: closing the channel gives it back to its queue.
-    if (noAck) toAck.set(tch, message.deliveryInfo.deliveryTag);
+    if (noAck) many.ack(message);
     const qrk = meta.task_id === expected ? rk : routingKeyFor(meta.task_id);
     if (!isReady(meta.status) || pending.get(qrk) !== meta.task_id) {
       // Not ready, or ready for an id outside the request: cache only (done above).
@@ -264,149 +226,46 @@ export async function* getMany(
       w();
     }
   };
+  // The queue as every store declares it (with the exchange: declaring it binds the queue).
+  const template = source.queueFor('template');
+  const many = new ManyQueueConsumer(source.connection, {
+    queue: template.declareParams(),
+    bindTo: source.exchange,
+    onMessage: receive,
+    // After a reconnect only the queues whose result is still to come are set up again.
+    wanted: (rk) => pending.has(rk),
+    accept: source.acceptTypes,
+    maxBytes: source.maxBodyBytes,
+    maxLanes: GET_MANY_CHANNELS,
+    minPerLane: GET_MANY_MIN_PER_CHANNEL,
+    batch: GET_MANY_BATCH,
+    ackInterval: ACK_INTERVAL_MS,
+  });
+  many.on('error', fail);
 
   try {
     // Cached ready results first, like Celery.
     for (const rk of order) {
-      const id = pending.get(rk) as string;
-      const cached = source.cache.get(id);
-      if (cached !== undefined && isReady(cached.status)) {
+      const id = pending.get(rk);
+      const cached = id === undefined ? undefined : source.cache.get(id);
+      if (id !== undefined && cached !== undefined && isReady(cached.status)) {
         pending.delete(rk);
         yield [id, cached];
       }
     }
     if (pending.size === 0) return;
-
-    const first = await ctl.race(source.connection.channel());
-    channels.push(first);
-    await ctl.race(source.exchange.bind(first).declare());
-    const lanes = Math.min(GET_MANY_CHANNELS, Math.ceil(pending.size / GET_MANY_MIN_PER_CHANNEL));
-    // Chunks small enough that every lane gets a share of a small call.
-    const chunk = Math.min(GET_MANY_BATCH, Math.ceil(pending.size / lanes));
-    let cursor = 0;
-    // Straight to the channel, with option objects built once and one handler for all:
-    // a Consumer would keep a Queue object, a tag entry and a promise per id.
-    const template = source.queueFor('template', first);
-    ackOnClose = noAck && !template.autoDelete;
-    const exchangeName = source.exchange.name;
-    const declareOptions: QueueDeclareOptions = {
-      durable: template.durable,
-      exclusive: template.exclusive,
-      autoDelete: template.autoDelete,
-      passive: false,
-      nowait: false,
-      ...(template.queueArguments === undefined ? {} : { arguments: template.queueArguments }),
-    };
-    const messageOptions: MessageOptions = {
-      accept: source.acceptTypes,
-      maxBytes: source.maxBodyBytes,
-      noAck: false, // acked by hand, so that a bad message can be requeued
-    };
-    const consumeOptions: ConsumeOptions = { noAck: false };
-    const connection = source.connection;
-    // A lost connection during recovery makes the channel recover again; anything else
-    // (a refused declaration) ends the call.
-    const failUnlessRecoverable = (err: unknown): void => {
-      if (isRecoverable(err)) throw err;
-      fail(err);
-    };
-    const deliver = (d: Delivery, tch: TransportChannel): void => {
-      try {
-        receive(new Message(d, tch, messageOptions), tch);
-      } finally {
-        connection.dispatched();
-      }
-    };
-    // Sets up one queue: declared and consumed, and bound when still empty. A queue that
-    // already holds a message was routed to through its binding, so the bind (a metadata
-    // transaction on RabbitMQ: as costly as the rest of the setup together) is skipped; so
-    // is the bind of a queue whose result overtook the declare-ok within one socket read.
-    const setUp = (
-      rk: string,
-      declare: (rk: string) => Promise<QueueDeclareOk | null>,
-      bind: (rk: string) => Promise<void>,
-      consume: (rk: string) => Promise<string>,
-    ): Array<Promise<unknown>> => [
-      declare(rk).then((ok) => {
-        if ((ok === null || ok.messageCount === 0) && pending.has(rk)) return bind(rk);
-        return undefined;
-      }),
-      consume(rk),
-    ];
-    const lane = async (ch: Channel): Promise<void> => {
-      // Nothing is recorded per queue (at 100,000 ids the records were most of the memory):
-      // the chunks this lane took are its record, and its recovery hook sets up again, on
-      // the reopened channel, the queues of those chunks whose result is still to come.
-      const taken: number[] = [];
-      const declare = (rk: string): Promise<QueueDeclareOk | null> =>
-        ch.declareQueue(rk, declareOptions, undefined, NO_RECORD);
-      const bind = (rk: string): Promise<void> =>
-        ch.bindQueue(rk, exchangeName, rk, undefined, NOWAIT, undefined, NO_RECORD);
-      const consume = (rk: string): Promise<string> =>
-        ch.consume(rk, deliver, consumeOptions, undefined, NO_RECORD);
-      const recoverLane = async (tch: TransportChannel): Promise<void> => {
-        const onDelivery = (d: Delivery): void => deliver(d, tch);
-        let ops: Array<Promise<unknown>> = [];
-        for (const start of taken) {
-          for (let i = start; i < Math.min(order.length, start + chunk); i += 1) {
-            const rk = order[i] as string;
-            if (!pending.has(rk)) continue;
-            ops.push(
-              ...setUp(
-                rk,
-                (q) => tch.declareQueue(q, declareOptions),
-                (q) => tch.bindQueue(q, exchangeName, q, undefined, NOWAIT),
-                (q) => tch.consume(q, onDelivery, consumeOptions),
-              ),
-            );
-            if (ops.length >= 2 * GET_MANY_BATCH) {
-              await Promise.all(ops);
-              ops = [];
-            }
-          }
-        }
-        await Promise.all(ops);
-      };
-      unhook.push(ch.addRecoveryHook((tch) => recoverLane(tch).catch(failUnlessRecoverable)));
-      while (cursor < order.length) {
-        if (finished || failure !== undefined || ctl.cancelled !== undefined) return;
-        const start = cursor;
-        const end = Math.min(order.length, cursor + chunk);
-        taken.push(start);
-        const ops: Array<Promise<unknown>> = [];
-        for (; cursor < end; cursor += 1) {
-          const rk = order[cursor] as string;
-          if (pending.has(rk)) ops.push(...setUp(rk, declare, bind, consume));
-        }
-        await Promise.all(ops);
-      }
-    };
-    const setup = Promise.all(
-      Array.from({ length: lanes }, async (_, i) => {
-        const ch = i === 0 ? first : await source.connection.channel();
-        if (i !== 0) {
-          // The call may have ended while this lane's channel was opening.
-          if (finished) return ch.close();
-          channels.push(ch);
-        }
-        await lane(ch);
-      }),
-    );
-    setup.catch(fail);
-    // A long call acks as it goes, so that the broker does not hold every delivered result.
-    ackTimer = setInterval(flushAcks, ACK_INTERVAL_MS);
-    ackTimer.unref();
+    many.consume(order).catch(fail);
 
     for (;;) {
       if (head < ready.length) {
-        const next = ready[head] as [string, TaskMeta];
-        ready[head] = undefined as unknown as [string, TaskMeta];
+        const next = ready[head];
+        ready[head] = undefined;
         head += 1;
         if (head === ready.length) {
           ready = [];
           head = 0;
         }
-        yield next;
+        if (next !== undefined) yield next;
         continue;
       }
       if (failure !== undefined) throw failure;
@@ -418,17 +277,12 @@ export async function* getMany(
       );
     }
   } finally {
-    finished = true;
     wake = undefined;
     ctl.dispose();
-    clearInterval(ackTimer);
-    for (const off of unhook) off();
     // Acked before the close, which would otherwise hand them back to their queues. Not
     // for auto-delete queues: the close deletes them, messages and all (the acks doubled
     // RabbitMQ's teardown: 3.5 vs 1.8 s over 4,000 queues); a queue someone else still
     // consumes from lives on and hands that consumer the result too.
-    if (ackOnClose) flushAcks();
-    // One close per lane cancels all its consumers at once and hands back what we did not ack.
-    await Promise.allSettled(channels.map((c) => c.close()));
+    await many.close({ flushAcks: noAck && !template.autoDelete });
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The result message body (WIRE.md §3): building it for a store, and decoding and validating
+ * The result message body (docs/wire.md §3): building it for a store, and decoding and validating
  * it when read back. Kept apart from the backend so the store path, the poll path and
  * getMany share one definition.
  *
@@ -21,10 +21,24 @@ import { EXCEPTION_STATES } from './states.js';
  * ```
  */
 export function routingKeyFor(id: unknown, what = 'taskId'): string {
+  const checked = checkId(id, what);
+  return checked.includes('-') ? checked.replaceAll('-', '') : checked;
+}
+
+/**
+ * Checks a task (or group) id without building its routing key.
+ *
+ * @throws ArgumentError naming the argument when the id is not a non-empty string.
+ * @example
+ * ```ts
+ * checkId(taskId); // taskId
+ * ```
+ */
+export function checkId(id: unknown, what = 'taskId'): string {
   if (typeof id !== 'string' || id.length === 0) {
     throw new ArgumentError(`${what} must be a non-empty string, got ${describe(id)}`);
   }
-  return id.includes('-') ? id.replaceAll('-', '') : id;
+  return id;
 }
 
 function describe(value: unknown): string {
@@ -164,6 +178,19 @@ export function validateMeta(body: unknown, taskId: string): TaskMeta {
     traceback: tb ?? null,
     children: children ?? null,
   };
+}
+
+/**
+ * A meta as the typed view callers asked for (`waitFor<T>`, `AsyncResult<T>`). Unchecked: the
+ * result is whatever the worker sent; this is the one place that says so to the compiler.
+ *
+ * @example
+ * ```ts
+ * const meta: TaskMeta<number> = typedMeta(await backend.getTaskMeta(id));
+ * ```
+ */
+export function typedMeta<T>(meta: TaskMeta): TaskMeta<T> {
+  return meta as TaskMeta<T>;
 }
 
 /**

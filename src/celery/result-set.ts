@@ -6,44 +6,56 @@
 import { ArgumentError, TimeoutError } from '../errors.js';
 import type { AsyncResult, GetOptions } from './async-result.js';
 import type { ResultBackend, TaskMeta } from './backend-types.js';
-import { exceptionFromMeta } from './exceptions.js';
+import { TaskError, exceptionFromMeta } from './exceptions.js';
+import { typedMeta } from './result-meta.js';
 import { EXCEPTION_STATES, PROPAGATE_STATES, isReady } from './states.js';
 
-/** Options of {@link ResultSet.join} and {@link ResultSet.joinNative}. */
-export interface JoinOptions extends GetOptions {
+/**
+ * Options of {@link ResultSet.join} and {@link ResultSet.joinNative}.
+ *
+ * @typeParam T - The members' return type. @default unknown
+ * @example
+ * ```ts
+ * await set.join({ timeout: 10_000, callback: (id, value) => console.log(id, value) });
+ * ```
+ */
+export interface JoinOptions<T = unknown> extends GetOptions {
   /**
    * Called once per result as it arrives (`join`: in input order; `joinNative`: in arrival
-   * order) with the task id and its value. An exception it throws rejects the join. @default undefined
+   * order) with the task id and its value (a TaskError when not propagating a failure). An
+   * exception it throws rejects the join. @default undefined
    */
-  callback?: ((taskId: string, value: unknown) => void) | undefined;
+  callback?: ((taskId: string, value: T | TaskError) => void) | undefined;
 }
 
 /** What `get({ propagate: false })` gives for a ready meta: the value, or the rehydrated error. */
-function valueOf(meta: TaskMeta): unknown {
+function valueOf<T>(meta: TaskMeta): T | TaskError {
   return EXCEPTION_STATES.has(meta.status)
     ? exceptionFromMeta(meta.result, meta.traceback, meta.status)
-    : meta.result;
+    : typedMeta<T>(meta).result;
 }
 
 /**
- * A set of results waited on together (Celery's `ResultSet`).
+ * A set of results waited on together (Celery's `ResultSet`). Not a thenable: its values
+ * come from {@link get} / {@link join}.
  *
+ * @typeParam T - The members' return type (unchecked). @default unknown
  * @example
  * ```ts
- * const set = new ResultSet(ids.map((id) => new AsyncResult(id, backend)), backend);
- * const values = await set.get({ timeout: 30_000 }); // in the order of `ids`
+ * const set = new ResultSet<number>(ids.map((id) => new AsyncResult<number>(id, backend)), backend);
+ * const values: number[] = await set.get({ timeout: 30_000 }); // in the order of `ids`
  * ```
  */
-export class ResultSet {
+export class ResultSet<T = unknown> {
   /** The member results, in order. */
-  readonly results: AsyncResult[];
+  readonly results: Array<AsyncResult<T>>;
   readonly #backend: ResultBackend | undefined;
 
   /**
    * @param results - The members.
    * @param backend - Used for native joins. @default the first member's backend
    */
-  constructor(results: Iterable<AsyncResult>, backend?: ResultBackend) {
+  constructor(results: Iterable<AsyncResult<T>>, backend?: ResultBackend) {
     this.results = [...results];
     this.#backend = backend;
   }
@@ -72,7 +84,7 @@ export class ResultSet {
    * set.add(new AsyncResult(id, backend));
    * ```
    */
-  add(result: AsyncResult): void {
+  add(result: AsyncResult<T>): void {
     if (!this.results.some((r) => r.id === result.id)) this.results.push(result);
   }
 
@@ -85,7 +97,7 @@ export class ResultSet {
    * set.remove(taskId);
    * ```
    */
-  remove(result: AsyncResult | string): void {
+  remove(result: AsyncResult<T> | string): void {
     if (!this.discard(result)) {
       const id = typeof result === 'string' ? result : result.id;
       throw new ArgumentError(`${id} is not a member of this result set`);
@@ -101,7 +113,7 @@ export class ResultSet {
    * set.discard(taskId); // false when absent
    * ```
    */
-  discard(result: AsyncResult | string): boolean {
+  discard(result: AsyncResult<T> | string): boolean {
     const id = typeof result === 'string' ? result : result.id;
     const index = this.results.findIndex((r) => r.id === id);
     if (index < 0) return false;
@@ -179,7 +191,9 @@ export class ResultSet {
    * const [a, b] = await set.get({ timeout: 10_000 });
    * ```
    */
-  get(options: JoinOptions = {}): Promise<unknown[]> {
+  get(options?: JoinOptions<T> & { propagate?: true | undefined }): Promise<T[]>;
+  get(options: JoinOptions<T>): Promise<Array<T | TaskError>>;
+  get(options: JoinOptions<T> = {}): Promise<Array<T | TaskError>> {
     if (this.results.length === 0) return Promise.resolve([]);
     return this.backend.supportsNativeJoin ? this.joinNative(options) : this.join(options);
   }
@@ -194,13 +208,17 @@ export class ResultSet {
    * await set.join({ timeout: 10_000, callback: (id, value) => console.log(id, value) });
    * ```
    */
-  async join(options: JoinOptions = {}): Promise<unknown[]> {
+  join(options?: JoinOptions<T> & { propagate?: true | undefined }): Promise<T[]>;
+  join(options: JoinOptions<T>): Promise<Array<T | TaskError>>;
+  async join(options: JoinOptions<T> = {}): Promise<Array<T | TaskError>> {
     const deadline = options.timeout === undefined ? undefined : performance.now() + options.timeout;
-    const values: unknown[] = [];
+    const values: Array<T | TaskError> = [];
     for (const result of this.results) {
       const remaining = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
       const known = result.meta !== null && isReady(result.meta.status);
-      if (remaining === 0 && !known) throw new TimeoutError('join operation timed out');
+      if (remaining === 0 && !known) {
+        throw new TimeoutError(`The operation timed out: join reached its deadline before task ${result.id}`);
+      }
       const value = await result.get({ ...options, timeout: remaining });
       options.callback?.(result.id, value);
       values.push(value);
@@ -220,7 +238,9 @@ export class ResultSet {
    * const values = await group.joinNative({ timeout: 30_000, callback: (id) => bar.tick() });
    * ```
    */
-  async joinNative(options: JoinOptions = {}): Promise<unknown[]> {
+  joinNative(options?: JoinOptions<T> & { propagate?: true | undefined }): Promise<T[]>;
+  joinNative(options: JoinOptions<T>): Promise<Array<T | TaskError>>;
+  async joinNative(options: JoinOptions<T> = {}): Promise<Array<T | TaskError>> {
     const propagate = options.propagate ?? true;
     const positions = new Map<string, number[]>();
     this.results.forEach((r, i) => {
@@ -228,14 +248,15 @@ export class ResultSet {
       if (at === undefined) positions.set(r.id, [i]);
       else at.push(i);
     });
-    const values: unknown[] = new Array<unknown>(this.results.length).fill(null);
+    const values = new Array<T | TaskError>(this.results.length);
     for await (const [taskId, meta] of this.iterNative(options)) {
       // Throwing below leaves the loop, which calls the generator's return(): that cancels
       // the backend's consumer at once instead of draining the other results.
       const at = positions.get(taskId) ?? [];
       const member = this.results[at[0] ?? -1];
       // The member's own `result` keeps one error object per task (r.result === value).
-      const value = member?.meta === meta ? member.result : valueOf(meta);
+      const own = member !== undefined && member.meta === meta ? member.result : undefined;
+      const value = own instanceof TaskError ? own : valueOf<T>(meta);
       if (propagate && PROPAGATE_STATES.has(meta.status)) throw value;
       options.callback?.(taskId, value);
       for (const i of at) values[i] = value;
@@ -255,7 +276,7 @@ export class ResultSet {
    * ```
    */
   async *iterNative(options: GetOptions = {}): AsyncGenerator<[string, TaskMeta], void, undefined> {
-    const byId = new Map<string, AsyncResult[]>();
+    const byId = new Map<string, Array<AsyncResult<T>>>();
     for (const r of this.results) {
       const list = byId.get(r.id);
       if (list === undefined) byId.set(r.id, [r]);

@@ -1,7 +1,7 @@
 /**
  * Result objects (Celery's `celery.result`): {@link AsyncResult} for one task,
  * {@link ResultSet} for several, {@link GroupResult} for a saved group, and the result tuple
- * (de)serialization the wire uses for `children` (WIRE.md §3). The module others import.
+ * (de)serialization the wire uses for `children` (docs/wire.md §3). The module others import.
  *
  * These modules depend on the {@link ResultBackend} interface only, never on the backend
  * class, so the backend can import them (for `groupResultFromTuple`) without an import cycle.

@@ -1,6 +1,6 @@
 /**
  * Result backend settings: Celery 4.x lower-case names and the 3.1 upper-case names, in
- * Celery's units, resolved to one camelCase object in milliseconds (WIRE.md §1).
+ * Celery's units, resolved to one camelCase object in milliseconds (docs/wire.md §1).
  *
  * @module
  */
@@ -22,7 +22,11 @@ export interface CelerySettings {
   result_serializer: string;
   /** Serializer names or MIME types accepted when decoding. @default ['json'] */
   accept_content: readonly string[];
-  /** Result cache size: -1 off, 0 unlimited, n most recent. @default -1 */
+  /**
+   * READY results kept in memory, so a result read once (and consumed) is still there for
+   * the next read in this process: -1 off (Celery 4.x's default), 0 unlimited, n most recently
+   * used. @default 10000 ({@link DEFAULT_RESULT_CACHE_MAX})
+   */
   result_cache_max: number;
   /** Compression method name or MIME type for result bodies, or null. @default null */
   result_compression: string | null;
@@ -80,7 +84,17 @@ const NAMES: Readonly<Record<Key, readonly [keyof CelerySettings, keyof CelerySe
 
 const KNOWN = new Set<string>(Object.values(NAMES).flat());
 
-/** Celery 4.x defaults (WIRE.md §1). */
+/**
+ * The default result cache size (`result_cache_max`): 10,000 READY metas, least recently used
+ * first out. Celery 4.x defaults to -1 (no cache), which makes a result consumed by one read
+ * (waitFor, get) invisible to the next one; a bounded cache keeps ready results final for
+ * every later read in the process at a bounded memory cost. `-1` restores Celery's behaviour.
+ */
+export const DEFAULT_RESULT_CACHE_MAX = 10_000;
+
+/**
+ * Celery 4.x defaults (docs/wire.md §1), except the result cache ({@link DEFAULT_RESULT_CACHE_MAX}).
+ */
 export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
   exchange: 'celeryresults',
   exchangeType: 'direct',
@@ -88,9 +102,35 @@ export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
   expiresMs: 86_400_000,
   serializer: 'json',
   accept: Object.freeze(['json']),
-  cacheMax: -1,
+  cacheMax: DEFAULT_RESULT_CACHE_MAX,
   compression: null,
 });
+
+/**
+ * A queue expiry in seconds (Celery's `result_expires` and the backends' `expires`) as the
+ * `x-expires` milliseconds, truncated like Celery's `int(expires * 1000)`. null or 0 means
+ * none, since Celery skips a falsy expiry.
+ *
+ * @param what - The option's name, for the error.
+ * @throws ArgumentError for anything else than null, 0 or 0.001-2147483.647 seconds.
+ * @example
+ * ```ts
+ * expiresToMs(3600, 'expires'); // 3_600_000
+ * expiresToMs(null, 'expires'); // null
+ * ```
+ */
+export function expiresToMs(seconds: unknown, what: string): number | null {
+  if (seconds === null || seconds === 0) return null;
+  if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
+    const ms = Math.trunc(seconds * 1000);
+    // x-expires is a signed 32-bit int on the wire and RabbitMQ refuses 0.
+    if (ms < 1 || ms > 0x7fffffff) {
+      throw new ArgumentError(`${what} must be between 0.001 and 2147483.647 seconds, got ${seconds}`);
+    }
+    return ms;
+  }
+  throw new ArgumentError(`${what} must be a number of seconds or null, got ${String(seconds)}`);
+}
 
 const EXCHANGE_TYPES = new Set(['direct', 'topic', 'fanout', 'headers']);
 
@@ -142,18 +182,8 @@ export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSe
   if (typeof persistent !== 'boolean') throw new ArgumentError(`${name('persistent')} must be a boolean`);
 
   const expires = pick('expiresMs');
-  let expiresMs: number | null;
-  if (expires === undefined) expiresMs = DEFAULT_SETTINGS.expiresMs;
-  else if (expires === null || expires === 0) expiresMs = null;
-  else if (typeof expires === 'number' && Number.isFinite(expires) && expires > 0) {
-    expiresMs = Math.trunc(expires * 1000);
-    // x-expires is a signed 32-bit int on the wire and RabbitMQ refuses 0.
-    if (expiresMs < 1 || expiresMs > 0x7fffffff) {
-      throw new ArgumentError(`${name('expiresMs')} must be between 0.001 and 2147483.647 seconds`);
-    }
-  } else {
-    throw new ArgumentError(`${name('expiresMs')} must be a number of seconds or null`);
-  }
+  const expiresMs =
+    expires === undefined ? DEFAULT_SETTINGS.expiresMs : expiresToMs(expires, name('expiresMs'));
 
   const serializer = pick('serializer') ?? DEFAULT_SETTINGS.serializer;
   if (typeof serializer !== 'string') throw new ArgumentError(`${name('serializer')} must be a string`);

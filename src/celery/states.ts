@@ -50,7 +50,7 @@ export const ALL_STATES: ReadonlySet<State> = new Set([
 
 /**
  * Precedence from highest to lowest; `null` is the slot of every state not listed (custom
- * states and IGNORED). WIRE.md §5 gives Celery 3.1's list; Celery 4.x/5.x (the Python peers
+ * states and IGNORED). docs/wire.md §5 gives Celery 3.1's list; Celery 4.x/5.x (the Python peers
  * users run today: `celery.states.PRECEDENCE` in 5.2) also rank REJECTED between RECEIVED
  * and RETRY, and we follow them so both sides agree on which state wins.
  */

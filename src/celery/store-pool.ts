@@ -14,12 +14,10 @@ import type { PublishOptions } from '../kombu/producer.js';
 import { NoCacheQueue } from '../kombu/queue.js';
 import type { QueueOptions } from '../kombu/queue.js';
 import type { Declarable } from '../kombu/types.js';
-import type { ExchangeDeclareOptions, QueueDeclareOptions } from '../transport/types.js';
+import type { ExchangeDeclareParams, QueueDeclareParams } from '../transport/types.js';
 
 /** Store-path declarations are never replayed on recovery. */
 const NO_RECORD = { recover: false } as const;
-/** Frame options of a nowait bind. */
-const NOWAIT = { nowait: true } as const;
 
 /** How the pool declares a result queue. */
 export interface StoreQueueSpec {
@@ -91,12 +89,12 @@ export class StorePool {
   readonly #channels = new Set<Channel>();
   #closed = false;
   readonly #queueOptions: QueueOptions;
-  /** queue.declare options of the store path, built once (nowait and awaited forms). */
-  readonly #declareNowait: QueueDeclareOptions;
-  readonly #declareWait: QueueDeclareOptions;
-  /** exchange.declare options of the store path, built once (nowait and awaited forms). */
-  readonly #exchangeNowait: ExchangeDeclareOptions;
-  readonly #exchangeWait: ExchangeDeclareOptions;
+  /** queue.declare params of the store path (the name set per store), built once (nowait and awaited forms). */
+  readonly #declareNowait: QueueDeclareParams;
+  readonly #declareWait: QueueDeclareParams;
+  /** exchange.declare params of the store path, built once (nowait and awaited forms). */
+  readonly #exchangeNowait: ExchangeDeclareParams;
+  readonly #exchangeWait: ExchangeDeclareParams;
 
   constructor(connection: Connection, options: StorePoolOptions) {
     this.#connection = connection;
@@ -112,28 +110,13 @@ export class StorePool {
       exclusive: false,
       ...(q.expires === null ? {} : { expires: q.expires }),
     };
-    // Exactly the flags and arguments a NoCacheQueue sends (one built once, as a template).
+    // Exactly what a NoCacheQueue and the result exchange send (built once, from a template).
     const { exchange: _unused, ...flags } = this.#queueOptions;
-    const args = new NoCacheQueue('template', flags).queueArguments;
-    const declare: QueueDeclareOptions = {
-      durable: q.durable,
-      exclusive: false,
-      autoDelete: q.autoDelete,
-      passive: false,
-      ...(args === undefined ? {} : { arguments: args }),
-    };
-    this.#declareNowait = { ...declare, nowait: true };
-    this.#declareWait = { ...declare, nowait: false };
-    const x = options.exchange;
-    const exchange: ExchangeDeclareOptions = {
-      durable: x.durable,
-      autoDelete: x.autoDelete,
-      internal: x.internal,
-      passive: false,
-      ...(x.arguments === undefined ? {} : { arguments: x.arguments }),
-    };
-    this.#exchangeNowait = { ...exchange, nowait: true };
-    this.#exchangeWait = { ...exchange, nowait: false };
+    const template = new NoCacheQueue('template', flags);
+    this.#declareNowait = template.declareParams({ nowait: true });
+    this.#declareWait = template.declareParams();
+    this.#exchangeNowait = options.exchange.declareParams({ nowait: true, passive: false });
+    this.#exchangeWait = options.exchange.declareParams({ passive: false });
   }
 
   /** The queue declaration for a routing key, bound to `channel` (or unbound). */
@@ -219,7 +202,7 @@ export class StorePool {
 
   /**
    * Exchange, queue and binding, declared before every store as Celery's NoCacheQueue does
-   * (WIRE.md section 2). The exchange too: an exchange deleted since (by an operator, a
+   * (docs/wire.md §2). The exchange too: an exchange deleted since (by an operator, a
    * vhost cleanup) is recreated by the next store, where a once-per-connection declare
    * failed every store with 404 until a reconnect; an existing exchange costs the broker a
    * lookup. Straight to the channel with option objects built once, and never recorded
@@ -233,27 +216,25 @@ export class StorePool {
       canCacheDeclaration: false,
       cacheKey: routingKey,
       declare: (opts: { nowait?: boolean } = {}) => {
+        const queue = routingKey;
         if (opts.nowait === true) {
           return Promise.all([
             this.#declareExchange(channel, this.#exchangeNowait),
-            channel.declareQueue(routingKey, this.#declareNowait, undefined, NO_RECORD),
-            channel.bindQueue(routingKey, exchange, routingKey, undefined, NOWAIT, undefined, NO_RECORD),
+            channel.declareQueue({ ...this.#declareNowait, queue }, NO_RECORD),
+            channel.bindQueue({ queue, exchange, routingKey, nowait: true }, NO_RECORD),
           ]);
         }
         return this.#declareExchange(channel, this.#exchangeWait)
-          .then(() => channel.declareQueue(routingKey, this.#declareWait, undefined, NO_RECORD))
-          .then(() =>
-            channel.bindQueue(routingKey, exchange, routingKey, undefined, {}, undefined, NO_RECORD),
-          );
+          .then(() => channel.declareQueue({ ...this.#declareWait, queue }, NO_RECORD))
+          .then(() => channel.bindQueue({ queue, exchange, routingKey }, NO_RECORD));
       },
     };
   }
 
   /** The store path's exchange.declare; none for the default exchange, which cannot be declared. */
-  #declareExchange(channel: Channel, options: ExchangeDeclareOptions): Promise<void> {
-    const x = this.#options.exchange;
-    if (x.name === '') return Promise.resolve();
-    return channel.declareExchange(x.name, x.type, options, undefined, NO_RECORD);
+  #declareExchange(channel: Channel, params: ExchangeDeclareParams): Promise<void> {
+    if (params.exchange === '') return Promise.resolve();
+    return channel.declareExchange(params, NO_RECORD);
   }
 
   #open(slot: number): Promise<Producer> {

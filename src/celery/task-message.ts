@@ -35,11 +35,12 @@ export interface TaskEmbed {
 }
 
 /**
- * What {@link encodeTaskMessage} needs.
+ * What {@link encodeTaskMessage} needs. Durations are Celery's: seconds (`countdown`,
+ * `expires`, the time limits), as `apply_async` takes them.
  *
  * @example
  * ```ts
- * const input: TaskMessageInput = { task: 'tasks.add', args: [2, 3], countdown: 1000 };
+ * const input: TaskMessageInput = { task: 'tasks.add', args: [2, 3], countdown: 10 }; // eta = now + 10 s
  * ```
  */
 export interface TaskMessageInput {
@@ -53,15 +54,15 @@ export interface TaskMessageInput {
   kwargs?: Readonly<Record<string, unknown>> | undefined;
   /** Queue the reply goes to (the RPC backend's reply queue), '' for none. @default '' */
   replyTo?: string | undefined;
-  /** Delay in ms before the worker runs it (becomes `eta`). @default undefined */
+  /** Delay in seconds before the worker runs it (becomes `eta`). @default undefined */
   countdown?: number | undefined;
   /** Earliest run time. Ignored when `countdown` is given. @default undefined */
   eta?: Date | undefined;
-  /** Expiry: ms from now, or a Date. @default undefined */
+  /** Expiry: seconds from now, or a Date. @default undefined */
   expires?: number | Date | undefined;
-  /** Hard time limit in ms. @default undefined */
+  /** Hard time limit in seconds (`timelimit[0]`). @default undefined */
   timeLimit?: number | undefined;
-  /** Soft time limit in ms. @default undefined */
+  /** Soft time limit in seconds (`timelimit[1]`). @default undefined */
   softTimeLimit?: number | undefined;
   /** @default 0 */
   retries?: number | undefined;
@@ -87,7 +88,7 @@ export interface TaskMessageInput {
   embed?: Partial<TaskEmbed> | undefined;
   /** Extra headers merged over the protocol's (Celery's `headers=` option). @default {} */
   headers?: FieldTable | undefined;
-  /** Clock for eta/expires (tests). @default Date.now() */
+  /** Clock for eta/expires, ms since the epoch (tests). @default Date.now() */
   now?: number | undefined;
 }
 
@@ -160,17 +161,20 @@ function saferepr(value: unknown): string {
   return text.length > REPR_MAXSIZE ? `${text.slice(0, REPR_MAXSIZE - 3)}...` : text;
 }
 
-function seconds(ms: number | undefined, what: string): number | null {
-  if (ms === undefined) return null;
-  if (!Number.isFinite(ms) || ms < 0) throw new ArgumentError(`${what} must be a non-negative number of ms`);
-  return ms / 1000;
+/** A duration in seconds, checked: undefined stays null (absent). */
+function seconds(value: number | undefined, what: string): number | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new ArgumentError(`${what} must be a non-negative number of seconds, got ${String(value)}`);
+  }
+  return value;
 }
 
 /**
  * Builds a protocol v2 task message exactly as Celery 5.2's `as_task_v2` does.
  *
  * @throws ArgumentError for a missing task name, non-list args, non-object kwargs, a negative
- *   countdown/expires or time limit.
+ *   countdown/expires or time limit (seconds), an invalid eta/expires Date.
  * @example
  * ```ts
  * const m = encodeTaskMessage({ task: 'tasks.add', args: [2, 3], replyTo: backend.oid });

@@ -16,10 +16,15 @@ export interface WaitControlOptions {
   signal?: AbortSignal | undefined;
   /** Called every {@link WaitControlOptions.intervalMs} while waiting. @default undefined */
   onInterval?: (() => void) | undefined;
-  /** Period of `onInterval`. @default 1000 */
+  /** Period of `onInterval`, in ms. @default 1000 */
   intervalMs?: number | undefined;
   /** Builds the timeout error. @default TimeoutError("The operation timed out.") */
   timeoutError?: (() => Error) | undefined;
+}
+
+/** The error a wait ends with when an internal signal (a backend closing) fires: its reason. */
+function reasonOf(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : abortError(signal);
 }
 
 /**
@@ -42,10 +47,15 @@ export class WaitControl {
   /** Stops watching each signal. */
   readonly #unwatch: Array<() => void> = [];
   readonly #onInterval: (() => void) | undefined;
+  /** Aborted (with the error) when the wait is cancelled; made on first use. */
+  #controller: AbortController | undefined;
+  /** What may explain a timeout (see {@link note}). */
+  #cause: Error | undefined;
 
   /**
    * @param options - Deadline, signal, interval callback.
-   * @param extraSignals - More signals (e.g. the backend closing).
+   * @param extraSignals - Internal signals (e.g. the backend closing): the wait ends with
+   *   their reason when it is an Error, where the caller's own signal gives an AbortError.
    */
   constructor(options: WaitControlOptions, ...extraSignals: Array<AbortSignal | undefined>) {
     this.#failed = new Promise<never>((_, reject) => {
@@ -53,22 +63,40 @@ export class WaitControl {
     });
     this.#failed.catch(() => undefined);
     this.#onInterval = options.onInterval;
-    const signals = [options.signal, ...extraSignals].filter((s): s is AbortSignal => s !== undefined);
-    for (const s of signals) {
-      if (s.aborted) {
-        this.cancel(abortError(s));
-        break;
-      }
-      // Shared per signal: many waits on one signal must not pile listeners on it.
-      this.#unwatch.push(onAbort(s, () => this.cancel(abortError(s))));
-    }
+    this.#watch(options.signal, abortError);
+    for (const s of extraSignals) this.#watch(s, reasonOf);
     if (options.timeout !== undefined && this.cancelled === undefined) {
       const make = options.timeoutError ?? (() => new TimeoutError());
-      this.#timer = setTimeout(() => this.cancel(make()), Math.max(0, options.timeout));
+      this.#timer = setTimeout(() => this.cancel(this.#explained(make())), Math.max(0, options.timeout));
     }
     if (options.onInterval !== undefined && this.cancelled === undefined) {
       this.#interval = setInterval(() => this.interval(), options.intervalMs ?? 1000);
     }
+  }
+
+  #watch(signal: AbortSignal | undefined, toError: (s: AbortSignal) => Error): void {
+    if (signal === undefined || this.cancelled !== undefined) return;
+    if (signal.aborted) {
+      this.cancel(toError(signal));
+      return;
+    }
+    // Shared per signal: many waits on one signal must not pile listeners on it.
+    this.#unwatch.push(onAbort(signal, () => this.cancel(toError(signal))));
+  }
+
+  /**
+   * Notes what the waiting side learned that may explain a timeout (a result queue lost
+   * with its node): a TimeoutError at the deadline then names it and carries it as `cause`.
+   * The first note wins.
+   */
+  note(cause: Error): void {
+    this.#cause ??= cause;
+  }
+
+  #explained(err: Error): Error {
+    const cause = this.#cause;
+    if (cause === undefined || !(err instanceof TimeoutError)) return err;
+    return new TimeoutError(`${err.message} ${cause.message}`, { cause });
   }
 
   /** Rejects the wait with `err` (first call wins). */
@@ -77,6 +105,19 @@ export class WaitControl {
     this.cancelled = err;
     this.#fail(err);
     this.#clearTimers();
+    this.#controller?.abort(err);
+  }
+
+  /**
+   * A signal that aborts, with the wait's error as its reason, when the wait is cancelled:
+   * hands the deadline and the signals on to work that takes only a signal.
+   */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.cancelled !== undefined) this.#controller.abort(this.cancelled);
+    }
+    return this.#controller.signal;
   }
 
   /** Calls the interval callback now; a throwing callback fails the wait. */

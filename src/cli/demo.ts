@@ -7,8 +7,7 @@
  */
 import { Command, Option } from 'commander';
 import { redact } from '../errors.js';
-import { collectAll, storeAll, taskIds } from './bench/backend-runner.js';
-import { rate, round } from './bench/stats.js';
+import { collectAll, rate, round, storeAll, taskIds } from './demo-runner.js';
 import { CliError, EXIT, Output, formatCount, progress } from './io.js';
 import type { CliIo } from './io.js';
 import { addResultOptions, parseCount, secondsToMs, withBackend } from './options.js';
@@ -42,7 +41,7 @@ export function demoCommand(io: CliIo): Command {
         .argParser(secondsToMs)
         .default(120_000, '120'),
     );
-  addResultOptions(cmd, `broker URL (default: ${DEMO_BROKER}, the embedded broker)`).action(
+  addResultOptions(cmd, { brokerHelp: `broker URL (default: ${DEMO_BROKER}, the embedded broker)` }).action(
     async (opts: DemoOptions) => {
       const out = new Output(io, opts.json === true);
       // Only an explicit --broker leaves the embedded broker: the demo must run anywhere.

@@ -57,7 +57,8 @@ export function describeMeta(record: Record<string, unknown>): string {
  */
 export function getCommand(io: CliIo): Command {
   const cmd = new Command('get')
-    .description('print the current state of a task (PENDING when unknown)')
+    .summary('print the current state of a task (does not consume it)')
+    .description('print the current state of a task (PENDING when unknown); leaves the result on the broker')
     .argument('<task-id>', 'the task id');
   addResultOptions(cmd).action(async (taskId: string, opts: ResultOptions) => {
     const out = new Output(io, opts.json === true);

@@ -168,11 +168,23 @@ export function describeError(err: unknown): string {
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     const text = current instanceof Error ? current.message : String(current);
-    // A wrapper often repeats its cause's text: say each thing once.
-    if (text !== '' && !parts.some((p) => p.includes(text))) parts.push(text);
+    if (text !== '' && !alreadySaid(parts, text)) parts.push(text);
     current = current instanceof Error ? current.cause : undefined;
   }
   return redact(parts.join(': ') || 'unknown error').replace(/\s*\n\s*/g, ' ');
+}
+
+/**
+ * A wrapper often repeats its cause's text, and a cause often quotes the broker's reply that
+ * its wrapper already quoted (amqplib's "Handshake terminated by server: 403 (ACCESS-REFUSED)
+ * with message "ACCESS_REFUSED - ..."" under our "access refused by URL: ACCESS_REFUSED - ...").
+ * A text is said when an earlier part contains it, or it contains a whole clause (12
+ * characters or more between ': ') of an earlier part.
+ */
+function alreadySaid(parts: readonly string[], text: string): boolean {
+  return parts.some(
+    (p) => p.includes(text) || p.split(': ').some((clause) => clause.length >= 12 && text.includes(clause)),
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * Options shared by the result commands (`store`, `get`, `wait`, `watch`, `demo`, `bench`)
- * and their translation into {@link AMQPBackendOptions}. The CLI speaks Celery's units
+ * Options shared by the result commands (`store`, `get`, `wait`, `watch`, `demo`) and the
+ * bench, and their translation into {@link AMQPBackendOptions}. The CLI speaks Celery's units
  * (seconds); the library takes milliseconds, so every duration is converted here, once.
  *
  * @module
@@ -9,10 +9,20 @@ import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import type { AMQPBackend } from '../celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../celery/backend-options.js';
+import { AbortError } from '../errors.js';
+import { isRecoverable, retryOverTime } from '../kombu/retry.js';
+import { DEFAULT_BROKER_URL, resolveBrokerUrl } from '../transport/url.js';
+import { describeError } from './io.js';
 import type { CliIo } from './io.js';
 
-/** The broker the result commands use when neither `--broker` nor `CELERY_BROKER_URL` is set. */
-export const DEFAULT_BROKER = 'amqp://guest:guest@127.0.0.1:5672//';
+/**
+ * Connection-level failures a command retries by default, as Celery retries a result
+ * publish (`retry_policy` max_retries).
+ */
+export const DEFAULT_RETRIES = 20;
+
+/** Sleeps between retries, ms: 0, 1, 1, 1, ... s, Celery's result publish policy. */
+const RETRY_INTERVALS = { intervalStart: 0, intervalStep: 1000, intervalMax: 1000 } as const;
 
 /** Serializers the CLI offers (pickle is deliberately absent: it is never decoded). */
 export const SERIALIZERS = ['json', 'msgpack', 'yaml'] as const;
@@ -30,6 +40,8 @@ export interface ResultOptions {
   compression?: string;
   exchange?: string;
   json?: boolean;
+  /** Connection-level retries (`--retries`). @default {@link DEFAULT_RETRIES} */
+  retries?: number;
 }
 
 /**
@@ -83,9 +95,27 @@ export function parseCount(value: string): number {
 }
 
 /**
- * Adds `--broker`, `--transient`, `--expires`, `--serializer`, `--compression`, `--exchange`
- * and `--json` to a command.
+ * Parses a count that may be zero (`--retries`).
  *
+ * @example
+ * ```ts
+ * parseRetries('0'); // 0
+ * ```
+ */
+export function parseRetries(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) {
+    throw new InvalidArgumentError(`expected an integer >= 0, got '${value}'`);
+  }
+  return n;
+}
+
+/**
+ * Adds `--broker`, `--transient`, `--expires`, `--serializer`, `--compression`, `--exchange`,
+ * `--json` and (for the commands that run through {@link withBackend}) `--retries`.
+ *
+ * @param options - `brokerHelp` replaces the `--broker` help; `retries: false` leaves
+ *   `--retries` out. @default { retries: true }
  * @example
  * ```ts
  * addResultOptions(new Command('get'));
@@ -93,10 +123,13 @@ export function parseCount(value: string): number {
  */
 export function addResultOptions(
   cmd: Command,
-  brokerHelp = `broker URL (default: $CELERY_BROKER_URL or ${DEFAULT_BROKER})`,
+  options: { brokerHelp?: string; retries?: boolean } = {},
 ): Command {
-  return cmd
-    .option('--broker <url>', brokerHelp)
+  cmd
+    .option(
+      '--broker <url>',
+      options.brokerHelp ?? `broker URL (default: $CELERY_BROKER_URL, else ${DEFAULT_BROKER_URL})`,
+    )
     .option('--transient', 'non-persistent results: transient exchange/queues, delivery_mode 1')
     .option(
       '--expires <seconds>',
@@ -107,19 +140,25 @@ export function addResultOptions(
     .addOption(new Option('--compression <name>', 'result body compression').choices(COMPRESSIONS))
     .option('--exchange <name>', 'result exchange (default: celeryresults)')
     .option('--json', 'print each result as one JSON line (the default when stdout is not a terminal)');
+  if (options.retries === false) return cmd;
+  return cmd.option(
+    '--retries <count>',
+    `retries after a connection-level failure, each announced on stderr (default: ${DEFAULT_RETRIES})`,
+    parseRetries,
+  );
 }
 
 /**
- * The broker URL: `--broker`, else `CELERY_BROKER_URL`, else `fallback`.
+ * The broker URL, by Celery's rule: `--broker`, else `CELERY_BROKER_URL`, else
+ * `amqp://guest:guest@localhost:5672//`.
  *
  * @example
  * ```ts
- * brokerUrl({}, io); // 'amqp://guest:guest@127.0.0.1:5672//' unless CELERY_BROKER_URL is set
+ * brokerUrl({}, io); // 'amqp://guest:guest@localhost:5672//' unless CELERY_BROKER_URL is set
  * ```
  */
-export function brokerUrl(opts: ResultOptions, io: CliIo, fallback = DEFAULT_BROKER): string {
-  const fromEnv = io.env['CELERY_BROKER_URL'];
-  return opts.broker ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : fallback);
+export function brokerUrl(opts: ResultOptions, io: CliIo): string {
+  return resolveBrokerUrl(opts.broker, io.env);
 }
 
 /**
@@ -128,7 +167,7 @@ export function brokerUrl(opts: ResultOptions, io: CliIo, fallback = DEFAULT_BRO
  * @example
  * ```ts
  * backendOptions({ transient: true, expires: 60_000 }, 'memory://');
- * // { connection: 'memory://', persistent: false, expires: 60000, accept: [...] }
+ * // { connection: 'memory://', persistent: false, expires: 60, accept: [...] }
  * ```
  */
 export function backendOptions(opts: ResultOptions, url: string): AMQPBackendOptions {
@@ -138,7 +177,8 @@ export function backendOptions(opts: ResultOptions, url: string): AMQPBackendOpt
     accept: [...SERIALIZERS],
   };
   if (opts.transient === true) options.persistent = false;
-  if (opts.expires !== undefined) options.expires = opts.expires;
+  // The flag is parsed to ms; the backends take Celery's seconds.
+  if (opts.expires !== undefined) options.expires = opts.expires === null ? null : opts.expires / 1000;
   if (opts.serializer !== undefined) options.serializer = opts.serializer;
   if (opts.compression !== undefined) options.compression = opts.compression;
   if (opts.exchange !== undefined) options.exchange = opts.exchange;
@@ -158,10 +198,9 @@ export function backendOptions(opts: ResultOptions, url: string): AMQPBackendOpt
 export async function openBackend(
   opts: ResultOptions,
   io: CliIo,
-  fallback = DEFAULT_BROKER,
   extra: Partial<AMQPBackendOptions> = {},
 ): Promise<AMQPBackend> {
-  const options: AMQPBackendOptions = { ...backendOptions(opts, brokerUrl(opts, io, fallback)), ...extra };
+  const options: AMQPBackendOptions = { ...backendOptions(opts, brokerUrl(opts, io)), ...extra };
   if (io.createBackend !== undefined) return io.createBackend(options);
   const { AMQPBackend: Backend } = await import('../celery/amqp-backend.js');
   return new Backend(options);
@@ -169,20 +208,38 @@ export async function openBackend(
 
 /**
  * Runs `fn` with a backend and always closes it, without letting a failing close hide the
- * real error.
+ * real error. A connection-level failure (broker down, connection lost; not a refused login)
+ * is retried up to `--retries` times with a fresh backend, each retry announced on stderr as
+ * `celery-amqp: retrying (3/20): <error>`; the backend itself does not retry, so that nothing
+ * is retried silently.
  *
  * @example
  * ```ts
  * await withBackend(opts, io, (b) => b.getTaskMeta(id));
  * ```
  */
-export async function withBackend<T>(
+export function withBackend<T>(
   opts: ResultOptions,
   io: CliIo,
   fn: (backend: AMQPBackend) => Promise<T>,
-  fallback = DEFAULT_BROKER,
 ): Promise<T> {
-  const backend = await openBackend(opts, io, fallback);
+  const retries = opts.retries ?? DEFAULT_RETRIES;
+  return retryOverTime(() => withOneBackend(opts, io, fn), {
+    policy: { ...RETRY_INTERVALS, maxRetries: retries },
+    isRecoverable: (err) => isRecoverable(err) && !(err instanceof AbortError),
+    onRetry: (err, attempt) => {
+      io.stderr.write(`celery-amqp: retrying (${attempt}/${retries}): ${describeError(err)}\n`);
+    },
+    signal: io.signal,
+  });
+}
+
+async function withOneBackend<T>(
+  opts: ResultOptions,
+  io: CliIo,
+  fn: (backend: AMQPBackend) => Promise<T>,
+): Promise<T> {
+  const backend = await openBackend(opts, io, { retryPolicy: { maxRetries: 0 } });
   let failed = false;
   try {
     return await fn(backend);

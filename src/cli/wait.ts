@@ -1,10 +1,20 @@
 /**
- * `celery-amqp wait <task-id> [--timeout S]`: blocks until the task is ready (SUCCESS,
- * FAILURE or REVOKED) and prints its meta. Exit 3 when the timeout comes first.
+ * `celery-amqp wait <task-id> [--timeout S] [--keep]`: blocks until the task is ready
+ * (SUCCESS, FAILURE or REVOKED) and prints its meta. Exit 3 when the timeout comes first.
+ *
+ * Without `--keep` it waits as Celery's `wait_for` does, consuming the result message: the
+ * result is then gone from the broker (another process's `wait` or `get` finds PENDING).
+ * With `--keep` it polls as `get` does (the message is requeued each time), so the result
+ * stays for others.
  *
  * @module
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import type { AMQPBackend } from '../celery/amqp-backend.js';
+import type { TaskMeta } from '../celery/backend-types.js';
+import { isReady } from '../celery/states.js';
+import { TimeoutError } from '../errors.js';
+import { sleep } from '../kombu/retry.js';
 import { CliError, EXIT, Output, isTimeout } from './io.js';
 import type { CliIo } from './io.js';
 import { describeMeta, metaRecord } from './get.js';
@@ -14,6 +24,34 @@ import type { ResultOptions } from './options.js';
 interface WaitOptions extends ResultOptions {
   /** Milliseconds (parsed from seconds). */
   timeout?: number;
+  keep?: boolean;
+  /** Milliseconds between polls with --keep (parsed from seconds). */
+  interval: number;
+}
+
+/**
+ * Polls `getTaskMeta` (which leaves the result in its queue) every `intervalMs` until the
+ * state is ready; throws TimeoutError once `deadline` (a `Date.now()` time) has passed.
+ *
+ * @example
+ * ```ts
+ * const meta = await pollUntilReady(backend, id, 500, Date.now() + 10_000);
+ * ```
+ */
+export async function pollUntilReady(
+  backend: AMQPBackend,
+  taskId: string,
+  intervalMs: number,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<TaskMeta> {
+  for (;;) {
+    const meta = await backend.getTaskMeta(taskId, signal === undefined ? {} : { signal });
+    if (isReady(meta.status)) return meta;
+    const left = deadline - Date.now();
+    if (left <= 0) throw new TimeoutError(`task ${taskId} not ready (last state ${meta.status})`);
+    await sleep(Math.min(intervalMs, left), { signal });
+  }
 }
 
 /**
@@ -26,18 +64,33 @@ interface WaitOptions extends ResultOptions {
  */
 export function waitCommand(io: CliIo): Command {
   const cmd = new Command('wait')
-    .description('wait until a task is ready and print its result (exit 3 on timeout)')
+    .summary('wait until a task is ready and print it (consumes it unless --keep)')
+    .description(
+      'wait until a task is ready and print its result (exit 3 on timeout); consumes the result ' +
+        'message unless --keep',
+    )
     .argument('<task-id>', 'the task id')
-    .option('--timeout <seconds>', 'give up after this many seconds (default: wait forever)', secondsToMs);
+    .option('--timeout <seconds>', 'give up after this many seconds (default: wait forever)', secondsToMs)
+    .option('--keep', 'leave the result on the broker: poll as `get` does instead of consuming it')
+    .addOption(
+      new Option('--interval <seconds>', 'time between polls with --keep')
+        .argParser(secondsToMs)
+        .default(500, '0.5'),
+    );
   addResultOptions(cmd).action(async (taskId: string, opts: WaitOptions) => {
     const out = new Output(io, opts.json === true);
+    // One deadline for every attempt: a retry after a lost connection does not restart it.
+    const deadline = opts.timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeout;
+    const left = (): number => Math.max(0, deadline - Date.now());
     const meta = await withBackend(opts, io, (backend) =>
-      backend.waitFor(taskId, {
-        // A FAILURE is a result to print, not an error of this command.
-        propagate: false,
-        ...(opts.timeout === undefined ? {} : { timeout: opts.timeout }),
-        ...(io.signal === undefined ? {} : { signal: io.signal }),
-      }),
+      opts.keep === true
+        ? pollUntilReady(backend, taskId, opts.interval, deadline, io.signal)
+        : backend.waitFor(taskId, {
+            // A FAILURE is a result to print, not an error of this command.
+            propagate: false,
+            ...(opts.timeout === undefined ? {} : { timeout: left() }),
+            ...(io.signal === undefined ? {} : { signal: io.signal }),
+          }),
     ).catch((err: unknown) => {
       if (isTimeout(err)) {
         throw new CliError(

@@ -1,7 +1,7 @@
 /**
  * `celery-amqp watch <task-id>... [--timeout S]`: collects many results with one consumer
  * (Celery's `get_many`), printing each as it arrives. Exit 3, naming how many are missing,
- * when the timeout leaves some out.
+ * when the timeout leaves some out. Like `wait`, it consumes the result messages it prints.
  *
  * @module
  */
@@ -27,7 +27,11 @@ interface WatchOptions extends ResultOptions {
  */
 export function watchCommand(io: CliIo): Command {
   const cmd = new Command('watch')
-    .description('print results as they become ready (exit 3 if the timeout leaves some missing)')
+    .summary('print results as they become ready (consumes them)')
+    .description(
+      'print results as they become ready (exit 3 if the timeout leaves some missing); consumes the ' +
+        'result messages',
+    )
     .argument('<task-id...>', 'the task ids')
     .option('--timeout <seconds>', 'give up after this many seconds (default: wait forever)', secondsToMs);
   addResultOptions(cmd).action(async (taskIds: string[], opts: WatchOptions) => {
@@ -36,10 +40,13 @@ export function watchCommand(io: CliIo): Command {
     const received = new Set<string>();
     const bar = progress(io, 'watch', wanted.size);
     let timedOut = false;
+    // One deadline for every attempt: a retry after a lost connection does not restart it.
+    const deadline = opts.timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeout;
     try {
       await withBackend(opts, io, async (backend) => {
-        const results = backend.getMany(wanted, {
-          ...(opts.timeout === undefined ? {} : { timeout: opts.timeout }),
+        const pending = [...wanted].filter((id) => !received.has(id));
+        const results = backend.getMany(pending, {
+          ...(opts.timeout === undefined ? {} : { timeout: Math.max(0, deadline - Date.now()) }),
           ...(io.signal === undefined ? {} : { signal: io.signal }),
         });
         try {

@@ -4,19 +4,15 @@
  * @module
  */
 import type { FieldTable } from '../transport/types.js';
-import type { Channel, RecoverOptions } from './channel.js';
+import type { Channel } from './channel.js';
+import type { CallOptions } from './channel-types.js';
+import type { BindToOptions } from './entity.js';
 import type { Exchange } from './exchange.js';
 
 /** Anything a binding can be applied to: a Queue or an Exchange. */
 export interface Bindable {
-  bindTo(
-    exchange: Exchange | string,
-    options?: { routingKey?: string; arguments?: FieldTable; nowait?: boolean; recover?: boolean },
-  ): Promise<unknown>;
-  unbindFrom(
-    exchange: Exchange | string,
-    options?: { routingKey?: string; arguments?: FieldTable },
-  ): Promise<unknown>;
+  bindTo(exchange: Exchange | string, options?: BindToOptions): Promise<unknown>;
+  unbindFrom(exchange: Exchange | string, options?: BindToOptions): Promise<unknown>;
 }
 
 /**
@@ -54,7 +50,7 @@ export class Binding {
    * await binding.declare(channel);
    * ```
    */
-  async declare(channel: Channel, options: { nowait?: boolean } & RecoverOptions = {}): Promise<void> {
+  async declare(channel: Channel, options: { nowait?: boolean } & CallOptions = {}): Promise<void> {
     if (this.exchange !== undefined && this.exchange.name !== '') {
       await this.exchange.bind(channel).declare(options);
     }
@@ -68,7 +64,7 @@ export class Binding {
    * await binding.bind(queue);
    * ```
    */
-  async bind(entity: Bindable, options: { nowait?: boolean } & RecoverOptions = {}): Promise<void> {
+  async bind(entity: Bindable, options: { nowait?: boolean } & CallOptions = {}): Promise<void> {
     if (this.exchange === undefined) return;
     await entity.bindTo(this.exchange, {
       routingKey: this.routingKey,

@@ -1,121 +1,40 @@
 /**
  * The kombu Channel: a recovering wrapper around one {@link TransportChannel}.
  *
- * The transport channel underneath is replaced when it dies: after a channel error (e.g. a
- * 406 on an inequivalent declare) the next operation opens a fresh one; after a reconnect
- * the Connection asks every channel to recover, which reopens it, re-applies qos and flow,
- * redeclares every entity declared through it (in declaration order) and re-consumes every
- * active consumer with the same tag and callback.
+ * Every operation takes the transport's own parameter object for its AMQP method, plus one
+ * bag of {@link CallOptions} (`timeout`, `signal`, `recover`). The transport channel
+ * underneath is replaced when it dies: after a channel error (e.g. a 406 on an inequivalent
+ * declare) the next operation opens a fresh one; after a reconnect the Connection asks every
+ * channel to recover, which reopens it, re-applies qos and flow, replays every declaration
+ * made through it (in declaration order, by kind) and re-consumes every active consumer with
+ * the same tag and handler.
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { ChannelError, CeleryAmqpError } from '../errors.js';
-import type {
-  ConsumeOptions,
-  Delivery,
-  ExchangeDeclareOptions,
-  ExchangeType,
-  FieldTable,
-  MessageProperties,
-  PublishOptions,
-  QueueDeclareOk,
-  QueueDeclareOptions,
-  ReturnedMessage,
-  TransportChannel,
-  TransportConnection,
-} from '../transport/types.js';
+import { CallbackError, ChannelError, CeleryAmqpError } from '../errors.js';
+// The transport types: one parameter object per AMQP method (AMQP.QueueBindParams, ...).
+import type * as AMQP from '../transport/types.js';
 import type { Connection } from './connection.js';
-import { Message } from './message.js';
-import type { MessageOptions } from './message.js';
-import { ConsumerRestorer, reportMissing } from './queue-loss.js';
+import { ChannelConsumers, newConsumerTag } from './channel-consumers.js';
+import type { MessageHandler } from './channel-consumers.js';
+import { Message, reportChannelCloseErrors } from './message.js';
+import { ConsumerRestorer } from './queue-loss.js';
 import { RecoveryRecord } from './recovery-record.js';
-import type { Replay } from './recovery-record.js';
+import type { RecordKey, RecordedOp } from './recovery-record.js';
 import { isRecoverable, withDeadline } from './retry.js';
 import type { WaitOptions } from './retry.js';
+import type {
+  CallOptions,
+  ChannelEvents,
+  ChannelOptions,
+  RecoveringChannel,
+  RecoveryHook,
+} from './channel-types.js';
 
-/** Events of a kombu {@link Channel}. */
-export interface ChannelEvents {
-  /** An unroutable mandatory message came back. */
-  return: [message: ReturnedMessage];
-  /** The broker cancelled a consumer (its queue was deleted). */
-  cancel: [consumerTag: string];
-  /** The channel was closed by {@link Channel.close}. */
-  close: [];
-  /**
-   * A server-named queue got a new name from the broker while recovering (RabbitMQ refuses
-   * to redeclare an `amq.gen-*` name); consumers and bindings moved to the new name.
-   */
-  rename: [oldName: string, newName: string];
-}
-
-/** A delivery handler: the delivery and the transport channel it arrived on. */
-export type DeliveryHandler = (delivery: Delivery, channel: TransportChannel) => void;
-
-interface ConsumerRecord {
-  queue: string;
-  handler: DeliveryHandler;
-  options: ConsumeOptions;
-}
-
-/**
- * Per-call recovery choice of a declaration (a kombu option, never sent to the broker).
- *
- * @example
- * ```ts
- * await channel.declareQueue(name, { autoDelete: true }, undefined, { recover: false });
- * ```
- */
-export interface RecoverOptions {
-  /**
-   * Remember the declaration so that it is replayed after a reconnect. A store path that
-   * declares a fresh queue before every publish passes false: the queue is declared again
-   * with the next publish anyway, and remembering it would only fill the record.
-   * @default the channel's `recoverDeclarations`
-   */
-  recover?: boolean;
-}
-
-/**
- * Restores broker state of its own on a reopened transport channel (see
- * {@link Channel.addRecoveryHook}). A rejection that is recoverable (the connection dropped
- * again) restarts the recovery; any other is reported on the connection.
- */
-export type RecoveryHook = (ch: TransportChannel) => Promise<void>;
-
-/** Options of {@link Channel}. */
-export interface ChannelOptions {
-  /** Publisher confirms: publish resolves on the broker's ack. @default false */
-  confirm?: boolean;
-  /**
-   * Most declarations remembered for recovery; the oldest are forgotten first, except those
-   * of queues being consumed from (they are what saves results after a reconnect).
-   * @default 10000
-   */
-  recoveryLimit?: number;
-  /**
-   * Remember declarations for recovery. False for publish-only channels that redeclare
-   * before every publish (the result store path): nothing is recorded, nothing replayed.
-   * Consumers are re-consumed either way. @default true
-   */
-  recoverDeclarations?: boolean;
-}
-
-let consumerCounter = 0;
-const TAG_NONCE = randomBytes(4).toString('hex');
-
-/**
- * A new consumer tag, unique in this process: `<prefix><nonce>.<n>`.
- *
- * @example
- * ```ts
- * newConsumerTag('celery.'); // 'celery.1a2b3c4d.1'
- * ```
- */
-export function newConsumerTag(prefix = 'ctag.'): string {
-  consumerCounter += 1;
-  return `${prefix}${TAG_NONCE}.${consumerCounter}`;
+/** The params of a declaration as recorded: replayed waiting for the reply, never nowait. */
+function waited<P extends { nowait?: boolean }>(params: P): P {
+  return params.nowait === true ? { ...params, nowait: false } : params;
 }
 
 /**
@@ -128,7 +47,8 @@ export function newConsumerTag(prefix = 'ctag.'): string {
  * @example
  * ```ts
  * const channel = await connection.channel({ confirm: true });
- * await new Exchange('logs', { type: 'fanout' }).bind(channel).declare();
+ * await channel.declareExchange({ exchange: 'logs', type: 'fanout' });
+ * await channel.bindQueue({ queue: 'q', exchange: 'logs' });
  * ```
  */
 export class Channel extends EventEmitter<ChannelEvents> {
@@ -136,40 +56,45 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly connection: Connection;
   /** Publisher-confirm mode. @default false */
   readonly confirm: boolean;
-  /** The transport channel in use, `null` while (re)opening. */
-  transportChannel: TransportChannel | null = null;
 
+  /** The transport channel in use, `null` while (re)opening. */
+  #transport: AMQP.TransportChannel | null = null;
   readonly #recordByDefault: boolean;
   /** Declarations replayed after a reconnect, and which queues are consumed from. */
   readonly #record: RecoveryRecord;
-  #ready: Promise<TransportChannel> | null = null;
+  #ready: Promise<AMQP.TransportChannel> | null = null;
   #generation = -1;
   #closed = false;
   #everOpened = false;
-  #qos: [number, number, boolean] | undefined;
+  #qos: AMQP.BasicQosParams | undefined;
   #flowActive = true;
-  readonly #consumers = new Map<string, ConsumerRecord>();
+  readonly #consumers: ChannelConsumers;
   readonly #hooks = new Set<RecoveryHook>();
-  /** Per handler, the transport callback of unrecorded consumers (one closure, not one each). */
-  readonly #deliverers = new WeakMap<DeliveryHandler, [TransportChannel, (d: Delivery) => void]>();
   /** Brings back consumers whose queue was lost (queue-loss.ts). */
-  readonly #restorer: ConsumerRestorer<ConsumerRecord>;
-  /** Recorded queues declared durable: their node's loss makes them unavailable, not lost. */
-  readonly #durable = new Set<string>();
+  readonly #restorer: ConsumerRestorer;
+  /** Reports an error nobody else can receive: on the connection's error path. */
+  readonly #report = (err: unknown): void => this.connection.reportError(err);
 
-  /** @internal Use `connection.channel()`. */
+  /** Not for direct use: channels come from `connection.channel()`. */
   constructor(connection: Connection, options: ChannelOptions = {}) {
     super();
     this.connection = connection;
     this.confirm = options.confirm ?? false;
     this.#recordByDefault = options.recoverDeclarations ?? true;
-    this.#record = new RecoveryRecord(options.recoveryLimit ?? 10000);
-    this.#restorer = new ConsumerRestorer<ConsumerRecord>({
+    const record = new RecoveryRecord(options.recoveryLimit ?? 10000);
+    this.#record = record;
+    this.#consumers = new ChannelConsumers({
+      record,
+      report: this.#report,
+      dispatched: () => connection.dispatched(),
+      cancelled: (tag) => this.#emitSafely('cancel', () => this.emit('cancel', tag)),
+    });
+    this.#restorer = new ConsumerRestorer({
       connection,
-      queueOf: (rec) => rec.queue,
-      durable: (rec) => this.#durable.has(rec.queue),
-      redeclare: (rec, ch) => this.#record.replayQueue(ch, rec.queue),
-      resume: (tag, rec) => this.#resume(tag, rec),
+      record,
+      consumers: this.#consumers,
+      transport: () => this.#transport,
+      renamed: (original, newName) => this.#renamed(original, newName),
     });
   }
 
@@ -183,35 +108,36 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return this.#closed;
   }
 
+  /** True while a transport channel is open under this channel (false while it reopens). */
+  get ready(): boolean {
+    const ch = this.#transport;
+    return ch !== null && !ch.closed;
+  }
+
   /** Consumer tags currently registered (re-consumed after a reconnect). */
   get consumerTags(): string[] {
-    return [...this.#consumers.keys()];
+    return this.#consumers.tags();
   }
 
   /**
    * Runs `op` on the current transport channel, or once one is open again. The fast path
    * (channel open) calls `op` synchronously: no await, no allocation.
-   *
-   * @example
-   * ```ts
-   * await channel.run((ch) => ch.purgeQueue('q'));
-   * ```
    */
-  run<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
-    const ch = this.transportChannel;
+  #run<T>(op: (ch: AMQP.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+    const ch = this.#transport;
     if (ch !== null && !ch.closed) return op(ch);
     return this.#slow(op, wait);
   }
 
   /**
-   * {@link run} for operations that are safe to repeat (declare, bind, consume, qos): when
+   * {@link #run} for operations that are safe to repeat (declare, bind, consume, qos): when
    * the connection drops under one, it is carried out again once the channel has recovered
    * instead of failing the caller (getMany setting up thousands of consumers during a cut).
    * It fails when reaching the channel fails: the connection gave up, or was closed.
    */
-  #idempotent<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+  #idempotent<T>(op: (ch: AMQP.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
     let reached = false;
-    return this.run((ch) => {
+    return this.#run((ch) => {
       reached = true;
       return op(ch);
     }, wait).catch((err: unknown) => {
@@ -222,28 +148,39 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /**
-   * Runs a declaration (idempotently) and records it for recovery under `key` (none when
-   * undefined). A declaration the broker refuses is forgotten again: replayed after every
-   * reconnect it would be refused every time, and a connection-level refusal (503 for an
-   * unknown exchange type) would take the recovered connection down with it, forever.
+   * Runs a declaration (idempotently) and records it for recovery, unless `op` is undefined
+   * (passive) or the call opts out. A declaration the broker refuses is forgotten again:
+   * replayed after every reconnect it would be refused every time, and a connection-level
+   * refusal (503 for an unknown exchange type) would take the recovered connection down with
+   * it, forever.
    */
   #declare<T>(
-    key: string | undefined,
-    replay: Replay,
-    op: (ch: TransportChannel) => Promise<T>,
-    wait: WaitOptions | undefined,
+    op: RecordedOp | undefined,
+    options: CallOptions | undefined,
+    send: (ch: AMQP.TransportChannel) => Promise<T>,
   ): Promise<T> {
-    if (key === undefined) return this.#idempotent(op, wait);
-    this.#record.remember(key, replay);
-    return this.#idempotent(op, wait).catch((err: unknown) => {
+    if (op === undefined || !(options?.recover ?? this.#recordByDefault))
+      return this.#idempotent(send, options);
+    const token = this.#record.remember(op);
+    return this.#idempotent(send, options).catch((err: unknown) => {
       if (err instanceof CeleryAmqpError && !err.recoverable && err.replyCode !== undefined)
-        this.#record.forget(key, replay);
+        this.#record.forget(op, token);
       throw err;
     });
   }
 
-  #slow<T>(op: (ch: TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
-    const ready = this.whenReady();
+  /** Forgets a recorded declaration (unbind, delete), then runs the operation. */
+  #undo<T>(
+    key: RecordKey,
+    options: WaitOptions | undefined,
+    send: (ch: AMQP.TransportChannel) => Promise<T>,
+  ) {
+    this.#record.forget(key);
+    return this.#run(send, options);
+  }
+
+  #slow<T>(op: (ch: AMQP.TransportChannel) => Promise<T>, wait?: WaitOptions): Promise<T> {
+    const ready = this.#whenOpen();
     if (wait === undefined || (wait.timeout === undefined && wait.signal === undefined))
       return ready.then(op);
     let cancelled: Error | undefined;
@@ -255,15 +192,23 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /**
-   * Resolves with an open transport channel, (re)opening and recovering one if needed.
+   * Resolves once a transport channel is open under this channel, (re)opening and
+   * recovering one if needed.
    *
+   * @param wait - `timeout` (ms) and `signal`. @default no deadline
+   * @throws ChannelError (CHANNEL_CLOSED) after {@link close}; ConnectionError when the
+   *   connection gave up; TimeoutError; AbortError.
    * @example
    * ```ts
-   * const ch = await channel.whenReady();
+   * await channel.whenReady({ timeout: 5000 });
    * ```
    */
-  whenReady(): Promise<TransportChannel> {
-    const ch = this.transportChannel;
+  whenReady(wait?: WaitOptions): Promise<void> {
+    return withDeadline(this.#whenOpen(), wait).then(() => undefined);
+  }
+
+  #whenOpen(): Promise<AMQP.TransportChannel> {
+    const ch = this.#transport;
     if (ch !== null && !ch.closed) return Promise.resolve(ch);
     if (this.#ready !== null) return this.#ready;
     const ready = this.#reopen();
@@ -271,7 +216,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     ready.then(
       (opened) => {
         if (this.#ready === ready) this.#ready = null;
-        this.transportChannel = opened;
+        this.#transport = opened;
       },
       () => {
         if (this.#ready === ready) this.#ready = null;
@@ -281,12 +226,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /** @internal Called by the Connection after a reconnect: recovers eagerly if ever opened. */
-  recover(): Promise<void> | undefined {
+  resume(): Promise<void> | undefined {
     if (this.#closed || !this.#everOpened) return undefined;
-    return this.whenReady().then(() => undefined);
+    return this.#whenOpen().then(() => undefined);
   }
 
-  async #reopen(): Promise<TransportChannel> {
+  async #reopen(): Promise<AMQP.TransportChannel> {
     for (;;) {
       if (this.#closed) throw new ChannelError('Channel closed by client', { code: 'CHANNEL_CLOSED' });
       const tconn = await this.connection.whenConnected();
@@ -307,34 +252,29 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
   }
 
-  async #open(tconn: TransportConnection): Promise<TransportChannel> {
+  async #open(tconn: AMQP.TransportConnection): Promise<AMQP.TransportChannel> {
     const generation = this.connection.generation;
     // A new connection means the broker forgot our non-durable entities: redeclare them.
     // A mere channel error does not, and replaying the failed declaration would fail again.
     const redeclare = this.#everOpened && generation !== this.#generation;
     let ch = await this.#create(tconn);
     if (redeclare) {
-      // Consumed queues gone with the old connection are reported before being redeclared.
-      const consumed = [...new Set([...this.#consumers.values()].map((r) => r.queue))];
-      await reportMissing(
-        this.connection,
-        tconn,
-        consumed.filter((q) => this.#record.has(`q\0${q}`)),
-      );
-      ch = await this.#record.replay(
-        ch,
-        () => this.#create(tconn),
-        (err) => this.connection.reportError(err),
-      );
+      // Consumed queues gone with the old connection are reported before being declared again.
+      await this.#restorer.reportMissing(tconn);
+      ch = await this.#record.replay(ch, {
+        create: () => this.#create(tconn),
+        report: this.#report,
+        renamed: (original, newName) => this.#renamed(original, newName),
+      });
     }
-    ch = await this.#reconsume(ch, tconn);
+    ch = await this.#consumers.restore(ch, () => this.#create(tconn));
     if (this.#everOpened) {
       for (const hook of [...this.#hooks]) {
         try {
-          await hook(ch);
+          await hook(this.#recovering(ch));
         } catch (err) {
           if (isRecoverable(err)) throw err;
-          this.connection.reportError(err);
+          this.#report(err);
           if (ch.closed) ch = await this.#create(tconn);
         }
       }
@@ -344,92 +284,57 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return ch;
   }
 
-  /**
-   * Re-consumes every consumer with its tag, pipelined. When one fails (its queue is gone:
-   * 404 closes the channel, and with it every consumer already restarted on it), the
-   * failures are dropped and reported and the rest restart one by one on a fresh channel.
-   */
-  async #reconsume(first: TransportChannel, tconn: TransportConnection): Promise<TransportChannel> {
-    const start = (ch: TransportChannel, rec: ConsumerRecord): Promise<string> =>
-      ch.consume(this.currentName(rec.queue), (d) => this.#deliver(rec.handler, d, ch), rec.options);
-    const records = [...this.#consumers];
-    const results = await Promise.allSettled(records.map(([, rec]) => start(first, rec)));
-    const failed = results.filter((r) => r.status === 'rejected');
-    if (failed.length === 0) return first;
-    for (const r of failed) if (isRecoverable(r.reason)) throw r.reason;
-    let ch = first.closed ? await this.#create(tconn) : first;
-    // Each failure drops one consumer; a failure that closes the channel takes every
-    // consumer restarted on it along, so the pass starts over on a fresh one.
-    for (let broken = true; broken;) {
-      broken = false;
-      for (const [i, [tag, rec]] of records.entries()) {
-        if (!this.#consumers.has(tag)) continue;
-        // Those that succeeded on a channel still open need nothing more.
-        if (ch === first && results[i]?.status === 'fulfilled') continue;
-        try {
-          await start(ch, rec);
-        } catch (err) {
-          if (isRecoverable(err)) throw err;
-          if (this.#consumers.delete(tag)) this.#record.unpin(rec.queue);
-          this.connection.reportError(err);
-          if (ch.closed) {
-            ch = await this.#create(tconn);
-            broken = true;
-            break;
-          }
-        }
-      }
-    }
-    return ch;
+  /** The view of a reopened transport channel handed to recovery hooks. */
+  #recovering(ch: AMQP.TransportChannel): RecoveringChannel {
+    return {
+      get closed() {
+        return ch.closed;
+      },
+      declareQueue: (params) => ch.declareQueue(params),
+      bindQueue: (params) => ch.bindQueue(params),
+      consume: (params, handler) =>
+        ch.consume(params, this.#consumers.deliverer(handler, ch, params.noAck === true)),
+    };
   }
 
-  async #create(tconn: TransportConnection): Promise<TransportChannel> {
+  async #create(tconn: AMQP.TransportConnection): Promise<AMQP.TransportChannel> {
     const ch = await tconn.createChannel({ confirm: this.confirm });
-    ch.on('return', (m) => this.emit('return', m));
+    reportChannelCloseErrors(ch, this.#report);
+    ch.on('return', (m) => this.#emitSafely('return', () => this.emit('return', m)));
     ch.on('cancel', (tag) => {
-      const rec = this.#consumers.get(tag);
-      this.#consumers.delete(tag);
-      if (rec !== undefined) {
-        this.#record.unpin(rec.queue);
-        this.#lost(tag, rec);
-      }
-      this.emit('cancel', tag);
+      const rec = this.#consumers.remove(tag);
+      // Its queue was lost (deleted, or gone with its node): declared and consumed again.
+      if (!this.#closed) this.#restorer.start(tag, rec);
+      this.#emitSafely('cancel', () => this.emit('cancel', tag));
     });
     ch.on('close', () => this.#onTransportClose(ch));
-    if (this.#qos !== undefined) await ch.qos(...this.#qos);
-    if (!this.#flowActive) await ch.flow(false);
+    if (this.#qos !== undefined) await ch.qos(this.#qos);
+    if (!this.#flowActive) await ch.flow({ active: false });
     return ch;
   }
 
-  #onTransportClose(ch: TransportChannel): void {
-    if (ch !== this.transportChannel) return;
-    this.transportChannel = null;
+  /** Emits an event; a listener that throws is reported instead of unwinding into the transport. */
+  #emitSafely(event: keyof ChannelEvents, emit: () => unknown): void {
+    try {
+      emit();
+    } catch (err) {
+      this.#report(
+        new CallbackError(`a '${event}' listener of the channel threw: ${String(err)}`, { cause: err }),
+      );
+    }
+  }
+
+  #onTransportClose(ch: AMQP.TransportChannel): void {
+    if (ch !== this.#transport) return;
+    this.#transport = null;
     if (this.#closed) return;
     // Consumers must come back without waiting for the next operation. After a lost
     // connection this waits for the reconnect; after a channel error it reopens at once.
     if (this.#consumers.size > 0 || this.#hooks.size > 0)
-      this.whenReady().catch((err: unknown) => {
+      this.#whenOpen().catch((err: unknown) => {
         // A close() of ours during the recovery ends it; that is not a fault to report.
-        if (!this.#closed) this.connection.reportError(err);
+        if (!this.#closed) this.#report(err);
       });
-  }
-
-  /**
-   * Runs a consumer's handler. A handler that throws must never unwind into the transport
-   * (amqplib would see an uncaught exception, the embedded broker would close the channel):
-   * the error goes to the connection's error path instead.
-   */
-  #deliver(handler: DeliveryHandler, d: Delivery, ch: TransportChannel): void {
-    try {
-      handler(d, ch);
-    } catch (err) {
-      this.connection.reportError(err);
-    }
-  }
-
-  /** True when the declaration may be recorded: per call, else the channel's default. */
-  #records(options: RecoverOptions | undefined): boolean {
-    return options?.recover ?? this.#recordByDefault;
   }
 
   /**
@@ -448,226 +353,218 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Forgets the recovery record of a queue (deleted, or auto-deleted by its last consumer). */
   forgetQueue(name: string): void {
     this.#record.forgetQueue(name);
-    this.#durable.delete(name);
   }
 
   /** A server-named queue was redeclared under a new broker-given name. */
   #renamed(original: string, newName: string): void {
     const previous = this.#record.rename(original, newName);
-    if (previous !== undefined) this.emit('rename', previous, newName);
-  }
-
-  /** Declares an exchange; remembered for recovery unless passive. */
-  declareExchange(
-    name: string,
-    type: ExchangeType | string,
-    options: ExchangeDeclareOptions = {},
-    wait?: WaitOptions,
-    recover?: RecoverOptions,
-  ): Promise<void> {
-    const opts = { ...options, nowait: false };
-    const key = options.passive !== true && this.#records(recover) ? `e\0${name}` : undefined;
-    return this.#declare(
-      key,
-      (ch) => ch.declareExchange(name, type, opts),
-      (ch) => ch.declareExchange(name, type, options),
-      wait,
-    );
-  }
-
-  /** Deletes an exchange and forgets it. */
-  deleteExchange(name: string, options: { ifUnused?: boolean; nowait?: boolean } = {}, wait?: WaitOptions) {
-    this.#record.forget(`e\0${name}`);
-    return this.run((ch) => ch.deleteExchange(name, options), wait);
-  }
-
-  /** Binds exchange `destination` to `source`; remembered for recovery. */
-  bindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args?: FieldTable,
-    options: { nowait?: boolean } = {},
-    wait?: WaitOptions,
-    recover?: RecoverOptions,
-  ): Promise<void> {
-    return this.#declare(
-      this.#records(recover) ? `eb\0${destination}\0${source}\0${routingKey}` : undefined,
-      (ch) => ch.bindExchange(destination, source, routingKey, args),
-      (ch) => ch.bindExchange(destination, source, routingKey, args, options),
-      wait,
-    );
-  }
-
-  /** Removes an exchange-to-exchange binding. */
-  unbindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args?: FieldTable,
-    options: { nowait?: boolean } = {},
-    wait?: WaitOptions,
-  ): Promise<void> {
-    this.#record.forget(`eb\0${destination}\0${source}\0${routingKey}`);
-    return this.run((ch) => ch.unbindExchange(destination, source, routingKey, args, options), wait);
+    if (previous !== undefined) this.#emitSafely('rename', () => this.emit('rename', previous, newName));
   }
 
   /**
-   * Declares a queue; remembered for recovery unless passive or `recover` is false. A
+   * exchange.declare; remembered for recovery unless passive or `recover` is false.
+   *
+   * @example
+   * ```ts
+   * await channel.declareExchange({ exchange: 'logs', type: 'fanout', durable: false });
+   * ```
+   */
+  declareExchange(params: AMQP.ExchangeDeclareParams, options?: CallOptions): Promise<void> {
+    const op =
+      params.passive === true ? undefined : ({ method: 'declareExchange', params: waited(params) } as const);
+    return this.#declare(op, options, (ch) => ch.declareExchange(params));
+  }
+
+  /**
+   * exchange.delete; the exchange is forgotten for recovery.
+   *
+   * @example
+   * ```ts
+   * await channel.deleteExchange({ exchange: 'logs', ifUnused: true });
+   * ```
+   */
+  deleteExchange(params: AMQP.ExchangeDeleteParams, options?: WaitOptions): Promise<void> {
+    return this.#undo({ method: 'declareExchange', params }, options, (ch) => ch.deleteExchange(params));
+  }
+
+  /**
+   * exchange.bind (exchange-to-exchange); remembered for recovery unless `recover` is false.
+   *
+   * @example
+   * ```ts
+   * await channel.bindExchange({ destination: 'audit', source: 'logs', routingKey: '#' });
+   * ```
+   */
+  bindExchange(params: AMQP.ExchangeBindParams, options?: CallOptions): Promise<void> {
+    return this.#declare({ method: 'bindExchange', params: waited(params) }, options, (ch) =>
+      ch.bindExchange(params),
+    );
+  }
+
+  /**
+   * exchange.unbind; the binding is forgotten for recovery.
+   *
+   * @example
+   * ```ts
+   * await channel.unbindExchange({ destination: 'audit', source: 'logs', routingKey: '#' });
+   * ```
+   */
+  unbindExchange(params: AMQP.ExchangeUnbindParams, options?: WaitOptions): Promise<void> {
+    return this.#undo({ method: 'bindExchange', params }, options, (ch) => ch.unbindExchange(params));
+  }
+
+  /**
+   * queue.declare; remembered for recovery unless passive or `recover` is false. A
    * server-named queue (name `''`) is remembered under its broker-given name and, after a
    * reconnect, declared anew with `''` (RabbitMQ refuses `amq.gen-*` names from clients):
    * its bindings and consumers follow it to the new name and 'rename' is emitted.
+   *
+   * @returns The declare-ok, or null with `nowait`.
+   * @example
+   * ```ts
+   * const ok = await channel.declareQueue({ queue: 'tasks', durable: true });
+   * ```
    */
-  declareQueue(
-    name: string,
-    options: QueueDeclareOptions = {},
-    wait?: WaitOptions,
-    recover?: RecoverOptions,
-  ): Promise<QueueDeclareOk | null> {
-    const passive = options.passive === true;
-    const record = !passive && this.#records(recover);
-    if (record && options.durable === true) this.#durable.add(name);
-    const opts = { ...options, nowait: false };
-    // A server-named declare is not repeated: a second one would make a second queue.
-    if (name !== '') {
-      return this.#declare(
-        record ? `q\0${name}` : undefined,
-        (ch) => ch.declareQueue(name, opts),
-        (ch) => ch.declareQueue(name, options),
-        wait,
-      );
+  declareQueue(params: AMQP.QueueDeclareParams, options?: CallOptions): Promise<AMQP.QueueDeclareOk | null> {
+    const record = params.passive !== true && (options?.recover ?? this.#recordByDefault);
+    if (params.queue !== '') {
+      const op = record ? ({ method: 'declareQueue', params: waited(params) } as const) : undefined;
+      return this.#declare(op, options, (ch) => ch.declareQueue(params));
     }
-    const p = this.run((ch) => ch.declareQueue(name, options), wait);
+    // A server-named declare is not repeated: a second one would make a second queue.
+    const p = this.#run((ch) => ch.declareQueue(params), options);
     if (!record) return p;
     return p.then((ok) => {
       if (ok !== null) {
-        const given = ok.queue;
-        this.#record.remember(`q\0${given}`, (ch) =>
-          ch.declareQueue('', opts).then((again) => {
-            if (again !== null) this.#renamed(given, again.queue);
-          }),
-        );
+        const named = { ...waited(params), queue: ok.queue };
+        this.#record.remember({ method: 'declareQueue', params: named }, { serverNamed: true });
       }
       return ok;
     });
   }
 
-  /** Binds a queue to an exchange; remembered for recovery. */
-  bindQueue(
-    queue: string,
-    exchange: string,
-    routingKey: string,
-    args?: FieldTable,
-    options: { nowait?: boolean } = {},
-    wait?: WaitOptions,
-    recover?: RecoverOptions,
-  ): Promise<void> {
-    return this.#declare(
-      this.#records(recover) ? `qb\0${queue}\0${exchange}\0${routingKey}` : undefined,
-      // A binding whose queue was deleted since is skipped rather than failing with 404.
-      (ch) =>
-        this.#record.has(`q\0${queue}`)
-          ? ch.bindQueue(this.currentName(queue), exchange, routingKey, args)
-          : Promise.resolve(),
-      (ch) => ch.bindQueue(queue, exchange, routingKey, args, options),
-      wait,
-    );
-  }
-
-  /** Removes a queue binding. */
-  unbindQueue(queue: string, exchange: string, routingKey: string, args?: FieldTable, wait?: WaitOptions) {
-    this.#record.forget(`qb\0${queue}\0${exchange}\0${routingKey}`);
-    return this.run((ch) => ch.unbindQueue(queue, exchange, routingKey, args), wait);
-  }
-
-  /** Purges a queue: resolves with the number of messages removed. */
-  purgeQueue(queue: string, wait?: WaitOptions): Promise<number> {
-    return this.run((ch) => ch.purgeQueue(queue), wait);
-  }
-
-  /** Deletes a queue and forgets it: resolves with the number of messages deleted. */
-  deleteQueue(queue: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}, wait?: WaitOptions) {
-    this.forgetQueue(queue);
-    return this.run((ch) => ch.deleteQueue(queue, options), wait);
-  }
-
-  /** Publishes raw bytes. */
-  publish(
-    exchange: string,
-    routingKey: string,
-    body: Buffer,
-    properties: MessageProperties,
-    options?: PublishOptions,
-    wait?: WaitOptions,
-  ): Promise<void> {
-    const ch = this.transportChannel;
-    if (ch !== null && !ch.closed) return ch.publish(exchange, routingKey, body, properties, options);
-    return this.#slow((c) => c.publish(exchange, routingKey, body, properties, options), wait);
-  }
-
-  /** basic.get as a {@link Message}, or null when the queue is empty. */
-  get(
-    queue: string,
-    options: { noAck?: boolean } = {},
-    messageOptions: MessageOptions = {},
-    wait?: WaitOptions,
-  ): Promise<Message | null> {
-    return this.run(
-      (ch) =>
-        ch
-          .get(queue, options)
-          .then((d) =>
-            d === null ? null : new Message(d, ch, { ...messageOptions, noAck: options.noAck ?? false }),
-          ),
-      wait,
+  /**
+   * queue.bind; remembered for recovery unless `recover` is false.
+   *
+   * @example
+   * ```ts
+   * await channel.bindQueue({ queue: 'q', exchange: 'logs', routingKey: 'error' });
+   * ```
+   */
+  bindQueue(params: AMQP.QueueBindParams, options?: CallOptions): Promise<void> {
+    return this.#declare({ method: 'bindQueue', params: waited(params) }, options, (ch) =>
+      ch.bindQueue(params),
     );
   }
 
   /**
-   * Starts a consumer that survives reconnects (re-consumed with the same tag and handler),
-   * unless `recover` is `{ recover: false }`: then it is not recorded, ends with its
-   * transport channel, and a {@link addRecoveryHook | recovery hook} must bring it back.
+   * queue.unbind; the binding is forgotten for recovery.
+   *
+   * @example
+   * ```ts
+   * await channel.unbindQueue({ queue: 'q', exchange: 'logs', routingKey: 'error' });
+   * ```
+   */
+  unbindQueue(params: AMQP.QueueUnbindParams, options?: WaitOptions): Promise<void> {
+    return this.#undo({ method: 'bindQueue', params }, options, (ch) => ch.unbindQueue(params));
+  }
+
+  /**
+   * queue.purge: resolves with the number of messages removed.
+   *
+   * @example
+   * ```ts
+   * const n = await channel.purgeQueue({ queue: 'q' });
+   * ```
+   */
+  purgeQueue(params: AMQP.QueuePurgeParams, options?: WaitOptions): Promise<number> {
+    return this.#run((ch) => ch.purgeQueue(params), options);
+  }
+
+  /**
+   * queue.delete; the queue and its bindings are forgotten for recovery. Resolves with the
+   * number of messages deleted.
+   *
+   * @example
+   * ```ts
+   * await channel.deleteQueue({ queue: 'q', ifEmpty: true });
+   * ```
+   */
+  deleteQueue(params: AMQP.QueueDeleteParams, options?: WaitOptions): Promise<number> {
+    this.forgetQueue(params.queue);
+    return this.#run((ch) => ch.deleteQueue(params), options);
+  }
+
+  /**
+   * basic.publish of raw bytes (a Producer serializes; this does not).
+   *
+   * @example
+   * ```ts
+   * await channel.publish({ exchange: '', routingKey: 'q', body: Buffer.from('hi') });
+   * ```
+   */
+  publish(params: AMQP.BasicPublishParams, options?: WaitOptions): Promise<void> {
+    const ch = this.#transport;
+    if (ch !== null && !ch.closed) return ch.publish(params);
+    return this.#slow((c) => c.publish(params), options);
+  }
+
+  /**
+   * basic.get as a {@link Message}, or null when the queue is empty.
+   *
+   * @example
+   * ```ts
+   * const m = await channel.get({ queue: 'q' });
+   * m?.ack();
+   * ```
+   */
+  get(params: AMQP.BasicGetParams, options?: WaitOptions): Promise<Message | null> {
+    const noAck = params.noAck === true;
+    return this.#run(
+      (ch) => ch.get(params).then((d) => (d === null ? null : new Message(d, ch, { noAck }))),
+      options,
+    );
+  }
+
+  /**
+   * basic.consume: `handler` gets each message. The consumer survives reconnects
+   * (re-consumed with the same tag and handler), unless `recover` is false: then it is not
+   * recorded, ends with its transport channel, and a {@link addRecoveryHook | recovery hook}
+   * must bring it back.
    *
    * @returns The consumer tag.
+   * @example
+   * ```ts
+   * const tag = await channel.consume({ queue: 'q' }, (m) => m.ack());
+   * ```
    */
   async consume(
-    queue: string,
-    handler: DeliveryHandler,
-    options: ConsumeOptions = {},
-    wait?: WaitOptions,
-    recover?: RecoverOptions,
+    params: AMQP.BasicConsumeParams,
+    handler: MessageHandler,
+    options?: CallOptions,
   ): Promise<string> {
-    const tag = options.consumerTag ?? newConsumerTag();
-    const opts: ConsumeOptions = { ...options, consumerTag: tag };
-    if (recover?.recover === false) {
-      // Not recorded: nothing is kept per consumer but the transport's own entry.
-      await this.#idempotent((ch) => ch.consume(queue, this.#deliverer(handler, ch), opts), wait);
-      return tag;
-    }
-    await this.#idempotent((ch) => ch.consume(queue, (d) => this.#deliver(handler, d, ch), opts), wait);
-    this.#consumers.set(tag, { queue, handler, options: opts });
-    this.#record.pin(queue);
+    const tag = params.consumerTag ?? newConsumerTag();
+    const withTag = { ...params, consumerTag: tag };
+    const noAck = params.noAck === true;
+    await this.#idempotent(
+      (ch) => ch.consume(withTag, this.#consumers.deliverer(handler, ch, noAck)),
+      options,
+    );
+    // Not recorded: nothing is kept per consumer but the transport's own entry.
+    if (options?.recover !== false) this.#consumers.add(withTag, handler);
     return tag;
   }
 
-  #deliverer(handler: DeliveryHandler, ch: TransportChannel): (d: Delivery) => void {
-    const known = this.#deliverers.get(handler);
-    if (known !== undefined && known[0] === ch) return known[1];
-    const fn = (d: Delivery): void => this.#deliver(handler, d, ch);
-    this.#deliverers.set(handler, [ch, fn]);
-    return fn;
-  }
-
   /**
-   * Registers a hook run on every transport channel reopened after a reconnect or a
-   * channel error, once the recorded declarations and consumers are back: for callers that
-   * restore their own state more cheaply than one record per queue would (getMany over
-   * 100,000 queues re-consumes just the ids still pending).
+   * Registers a hook run on every channel reopened after a reconnect or a channel error,
+   * once the recorded declarations and consumers are back: for callers that restore their
+   * own state more cheaply than one record per queue would (getMany over 100,000 queues
+   * re-consumes just the ids still pending).
    *
    * @returns A function that removes the hook.
    * @example
    * ```ts
-   * const off = channel.addRecoveryHook(async (ch) => { await ch.consume(q, onDelivery); });
+   * const off = channel.addRecoveryHook(async (ch) => { await ch.consume({ queue: q }, onMessage); });
    * off();
    * ```
    */
@@ -678,56 +575,60 @@ export class Channel extends EventEmitter<ChannelEvents> {
     };
   }
 
-  /** Cancels a consumer; it is not re-consumed after a reconnect. */
-  async cancel(consumerTag: string, wait?: WaitOptions): Promise<void> {
+  /**
+   * basic.cancel; the consumer is not re-consumed after a reconnect.
+   *
+   * @example
+   * ```ts
+   * await channel.cancel({ consumerTag: tag });
+   * ```
+   */
+  async cancel(params: AMQP.BasicCancelParams, options?: WaitOptions): Promise<void> {
     // Being brought back after its queue was lost: it simply is not.
-    if (this.#restorer.cancel(consumerTag)) return;
-    const rec = this.#consumers.get(consumerTag);
-    this.#consumers.delete(consumerTag);
-    if (rec !== undefined) this.#record.unpin(rec.queue);
-    const ch = this.transportChannel;
+    if (this.#restorer.cancel(params.consumerTag)) return;
+    const known = this.#consumers.remove(params.consumerTag);
+    const ch = this.#transport;
     // Without an open channel the broker has already dropped the consumer.
-    if (ch === null || ch.closed || rec === undefined) return;
-    await withDeadline(ch.cancel(consumerTag), wait);
-  }
-
-  /** Sets qos; re-applied on every reopened channel. */
-  qos(prefetchSize: number, prefetchCount: number, global = false, wait?: WaitOptions): Promise<void> {
-    this.#qos = [prefetchSize, prefetchCount, global];
-    return this.#idempotent((ch) => ch.qos(prefetchSize, prefetchCount, global), wait);
-  }
-
-  /** basic.recover: redeliver unacked messages. */
-  recoverUnacked(requeue: boolean, wait?: WaitOptions): Promise<void> {
-    return this.run((ch) => ch.recover(requeue), wait);
-  }
-
-  /** channel.flow; the state is re-applied on reopened channels. */
-  flow(active: boolean, wait?: WaitOptions): Promise<void> {
-    this.#flowActive = active;
-    return this.run((ch) => ch.flow(active), wait);
+    if (ch === null || ch.closed || !known) return;
+    await withDeadline(ch.cancel(params), options);
   }
 
   /**
-   * The broker cancelled a consumer (its queue was deleted or its node went down): unless
-   * its owner deleted it, the queue is declared and consumed again at once (queue-loss.ts).
+   * basic.qos; re-applied on every reopened channel.
+   *
+   * @example
+   * ```ts
+   * await channel.qos({ prefetchCount: 10 });
+   * ```
    */
-  #lost(tag: string, rec: ConsumerRecord): void {
-    if (!this.#closed && this.#record.has(`q\0${rec.queue}`)) this.#restorer.start(tag, rec);
+  qos(params: AMQP.BasicQosParams, options?: WaitOptions): Promise<void> {
+    this.#qos = params;
+    return this.#idempotent((ch) => ch.qos(params), options);
   }
 
-  /** Re-consumes a consumer whose queue was declared again (see {@link #lost}). */
-  async #resume(tag: string, rec: ConsumerRecord): Promise<void> {
-    if (this.#closed) return;
-    this.#consumers.set(tag, rec);
-    this.#record.pin(rec.queue);
-    const ch = this.transportChannel;
-    // A reopen under way re-consumes every recorded consumer, this one included.
-    if (ch === null || ch.closed) return;
-    await ch
-      .consume(this.currentName(rec.queue), (d) => this.#deliver(rec.handler, d, ch), rec.options)
-      // A failure closes the channel: its reopen consumes again (and reports what fails there).
-      .catch(() => undefined);
+  /**
+   * basic.recover: redeliver unacked messages.
+   *
+   * @example
+   * ```ts
+   * await channel.recover({ requeue: true });
+   * ```
+   */
+  recover(params: AMQP.BasicRecoverParams, options?: WaitOptions): Promise<void> {
+    return this.#run((ch) => ch.recover(params), options);
+  }
+
+  /**
+   * channel.flow; the state is re-applied on reopened channels.
+   *
+   * @example
+   * ```ts
+   * await channel.flow({ active: false });
+   * ```
+   */
+  flow(params: AMQP.ChannelFlowParams, options?: WaitOptions): Promise<void> {
+    this.#flowActive = params.active;
+    return this.#run((ch) => ch.flow(params), options);
   }
 
   /**
@@ -744,16 +645,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#restorer.close();
     this.#consumers.clear();
     this.#record.clear();
-    this.#durable.clear();
     this.connection.forgetChannel(this);
-    const ch = this.transportChannel;
-    this.transportChannel = null;
+    const ch = this.#transport;
+    this.#transport = null;
     if (ch !== null && !ch.closed) {
       await ch.close().catch((err: unknown) => {
         // Closing an already dead channel is not worth reporting.
         if (!(err instanceof CeleryAmqpError)) throw err;
       });
     }
-    this.emit('close');
+    this.#emitSafely('close', () => this.emit('close'));
   }
 }

@@ -3,22 +3,43 @@
  * of methods keyed by MIME type with name aliases. The MIME type travels in the message
  * header `compression`.
  *
- * Built-ins: `zlib` and `gzip` (both `application/x-gzip`, and both produce **zlib
- * RFC 1950** bytes, exactly as kombu does despite the name) and `brotli`
- * (`application/x-brotli`). bzip2, lzma and zstd are not built in: Node has no native codec
- * for them; register one with {@link registerCompression} if needed.
+ * Built-ins, with kombu 5's names and aliases: `zlib`/`gzip` (`application/x-gzip`; both
+ * produce **zlib RFC 1950** bytes, exactly as kombu does despite the name), `bzip2`/`bzip`
+ * (`application/x-bz2`), `brotli` (`application/x-brotli`), `lzma`/`xz`
+ * (`application/x-lzma`, an .xz container as Python's `lzma.compress` writes) and
+ * `zstd`/`zstandard` (`application/zstd`, frames with their content size, as
+ * python-zstandard writes). Others can be added with {@link registerCompression}.
+ *
+ * Decompression is bounded: a body over `maxBodyBytes` is refused, and every built-in codec
+ * stops as soon as its output passes `maxDecodedBytes` ({@link DecodeLimits}), so a
+ * decompression bomb is never inflated in full.
  *
  * @module
  */
 import { brotliCompressSync, brotliDecompressSync, deflateSync, unzipSync } from 'node:zlib';
-import { ArgumentError, DecodeError, EncodeError } from '../errors.js';
+import { ArgumentError, DecodeError, DecodeLimitError, EncodeError } from '../errors.js';
+import {
+  bzip2Compress,
+  bzip2Decompress,
+  xzCompress,
+  prepareZstd,
+  xzDecompress,
+  zstdCompress,
+  zstdDecompress,
+  zstdReady,
+} from './compression-codecs.js';
+import type { DecodeLimits } from './decode-limits.js';
+import { decodeContext, limitError } from './decode-limits.js';
+import type { LoadsOptions } from './serialization.js';
+import { loads } from './serialization.js';
 
 /** Compresses a body. */
 export type Compressor = (body: Buffer) => Buffer;
 
 /**
  * Decompresses a body. `maxOutputLength`, when given, is the largest output wanted: a
- * decompressor should stop (throw) past it rather than inflate everything.
+ * decompressor should stop (throw a RangeError with code `ERR_BUFFER_TOO_LARGE`, as
+ * node:zlib does, or a `BODY_TOO_LARGE` DecodeError) past it rather than inflate everything.
  */
 export type Decompressor = (body: Buffer, maxOutputLength?: number) => Buffer;
 
@@ -33,14 +54,40 @@ export interface CompressedBody {
 /** Options of {@link decompress}. */
 export interface DecompressOptions {
   /**
-   * Largest decompressed size in bytes; a larger output raises a {@link DecodeError} with
-   * code `BODY_TOO_LARGE` without ever being inflated fully. `undefined` means no limit.
-   * @default undefined
+   * Largest decompressed size in bytes: overrides `limits.maxDecodedBytes`. A larger output
+   * raises a {@link DecodeLimitError} with code `BODY_TOO_LARGE` without ever being
+   * inflated fully.
+   * @default undefined (the limits' maxDecodedBytes, 64 MiB by default)
    */
   maxBytes?: number | undefined;
+  /**
+   * Decode limits: `maxBodyBytes` bounds the compressed input, `maxDecodedBytes` the output.
+   * @default DEFAULT_DECODE_LIMITS
+   */
+  limits?: Partial<DecodeLimits> | undefined;
+  /** Names what is decoded at the head of limit errors, e.g. `task 0b4c...`. @default undefined */
+  label?: string | undefined;
 }
 
-interface Method {
+/**
+ * Options of {@link registerCompression}.
+ *
+ * @example
+ * ```ts
+ * const options: CompressionOptions = { prepare: () => wasm.init(), ready: () => wasm.started };
+ * ```
+ */
+export interface CompressionOptions {
+  /**
+   * Starts the compressor (e.g. compiles WebAssembly); the library awaits it before the
+   * first compression with the method. @default undefined (nothing to start)
+   */
+  prepare?: (() => Promise<void>) | undefined;
+  /** True once `prepare` has finished. @default undefined (always ready) */
+  ready?: (() => boolean) | undefined;
+}
+
+interface Method extends CompressionOptions {
   readonly mime: string;
   readonly compress: Compressor;
   readonly decompress: Decompressor;
@@ -56,6 +103,7 @@ const aliases = new Map<string, string>();
  * @param name - The method's main name, usable in {@link compress}.
  * @param mime - The MIME type sent in the `compression` header.
  * @param aliases - Further names for the method. @default []
+ * @param options - How to start a compressor that needs it (see {@link prepareCompression}). @default {}
  * @throws {@link ArgumentError} for an empty name or a MIME type without `/`.
  * @example
  * ```ts
@@ -68,6 +116,7 @@ export function registerCompression(
   compressFn: Compressor,
   decompressFn: Decompressor,
   aliasNames: readonly string[] = [],
+  options: CompressionOptions = {},
 ): void {
   if (typeof name !== 'string' || name.length === 0) throw new ArgumentError('compression name is empty');
   if (typeof mime !== 'string' || !mime.includes('/')) {
@@ -76,7 +125,16 @@ export function registerCompression(
   if (typeof compressFn !== 'function' || typeof decompressFn !== 'function') {
     throw new ArgumentError(`compression ${name} needs compress and decompress functions`);
   }
-  methods.set(mime, Object.freeze({ mime, compress: compressFn, decompress: decompressFn }));
+  methods.set(
+    mime,
+    Object.freeze({
+      mime,
+      compress: compressFn,
+      decompress: decompressFn,
+      prepare: options.prepare,
+      ready: options.ready,
+    }),
+  );
   for (const alias of [name, ...aliasNames]) aliases.set(alias, mime);
 }
 
@@ -108,6 +166,46 @@ export function compressionMimeFor(nameOrMime: string): string | undefined {
   return methods.has(mime) ? mime : undefined;
 }
 
+function methodFor(method: string): Method {
+  const mime = compressionMimeFor(method);
+  const entry = mime === undefined ? undefined : methods.get(mime);
+  if (entry === undefined) throw new ArgumentError(`unknown compression method ${JSON.stringify(method)}`);
+  return entry;
+}
+
+/**
+ * True when {@link compress} can use the method now: it needs no start, or it has started.
+ *
+ * @throws {@link ArgumentError} for an unknown method.
+ * @example
+ * ```ts
+ * if (!compressionReady('zstd')) await prepareCompression('zstd');
+ * ```
+ */
+export function compressionReady(method: string): boolean {
+  return methodFor(method).ready?.() ?? true;
+}
+
+/**
+ * Starts a method's compressor when it needs starting (zstd compiles its WebAssembly
+ * encoder); resolves at once for the others. Producers call it before their first
+ * compression; call it yourself before using {@link compress} directly with zstd.
+ *
+ * @throws {@link ArgumentError} for an unknown method (synchronously).
+ * @example
+ * ```ts
+ * await prepareCompression('zstd');
+ * compress(Buffer.from('{}'), 'zstd');
+ * ```
+ */
+export function prepareCompression(method: string): Promise<void> {
+  const entry = methodFor(method);
+  if (entry.prepare === undefined || entry.ready?.() === true) return Promise.resolve();
+  return entry.prepare().catch((err: unknown) => {
+    throw new EncodeError(`cannot start the ${entry.mime} compressor: ${errorText(err)}`, { cause: err });
+  });
+}
+
 /**
  * Compresses a body with a method given by name, alias or MIME type.
  *
@@ -120,9 +218,7 @@ export function compressionMimeFor(nameOrMime: string): string | undefined {
  * ```
  */
 export function compress(body: Buffer, method: string): CompressedBody {
-  const mime = compressionMimeFor(method);
-  const entry = mime === undefined ? undefined : methods.get(mime);
-  if (entry === undefined) throw new ArgumentError(`unknown compression method ${JSON.stringify(method)}`);
+  const entry = methodFor(method);
   try {
     return { body: entry.compress(body), contentType: entry.mime };
   } catch (err) {
@@ -132,47 +228,101 @@ export function compress(body: Buffer, method: string): CompressedBody {
 
 /**
  * Decompresses a body given the `compression` header value (a MIME type, or a method name
- * such as `zlib`, which some peers send).
+ * such as `zlib`, which some peers send), within the {@link DecodeLimits}.
  *
- * @throws {@link DecodeError} for an unknown method, corrupt bytes (the codec's error is the
- * `cause`), or, with code `BODY_TOO_LARGE`, output over `maxBytes`.
+ * @throws {@link DecodeError} for an unknown method or corrupt bytes (the codec's error is
+ * the `cause`); {@link DecodeLimitError} with code `BODY_TOO_LARGE` for input over
+ * `maxBodyBytes` or output over `maxDecodedBytes` (or `maxBytes`).
  * @example
  * ```ts
- * decompress(compressed, 'application/x-gzip', { maxBytes: 16 * 1024 * 1024 });
+ * decompress(compressed, 'application/x-gzip', { maxBytes: 16 * 1024 * 1024, label: `task ${id}` });
  * ```
  */
 export function decompress(body: Buffer, mime: string, options: DecompressOptions = {}): Buffer {
-  const { maxBytes } = options;
-  if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 0)) {
-    throw new ArgumentError(`maxBytes must be a non-negative integer, got ${String(maxBytes)}`);
-  }
+  const ctx = decodeContext(options.limits, options.maxBytes, options.label);
+  const { maxBodyBytes, maxDecodedBytes } = ctx.limits;
   const resolved = compressionMimeFor(mime);
   const entry = resolved === undefined ? undefined : methods.get(resolved);
   if (entry === undefined) throw new DecodeError(`unsupported compression ${JSON.stringify(mime)}`);
+  if (body.length > maxBodyBytes) {
+    throw limitError(
+      ctx,
+      'BODY_TOO_LARGE',
+      'maxBodyBytes',
+      `${entry.mime} body of ${body.length} bytes is too large`,
+    );
+  }
+  const tooLarge = (cause?: unknown): DecodeLimitError =>
+    limitError(
+      ctx,
+      'BODY_TOO_LARGE',
+      'maxDecodedBytes',
+      `decompressed ${entry.mime} body is too large`,
+      cause,
+    );
   let out: Buffer;
   try {
     // zlib's maxOutputLength must be at least 1; a limit of 0 is checked below instead.
-    out = maxBytes === undefined ? entry.decompress(body) : entry.decompress(body, Math.max(1, maxBytes));
+    out = Number.isFinite(maxDecodedBytes)
+      ? entry.decompress(body, Math.max(1, maxDecodedBytes))
+      : entry.decompress(body);
   } catch (err) {
-    if (isTooLarge(err)) throw tooLarge(entry.mime, maxBytes, err);
+    if (isTooLarge(err)) throw tooLarge(err);
+    if (err instanceof DecodeLimitError) throw err;
     throw new DecodeError(`cannot decompress ${entry.mime} body: ${errorText(err)}`, { cause: err });
   }
   // Custom decompressors may ignore the limit: check the result too.
-  if (maxBytes !== undefined && out.length > maxBytes) throw tooLarge(entry.mime, maxBytes, undefined);
+  if (out.length > maxDecodedBytes) throw tooLarge();
   return out;
 }
 
-function isTooLarge(err: unknown): boolean {
-  return err instanceof DecodeError
-    ? err.code === 'BODY_TOO_LARGE'
-    : (err as { code?: unknown } | null)?.code === 'ERR_BUFFER_TOO_LARGE';
+/** What {@link decodeBody} needs besides the bytes. */
+export interface DecodeBodyOptions extends LoadsOptions {
+  /** The message's `content_type` property. @default undefined (`application/data`) */
+  contentType?: string | undefined;
+  /** The message's `content_encoding` property. @default undefined */
+  contentEncoding?: string | undefined;
+  /** The `compression` header (MIME type or method name). @default undefined (none) */
+  compression?: string | undefined;
 }
 
-function tooLarge(mime: string, maxBytes: number | undefined, cause: unknown): DecodeError {
-  return new DecodeError(`decompressed ${mime} body exceeds the limit of ${String(maxBytes)} bytes`, {
-    code: 'BODY_TOO_LARGE',
-    ...(cause === undefined ? {} : { cause }),
-  });
+/**
+ * Decodes a received body as kombu's `Message.decode` does: checks its size against
+ * `maxBodyBytes`, decompresses it per the `compression` header (bounded by
+ * `maxDecodedBytes`), then deserializes it with {@link loads}, every {@link DecodeLimits}
+ * applying (defaults when none are given).
+ *
+ * @throws what {@link decompress} and {@link loads} throw.
+ * @example
+ * ```ts
+ * decodeBody(body, { contentType: 'application/json', contentEncoding: 'utf-8', label: `task ${id}` });
+ * ```
+ */
+export function decodeBody(body: Buffer, options: DecodeBodyOptions = {}): unknown {
+  const { contentType, contentEncoding, compression, ...loadsOptions } = options;
+  const ctx = decodeContext(options.limits, undefined, options.label);
+  if (body.length > ctx.limits.maxBodyBytes) {
+    throw limitError(
+      ctx,
+      'BODY_TOO_LARGE',
+      'maxBodyBytes',
+      `message body of ${body.length} bytes is too large`,
+    );
+  }
+  const plain =
+    compression === undefined || compression === ''
+      ? body
+      : decompress(body, compression, {
+          maxBytes: options.maxBytes,
+          limits: ctx.limits,
+          label: options.label,
+        });
+  return loads(plain, contentType, contentEncoding, { ...loadsOptions, limits: ctx.limits });
+}
+
+function isTooLarge(err: unknown): boolean {
+  if (err instanceof DecodeError) return err.code === 'BODY_TOO_LARGE' && !(err instanceof DecodeLimitError);
+  return err instanceof RangeError && 'code' in err && err.code === 'ERR_BUFFER_TOO_LARGE';
 }
 
 function errorText(err: unknown): string {
@@ -192,9 +342,15 @@ registerCompression(
   (body, max) => unzipSync(body, limit(max)),
   ['gzip'],
 );
+registerCompression('bzip2', 'application/x-bz2', bzip2Compress, bzip2Decompress, ['bzip']);
 registerCompression(
   'brotli',
   'application/x-brotli',
   (body) => brotliCompressSync(body),
   (body, max) => brotliDecompressSync(body, limit(max)),
 );
+registerCompression('lzma', 'application/x-lzma', xzCompress, xzDecompress, ['xz']);
+registerCompression('zstd', 'application/zstd', zstdCompress, zstdDecompress, ['zstandard'], {
+  prepare: prepareZstd,
+  ready: zstdReady,
+});

@@ -5,9 +5,10 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { ConnectionError, redact } from '../errors.js';
+import { CallbackError, CeleryAmqpError, ConnectionError, redact } from '../errors.js';
 import type { QueueLostError } from '../errors.js';
-import { resolveBroker } from '../transport/registry.js';
+import { consoleLogger, reportError } from '../logger.js';
+import type { Logger } from '../logger.js';
 import type {
   BrokerAddress,
   ConnectOptions,
@@ -15,13 +16,21 @@ import type {
   Transport,
   TransportConnection,
 } from '../transport/types.js';
-import { FailoverCycle, formatBrokerUrl } from '../transport/url.js';
+import { FailoverCycle, formatBrokerUrl, resolveBroker, resolveBrokerUrl } from '../transport/url.js';
 import type { FailoverStrategy } from '../transport/url.js';
 import { Channel } from './channel.js';
 import { abortError, isRecoverable, retryIntervals, retryOverTime, sleep, withDeadline } from './retry.js';
 import type { RetryPolicy, WaitOptions } from './retry.js';
 
-/** Events of a {@link Connection}. */
+/**
+ * Events of a {@link Connection}.
+ *
+ * @example
+ * ```ts
+ * conn.on('disconnect', (err) => log.warn(err.message));
+ * conn.on('error', (err) => log.error(err)); // without a listener: the `logger` option
+ * ```
+ */
 export interface ConnectionEvents {
   /**
    * Connected (first time or after a reconnect), before channels are recovered, with the
@@ -32,8 +41,15 @@ export interface ConnectionEvents {
   disconnect: [error: Error];
   /** Every channel was recovered after a reconnect. */
   revive: [];
-  /** An error nobody else could report (decode errors, failed recovery, giving up). Emitted only when listened to. */
-  error: [error: Error];
+  /**
+   * An error no caller can receive, always a typed CeleryAmqpError: a consumer callback
+   * (or a channel listener) that threw (`CallbackError`, the original as `cause`), a message
+   * a Consumer could not decode and nobody handled, a declaration refused while it was
+   * replayed, a consumer dropped because it could not be restarted after a reconnect
+   * (`ChannelError`), a reconnect that gave up. Without an 'error' listener each goes to the
+   * connection's `logger`, once; a pending {@link Connection.drainEvents} rejects with it too.
+   */
+  error: [error: CeleryAmqpError];
   /**
    * A queue consumed through this connection was lost with whatever it held: the broker
    * cancelled its consumer (the queue was deleted, or its node went down), or it was gone
@@ -49,8 +65,9 @@ export interface ConnectionEvents {
 /** Options of a {@link Connection}. */
 export interface ConnectionOptions {
   /**
-   * Broker URL, or a failover list: kombu's `;`-separated string or an array of URLs.
-   * @default 'memory://'
+   * Broker URL, or a failover list (kombu's `;`-separated string, or an array of URLs), with
+   * any scheme a transport is registered for.
+   * @default `CELERY_BROKER_URL`, else 'amqp://guest:guest@localhost:5672//' (Celery's rule)
    */
   url?: string | readonly string[];
   /**
@@ -79,6 +96,11 @@ export interface ConnectionOptions {
   transportOptions?: Partial<ConnectOptions>;
   /** Most declarations each channel remembers for recovery. @default 10000 */
   recoveryLimit?: number;
+  /**
+   * Where errors go that no caller can receive when nobody listens to 'error' (see
+   * {@link ConnectionEvents.error}); `silentLogger` drops them. @default consoleLogger
+   */
+  logger?: Logger;
 }
 
 type State = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'failed' | 'closed';
@@ -123,15 +145,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #default: Channel | undefined;
   readonly #channels = new Set<Channel>();
   #drainWaiters: DrainWaiter[] = [];
-  #pendingError: unknown;
   #recovering: Promise<void> | undefined;
 
   /**
    * @param urlOrOptions - A broker URL or failover list (string or array), or options.
-   *   @default 'memory://'
+   *   @default `CELERY_BROKER_URL`, else 'amqp://guest:guest@localhost:5672//'; `memory://` only when named
    * @param options - Options when the first argument is a URL.
-   * @throws ArgumentError (INVALID_URL) for a malformed URL; (INVALID_ARGUMENT) for an
-   *   unknown failover strategy.
+   * @throws ArgumentError (INVALID_URL) for a malformed URL or a scheme no transport is
+   *   registered for; (INVALID_ARGUMENT) for an unknown failover strategy.
    */
   constructor(
     urlOrOptions?: string | readonly string[] | ConnectionOptions,
@@ -141,9 +162,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const opts: ConnectionOptions = isUrl(urlOrOptions)
       ? { ...options, url: urlOrOptions }
       : { ...(urlOrOptions ?? {}) };
+    // Celery's rule picks the broker when none is named; a list is used as given.
+    opts.url = typeof opts.url === 'string' || opts.url === undefined ? resolveBrokerUrl(opts.url) : opts.url;
     this.options = opts;
-    const url = opts.url ?? 'memory://';
-    this.#brokers = resolveBroker(typeof url === 'string' ? url : url.join(';'));
+    this.#brokers = resolveBroker(opts.url);
     this.#cycle = new FailoverCycle(this.#brokers.length, opts.failoverStrategy);
   }
 
@@ -151,7 +173,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   get displayUrl(): string {
     if (this.#tconn !== null) return this.#tconn.displayUrl;
     const b = this.#brokers[this.#cycle.current];
-    return b === undefined ? redact(String(this.options.url ?? 'memory://')) : formatBrokerUrl(b.address);
+    return b === undefined ? redact(String(this.options.url ?? '')) : formatBrokerUrl(b.address);
   }
 
   /**
@@ -178,9 +200,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#generation;
   }
 
-  /** The transport name of the current address: `'amqp'` or `'memory'`. */
-  get transportName(): 'amqp' | 'memory' {
-    return (this.#brokers[this.#cycle.current] ?? this.#brokers[0])?.transport.name ?? 'memory';
+  /** The name of the transport serving the current address, e.g. `'amqp'` or `'memory'`. */
+  get transportName(): string {
+    return (this.#brokers[this.#cycle.current] ?? this.#brokers[0])?.transport.name ?? '';
   }
 
   /**
@@ -285,7 +307,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     tconn.on('unblocked', () => this.emit('unblocked'));
     this.emit('connect', tconn.displayUrl);
     if (this.#generation > 1) {
-      const recovering = Promise.allSettled([...this.#channels].map((c) => c.recover())).then(() => {
+      const recovering = Promise.allSettled([...this.#channels].map((c) => c.resume())).then(() => {
         if (this.#recovering === recovering) this.#recovering = undefined;
         if (this.#state === 'connected') this.emit('revive');
       });
@@ -355,7 +377,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   ): Promise<Channel> {
     const ch = this.#newChannel(options.confirm ?? false, options.recoverDeclarations ?? true);
     try {
-      await withDeadline(ch.whenReady(), options);
+      await ch.whenReady(options);
     } catch (err) {
       await ch.close().catch(() => undefined);
       throw err;
@@ -389,19 +411,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * Waits until the next delivery for any consumer of this connection has been dispatched.
    *
    * @param options - `timeout` (ms) and `signal`.
-   * @throws TimeoutError ("The operation timed out.") at the deadline; AbortError; a
-   *   consumer error (e.g. an undecodable message without onDecodeError) that nobody listened for.
+   * @throws TimeoutError ("The operation timed out.") at the deadline; AbortError; an
+   *   error reported while it waited (see {@link ConnectionEvents.error}), e.g. an
+   *   undecodable message a Consumer could not hand to anyone.
    * @example
    * ```ts
    * await conn.drainEvents({ timeout: 1000 });
    * ```
    */
   drainEvents(options: WaitOptions = {}): Promise<void> {
-    if (this.#pendingError !== undefined) {
-      const err = this.#pendingError;
-      this.#pendingError = undefined;
-      return Promise.reject(err);
-    }
     if (this.#state === 'closed') return Promise.reject(new ConnectionError('Connection closed by client'));
     let waiter: DrainWaiter | undefined;
     const p = new Promise<void>((resolve, reject) => {
@@ -428,17 +446,25 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * @internal Reports an error with no caller to reject: emitted as 'error' when listened
-   * to, else handed to a pending drainEvents, else kept for the next drainEvents.
+   * Reports an error with no caller to reject (see {@link ConnectionEvents.error}): a
+   * pending drainEvents rejects with it, and it is emitted as 'error' when listened to, else
+   * written to the `logger` once. Anything but a CeleryAmqpError is a callback's exception
+   * and is wrapped in a CallbackError. Never throws.
+   *
+   * @example
+   * ```ts
+   * conn.reportError(new ChannelError('replayed declaration refused', { code: 'PRECONDITION_FAILED' }));
+   * ```
    */
   reportError(err: unknown): void {
-    if (this.listenerCount('error') > 0) {
-      this.emit('error', err instanceof Error ? err : new ConnectionError(String(err)));
-    } else if (this.#drainWaiters.length > 0) {
-      this.#failDrainWaiters(err);
-    } else {
-      this.#pendingError = err;
-    }
+    const error =
+      err instanceof CeleryAmqpError
+        ? err
+        : new CallbackError(`a callback threw: ${err instanceof Error ? err.message : String(err)}`, {
+            cause: err,
+          });
+    this.#failDrainWaiters(error);
+    reportError(this, error, this.options.logger ?? consoleLogger, `Connection ${this.displayUrl}`);
   }
 
   /** @internal Called by a Channel that found a consumed queue lost: emits 'queueLost'. */

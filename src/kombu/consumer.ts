@@ -5,14 +5,13 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { CeleryAmqpError, TimeoutError } from '../errors.js';
-import type { Delivery, TransportChannel } from '../transport/types.js';
+import { CallbackError, CeleryAmqpError, TimeoutError } from '../errors.js';
 import type { Channel } from './channel.js';
-import { newConsumerTag } from './channel.js';
+import { newConsumerTag } from './channel-consumers.js';
 import { toChannel } from './entity.js';
 import type { ChannelLike } from './entity.js';
 import { onAbort } from './abort-listener.js';
-import { Message } from './message.js';
+import type { Message } from './message.js';
 import { Queue } from './queue.js';
 import { abortError } from './retry.js';
 import type { WaitOptions } from './retry.js';
@@ -21,10 +20,22 @@ import { prepareAcceptContent } from './serialization.js';
 /** A consumer callback: the decoded body and the message. */
 export type ConsumerCallback = (body: unknown, message: Message) => void;
 
-/** Events of a {@link Consumer}. */
+/**
+ * Events of a {@link Consumer}.
+ *
+ * @example
+ * ```ts
+ * consumer.on('error', (err, message) => { log.error(err); message?.reject(); });
+ * ```
+ */
 export interface ConsumerEvents {
-  /** A callback threw, or a message could not be decoded and there is no onDecodeError. */
-  error: [error: Error, message?: Message];
+  /**
+   * A callback threw (a `CallbackError`, the original as `cause`), or a message could not be
+   * decoded and there is no onDecodeError (a `DecodeError`). The message is left unacked.
+   * Without a listener the error goes to the connection's error path ('error' event, else
+   * its logger).
+   */
+  error: [error: CeleryAmqpError, message?: Message];
 }
 
 /** Options of a {@link Consumer}. */
@@ -54,9 +65,10 @@ export interface ConsumerOptions {
 /**
  * Consumes messages from queues.
  *
- * Decode errors go to `onDecodeError` when set; otherwise they are reported (Consumer
- * 'error' event when listened to, else the connection's error path: its 'error' event or
- * the next drainEvents) and the message is left unacked — never lost.
+ * Decode errors go to `onDecodeError` when set; otherwise they are reported, as are
+ * exceptions of the callbacks (Consumer 'error' event when listened to, else the
+ * connection's error path: its 'error' event, else its logger), and the message is left
+ * unacked — never lost.
  *
  * @example
  * ```ts
@@ -93,7 +105,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   /** queue name -> consumer tag. */
   readonly #active = new Map<string, string>();
   #sink: ((message: Message) => void) | undefined;
-  readonly #handler = (d: Delivery, ch: TransportChannel): void => this.#receive(d, ch);
+  readonly #handler = (message: Message): void => this.#receive(message);
   /** Follows a server-named queue the channel redeclared under a new name on recovery. */
   readonly #onRename = (oldName: string, newName: string): void => {
     for (const q of this.queues) if (q.name === oldName) q.name = newName;
@@ -183,17 +195,15 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     return tags;
   }
 
-  readonly #noAckHandler = (d: Delivery, ch: TransportChannel): void => this.#receive(d, ch, true);
-
   async #consumeOne(q: Queue, noAck: boolean, options: WaitOptions): Promise<string> {
     const tag = await this.channel.consume(
-      q.name,
-      noAck ? this.#noAckHandler : this.#handler,
       {
+        queue: q.name,
         noAck,
         consumerTag: newConsumerTag(this.tagPrefix),
         ...(q.consumerArguments === undefined ? {} : { arguments: q.consumerArguments }),
       },
+      this.#handler,
       options,
     );
     this.#active.set(q.name, tag);
@@ -241,7 +251,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const tag = this.#active.get(queue);
     if (tag === undefined) return;
     this.#active.delete(queue);
-    await this.channel.cancel(tag);
+    await this.channel.cancel({ consumerTag: tag });
     const q = this.queues.find((x) => x.name === queue);
     // RabbitMQ deletes an auto-delete queue with its last consumer: do not resurrect it on recovery.
     if (q?.autoDelete === true) this.channel.forgetQueue(queue);
@@ -268,7 +278,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
    * ```
    */
   flow(active: boolean): Promise<void> {
-    return this.channel.flow(active);
+    return this.channel.flow({ active });
   }
 
   /**
@@ -295,11 +305,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
    * ```
    */
   qos(options: { prefetchSize?: number; prefetchCount?: number; applyGlobal?: boolean } = {}): Promise<void> {
-    return this.channel.qos(
-      options.prefetchSize ?? 0,
-      options.prefetchCount ?? 0,
-      options.applyGlobal ?? false,
-    );
+    return this.channel.qos({
+      prefetchSize: options.prefetchSize ?? 0,
+      prefetchCount: options.prefetchCount ?? 0,
+      global: options.applyGlobal ?? false,
+    });
   }
 
   /**
@@ -311,7 +321,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
    * ```
    */
   recover(options: { requeue?: boolean } = {}): Promise<void> {
-    return this.channel.recoverUnacked(options.requeue ?? false);
+    return this.channel.recover({ requeue: options.requeue ?? false });
   }
 
   /**
@@ -361,8 +371,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (this.autoDeclare) await this.declare();
   }
 
-  #receive(d: Delivery, ch: TransportChannel, noAck = false): void {
-    const message = new Message(d, ch, { accept: this.accept, maxBytes: this.maxBytes, noAck });
+  #receive(message: Message): void {
+    message.accept = this.accept;
+    message.maxBytes = this.maxBytes;
     try {
       const sink = this.#sink ?? this.onMessage;
       if (sink !== undefined) {
@@ -382,15 +393,29 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     } catch (err) {
       // Never thrown into the transport: reported, and the message left unacked (not lost).
       this.#report(err, message);
-    } finally {
-      this.connection.dispatched();
     }
   }
 
   #report(err: unknown, message: Message): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    if (this.listenerCount('error') > 0) this.emit('error', error, message);
-    else this.connection.reportError(error);
+    const error =
+      err instanceof CeleryAmqpError
+        ? err
+        : new CallbackError(
+            `a consumer callback threw: ${err instanceof Error ? err.message : String(err)}`,
+            {
+              cause: err,
+            },
+          );
+    if (this.listenerCount('error') === 0) {
+      this.connection.reportError(error);
+      return;
+    }
+    try {
+      this.emit('error', error, message);
+    } catch (listenerError) {
+      // A throwing 'error' listener is the application's bug; it still must not vanish.
+      this.connection.reportError(listenerError);
+    }
   }
 
   /**

@@ -4,11 +4,17 @@
  * @module
  */
 import { ArgumentError } from '../errors.js';
-import type { ExchangeType, FieldTable, MessageProperties } from '../transport/types.js';
+import type {
+  ExchangeDeclareParams,
+  ExchangeType,
+  FieldTable,
+  MessageProperties,
+} from '../transport/types.js';
 import { Binding } from './binding.js';
-import type { Channel, RecoverOptions } from './channel.js';
-import { requireChannel, toChannel } from './entity.js';
-import type { ChannelLike } from './entity.js';
+import type { Channel } from './channel.js';
+import type { CallOptions } from './channel-types.js';
+import { applyBinding, requireChannel, toChannel } from './entity.js';
+import type { BindToOptions, ChannelLike } from './entity.js';
 import type { WaitOptions } from './retry.js';
 import { toDeliveryMode } from './types.js';
 import type { Declarable, DeliveryModeLike, OutgoingMessage } from './types.js';
@@ -180,24 +186,32 @@ export class Exchange implements Declarable {
    * await exchange.bind(channel).declare();
    * ```
    */
-  declare(
-    options: { nowait?: boolean; passive?: boolean } & RecoverOptions & WaitOptions = {},
-  ): Promise<void> {
+  declare(options: { nowait?: boolean; passive?: boolean } & CallOptions = {}): Promise<void> {
     if (this.name === '') return Promise.resolve();
-    return this.#ch().declareExchange(
-      this.name,
-      this.type,
-      {
-        durable: this.durable,
-        autoDelete: this.autoDelete,
-        internal: this.internal,
-        passive: options.passive ?? this.passive,
-        nowait: options.nowait ?? false,
-        ...(this.arguments === undefined ? {} : { arguments: this.arguments }),
-      },
-      options,
-      options,
-    );
+    return this.#ch().declareExchange(this.declareParams(options), options);
+  }
+
+  /**
+   * The exchange.declare parameters of this declaration, as {@link declare} sends them (for a
+   * hot path that builds them once).
+   *
+   * @param options - `nowait` @default false; `passive` @default this exchange's
+   * @example
+   * ```ts
+   * const params = exchange.declareParams({ nowait: true });
+   * ```
+   */
+  declareParams(options: { nowait?: boolean; passive?: boolean } = {}): ExchangeDeclareParams {
+    return {
+      exchange: this.name,
+      type: this.type,
+      durable: this.durable,
+      autoDelete: this.autoDelete,
+      internal: this.internal,
+      passive: options.passive ?? this.passive,
+      nowait: options.nowait ?? false,
+      ...(this.arguments === undefined ? {} : { arguments: this.arguments }),
+    };
   }
 
   /**
@@ -211,8 +225,7 @@ export class Exchange implements Declarable {
    */
   delete(options: { ifUnused?: boolean; nowait?: boolean } & WaitOptions = {}): Promise<void> {
     return this.#ch().deleteExchange(
-      this.name,
-      { ifUnused: options.ifUnused ?? false, nowait: options.nowait ?? false },
+      { exchange: this.name, ifUnused: options.ifUnused ?? false, nowait: options.nowait ?? false },
       options,
     );
   }
@@ -225,21 +238,8 @@ export class Exchange implements Declarable {
    * await dest.bindTo(source, { routingKey: 'a.*' });
    * ```
    */
-  bindTo(
-    exchange: Exchange | string = '',
-    options: { routingKey?: string; arguments?: FieldTable; nowait?: boolean } & RecoverOptions &
-      WaitOptions = {},
-  ): Promise<void> {
-    const source = typeof exchange === 'string' ? exchange : exchange.name;
-    return this.#ch().bindExchange(
-      this.name,
-      source,
-      options.routingKey ?? '',
-      options.arguments,
-      { nowait: options.nowait ?? false },
-      options,
-      options,
-    );
+  bindTo(exchange: Exchange | string = '', options: BindToOptions = {}): Promise<void> {
+    return applyBinding(this.#ch(), 'exchange', this.name, exchange, options, false);
   }
 
   /**
@@ -250,19 +250,8 @@ export class Exchange implements Declarable {
    * await dest.unbindFrom(source, { routingKey: 'a.*' });
    * ```
    */
-  unbindFrom(
-    source: Exchange | string = '',
-    options: { routingKey?: string; arguments?: FieldTable; nowait?: boolean } & WaitOptions = {},
-  ): Promise<void> {
-    const name = typeof source === 'string' ? source : source.name;
-    return this.#ch().unbindExchange(
-      this.name,
-      name,
-      options.routingKey ?? '',
-      options.arguments,
-      { nowait: options.nowait ?? false },
-      options,
-    );
+  unbindFrom(source: Exchange | string = '', options: BindToOptions = {}): Promise<void> {
+    return applyBinding(this.#ch(), 'exchange', this.name, source, options, true);
   }
 
   /**
@@ -308,11 +297,13 @@ export class Exchange implements Declarable {
    */
   publish(message: OutgoingMessage, options: ExchangePublishOptions = {}): Promise<void> {
     return this.#ch().publish(
-      options.exchange ?? this.name,
-      options.routingKey ?? '',
-      message.body,
-      message.properties,
-      { mandatory: options.mandatory ?? false },
+      {
+        exchange: options.exchange ?? this.name,
+        routingKey: options.routingKey ?? '',
+        body: message.body,
+        properties: message.properties,
+        mandatory: options.mandatory ?? false,
+      },
       options,
     );
   }

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { ChannelError, ConnectionError, MessageStateError } from '../errors.js';
+import { CallbackError, ChannelError, ConnectionError, MessageStateError } from '../errors.js';
+import { consoleLogger, reportError } from '../logger.js';
 import type {
   Delivery,
   DeliveryInfo,
@@ -12,8 +13,8 @@ import type {
   MessageProperties,
   TransportChannel,
 } from '../transport/types.js';
-import { decompress } from './compression.js';
-import { loads } from './serialization.js';
+import { decodeBody } from './compression.js';
+import type { DecodeLimits } from './decode-limits.js';
 
 /** The states of a received message. */
 export type MessageState = 'RECEIVED' | 'ACK' | 'REJECTED' | 'REQUEUED';
@@ -22,13 +23,80 @@ export type MessageState = 'RECEIVED' | 'ACK' | 'REJECTED' | 'REQUEUED';
 export interface MessageOptions {
   /** Accepted content types (mime types), as `prepareAcceptContent` returns. @default undefined (all but pickle) */
   accept?: ReadonlySet<string> | undefined;
-  /** Decoded size limit in bytes. @default undefined (the serializer's default) */
+  /** Decoded size limit in bytes (overrides `limits.maxDecodedBytes`). @default undefined */
   maxBytes?: number | undefined;
+  /** Decode limits (size, depth, aliases...). @default DEFAULT_DECODE_LIMITS */
+  limits?: Partial<DecodeLimits> | undefined;
+  /** Names the message at the head of decode errors, e.g. `task <id>`. @default undefined */
+  label?: string | undefined;
   /** Delivered with no_ack: settling is an error. @default false */
   noAck?: boolean | undefined;
 }
 
 const UNSET: unique symbol = Symbol('unset');
+
+/** The listeners of one transport channel's close, and where a throwing one is reported. */
+interface CloseWatch {
+  readonly listeners: Set<() => void>;
+  report: (err: unknown) => void;
+}
+
+/** A watcher nobody registered a reporter for (a detached message): the console logger. */
+const NO_LISTENERS = { listenerCount: () => 0, emit: () => false };
+function reportToLogger(err: unknown): void {
+  reportError(NO_LISTENERS, toCallbackError(err), consoleLogger, 'Message');
+}
+
+function toCallbackError(err: unknown): CallbackError {
+  return new CallbackError(`a channel-close listener threw: ${String(err)}`, { cause: err });
+}
+
+/** One 'close' listener per transport channel, however many messages are watched on it. */
+const watches = new WeakMap<TransportChannel, CloseWatch>();
+
+function watchOf(channel: TransportChannel): CloseWatch {
+  let watch = watches.get(channel);
+  if (watch === undefined) {
+    const created: CloseWatch = { listeners: new Set(), report: reportToLogger };
+    channel.once('close', () => {
+      for (const listener of [...created.listeners]) runListener(created, listener);
+      created.listeners.clear();
+    });
+    watches.set(channel, (watch = created));
+  }
+  return watch;
+}
+
+function runListener(watch: CloseWatch, listener: () => void): void {
+  try {
+    listener();
+  } catch (err) {
+    watch.report(toCallbackError(err));
+  }
+}
+
+/**
+ * Sets where a throwing {@link Message.onChannelClose} listener of messages that arrived on
+ * `channel` is reported. Called by the kombu Channel for each transport channel it opens.
+ *
+ * @internal
+ */
+export function reportChannelCloseErrors(channel: TransportChannel, report: (err: unknown) => void): void {
+  watchOf(channel).report = report;
+}
+
+/** Reads a message's transport channel; set once, in a static block of {@link Message}. */
+let channelOf: (message: Message) => TransportChannel | null = () => null;
+
+/**
+ * The transport channel a message arrived on, for kombu's own deferred settling (one
+ * `multiple` ack per channel).
+ *
+ * @internal
+ */
+export function deliveryChannel(message: Message): TransportChannel | null {
+  return channelOf(message);
+}
 
 /**
  * A message received from a queue.
@@ -60,12 +128,20 @@ export class Message {
   accept: ReadonlySet<string> | undefined;
   /** Decoded size limit in bytes. @default undefined */
   maxBytes: number | undefined;
+  /** Decode limits. @default undefined (DEFAULT_DECODE_LIMITS) */
+  limits: Partial<DecodeLimits> | undefined;
+  /** Names the message at the head of decode errors. @default undefined */
+  label: string | undefined;
   /** True when delivered without acknowledgement. @default false */
   readonly noAck: boolean;
 
   #state: MessageState = 'RECEIVED';
   #payload: unknown = UNSET;
   readonly #channel: TransportChannel | null;
+
+  static {
+    channelOf = (message) => message.#channel;
+  }
 
   /**
    * @param delivery - What the transport received.
@@ -79,6 +155,8 @@ export class Message {
     this.deliveryInfo = delivery.fields;
     this.accept = options.accept;
     this.maxBytes = options.maxBytes;
+    this.limits = options.limits;
+    this.label = options.label;
     this.noAck = options.noAck ?? false;
     this.#channel = channel;
   }
@@ -101,6 +179,56 @@ export class Message {
   /** The headers table (`{}` when absent). */
   get headers(): FieldTable {
     return this.properties.headers ?? {};
+  }
+
+  /**
+   * True while the channel this message arrived on is open. Once it closes (lost
+   * connection, channel error, the consumer's channel closed) the broker has requeued the
+   * message if it was unacked, and will deliver it again: it can no longer be settled, and
+   * work held for it (an eta task) should be dropped. Always false for a detached message.
+   *
+   * @example
+   * ```ts
+   * if (!message.channelOpen) return; // redelivered later: nothing to do with this copy
+   * ```
+   */
+  get channelOpen(): boolean {
+    const ch = this.#channel;
+    return ch !== null && !ch.closed;
+  }
+
+  /**
+   * Calls `listener` once when the channel this message arrived on closes (at once, on a
+   * microtask, when it is closed already; never for a detached message). One listener per
+   * transport channel is registered however many messages are watched. A listener that
+   * throws is reported (a {@link CallbackError} on the connection's error path), never
+   * thrown into the transport.
+   *
+   * @returns A function that removes the listener.
+   * @example
+   * ```ts
+   * const off = message.onChannelClose(() => clearTimeout(timer)); // ... off();
+   * ```
+   */
+  onChannelClose(listener: () => void): () => void {
+    const ch = this.#channel;
+    if (ch === null) return () => undefined;
+    const watch = watchOf(ch);
+    if (ch.closed) {
+      let cancelled = false;
+      queueMicrotask(() => {
+        if (!cancelled) runListener(watch, listener);
+      });
+      return () => {
+        cancelled = true;
+      };
+    }
+    // A wrapper, so that the same function watched twice is two registrations.
+    const entry = (): void => listener();
+    watch.listeners.add(entry);
+    return () => {
+      watch.listeners.delete(entry);
+    };
   }
 
   /** True when the broker delivered this message before. */
@@ -138,14 +266,14 @@ export class Message {
    */
   decode(): unknown {
     const compression = this.properties.headers?.['compression'];
-    const limit = this.maxBytes === undefined ? {} : { maxBytes: this.maxBytes };
-    const body =
-      typeof compression === 'string' && compression !== ''
-        ? decompress(this.body, compression, limit)
-        : this.body;
-    return loads(body, this.contentType ?? '', this.contentEncoding ?? '', {
-      ...(this.accept === undefined ? {} : { accept: this.accept }),
-      ...limit,
+    return decodeBody(this.body, {
+      contentType: this.contentType,
+      contentEncoding: this.contentEncoding,
+      compression: typeof compression === 'string' ? compression : undefined,
+      accept: this.accept,
+      maxBytes: this.maxBytes,
+      limits: this.limits,
+      label: this.label,
     });
   }
 
@@ -162,7 +290,7 @@ export class Message {
   ack(): boolean {
     const ch = this.#settle('ACK');
     if (ch === null) return false;
-    return sent(() => ch.ack(this.deliveryTag));
+    return sent(() => ch.ack({ deliveryTag: this.deliveryTag }));
   }
 
   /**
@@ -180,7 +308,7 @@ export class Message {
     const requeue = options.requeue ?? false;
     const ch = this.#settle(requeue ? 'REQUEUED' : 'REJECTED');
     if (ch === null) return false;
-    return sent(() => ch.reject(this.deliveryTag, requeue));
+    return sent(() => ch.reject({ deliveryTag: this.deliveryTag, requeue }));
   }
 
   /**

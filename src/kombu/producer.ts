@@ -5,9 +5,14 @@
  */
 import { ArgumentError, fromReply } from '../errors.js';
 import type { CeleryAmqpError } from '../errors.js';
-import type { FieldTable, MessageProperties, ReturnedMessage } from '../transport/types.js';
+import type {
+  BasicPublishParams,
+  FieldTable,
+  MessageProperties,
+  ReturnedMessage,
+} from '../transport/types.js';
 import type { Channel } from './channel.js';
-import { compress } from './compression.js';
+import { compress, compressionReady, prepareCompression } from './compression.js';
 import { toChannel } from './entity.js';
 import type { ChannelLike } from './entity.js';
 import { Exchange } from './exchange.js';
@@ -200,6 +205,11 @@ export class Producer {
   }
 
   #publish(body: unknown, options: PublishOptions): Promise<void> {
+    const method = options.compression ?? this.compression;
+    // A compressor that must start first (zstd's WebAssembly) is started once, then used sync.
+    if (method !== undefined && !compressionReady(method)) {
+      return prepareCompression(method).then(() => this.#publish(body, options));
+    }
     let encoded: Buffer;
     let contentType = options.contentType;
     let contentEncoding = options.contentEncoding;
@@ -220,7 +230,6 @@ export class Producer {
       contentEncoding = d.contentEncoding;
     }
     const headers: FieldTable = options.headers === undefined ? {} : { ...options.headers };
-    const method = options.compression ?? this.compression;
     if (method !== undefined) {
       const c = compress(encoded, method);
       encoded = c.body;
@@ -244,7 +253,8 @@ export class Producer {
     const ex = options.exchange;
     const exchangeName = ex === undefined ? this.exchange.name : typeof ex === 'string' ? ex : ex.name;
     const routingKey = options.routingKey ?? this.routingKey;
-    const mandatory = options.mandatory === true ? { mandatory: true } : undefined;
+    const publish: BasicPublishParams = { exchange: exchangeName, routingKey, body: encoded, properties };
+    if (options.mandatory === true) publish.mandatory = true;
     const channel = this.channel;
 
     // Declarations first; cached ones cost nothing, and with declareNowait nothing is awaited:
@@ -270,13 +280,11 @@ export class Producer {
       }
     }
     if (pending === undefined || nowait) {
-      const sent = channel.publish(exchangeName, routingKey, encoded, properties, mandatory, options);
+      const sent = channel.publish(publish, options);
       if (pending === undefined) return sent;
       return Promise.all([pending, sent]).then(() => undefined);
     }
-    return pending.then(() =>
-      channel.publish(exchangeName, routingKey, encoded, properties, mandatory, options),
-    );
+    return pending.then(() => channel.publish(publish, options));
   }
 
   /**
@@ -309,7 +317,6 @@ export class Producer {
 
 /** An entity bound to `channel` (a copy when bound elsewhere or unbound). */
 function bindEntity(entity: Declarable, channel: Channel): Declarable {
-  const e = entity as Declarable & { channel?: Channel; bind?: (c: Channel) => Declarable };
-  if (e.channel === channel || typeof e.bind !== 'function') return entity;
-  return e.bind(channel);
+  if (entity.channel === channel || entity.bind === undefined) return entity;
+  return entity.bind(channel);
 }

@@ -15,7 +15,9 @@
  */
 import { CeleryAmqpError, QueueLostError } from '../errors.js';
 import type { TransportChannel, TransportConnection } from '../transport/types.js';
+import type { ChannelConsumers, ConsumerRecord } from './channel-consumers.js';
 import type { Connection } from './connection.js';
+import type { RecoveryRecord } from './recovery-record.js';
 import { isRecoverable, retryIntervals, sleep } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -56,8 +58,8 @@ function isMissing(err: unknown): boolean {
 
 /**
  * The queues among `names` that no longer exist, by passive declares on a channel of their
- * own (a 404 closes the channel it comes on). Pipelined a chunk at a time; a chunk with a
- * failure is checked again one queue at a time.
+ * own. Pipelined a chunk at a time: the first refusal in a chunk is that queue's answer; a
+ * 404 closes the channel, so the queues after it are asked again one at a time.
  *
  * @throws a recoverable error when the connection drops meanwhile; any error other than a 404.
  */
@@ -68,19 +70,27 @@ export async function missingQueues(tconn: TransportConnection, names: readonly 
     if (probe === undefined || probe.closed) probe = await tconn.createChannel();
     return probe;
   };
+  const classify = (name: string, err: unknown): void => {
+    if (isMissing(err)) missing.push(name);
+    else if (!isUnavailable(err)) throw err;
+  };
   try {
     for (let i = 0; i < names.length; i += PROBE_CHUNK) {
       const chunk = names.slice(i, i + PROBE_CHUNK);
       const ch = await open();
-      const results = await Promise.allSettled(chunk.map((n) => ch.declareQueue(n, { passive: true })));
-      if (results.every((r) => r.status === 'fulfilled')) continue;
+      const results = await Promise.allSettled(
+        chunk.map((n) => ch.declareQueue({ queue: n, passive: true })),
+      );
+      const first = results.findIndex((r) => r.status === 'rejected');
+      if (first < 0) continue;
       for (const r of results) if (r.status === 'rejected' && isRecoverable(r.reason)) throw r.reason;
-      for (const name of chunk) {
+      const failed = results[first];
+      if (failed?.status === 'rejected') classify(chunk[first] ?? '', failed.reason);
+      for (const name of chunk.slice(first + 1)) {
         try {
-          await (await open()).declareQueue(name, { passive: true });
+          await (await open()).declareQueue({ queue: name, passive: true });
         } catch (err) {
-          if (isMissing(err)) missing.push(name);
-          else if (!isUnavailable(err)) throw err;
+          classify(name, err);
         }
       }
     }
@@ -131,17 +141,17 @@ export function queueLostError(queue: string, how: 'cancelled' | 'missing', url:
 }
 
 /** What a {@link ConsumerRestorer} needs of its Channel. */
-export interface RestoreHooks<R> {
+export interface RestoreHost {
   /** The connection (to reach the broker, to emit 'queueLost' and to report what could not be restored). */
   readonly connection: Connection;
-  /** The queue a consumer consumes from. */
-  queueOf(record: R): string;
-  /** True when that queue was declared durable. */
-  durable(record: R): boolean;
-  /** Declares the consumer's queue and its bindings again on `ch`; false when the queue is no longer recorded. */
-  redeclare(record: R, ch: TransportChannel): Promise<boolean>;
-  /** Starts the consumer again with its tag and handler on the channel's transport channel. */
-  resume(tag: string, record: R): Promise<void>;
+  /** The channel's recovery record: which queues are still wanted, and how they were declared. */
+  readonly record: RecoveryRecord;
+  /** The channel's consumers. */
+  readonly consumers: ChannelConsumers;
+  /** The channel's transport channel now, or null while it reopens. */
+  transport(): TransportChannel | null;
+  /** A server-named queue was declared again under a new name. */
+  renamed(original: string, newName: string): void;
 }
 
 /**
@@ -150,31 +160,50 @@ export interface RestoreHooks<R> {
  * refusal cannot close the consumer's channel); consume again with the same tag. A durable
  * queue whose home node is down is not lost, only unavailable: it is retried, unreported,
  * until the node returns. A consumer cancelled or a channel closed meanwhile ends its loop.
+ * A queue no longer recorded (deleted by its owner) is not brought back.
  *
  * @example
  * ```ts
- * const restorer = new ConsumerRestorer({ connection, queueOf, durable, redeclare, resume });
- * restorer.start(tag, record); // on the broker's basic.cancel
+ * const restorer = new ConsumerRestorer({ connection, record, consumers, transport, renamed });
+ * ch.on('cancel', (tag) => restorer.start(tag, consumers.remove(tag))); // the broker's basic.cancel
+ * await restorer.reportMissing(tconn); // after a reconnect, before the replay
  * ```
  */
-export class ConsumerRestorer<R> {
-  readonly #hooks: RestoreHooks<R>;
+export class ConsumerRestorer {
+  readonly #host: RestoreHost;
   /** Consumers being brought back, by tag. */
-  readonly #pending = new Map<string, R>();
+  readonly #pending = new Map<string, ConsumerRecord>();
   #abort: AbortController | undefined;
 
-  constructor(hooks: RestoreHooks<R>) {
-    this.#hooks = hooks;
+  constructor(host: RestoreHost) {
+    this.#host = host;
   }
 
-  /** Starts bringing back the consumer `tag` (its queue was cancelled by the broker). */
-  start(tag: string, record: R): void {
+  /** Whether `queue` is still wanted: its declaration is recorded (not deleted on purpose). */
+  #wanted(queue: string): boolean {
+    return this.#host.record.queueDeclaration(queue) !== undefined;
+  }
+
+  /**
+   * After a reconnect, before the channel's declarations are replayed: reports each consumed
+   * queue that is gone (see {@link reportMissing}).
+   *
+   * @throws the recoverable error when the connection drops meanwhile.
+   */
+  reportMissing(tconn: TransportConnection): Promise<void> {
+    const queues = this.#host.consumers.queues().filter((q) => this.#wanted(q));
+    return reportMissing(this.#host.connection, tconn, queues);
+  }
+
+  /** Starts bringing back the consumer `tag` the broker cancelled (nothing when `record` is undefined or its queue unwanted). */
+  start(tag: string, record: ConsumerRecord | undefined): void {
+    if (record === undefined || !this.#wanted(record.params.queue)) return;
     this.#pending.set(tag, record);
     const signal = (this.#abort ??= new AbortController()).signal;
     void this.#run(tag, record, signal).catch((err: unknown) => {
       if (this.#pending.get(tag) === record) this.#pending.delete(tag);
       // Ended by close(): nothing to report.
-      if (!signal.aborted) this.#hooks.connection.reportError(err);
+      if (!signal.aborted) this.#host.connection.reportError(err);
     });
   }
 
@@ -190,36 +219,38 @@ export class ConsumerRestorer<R> {
     this.#abort = undefined;
   }
 
-  async #run(tag: string, record: R, signal: AbortSignal): Promise<void> {
+  async #run(tag: string, record: ConsumerRecord, signal: AbortSignal): Promise<void> {
+    const host = this.#host;
     const intervals = retryIntervals(RESTORE_POLICY);
     const wanted = (): boolean => !signal.aborted && this.#pending.get(tag) === record;
-    const queue = this.#hooks.queueOf(record);
+    const queue = record.params.queue;
+    const durable = host.record.queueDeclaration(queue)?.durable === true;
     let reported = false;
     let missingSince: number | undefined;
     while (wanted()) {
       try {
-        const tconn = await this.#hooks.connection.whenConnected();
+        const tconn = await host.connection.whenConnected();
         if (!reported && (await missingQueues(tconn, [queue])).length > 0) {
           missingSince ??= Date.now();
-          if (this.#hooks.durable(record) && Date.now() - missingSince < DURABLE_CONFIRM_MS) {
+          if (durable && Date.now() - missingSince < DURABLE_CONFIRM_MS) {
             await sleep(250, { signal });
             continue;
           }
           if (!wanted()) return;
           reported = true;
-          this.#hooks.connection.queueLost(queue, queueLostError(queue, 'cancelled', tconn.displayUrl));
+          host.connection.queueLost(queue, queueLostError(queue, 'cancelled', tconn.displayUrl));
         } else missingSince = undefined;
         const probe = await tconn.createChannel();
         let recorded: boolean;
         try {
-          recorded = await this.#hooks.redeclare(record, probe);
+          recorded = await host.record.replayQueue(probe, queue, host);
         } finally {
           if (!probe.closed) await probe.close().catch(() => undefined);
         }
         if (!wanted()) return;
         this.#pending.delete(tag);
-        // Deleted on purpose by its owner (no longer recorded): the consumer just ends.
-        if (recorded) await this.#hooks.resume(tag, record);
+        // Deleted on purpose by its owner meanwhile (no longer recorded): the consumer just ends.
+        if (recorded) await host.consumers.restart(record, host.transport());
         return;
       } catch (err) {
         if (!isRecoverable(err) && !isUnavailable(err)) throw err;

@@ -3,13 +3,14 @@
  *
  * @module
  */
-import type { FieldTable, QueueDeclareOk } from '../transport/types.js';
+import type { FieldTable, QueueDeclareOk, QueueDeclareParams } from '../transport/types.js';
 import type { Binding } from './binding.js';
-import type { Channel, RecoverOptions } from './channel.js';
-import { requireChannel, toChannel } from './entity.js';
-import type { ChannelLike } from './entity.js';
+import type { Channel } from './channel.js';
+import type { CallOptions } from './channel-types.js';
+import { applyBinding, requireChannel, toChannel } from './entity.js';
+import type { BindToOptions, ChannelLike } from './entity.js';
 import { Exchange } from './exchange.js';
-import { Message } from './message.js';
+import type { Message } from './message.js';
 import type { WaitOptions } from './retry.js';
 import type { Declarable } from './types.js';
 
@@ -165,7 +166,7 @@ export class Queue implements Declarable {
    * await queue.bind(channel).declare();
    * ```
    */
-  async declare(options: { nowait?: boolean } & RecoverOptions & WaitOptions = {}): Promise<string> {
+  async declare(options: { nowait?: boolean } & CallOptions = {}): Promise<string> {
     const nowait = options.nowait ?? false;
     const ch = this.#ch();
     const exchange = this.exchange;
@@ -203,23 +204,33 @@ export class Queue implements Declarable {
    * ```
    */
   async queueDeclare(
-    options: { nowait?: boolean; passive?: boolean } & RecoverOptions & WaitOptions = {},
+    options: { nowait?: boolean; passive?: boolean } & CallOptions = {},
   ): Promise<QueueDeclareOk | null> {
-    const ok = await this.#ch().declareQueue(
-      this.name,
-      {
-        durable: this.durable,
-        exclusive: this.exclusive,
-        autoDelete: this.autoDelete,
-        passive: options.passive ?? false,
-        nowait: options.nowait ?? false,
-        ...(this.queueArguments === undefined ? {} : { arguments: this.queueArguments }),
-      },
-      options,
-      options,
-    );
+    const ok = await this.#ch().declareQueue(this.declareParams(options), options);
     if (ok !== null && this.name === '') this.name = ok.queue;
     return ok;
+  }
+
+  /**
+   * The queue.declare parameters of this declaration, as {@link queueDeclare} sends them
+   * (for a hot path that builds them once).
+   *
+   * @param options - `nowait`, `passive` @default false
+   * @example
+   * ```ts
+   * const params = queue.declareParams({ nowait: true });
+   * ```
+   */
+  declareParams(options: { nowait?: boolean; passive?: boolean } = {}): QueueDeclareParams {
+    return {
+      queue: this.name,
+      durable: this.durable,
+      exclusive: this.exclusive,
+      autoDelete: this.autoDelete,
+      passive: options.passive ?? false,
+      nowait: options.nowait ?? false,
+      ...(this.queueArguments === undefined ? {} : { arguments: this.queueArguments }),
+    };
   }
 
   /**
@@ -230,7 +241,7 @@ export class Queue implements Declarable {
    * await queue.queueBind();
    * ```
    */
-  queueBind(options: { nowait?: boolean } & RecoverOptions & WaitOptions = {}): Promise<void> {
+  queueBind(options: { nowait?: boolean } & CallOptions = {}): Promise<void> {
     return this.bindTo(this.exchange ?? '', {
       routingKey: this.routingKey,
       ...(this.bindingArguments === undefined ? {} : { arguments: this.bindingArguments }),
@@ -246,21 +257,8 @@ export class Queue implements Declarable {
    * await queue.bindTo(logs, { routingKey: 'error' });
    * ```
    */
-  bindTo(
-    exchange: Exchange | string = '',
-    options: { routingKey?: string; arguments?: FieldTable; nowait?: boolean } & RecoverOptions &
-      WaitOptions = {},
-  ): Promise<void> {
-    const name = typeof exchange === 'string' ? exchange : exchange.name;
-    return this.#ch().bindQueue(
-      this.name,
-      name,
-      options.routingKey ?? '',
-      options.arguments,
-      { nowait: options.nowait ?? false },
-      options,
-      options,
-    );
+  bindTo(exchange: Exchange | string = '', options: BindToOptions = {}): Promise<void> {
+    return applyBinding(this.#ch(), 'queue', this.name, exchange, options, false);
   }
 
   /**
@@ -271,12 +269,8 @@ export class Queue implements Declarable {
    * await queue.unbindFrom(logs, { routingKey: 'error' });
    * ```
    */
-  unbindFrom(
-    exchange: Exchange | string = '',
-    options: { routingKey?: string; arguments?: FieldTable } & WaitOptions = {},
-  ): Promise<void> {
-    const name = typeof exchange === 'string' ? exchange : exchange.name;
-    return this.#ch().unbindQueue(this.name, name, options.routingKey ?? '', options.arguments, options);
+  unbindFrom(exchange: Exchange | string = '', options: BindToOptions = {}): Promise<void> {
+    return applyBinding(this.#ch(), 'queue', this.name, exchange, options, true);
   }
 
   /**
@@ -288,16 +282,13 @@ export class Queue implements Declarable {
    * if (m) { use(m.payload); m.ack(); }
    * ```
    */
-  get(options: QueueGetOptions = {}): Promise<Message | null> {
-    return this.#ch().get(
-      this.name,
-      { noAck: options.noAck ?? this.noAck },
-      {
-        ...(options.accept === undefined ? {} : { accept: options.accept }),
-        ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
-      },
-      options,
-    );
+  async get(options: QueueGetOptions = {}): Promise<Message | null> {
+    const m = await this.#ch().get({ queue: this.name, noAck: options.noAck ?? this.noAck }, options);
+    if (m !== null) {
+      m.accept = options.accept;
+      m.maxBytes = options.maxBytes;
+    }
+    return m;
   }
 
   /**
@@ -310,7 +301,7 @@ export class Queue implements Declarable {
    * ```
    */
   purge(options: WaitOptions = {}): Promise<number> {
-    return this.#ch().purgeQueue(this.name, options);
+    return this.#ch().purgeQueue({ queue: this.name }, options);
   }
 
   /**
@@ -324,8 +315,7 @@ export class Queue implements Declarable {
    */
   delete(options: { ifUnused?: boolean; ifEmpty?: boolean } & WaitOptions = {}): Promise<number> {
     return this.#ch().deleteQueue(
-      this.name,
-      { ifUnused: options.ifUnused ?? false, ifEmpty: options.ifEmpty ?? false },
+      { queue: this.name, ifUnused: options.ifUnused ?? false, ifEmpty: options.ifEmpty ?? false },
       options,
     );
   }
@@ -349,16 +339,18 @@ export class Queue implements Declarable {
       accept?: ReadonlySet<string>;
     } & WaitOptions = {},
   ): Promise<string> {
-    const noAck = options.noAck ?? this.noAck;
     const accept = options.accept;
     return this.#ch().consume(
-      this.name,
-      (d, ch) => callback(new Message(d, ch, { noAck, accept })),
       {
-        noAck,
+        queue: this.name,
+        noAck: options.noAck ?? this.noAck,
         exclusive: options.exclusive ?? false,
         ...(options.consumerTag === undefined ? {} : { consumerTag: options.consumerTag }),
         ...(this.consumerArguments === undefined ? {} : { arguments: this.consumerArguments }),
+      },
+      (m) => {
+        m.accept = accept;
+        callback(m);
       },
       options,
     );
@@ -373,12 +365,12 @@ export class Queue implements Declarable {
    * ```
    */
   cancel(consumerTag: string): Promise<void> {
-    return this.#ch().cancel(consumerTag);
+    return this.#ch().cancel({ consumerTag });
   }
 }
 
 /**
- * A queue whose declaration is never cached by `maybeDeclare` (WIRE.md §2): Celery's result
+ * A queue whose declaration is never cached by `maybeDeclare` (docs/wire.md §2): Celery's result
  * queue class, declared before every publish and poll.
  *
  * @example
@@ -395,7 +387,7 @@ export class NoCacheQueue extends Queue {
 }
 
 /** Only the `recover` choice of an options object (exactOptionalPropertyTypes-safe). */
-function recoverOf(options: RecoverOptions): RecoverOptions {
+function recoverOf(options: CallOptions): CallOptions {
   return options.recover === undefined ? {} : { recover: options.recover };
 }
 

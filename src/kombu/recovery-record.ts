@@ -1,53 +1,142 @@
 /**
- * The recovery record of a kombu Channel: the declarations to replay after a
- * reconnect, bounded by the channel's `recoveryLimit`, and which queues are consumed from
- * (their declarations are never evicted).
+ * The recovery record of a kombu Channel: the declarations to replay after a reconnect,
+ * each kept as the `{ method, params }` the channel sent, bounded by the channel's
+ * `recoveryLimit`, and which queues are consumed from (their declarations are never evicted).
  *
  * @module
  */
-import type { TransportChannel } from '../transport/types.js';
+import type {
+  ChannelMethodParams,
+  ExchangeBindParams,
+  ExchangeDeclareParams,
+  QueueBindParams,
+  QueueDeclareParams,
+  TransportChannel,
+} from '../transport/types.js';
 import { isRecoverable } from './retry.js';
 
 /**
- * Replays one remembered declaration on a (re)opened transport channel.
+ * The channel methods a recovery record keeps, in the order they are replayed: every
+ * exchange, then exchange-to-exchange bindings, then queues, then queue bindings (by kind
+ * rather than by age: a re-declared exchange moves to the end, yet every binding needs it).
+ */
+export const RECORDED_METHODS = ['declareExchange', 'bindExchange', 'declareQueue', 'bindQueue'] as const;
+
+/** A method a recovery record keeps. */
+export type RecordedMethod = (typeof RECORDED_METHODS)[number];
+
+/**
+ * One remembered declaration: the transport method and the parameters it was called with.
  *
  * @example
  * ```ts
- * const replay: Replay = (ch) => ch.declareExchange('logs', 'fanout', { durable: true });
+ * const op: RecordedOp = { method: 'declareExchange', params: { exchange: 'logs', type: 'fanout' } };
  * ```
  */
-export type Replay = (ch: TransportChannel) => Promise<unknown>;
+export type RecordedOp = {
+  [M in RecordedMethod]: { readonly method: M; readonly params: ChannelMethodParams[M] };
+}[RecordedMethod];
+
+/**
+ * What identifies a declaration in the record (a structured key: the method and the
+ * parameters that name the entity or binding). A later declaration with the same key
+ * replaces the earlier one; `unbind*` and `delete*` forget by key.
+ *
+ * @example
+ * ```ts
+ * record.forget({ method: 'bindQueue', params: { queue: 'q', exchange: 'x', routingKey: 'k' } });
+ * ```
+ */
+export type RecordKey =
+  | { readonly method: 'declareExchange'; readonly params: Pick<ExchangeDeclareParams, 'exchange'> }
+  | {
+      readonly method: 'bindExchange';
+      readonly params: Pick<ExchangeBindParams, 'destination' | 'source' | 'routingKey'>;
+    }
+  | { readonly method: 'declareQueue'; readonly params: Pick<QueueDeclareParams, 'queue'> }
+  | {
+      readonly method: 'bindQueue';
+      readonly params: Pick<QueueBindParams, 'queue' | 'exchange' | 'routingKey'>;
+    };
+
+/** A remembered declaration. */
+interface Entry {
+  readonly op: RecordedOp;
+  /** The queue it belongs to (queue declarations and queue bindings), by its original name. */
+  readonly queue: string | undefined;
+  /** Declared with the name `''`: replayed as `''`, and the broker's new name followed. */
+  readonly serverNamed: boolean;
+}
+
+/** The parts of a key that identify it, in a fixed order. */
+function identity(key: RecordKey): string[] {
+  switch (key.method) {
+    case 'declareExchange':
+      return [key.method, key.params.exchange];
+    case 'bindExchange':
+      return [key.method, key.params.destination, key.params.source, key.params.routingKey ?? ''];
+    case 'declareQueue':
+      return [key.method, key.params.queue];
+    case 'bindQueue':
+      return [key.method, key.params.queue, key.params.exchange, key.params.routingKey ?? ''];
+  }
+}
+
+/** The map key of a structured key (its parts, JSON-encoded: any name is safe). */
+function slot(key: RecordKey): string {
+  return JSON.stringify(identity(key));
+}
+
+function queueOf(key: RecordKey): string | undefined {
+  return key.method === 'declareQueue' || key.method === 'bindQueue' ? key.params.queue : undefined;
+}
+
+/** The transport methods a replay calls, typed per method so that one call serves all. */
+type Replayer = { [M in RecordedMethod]: (params: ChannelMethodParams[M]) => Promise<unknown> };
+
+/** Sends one declaration through the transport method it names. */
+function send<M extends RecordedMethod>(
+  ch: Replayer,
+  op: { method: M; params: ChannelMethodParams[M] },
+): Promise<unknown> {
+  return ch[op.method](op.params);
+}
+
+/** What a replay calls back into (see {@link RecoveryRecord.replay}). */
+export interface ReplayHooks {
+  /** Opens a fresh transport channel when a failure closed the current one. */
+  create(): Promise<TransportChannel>;
+  /** Receives each declaration that failed for good (it is forgotten). */
+  report(err: unknown): void;
+  /** A server-named queue was declared again and got `newName`. */
+  renamed?(original: string, newName: string): void;
+}
 
 /** Declarations replayed at once before waiting for their replies. */
 const REPLAY_CHUNK = 512;
 
-/** Replay passes: exchanges, then exchange bindings, then queues, then queue bindings. */
-const REPLAY_ORDER = ['e\0', 'eb\0', 'q\0', 'qb\0'] as const;
-
 /**
- * The declarations a Channel replays after a reconnect, by key: `e\0<exchange>`,
- * `eb\0<destination>\0<source>\0<routing key>`, `q\0<queue>` and
- * `qb\0<queue>\0<exchange>\0<routing key>`. Queue names in keys are the names declared;
- * server-named queues renamed on recovery are tracked by {@link RecoveryRecord.currentName}. One per
- * Channel; not part of the package's API.
+ * The declarations a Channel replays after a reconnect. Queue names in the record are the
+ * names declared; server-named queues renamed on recovery are tracked by
+ * {@link RecoveryRecord.currentName}. One per Channel; not part of the package's API.
  *
  * @example
  * ```ts
  * const record = new RecoveryRecord(10000);
- * record.remember('q\0results', (ch) => ch.declareQueue('results', { durable: true }));
+ * record.remember({ method: 'declareQueue', params: { queue: 'results', durable: true } });
  * record.pin('results'); // consumed from: never evicted
  * ```
  */
 export class RecoveryRecord {
   readonly #limit: number;
-  /** Key -> replay, most recently remembered last. */
-  readonly #declarations = new Map<string, Replay>();
+  /** Slot -> entry, most recently remembered last. */
+  readonly #entries = new Map<string, Entry>();
   /** Queue name -> number of active consumers: their declarations are never evicted. */
   readonly #consumed = new Map<string, number>();
-  /** Current queue name -> its recorded `q` and `qb` keys. */
-  readonly #queueKeys = new Map<string, Set<string>>();
-  /** Recorded keys whose queue is consumed from: they do not count against the limit. */
-  #pinnedKeys = 0;
+  /** Current queue name -> the slots of its declaration and bindings. */
+  readonly #queueSlots = new Map<string, Set<string>>();
+  /** Recorded entries whose queue is consumed from: they do not count against the limit. */
+  #pinnedCount = 0;
   /** Server-named queues renamed on recovery: original name -> current name. */
   readonly #alias = new Map<string, string>();
 
@@ -58,12 +147,12 @@ export class RecoveryRecord {
 
   /** Number of declarations remembered. */
   get size(): number {
-    return this.#declarations.size;
+    return this.#entries.size;
   }
 
-  /** True when the declaration `key` is remembered. */
-  has(key: string): boolean {
-    return this.#declarations.has(key);
+  /** True when a declaration with this key is remembered. */
+  has(key: RecordKey): boolean {
+    return this.#entries.has(slot(key));
   }
 
   /**
@@ -74,71 +163,76 @@ export class RecoveryRecord {
     return this.#alias.get(queue) ?? queue;
   }
 
-  /** The queue a declaration key belongs to (`q` and `qb` keys), else undefined. */
-  static #queueOf(key: string): string | undefined {
-    if (key.startsWith('q\0')) return key.slice(2);
-    if (key.startsWith('qb\0')) return key.slice(3, key.indexOf('\0', 3));
-    return undefined;
-  }
-
   /** True when `queue` (an original or current name) has an active consumer. */
   #pinned(queue: string): boolean {
     return this.#consumed.has(this.currentName(queue));
   }
 
   /**
-   * Remembers a declaration for recovery (most recent last). Bounded by the recovery limit,
-   * counting only declarations of queues nobody consumes from: those of consumed queues are
-   * what saves results after a reconnect, so they are never evicted.
+   * Remembers a declaration for recovery (most recent last), replacing one with the same
+   * key. Bounded by the recovery limit, counting only declarations of queues nobody consumes
+   * from: those of consumed queues are what saves results after a reconnect, so they are
+   * never evicted.
+   *
+   * @param options - `serverNamed`: the queue was declared as `''` and got this name from
+   *   the broker; it is declared as `''` again on replay.
+   * @returns The remembered entry's token, for {@link forget}'s `only`.
    */
-  remember(key: string, replay: Replay): void {
-    const d = this.#declarations;
+  remember(op: RecordedOp, options: { serverNamed?: boolean } = {}): object {
+    const d = this.#entries;
+    const key = slot(op);
+    const queue = queueOf(op);
+    const entry: Entry = { op, queue, serverNamed: options.serverNamed ?? false };
     if (d.has(key)) d.delete(key);
-    else {
-      const q = RecoveryRecord.#queueOf(key);
-      if (q !== undefined) {
-        const name = this.currentName(q);
-        let keys = this.#queueKeys.get(name);
-        if (keys === undefined) this.#queueKeys.set(name, (keys = new Set()));
-        keys.add(key);
-        if (this.#pinned(q)) this.#pinnedKeys += 1;
-      }
+    else if (queue !== undefined) {
+      const name = this.currentName(queue);
+      let slots = this.#queueSlots.get(name);
+      if (slots === undefined) this.#queueSlots.set(name, (slots = new Set()));
+      slots.add(key);
+      if (this.#pinned(queue)) this.#pinnedCount += 1;
     }
-    d.set(key, replay);
-    if (d.size - this.#pinnedKeys <= this.#limit) return;
-    // Evict the oldest unpinned declaration; pinned ones met on the way move to the end so
-    // that the next eviction does not scan them again (replay goes by kind, not by age).
-    const moved: Array<[string, Replay]> = [];
-    let victim: string | undefined;
-    for (const [k, r] of d) {
-      const q = RecoveryRecord.#queueOf(k);
-      if (q !== undefined && this.#pinned(q)) moved.push([k, r]);
+    d.set(key, entry);
+    if (d.size - this.#pinnedCount > this.#limit) this.#evictOne();
+    return entry;
+  }
+
+  /**
+   * Evicts the oldest unpinned declaration; pinned ones met on the way move to the end so
+   * that the next eviction does not scan them again (replay goes by kind, not by age).
+   */
+  #evictOne(): void {
+    const d = this.#entries;
+    const moved: Array<[string, Entry]> = [];
+    let victim: Entry | undefined;
+    for (const [k, e] of d) {
+      if (e.queue !== undefined && this.#pinned(e.queue)) moved.push([k, e]);
       else {
-        victim = k;
+        victim = e;
         break;
       }
     }
     for (const [k] of moved) d.delete(k);
-    for (const [k, r] of moved) d.set(k, r);
-    if (victim !== undefined) this.forget(victim);
+    for (const [k, e] of moved) d.set(k, e);
+    if (victim !== undefined) this.forget(victim.op);
   }
 
   /**
    * Removes a declaration from the record, keeping the per-queue index and pin count right.
    *
-   * @param only - Forget only while this replay is the one recorded (a later declaration of
-   *   the same key, which may have succeeded, stays).
+   * @param only - Forget only while this entry (from {@link remember}) is the one recorded:
+   *   a later declaration of the same key, which may have succeeded, stays.
    */
-  forget(key: string, only?: Replay): void {
-    if (only !== undefined && this.#declarations.get(key) !== only) return;
-    if (!this.#declarations.delete(key)) return;
-    const q = RecoveryRecord.#queueOf(key);
-    if (q === undefined) return;
-    const name = this.currentName(q);
-    const keys = this.#queueKeys.get(name);
-    keys?.delete(key);
-    if (keys?.size === 0) this.#queueKeys.delete(name);
-    if (this.#pinned(q)) this.#pinnedKeys -= 1;
+  forget(key: RecordKey, only?: object): void {
+    const k = slot(key);
+    const entry = this.#entries.get(k);
+    if (entry === undefined || (only !== undefined && entry !== only)) return;
+    this.#entries.delete(k);
+    if (entry.queue === undefined) return;
+    const name = this.currentName(entry.queue);
+    const slots = this.#queueSlots.get(name);
+    slots?.delete(k);
+    if (slots?.size === 0) this.#queueSlots.delete(name);
+    if (this.#pinned(entry.queue)) this.#pinnedCount -= 1;
   }
 
   /**
@@ -147,18 +241,21 @@ export class RecoveryRecord {
    * record and, while the queue had a consumer, be counted as pinned.
    */
   forgetQueue(name: string): void {
-    for (const key of [...(this.#queueKeys.get(name) ?? [])]) this.forget(key);
-    this.forget(`q\0${name}`);
+    for (const k of [...(this.#queueSlots.get(name) ?? [])]) {
+      const entry = this.#entries.get(k);
+      if (entry !== undefined) this.forget(entry.op);
+    }
+    this.forget({ method: 'declareQueue', params: { queue: name } });
     for (const [original, current] of this.#alias) {
       if (current === name) {
-        this.forget(`q\0${original}`);
+        this.forget({ method: 'declareQueue', params: { queue: original } });
         this.#alias.delete(original);
       }
     }
   }
 
   /**
-   * A server-named queue was redeclared under a new broker-given name: its keys and
+   * A server-named queue was redeclared under a new broker-given name: its declarations and
    * consumer count move to the new name.
    *
    * @returns The name it had until now, or undefined when the name did not change.
@@ -167,10 +264,10 @@ export class RecoveryRecord {
     const previous = this.currentName(original);
     if (previous === newName) return undefined;
     this.#alias.set(original, newName);
-    const keys = this.#queueKeys.get(previous);
-    if (keys !== undefined) {
-      this.#queueKeys.delete(previous);
-      this.#queueKeys.set(newName, keys);
+    const slots = this.#queueSlots.get(previous);
+    if (slots !== undefined) {
+      this.#queueSlots.delete(previous);
+      this.#queueSlots.set(newName, slots);
     }
     const n = this.#consumed.get(previous);
     if (n !== undefined) {
@@ -184,7 +281,7 @@ export class RecoveryRecord {
   pin(queue: string): void {
     const name = this.currentName(queue);
     const count = this.#consumed.get(name) ?? 0;
-    if (count === 0) this.#pinnedKeys += this.#queueKeys.get(name)?.size ?? 0;
+    if (count === 0) this.#pinnedCount += this.#queueSlots.get(name)?.size ?? 0;
     this.#consumed.set(name, count + 1);
   }
 
@@ -196,24 +293,35 @@ export class RecoveryRecord {
       this.#consumed.set(name, n - 1);
       return;
     }
-    if (n === 1) this.#pinnedKeys -= this.#queueKeys.get(name)?.size ?? 0;
+    if (n === 1) this.#pinnedCount -= this.#queueSlots.get(name)?.size ?? 0;
     this.#consumed.delete(name);
+  }
+
+  /** The recorded declaration of `queue` (by the name it was declared with), or undefined. */
+  queueDeclaration(queue: string): QueueDeclareParams | undefined {
+    const op = this.#entries.get(slot({ method: 'declareQueue', params: { queue } }))?.op;
+    return op?.method === 'declareQueue' ? op.params : undefined;
   }
 
   /**
    * Replays the declaration of one queue, then its bindings, on `ch` (its consumer was
    * cancelled because the queue was lost). A failure rejects; nothing is forgotten.
    *
+   * @param hooks - `renamed` hears of a server-named queue that got a new name.
    * @returns False when the queue's declaration is not recorded (deleted on purpose).
    */
-  async replayQueue(ch: TransportChannel, queue: string): Promise<boolean> {
-    const declare = this.#declarations.get(`q\0${queue}`);
-    if (declare === undefined) return false;
-    await declare(ch);
-    const keys = [...(this.#queueKeys.get(this.currentName(queue)) ?? [])].filter((k) =>
-      k.startsWith('qb\0'),
-    );
-    await Promise.all(keys.map((k) => this.#declarations.get(k)?.(ch)));
+  async replayQueue(
+    ch: TransportChannel,
+    queue: string,
+    hooks: Pick<ReplayHooks, 'renamed'>,
+  ): Promise<boolean> {
+    const declared = this.#entries.get(slot({ method: 'declareQueue', params: { queue } }));
+    if (declared === undefined) return false;
+    await this.#replayOne(ch, declared, hooks);
+    const bindings = [...(this.#queueSlots.get(this.currentName(queue)) ?? [])]
+      .map((k) => this.#entries.get(k))
+      .filter((e): e is Entry => e !== undefined && e.op.method === 'bindQueue');
+    await Promise.all(bindings.map((e) => this.#replayOne(ch, e, hooks)));
     return true;
   }
 
@@ -221,35 +329,54 @@ export class RecoveryRecord {
   clear(): void {
     this.#consumed.clear();
     this.#alias.clear();
-    this.#declarations.clear();
-    this.#queueKeys.clear();
-    this.#pinnedKeys = 0;
+    this.#entries.clear();
+    this.#queueSlots.clear();
+    this.#pinnedCount = 0;
   }
 
   /**
-   * Replays every remembered declaration on `first`, exchanges first, and resolves with
-   * the transport channel still open at the end.
+   * Replays every remembered declaration on `first`, by kind in {@link RECORDED_METHODS}
+   * order and by age within a kind, and resolves with the transport channel still open at
+   * the end.
    *
-   * @param create Opens a fresh transport channel when a failure closed the current one.
-   * @param report Receives the failures that are not recoverable (their declaration is
-   *   forgotten); recoverable (connection) errors reject instead.
+   * @param hooks - `create` opens a fresh transport channel when a failure closed the
+   *   current one; `report` receives the failures that are not recoverable (their
+   *   declaration is forgotten; recoverable, connection, errors reject instead); `renamed`
+   *   hears of a server-named queue that got a new name.
    */
-  async replay(
-    first: TransportChannel,
-    create: () => Promise<TransportChannel>,
-    report: (err: unknown) => void,
-  ): Promise<TransportChannel> {
-    // By kind rather than by age: a re-declared exchange moves to the end of the record,
-    // yet every binding needs it first.
-    const all = [...this.#declarations];
+  async replay(first: TransportChannel, hooks: ReplayHooks): Promise<TransportChannel> {
+    const all = [...this.#entries.values()];
     let ch = first;
-    for (const prefix of REPLAY_ORDER) {
-      const pass = all.filter(
-        ([key]) => key.startsWith(prefix) && !(prefix === 'e\0' && key.startsWith('eb\0')),
+    for (const method of RECORDED_METHODS) {
+      ch = await this.#replayPass(
+        ch,
+        all.filter((e) => e.op.method === method),
+        hooks,
       );
-      ch = await this.#replayPass(ch, pass, create, report);
     }
     return ch;
+  }
+
+  /**
+   * Sends one remembered declaration as it was made, with queue names mapped to their
+   * current names. A server-named queue is declared as `''` again (RabbitMQ refuses
+   * `amq.gen-*` names from clients) and its new name followed; a binding whose queue is no
+   * longer recorded (deleted since) is skipped rather than failing with 404.
+   */
+  #replayOne(ch: TransportChannel, entry: Entry, hooks: Pick<ReplayHooks, 'renamed'>): Promise<unknown> {
+    const op = entry.op;
+    if (op.method === 'bindQueue') {
+      const queue = op.params.queue;
+      if (!this.has({ method: 'declareQueue', params: { queue } })) return Promise.resolve();
+      return ch.bindQueue({ ...op.params, queue: this.currentName(queue) });
+    }
+    if (op.method === 'declareQueue' && entry.serverNamed) {
+      const given = op.params.queue;
+      return ch.declareQueue({ ...op.params, queue: '' }).then((ok) => {
+        if (ok !== null) hooks.renamed?.(given, ok.queue);
+      });
+    }
+    return send(ch, op);
   }
 
   /**
@@ -259,29 +386,24 @@ export class RecoveryRecord {
    * and survive a channel close, so replaying the rest again is harmless. The culprit is
    * forgotten and reported; recoverable (connection) errors abort the recovery.
    */
-  async #replayPass(
-    first: TransportChannel,
-    items: Array<[string, Replay]>,
-    create: () => Promise<TransportChannel>,
-    report: (err: unknown) => void,
-  ): Promise<TransportChannel> {
+  async #replayPass(first: TransportChannel, items: Entry[], hooks: ReplayHooks): Promise<TransportChannel> {
     let ch = first;
     for (let i = 0; i < items.length; i += REPLAY_CHUNK) {
-      const chunk = items.slice(i, i + REPLAY_CHUNK).filter(([key]) => this.#declarations.has(key));
+      const chunk = items.slice(i, i + REPLAY_CHUNK).filter((e) => this.#entries.get(slot(e.op)) === e);
       const target = ch;
-      const results = await Promise.allSettled(chunk.map(([, replay]) => replay(target)));
+      const results = await Promise.allSettled(chunk.map((e) => this.#replayOne(target, e, hooks)));
       const failed = results.filter((r) => r.status === 'rejected');
       if (failed.length === 0) continue;
       for (const r of failed) if (isRecoverable(r.reason)) throw r.reason;
-      if (ch.closed) ch = await create();
-      for (const [key, replay] of chunk) {
+      if (ch.closed) ch = await hooks.create();
+      for (const entry of chunk) {
         try {
-          await replay(ch);
+          await this.#replayOne(ch, entry, hooks);
         } catch (err) {
           if (isRecoverable(err)) throw err;
-          this.forget(key);
-          report(err);
-          if (ch.closed) ch = await create();
+          this.forget(entry.op, entry);
+          hooks.report(err);
+          if (ch.closed) ch = await hooks.create();
         }
       }
     }

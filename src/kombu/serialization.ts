@@ -3,17 +3,34 @@
  * (`kombu.serialization`): a registry of named serializers keyed by name and content type,
  * `dumps` to encode and `loads` to decode with an accept list.
  *
- * Built-ins: json, msgpack, yaml (safe), raw bytes (`application/data`) and text
- * (`text/plain`). Pickle (`application/x-python-serialize`) is known by name so accept
- * lists and error messages can name it, but it is never encoded nor decoded.
+ * Built-ins: json, msgpack, yaml (safe), raw bytes (`application/data`), text
+ * (`text/plain`) and pickle (`application/x-python-serialize`), which is decoded only when
+ * the accept list names it (never by default), by a reader that calls nothing from the
+ * stream (see {@link pickleLoads}), and never encoded.
+ *
+ * Every decode is bounded by {@link DecodeLimits} (size, depth, collections, YAML aliases,
+ * pickle memo), with defaults when the caller gives none.
  *
  * @module
  */
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
-import { CORE_SCHEMA, DUMP_SCHEMA, dump as yamlDump, load as yamlLoad } from 'js-yaml';
-import { ArgumentError, ContentDisallowedError, DecodeError, EncodeError } from '../errors.js';
+import { DUMP_SCHEMA, dump as yamlDump } from 'js-yaml';
+import {
+  ArgumentError,
+  ContentDisallowedError,
+  DecodeError,
+  DecodeLimitError,
+  EncodeError,
+} from '../errors.js';
+import type { DecodeContext, DecodeLimits } from './decode-limits.js';
+import { checkJsonShape, checkMsgpackShape, decodeContext, limitError } from './decode-limits.js';
+import { pickleLoads } from './pickle.js';
+import { yamlLoadBounded } from './yaml-bounded.js';
 
-/** The content type kombu uses for pickle. Never decoded: pickle runs arbitrary code. */
+/**
+ * The content type kombu uses for pickle. Decoded only when an accept list names it:
+ * Python's own pickle runs code from the stream; this library's reader does not.
+ */
 export const PICKLE_CONTENT_TYPE = 'application/x-python-serialize';
 
 /** What a serializer provides: its wire labels and its codec. */
@@ -24,8 +41,11 @@ export interface SerializerDefinition {
   readonly contentEncoding: string;
   /** Turns a value into body bytes. Throws on values it cannot represent. */
   encode(data: unknown): Buffer;
-  /** Turns body bytes back into a value. Throws on malformed input. */
-  decode(body: Buffer): unknown;
+  /**
+   * Turns body bytes back into a value. Throws on malformed input. `ctx` carries the
+   * {@link DecodeLimits} in force, for decoders that can honour them.
+   */
+  decode(body: Buffer, ctx: DecodeContext): unknown;
 }
 
 /** A registered serializer: its definition plus the name it was registered under. */
@@ -48,17 +68,23 @@ export interface EncodedBody {
 export interface LoadsOptions {
   /**
    * Content types or serializer names allowed. `undefined` allows every registered type
-   * (kombu's `accept=None`), except pickle which is never decoded.
+   * (kombu's `accept=None`) except pickle, which must be named to be decoded.
    * `application/data` and `text/plain` are always allowed.
    * @default undefined
    */
   accept?: ReadonlySet<string> | readonly string[] | undefined;
   /**
-   * Largest body, in bytes, that will be decoded; a larger one raises a
-   * {@link DecodeError} with code `BODY_TOO_LARGE`. `undefined` means no limit.
-   * @default undefined
+   * Largest body, in bytes, that will be decoded: overrides `limits.maxDecodedBytes`.
+   * @default undefined (the limits' maxDecodedBytes, 64 MiB by default)
    */
   maxBytes?: number | undefined;
+  /** Decode limits; missing fields take {@link DEFAULT_DECODE_LIMITS}. @default DEFAULT_DECODE_LIMITS */
+  limits?: Partial<DecodeLimits> | undefined;
+  /**
+   * Names what is decoded at the head of limit errors, e.g. `task 0b4c...`.
+   * @default undefined
+   */
+  label?: string | undefined;
 }
 
 /** Content types kombu always trusts: they are returned as bytes or text, never parsed. */
@@ -70,8 +96,8 @@ const SKIP_DECODE: ReadonlySet<string> = new Set(['binary', 'ascii-8bit']);
 const byName = new Map<string, Serializer>();
 const byType = new Map<string, Serializer>();
 /** Every name → content type ever known, so `prepareAcceptContent('pickle')` works. */
-const nameToType = new Map<string, string>([['pickle', PICKLE_CONTENT_TYPE]]);
-const typeToName = new Map<string, string>([[PICKLE_CONTENT_TYPE, 'pickle']]);
+const nameToType = new Map<string, string>();
+const typeToName = new Map<string, string>();
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -79,8 +105,10 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
  * Registers (or replaces) a serializer under a name and a content type, like kombu's
  * `register(name, encoder, decoder, content_type, content_encoding)`.
  *
- * @throws {@link ArgumentError} for an empty name, a content type without `/`, or pickle's
- * content type (pickle is never decoded).
+ * Registering `pickle` replaces the built-in pickle reader (and lets `dumps` encode pickle
+ * when the definition can); pickle content is still decoded only when an accept list names it.
+ *
+ * @throws {@link ArgumentError} for an empty name or a content type without `/`.
  * @example
  * ```ts
  * registerSerializer('upper', {
@@ -96,9 +124,6 @@ export function registerSerializer(name: string, definition: SerializerDefinitio
   const { contentType, contentEncoding, encode, decode } = definition;
   if (typeof contentType !== 'string' || !contentType.includes('/')) {
     throw new ArgumentError(`invalid content type ${JSON.stringify(contentType)} for serializer ${name}`);
-  }
-  if (contentType === PICKLE_CONTENT_TYPE || name === 'pickle') {
-    throw new ArgumentError('pickle cannot be registered: untrusted pickle content is never decoded');
   }
   if (typeof encode !== 'function' || typeof decode !== 'function') {
     throw new ArgumentError(`serializer ${name} needs encode and decode functions`);
@@ -143,7 +168,7 @@ export function serializerByName(name: string): Serializer | undefined {
 }
 
 /**
- * The content type for a serializer name (including `pickle`, which is known but unusable).
+ * The content type for a serializer name.
  *
  * @throws {@link ArgumentError} for an unknown name.
  * @example
@@ -209,12 +234,7 @@ export function dumps(data: unknown, serializer?: string): EncodedBody {
     throw new EncodeError(`raw needs a Buffer, Uint8Array or string, got ${typeof data}`);
   } else {
     entry = byName.get(serializer);
-    if (entry === undefined) {
-      if (serializer === 'pickle') {
-        throw new EncodeError('pickle is not supported: use json, msgpack or yaml', { code: 'UNSUPPORTED' });
-      }
-      throw new ArgumentError(`No encoder installed for ${serializer}`);
-    }
+    if (entry === undefined) throw new ArgumentError(`No encoder installed for ${serializer}`);
   }
   let body: Buffer;
   try {
@@ -230,15 +250,18 @@ export function dumps(data: unknown, serializer?: string): EncodedBody {
  * Decodes a message body, like kombu's `loads`.
  *
  * - A missing content type means `application/data`.
- * - Pickle is always refused; a type outside `accept` is refused with kombu's wording
- *   ("Refusing to deserialize untrusted content of type json (application/json)").
+ * - Pickle is decoded only when `accept` names it; a type outside `accept` is refused with
+ *   kombu's wording ("Refusing to deserialize untrusted content of type json (application/json)").
+ * - {@link DecodeLimits} apply (defaults when none are given): a larger body, deeper
+ *   nesting, too many collections or aliases raise a {@link DecodeLimitError}.
  * - An empty body is returned as is (kombu does not decode empty payloads).
  * - A type with no registered decoder is returned as a Buffer when its encoding is
  *   `binary` (or missing), else as text decoded with that encoding.
  *
  * @throws {@link ContentDisallowedError} for disallowed content;
- * {@link DecodeError} for malformed bytes (with the parser error as `cause`) or, with code
- * `BODY_TOO_LARGE`, for a body over `maxBytes`.
+ * {@link DecodeError} for malformed bytes (with the parser error as `cause`);
+ * {@link DecodeLimitError} (codes `BODY_TOO_LARGE`, `TOO_DEEP`, `TOO_MANY_ALIASES`,
+ * `MEMO_TOO_LARGE`) when a limit is crossed, its message headed by `label`.
  * @example
  * ```ts
  * loads(Buffer.from('{"a": NaN}'), 'application/json', 'utf-8', { accept: ['json'] }); // { a: NaN }
@@ -251,26 +274,34 @@ export function loads(
   options: LoadsOptions = {},
 ): unknown {
   const type = contentType === undefined || contentType === '' ? 'application/data' : contentType;
-  const { accept, maxBytes } = options;
-  if (type === PICKLE_CONTENT_TYPE) throw untrusted(type, accept === undefined ? 'disabled' : 'untrusted');
+  const { accept, maxBytes, label } = options;
+  const head = label === undefined || label === '' ? '' : `${label}: `;
+  if (type === PICKLE_CONTENT_TYPE && accept === undefined) throw untrusted(type, 'disabled', head);
   if (accept !== undefined && !TRUSTED_CONTENT.has(type) && !isAccepted(accept, type)) {
-    throw untrusted(type, 'untrusted');
+    throw untrusted(type, 'untrusted', head);
   }
-  if (maxBytes !== undefined && body.length > maxBytes) {
-    throw new DecodeError(`${type} body of ${body.length} bytes exceeds the limit of ${maxBytes} bytes`, {
-      code: 'BODY_TOO_LARGE',
-    });
+  const ctx = decodeContext(options.limits, maxBytes, label);
+  if (body.length > ctx.limits.maxDecodedBytes) {
+    throw limitError(
+      ctx,
+      'BODY_TOO_LARGE',
+      'maxDecodedBytes',
+      `${type} body of ${body.length} bytes is too large`,
+    );
   }
   if (body.length === 0) return body;
   const entry = byType.get(type);
   if (entry !== undefined && entry !== RAW && entry !== TEXT) {
     try {
-      return entry.decode(body);
+      return entry.decode(body, ctx);
     } catch (err) {
-      throw new DecodeError(`cannot decode ${type} body: ${errorText(err)}`, { cause: err });
+      // Limit errors already carry the label; anything else gets it and the content type.
+      if (err instanceof DecodeLimitError) throw err;
+      const code = err instanceof DecodeError ? err.code : 'DECODE_ERROR';
+      throw new DecodeError(`${head}cannot decode ${type} body: ${errorText(err)}`, { cause: err, code });
     }
   }
-  return decodeByEncoding(body, type, contentEncoding);
+  return decodeByEncoding(body, type, contentEncoding, head);
 }
 
 function isAccepted(accept: ReadonlySet<string> | readonly string[], type: string): boolean {
@@ -281,13 +312,13 @@ function isAccepted(accept: ReadonlySet<string> | readonly string[], type: strin
   return list.includes(type) || (name !== undefined && list.includes(name));
 }
 
-function untrusted(type: string, why: 'untrusted' | 'disabled'): ContentDisallowedError {
+function untrusted(type: string, why: 'untrusted' | 'disabled', head: string): ContentDisallowedError {
   const name = typeToName.get(type);
   const label = name === undefined || name === type ? type : `${name} (${type})`;
-  return new ContentDisallowedError(`Refusing to deserialize ${why} content of type ${label}`);
+  return new ContentDisallowedError(`${head}Refusing to deserialize ${why} content of type ${label}`);
 }
 
-function decodeByEncoding(body: Buffer, type: string, encoding: string | undefined): unknown {
+function decodeByEncoding(body: Buffer, type: string, encoding: string | undefined, head: string): unknown {
   const enc = encoding === undefined || encoding === '' ? 'binary' : encoding.toLowerCase();
   if (SKIP_DECODE.has(enc)) return body;
   try {
@@ -295,7 +326,7 @@ function decodeByEncoding(body: Buffer, type: string, encoding: string | undefin
       ? utf8Decoder.decode(body)
       : new TextDecoder(enc, { fatal: true }).decode(body);
   } catch (err) {
-    throw new DecodeError(`cannot decode ${type} body as ${enc}: ${errorText(err)}`, { cause: err });
+    throw new DecodeError(`${head}cannot decode ${type} body as ${enc}: ${errorText(err)}`, { cause: err });
   }
 }
 
@@ -453,7 +484,11 @@ const JSON_SERIALIZER: Serializer = Object.freeze({
   contentType: 'application/json',
   contentEncoding: 'utf-8',
   encode: (data: unknown) => Buffer.from(jsonStringify(data), 'utf8'),
-  decode: (body: Buffer) => jsonParse(utf8Decoder.decode(body)),
+  decode: (body: Buffer, ctx: DecodeContext) => {
+    const text = utf8Decoder.decode(body);
+    checkJsonShape(text, ctx);
+    return jsonParse(text);
+  },
 });
 
 const MSGPACK: Serializer = Object.freeze({
@@ -461,7 +496,10 @@ const MSGPACK: Serializer = Object.freeze({
   contentType: 'application/x-msgpack',
   contentEncoding: 'binary',
   encode: (data: unknown) => toBuffer(msgpackEncode(data)),
-  decode: (body: Buffer) => msgpackDecode(body),
+  decode: (body: Buffer, ctx: DecodeContext) => {
+    checkMsgpackShape(body, ctx);
+    return msgpackDecode(body);
+  },
 });
 
 const YAML: Serializer = Object.freeze({
@@ -477,7 +515,19 @@ const YAML: Serializer = Object.freeze({
     return Buffer.from(yamlDump(data, { schema: DUMP_SCHEMA, noRefs: true }), 'utf8');
   },
   // CORE_SCHEMA: plain data only; any !!python/... tag is an unknown tag and fails.
-  decode: (body: Buffer) => yamlLoad(utf8Decoder.decode(body), { schema: CORE_SCHEMA }),
+  decode: (body: Buffer, ctx: DecodeContext) => yamlLoadBounded(utf8Decoder.decode(body), ctx),
+});
+
+const PICKLE: Serializer = Object.freeze({
+  name: 'pickle',
+  contentType: PICKLE_CONTENT_TYPE,
+  contentEncoding: 'binary',
+  encode: () => {
+    throw new EncodeError('encoding pickle is not supported: use json, msgpack or yaml', {
+      code: 'UNSUPPORTED',
+    });
+  },
+  decode: (body: Buffer, ctx: DecodeContext) => pickleLoads(body, ctx),
 });
 
 const RAW: Serializer = Object.freeze({
@@ -502,7 +552,7 @@ const TEXT: Serializer = Object.freeze({
   decode: (body: Buffer) => utf8Decoder.decode(body),
 });
 
-for (const builtin of [JSON_SERIALIZER, MSGPACK, YAML, RAW, TEXT]) {
+for (const builtin of [JSON_SERIALIZER, MSGPACK, YAML, PICKLE, RAW, TEXT]) {
   byName.set(builtin.name, builtin);
   byType.set(builtin.contentType, builtin);
   nameToType.set(builtin.name, builtin.contentType);

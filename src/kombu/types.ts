@@ -4,6 +4,7 @@
  * @module
  */
 import type { FieldTable, MessageProperties } from '../transport/types.js';
+import type { Channel } from './channel.js';
 
 /**
  * A delivery mode: 1 / `'transient'` or 2 / `'persistent'`.
@@ -57,6 +58,10 @@ export interface Declarable {
   readonly cacheKey: string;
   /** Declares the entity on its bound channel. */
   declare(options?: { nowait?: boolean; recover?: boolean }): Promise<unknown>;
+  /** The channel it is bound to, when bound. */
+  readonly channel?: Channel | undefined;
+  /** A copy bound to `channel` (entities a Producer may get unbound, or bound elsewhere). */
+  bind?(channel: Channel): Declarable;
 }
 
 /** Field-table arguments, `undefined` when none. */

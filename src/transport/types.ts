@@ -1,7 +1,8 @@
 /**
  * The one Transport interface. The kombu layer talks only to these types; the concrete
- * transports (`amqp/` over amqplib, `memory/` the embedded broker) implement them and are
- * chosen by URL in `registry.ts`, the only module that imports them.
+ * transports (`amqp/` over amqplib, `memory/` the embedded broker, or any registered with
+ * `registerTransport`) implement them and are chosen by URL scheme in `registry.ts`, the only
+ * module that imports them.
  *
  * Semantics follow AMQP 0-9-1 as RabbitMQ implements it, including its errors: a failed
  * declare rejects with a {@link ChannelError} (code e.g. `PRECONDITION_FAILED`) and closes
@@ -69,54 +70,195 @@ export interface ReturnedMessage {
   routingKey: string;
 }
 
-export interface ExchangeDeclareOptions {
+// ---- One parameter object per AMQP method ------------------------------------------------
+// Field names are the AMQP 0-9-1 argument names, camelCased. Each transport, the kombu
+// Channel, its recovery record and the embedded broker take exactly these shapes.
+
+/** exchange.declare. */
+export interface ExchangeDeclareParams {
+  exchange: string;
+  type: ExchangeType | string;
   /** @default true */
   durable?: boolean;
   /** @default false */
   autoDelete?: boolean;
   /** @default false */
   internal?: boolean;
-  arguments?: FieldTable;
   /** Only check that it exists (404 NOT_FOUND otherwise). @default false */
   passive?: boolean;
   /** Do not wait for declare-ok; errors close the channel asynchronously. @default false */
   nowait?: boolean;
+  /** @default {} */
+  arguments?: FieldTable;
 }
 
-export interface QueueDeclareOptions {
+/** exchange.delete. Deleting a missing exchange succeeds (RabbitMQ 3.2+). */
+export interface ExchangeDeleteParams {
+  exchange: string;
+  /** Only when it has no bindings. @default false */
+  ifUnused?: boolean;
+  /** @default false */
+  nowait?: boolean;
+}
+
+/** exchange.bind (a RabbitMQ extension): route what reaches `source` on to `destination`. */
+export interface ExchangeBindParams {
+  destination: string;
+  source: string;
+  /** @default '' */
+  routingKey?: string;
+  /** @default {} */
+  arguments?: FieldTable;
+  /** @default false */
+  nowait?: boolean;
+}
+
+/** exchange.unbind: the fields of the binding to remove. */
+export type ExchangeUnbindParams = ExchangeBindParams;
+
+/** queue.declare. An empty name asks the broker for one (`amq.gen-...`). */
+export interface QueueDeclareParams {
+  queue: string;
   /** @default false */
   durable?: boolean;
   /** @default false */
   exclusive?: boolean;
   /** @default false */
   autoDelete?: boolean;
-  /** `x-expires`, `x-message-ttl`, ... Integers are sent as signed 32-bit when they fit, as Python does. */
-  arguments?: FieldTable;
-  /** @default false */
+  /** Only check that it exists (404 NOT_FOUND otherwise). @default false */
   passive?: boolean;
+  /** Do not wait for declare-ok. @default false */
+  nowait?: boolean;
+  /** `x-expires`, `x-message-ttl`, ... Integers are sent as signed 32-bit when they fit, as Python does. @default {} */
+  arguments?: FieldTable;
+}
+
+/** queue.bind. */
+export interface QueueBindParams {
+  queue: string;
+  exchange: string;
+  /** @default '' */
+  routingKey?: string;
+  /** @default {} */
+  arguments?: FieldTable;
   /** @default false */
   nowait?: boolean;
 }
 
+/** queue.unbind (AMQP 0-9-1 has no nowait form of it). */
+export type QueueUnbindParams = Omit<QueueBindParams, 'nowait'>;
+
+/** queue.purge. */
+export interface QueuePurgeParams {
+  queue: string;
+}
+
+/** queue.delete. Deleting a missing queue succeeds with 0 (RabbitMQ 3.2+). */
+export interface QueueDeleteParams {
+  queue: string;
+  /** Only when it has no consumers. @default false */
+  ifUnused?: boolean;
+  /** Only when it holds no messages. @default false */
+  ifEmpty?: boolean;
+}
+
+/** basic.publish with its content. */
+export interface BasicPublishParams {
+  exchange: string;
+  routingKey: string;
+  body: Buffer;
+  /** Only set fields are sent. @default {} */
+  properties?: MessageProperties;
+  /** Return the message (event `return`) when no queue takes it. @default false */
+  mandatory?: boolean;
+}
+
+/** basic.consume. */
+export interface BasicConsumeParams {
+  queue: string;
+  /** Chosen by the transport when absent. */
+  consumerTag?: string;
+  /** @default false */
+  noAck?: boolean;
+  /** @default false */
+  exclusive?: boolean;
+  /** @default {} */
+  arguments?: FieldTable;
+}
+
+/** basic.cancel. */
+export interface BasicCancelParams {
+  consumerTag: string;
+}
+
+/** basic.get. */
+export interface BasicGetParams {
+  queue: string;
+  /** @default false */
+  noAck?: boolean;
+}
+
+/** basic.qos. RabbitMQ refuses a `prefetchSize` other than 0. */
+export interface BasicQosParams {
+  /** @default 0 */
+  prefetchSize?: number;
+  /** 0 is unlimited. @default 0 */
+  prefetchCount?: number;
+  /** RabbitMQ: shared by every consumer of the channel rather than per consumer. @default false */
+  global?: boolean;
+}
+
+/** basic.ack. */
+export interface BasicAckParams {
+  deliveryTag: number;
+  /** Also every earlier unacked delivery of the channel. @default false */
+  multiple?: boolean;
+}
+
+/** basic.reject: drop (or dead-letter) the message, or requeue it. */
+export interface BasicRejectParams {
+  deliveryTag: number;
+  requeue: boolean;
+}
+
+/** basic.recover: redeliver every unacked message of the channel. */
+export interface BasicRecoverParams {
+  /** @default false */
+  requeue?: boolean;
+}
+
+/** channel.flow. */
+export interface ChannelFlowParams {
+  active: boolean;
+}
+
+/** The result of queue.declare. */
 export interface QueueDeclareOk {
   queue: string;
   messageCount: number;
   consumerCount: number;
 }
 
-export interface PublishOptions {
-  /** Return the message (event `return`) when no queue takes it. @default false */
-  mandatory?: boolean;
-}
-
-export interface ConsumeOptions {
-  /** @default false */
-  noAck?: boolean;
-  /** @default false */
-  exclusive?: boolean;
-  /** Chosen by the transport when absent. */
-  consumerTag?: string;
-  arguments?: FieldTable;
+/**
+ * The parameters of each {@link TransportChannel} method that takes one parameter object, by
+ * method name: what generic code (the recovery record's replay) dispatches on.
+ */
+export interface ChannelMethodParams {
+  declareExchange: ExchangeDeclareParams;
+  deleteExchange: ExchangeDeleteParams;
+  bindExchange: ExchangeBindParams;
+  unbindExchange: ExchangeUnbindParams;
+  declareQueue: QueueDeclareParams;
+  bindQueue: QueueBindParams;
+  unbindQueue: QueueUnbindParams;
+  purgeQueue: QueuePurgeParams;
+  deleteQueue: QueueDeleteParams;
+  publish: BasicPublishParams;
+  get: BasicGetParams;
+  cancel: BasicCancelParams;
+  qos: BasicQosParams;
+  recover: BasicRecoverParams;
+  flow: ChannelFlowParams;
 }
 
 export interface ChannelOptions {
@@ -146,65 +288,42 @@ export interface TransportChannel extends EventEmitter<TransportChannelEvents> {
   /** True when opened with `confirm: true`. */
   readonly confirm: boolean;
 
-  declareExchange(name: string, type: ExchangeType | string, options?: ExchangeDeclareOptions): Promise<void>;
-  deleteExchange(name: string, options?: { ifUnused?: boolean; nowait?: boolean }): Promise<void>;
-  bindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args?: FieldTable,
-    options?: { nowait?: boolean },
-  ): Promise<void>;
-  unbindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args?: FieldTable,
-    options?: { nowait?: boolean },
-  ): Promise<void>;
+  declareExchange(params: ExchangeDeclareParams): Promise<void>;
+  deleteExchange(params: ExchangeDeleteParams): Promise<void>;
+  bindExchange(params: ExchangeBindParams): Promise<void>;
+  unbindExchange(params: ExchangeUnbindParams): Promise<void>;
 
-  /** Resolves with the declare-ok, or with `null` when `nowait`. An empty name asks the broker for one. */
-  declareQueue(name: string, options?: QueueDeclareOptions): Promise<QueueDeclareOk | null>;
-  bindQueue(
-    queue: string,
-    exchange: string,
-    routingKey: string,
-    args?: FieldTable,
-    options?: { nowait?: boolean },
-  ): Promise<void>;
-  unbindQueue(queue: string, exchange: string, routingKey: string, args?: FieldTable): Promise<void>;
+  /** Resolves with the declare-ok, or with `null` when `nowait`. */
+  declareQueue(params: QueueDeclareParams): Promise<QueueDeclareOk | null>;
+  bindQueue(params: QueueBindParams): Promise<void>;
+  unbindQueue(params: QueueUnbindParams): Promise<void>;
   /** Resolves with the number of messages purged. */
-  purgeQueue(queue: string): Promise<number>;
+  purgeQueue(params: QueuePurgeParams): Promise<number>;
   /** Resolves with the number of messages deleted with the queue. */
-  deleteQueue(queue: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<number>;
+  deleteQueue(params: QueueDeleteParams): Promise<number>;
 
   /**
    * Publishes one message. Without confirms it resolves once the frame is written (or
    * buffered); in confirm mode it resolves on the broker's ack and rejects with
    * code `PUBLISH_NACKED` on a nack, or a ConnectionError/ChannelError when closed first.
    */
-  publish(
-    exchange: string,
-    routingKey: string,
-    body: Buffer,
-    properties: MessageProperties,
-    options?: PublishOptions,
-  ): Promise<void>;
+  publish(params: BasicPublishParams): Promise<void>;
 
   /** basic.get: the next message, or `null` when the queue is empty. */
-  get(queue: string, options?: { noAck?: boolean }): Promise<Delivery | null>;
+  get(params: BasicGetParams): Promise<Delivery | null>;
   /** basic.consume: resolves with the consumer tag once consume-ok arrives. */
-  consume(queue: string, onDelivery: (delivery: Delivery) => void, options?: ConsumeOptions): Promise<string>;
-  cancel(consumerTag: string): Promise<void>;
+  consume(params: BasicConsumeParams, onDelivery: (delivery: Delivery) => void): Promise<string>;
+  cancel(params: BasicCancelParams): Promise<void>;
 
-  ack(deliveryTag: number, multiple?: boolean): void;
-  /** basic.reject / basic.nack. */
-  reject(deliveryTag: number, requeue: boolean): void;
-  qos(prefetchSize: number, prefetchCount: number, global?: boolean): Promise<void>;
+  /** basic.ack. Throws when the channel is closed (the broker has requeued the message then). */
+  ack(params: BasicAckParams): void;
+  /** basic.reject. Throws when the channel is closed. */
+  reject(params: BasicRejectParams): void;
+  qos(params: BasicQosParams): Promise<void>;
   /** basic.recover: redeliver unacked messages. */
-  recover(requeue: boolean): Promise<void>;
+  recover(params: BasicRecoverParams): Promise<void>;
   /** channel.flow. Transports that cannot honour it emulate it by pausing delivery. */
-  flow(active: boolean): Promise<void>;
+  flow(params: ChannelFlowParams): Promise<void>;
 
   close(): Promise<void>;
 }
@@ -240,7 +359,11 @@ export interface TlsOptions {
 
 /** One broker address, parsed from a URL. */
 export interface BrokerAddress {
-  protocol: 'amqp' | 'amqps' | 'memory';
+  /**
+   * The protocol of the transport that serves it: the URL's scheme, or the scheme an alias
+   * stands for (`pyamqp://` gives `amqp`). See `registerTransport`.
+   */
+  protocol: string;
   hostname: string;
   port: number;
   username: string;
@@ -263,9 +386,14 @@ export interface ConnectOptions {
   signal?: AbortSignal;
 }
 
-/** A transport: knows how to open connections for one address scheme. */
+/**
+ * A transport: knows how to open connections for the addresses of its scheme(s). Built-in:
+ * `amqp` (serves `amqp://` and `amqps://`) and `memory`; more are plugged in with
+ * `registerTransport`.
+ */
 export interface Transport {
-  readonly name: 'amqp' | 'memory';
+  /** A short name for logs and diagnostics, e.g. `'amqp'`. */
+  readonly name: string;
   /** Opens a connection to one address. Rejects with a typed error (CONNECTION_REFUSED, ACCESS_REFUSED, ...). */
   connect(address: BrokerAddress, options?: ConnectOptions): Promise<TransportConnection>;
 }

@@ -11,22 +11,8 @@
  * @module
  */
 import { ArgumentError } from '../errors.js';
-import type { BrokerAddress } from './types.js';
-
-/** Default port of each protocol. `memory` has no socket, so its port is 0. */
-const DEFAULT_PORTS: Record<BrokerAddress['protocol'], number> = { amqp: 5672, amqps: 5671, memory: 0 };
-
-/**
- * Schemes accepted, mapped to the protocol that serves them. `pyamqp` and `librabbitmq`
- * are kombu's names for AMQP transports and appear in existing Celery configurations.
- */
-const SCHEMES: Record<string, BrokerAddress['protocol']> = {
-  amqp: 'amqp',
-  pyamqp: 'amqp',
-  librabbitmq: 'amqp',
-  amqps: 'amqps',
-  memory: 'memory',
-};
+import { schemeInfo, transportFor } from './registry.js';
+import type { BrokerAddress, Transport } from './types.js';
 
 /** The placeholder a redacted password is replaced with. */
 const MASK = '****';
@@ -133,8 +119,10 @@ function decode(text: string, url: string, what: string): string {
 function parseOne(url: string): BrokerAddress {
   const parts = splitParts(url);
   if (parts === undefined) throw invalid(url, 'expected scheme://host');
-  const protocol = SCHEMES[parts.scheme];
-  if (protocol === undefined) throw invalid(url, `unsupported scheme ${JSON.stringify(parts.scheme)}`);
+  // Any scheme a transport is registered for (kombu's aliases included).
+  const scheme = schemeInfo(parts.scheme);
+  if (scheme === undefined) throw invalid(url, `unsupported scheme ${JSON.stringify(parts.scheme)}`);
+  const protocol = scheme.protocol;
 
   let username = 'guest';
   let password = 'guest';
@@ -163,7 +151,7 @@ function parseOne(url: string): BrokerAddress {
   }
   if (hostname === '') hostname = 'localhost';
 
-  let port = DEFAULT_PORTS[protocol];
+  let port = scheme.defaultPort;
   if (portText !== '') {
     if (!/^\d{1,5}$/.test(portText)) throw invalid(url, 'the port is not a number');
     port = Number(portText);
@@ -195,8 +183,9 @@ function parseOne(url: string): BrokerAddress {
  * Parses a broker URL, or a failover list of them (kombu's `;`-separated string, or an array
  * of URLs, each of which may itself be a `;` list), into addresses.
  *
- * Schemes: `amqp` (port 5672; `pyamqp` and `librabbitmq` are aliases), `amqps` (5671) and
- * `memory` (the embedded broker; `memory://` means host `localhost`, vhost `/`). User and
+ * Schemes: every one registered with `registerTransport`; built in are `amqp` (port 5672;
+ * `pyamqp` and `librabbitmq` are aliases), `amqps` (5671) and `memory` (the embedded broker;
+ * `memory://` means host `localhost`, vhost `/`). User and
  * password default to `guest`, the host to `localhost`. The vhost comes from the path:
  * empty, `/`, `//` and `/%2F` all mean `/`; `/foo` means `foo`. Query parameters are kept
  * as (decoded) strings for the transport to interpret, e.g. `heartbeat` in seconds.
@@ -248,7 +237,8 @@ export function formatBrokerUrl(address: BrokerAddress, options: FormatBrokerUrl
   const host = address.hostname.includes(':')
     ? `[${address.hostname}]`
     : encodeURIComponent(address.hostname);
-  const port = address.protocol === 'memory' && address.port === 0 ? '' : `:${address.port}`;
+  // Port 0 is a transport without a socket (memory://): no port to write.
+  const port = address.port === 0 ? '' : `:${address.port}`;
   const vhost = address.vhost === '/' ? '/' : encodeURIComponent(address.vhost);
   const query = Object.entries(address.query)
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
@@ -279,6 +269,22 @@ export function resolveBrokerUrl(
   const fromEnv = env['CELERY_BROKER_URL'];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return DEFAULT_BROKER_URL;
+}
+
+/**
+ * Parses a broker URL (or a failover list: a `;`-separated string or an array) and pairs each address with the
+ * transport registered for its scheme.
+ *
+ * @throws ArgumentError (INVALID_URL) as {@link parseBrokerUrl} does.
+ * @example
+ * ```ts
+ * const [{ transport, address }] = resolveBroker('amqp://guest:guest@127.0.0.1:5672//');
+ * ```
+ */
+export function resolveBroker(
+  url: string | readonly string[],
+): Array<{ transport: Transport; address: BrokerAddress }> {
+  return parseBrokerUrl(url).map((address) => ({ transport: transportFor(address), address }));
 }
 
 /**

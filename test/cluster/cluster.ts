@@ -160,8 +160,8 @@ export async function deleteOnCluster(
   const conn = new Connection(clusterUrls(3), { heartbeat: 0 });
   try {
     const ch = await conn.channel({ timeout: 30_000 });
-    for (const q of queues) await ch.deleteQueue(q).catch(() => undefined);
-    for (const e of exchanges) await ch.deleteExchange(e).catch(() => undefined);
+    for (const q of queues) await ch.deleteQueue({ queue: q }).catch(() => undefined);
+    for (const e of exchanges) await ch.deleteExchange({ exchange: e }).catch(() => undefined);
   } finally {
     await conn.close();
   }

@@ -51,7 +51,9 @@ describe('failover between nodes', () => {
       expect(nodeOf(await reconnected)).toBe(3);
       expect(nodeOf(conn.connectedTo)).toBe(3);
       const ch = await conn.channel({ timeout: 10_000 });
-      expect(await ch.declareQueue(uid('clu-fo-q'), { autoDelete: true, durable: false })).toMatchObject({
+      expect(
+        await ch.declareQueue({ queue: uid('clu-fo-q'), autoDelete: true, durable: false }),
+      ).toMatchObject({
         messageCount: 0,
       });
       await restoreNode(1, mode);
@@ -152,7 +154,7 @@ describe('queues on a lost node', () => {
       async () =>
         conn
           .channel()
-          .then((ch) => ch.declareQueue(name, { passive: true }))
+          .then((ch) => ch.declareQueue({ queue: name, passive: true }))
           .then(
             () => false,
             (e: unknown) => /home node/.test(String(e)),
@@ -175,7 +177,7 @@ describe('queues on a lost node', () => {
     await waitUntil(() => returned.length === 1, { what: 'the mandatory message returned' });
     await restoreNode(1, 'stop-app');
     const check = open(nodeUrl(3));
-    const ok = await (await check.channel()).declareQueue(name, { passive: true });
+    const ok = await (await check.channel()).declareQueue({ queue: name, passive: true });
     expect(ok?.messageCount).toBe(0);
   });
 });

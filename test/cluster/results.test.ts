@@ -38,14 +38,22 @@ function sleeper(runs: Map<string, number>): TaskHandler {
 }
 
 /** A task queue on node 3 (never lost here), a client app on `clientNode`, a started Worker on `workerNode`. */
-async function setup(clientNode: NodeId, workerNode: NodeId, backend: 'rpc://' | 'amqp://', prefetch = 8) {
+async function setup(clientNode: NodeId, workerNode: NodeId, backend: 'rpc://' | 'amqp://', concurrency = 8) {
   const queue = uid('clu-res');
   cleanups.push(() => deleteOnCluster([queue], [queue]));
   await declareTaskQueueOn(3, queue, 'classic');
   const client = appOn(clientNode, { queue, backend }, cleanups);
   const server = appOn(workerNode, { queue, backend }, cleanups);
   const runs = new Map<string, number>();
-  const worker = new Worker(server, { queue, prefetch, tasks: { sleep: sleeper(runs) } });
+  // Every task sent runs at once (none waits in the queue), and stays unacked until stored.
+  const worker = new Worker(server, {
+    queue,
+    concurrency,
+    prefetchMultiplier: 1,
+    heartbeat: false,
+    remoteControl: false,
+    tasks: { sleep: sleeper(runs) },
+  });
   cleanups.push(() => worker.close());
   await worker.start();
   await client.connection.connect();
@@ -60,8 +68,9 @@ describe('rpc:// across node loss', () => {
     async (mode) => {
       const { client, runs } = await setup(1, 2, 'rpc://', 20);
       // Long enough to outlast rabbitmqctl stop_app and the failover.
-      const results = Array.from({ length: 20 }, (_, i) => client.sendTask('sleep', [6000, i]));
-      await Promise.all(results.map((r) => r.sent));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => client.sendTask('sleep', [6000, i])),
+      );
       await waitUntil(() => runs.size === 20, { what: 'all 20 tasks running' });
       // A 60 s deadline, past the test's own timeout: only a failure at the loss ends them in time.
       const waits = results.map((r) => r.get({ timeout: 60_000 }).catch((e: unknown) => e));
@@ -84,7 +93,9 @@ describe('rpc:// across node loss', () => {
 
   it("the worker's node (kill): no wait fails; tasks in flight are delivered again and run again (at-least-once)", async () => {
     const { client, runs } = await setup(1, 2, 'rpc://', 10);
-    const results = Array.from({ length: 10 }, (_, i) => client.sendTask('sleep', [2000, i]));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => client.sendTask('sleep', [2000, i])),
+    );
     await waitUntil(() => runs.size === 10, { what: 'all 10 tasks running' });
     await loseNode(2, 'kill');
     const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 })));
@@ -101,7 +112,9 @@ describe('amqp:// across node loss', () => {
     const lost: string[] = [];
     client.connection.on('queueLost', (q) => lost.push(q));
     // Long enough to outlast the checks below and rabbitmqctl stop_app.
-    const results = Array.from({ length: 5 }, (_, i) => client.sendTask('sleep', [10_000, i]));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => client.sendTask('sleep', [10_000, i])),
+    );
     const waits = results.map((r) => r.get({ timeout: 60_000 }));
     const backend = client.backend as AMQPBackend;
     // Each wait consumes its task queue, which lives on node 1 (the client declared it first).

@@ -96,9 +96,15 @@ async function startWorker(kind: WorkerKind, queue: string, type: QueueType) {
   const runs = new Map<string, number>();
   const worker = new Worker(server, {
     queue,
-    // The Worker sets a channel-wide (global) prefetch, which RabbitMQ refuses on a quorum
-    // queue (540 NOT_IMPLEMENTED): 0 sets none, the only way the current Worker consumes one.
-    prefetch: type === 'quorum' ? 0 : 16,
+    // 16 tasks at once, 16 unacked: the window the client keeps in flight.
+    concurrency: 16,
+    prefetchMultiplier: 1,
+    // On a quorum queue the Worker sets a per-consumer prefetch (RabbitMQ refuses a global one).
+    settings: { task_create_missing_queue_type: type },
+    // 2,000 tasks: no received/succeeded line each; warnings and errors still show.
+    loglevel: 'warning',
+    heartbeat: false,
+    remoteControl: false,
     tasks: {
       // As celery_app.py's sleep_then(seconds, value).
       sleep_then: async ([seconds, value], _k, ctx) => {

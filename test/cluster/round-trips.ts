@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Celery } from '../../src/celery/app.js';
+import type { AsyncResult } from '../../src/celery/async-result.js';
 import { QueueLostError, TimeoutError } from '../../src/errors.js';
 import { percentile } from './cluster.js';
 
@@ -89,7 +90,16 @@ export async function roundTrips(options: RoundTripOptions): Promise<RoundTripSt
     if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
     const id = stats.ids[i] ?? randomUUID();
     for (let attempt = 0; attempt < 10; attempt++) {
-      const r = options.client.sendTask(task, options.args?.(i) ?? [i], {}, { taskId: id });
+      let r: AsyncResult;
+      try {
+        // Resolves once the broker has the task (publisher confirms), else rejects.
+        r = await options.client.sendTask(task, options.args?.(i) ?? [i], {}, { taskId: id });
+      } catch (err) {
+        stats.sendFailures++;
+        const text = String(err);
+        if (!stats.sendErrors.includes(text)) stats.sendErrors.push(text);
+        continue;
+      }
       try {
         const value = await r.get({ timeout });
         stats.arrivals.push(Date.now());
@@ -98,14 +108,7 @@ export async function roundTrips(options: RoundTripOptions): Promise<RoundTripSt
         options.onProgress?.(stats.completed + stats.wrongValues);
         return;
       } catch (err) {
-        const sendError = await r.sent.then(
-          () => undefined,
-          (e: unknown) => String(e),
-        );
-        if (sendError !== undefined) {
-          stats.sendFailures++;
-          if (!stats.sendErrors.includes(sendError)) stats.sendErrors.push(sendError);
-        } else if (err instanceof QueueLostError) stats.queueLost++;
+        if (err instanceof QueueLostError) stats.queueLost++;
         else if (err instanceof TimeoutError) {
           stats.timeouts++;
           stats.timedOut.push(id);

@@ -10,8 +10,8 @@ import { CeleryAmqpError } from '../../src/errors.js';
 import type {
   ChannelOptions,
   Delivery,
-  ExchangeDeclareOptions,
-  QueueDeclareOptions,
+  ExchangeDeclareParams,
+  QueueDeclareParams,
   TransportChannel,
   TransportConnection,
 } from '../../src/transport/types.js';
@@ -89,11 +89,11 @@ export function conformanceFixture(t: TransportFixture) {
   async function queue(
     ch: TransportChannel,
     name: string,
-    options: QueueDeclareOptions = {},
+    options: Omit<QueueDeclareParams, 'queue'> = {},
   ): Promise<string> {
-    const ok = await ch.declareQueue(name, options);
+    const ok = await ch.declareQueue({ queue: name, ...options });
     const actual = ok?.queue ?? name;
-    cleanups.push((c) => c.deleteQueue(actual));
+    cleanups.push((c) => c.deleteQueue({ queue: actual }));
     return actual;
   }
 
@@ -101,17 +101,21 @@ export function conformanceFixture(t: TransportFixture) {
     ch: TransportChannel,
     name: string,
     type: string,
-    options: ExchangeDeclareOptions = {},
+    options: Omit<ExchangeDeclareParams, 'exchange' | 'type'> = {},
   ): Promise<string> {
-    await ch.declareExchange(name, type, { durable: false, ...options });
-    cleanups.push((c) => c.deleteExchange(name));
+    await ch.declareExchange({ exchange: name, type, durable: false, ...options });
+    cleanups.push((c) => c.deleteExchange({ exchange: name }));
     return name;
   }
 
   /** Drains a queue with basic.get (noAck) and returns the bodies. */
   async function drain(ch: TransportChannel, name: string): Promise<string[]> {
     const out: string[] = [];
-    for (let d = await ch.get(name, { noAck: true }); d !== null; d = await ch.get(name, { noAck: true })) {
+    for (
+      let d = await ch.get({ queue: name, noAck: true });
+      d !== null;
+      d = await ch.get({ queue: name, noAck: true })
+    ) {
       out.push(d.body.toString());
     }
     return out;
@@ -123,15 +127,15 @@ export function conformanceFixture(t: TransportFixture) {
   }
 
   async function messageCount(ch: TransportChannel, name: string): Promise<number> {
-    const ok = await ch.declareQueue(name, { passive: true });
+    const ok = await ch.declareQueue({ queue: name, passive: true });
     return ok?.messageCount ?? -1;
   }
 
   async function exists(kind: 'queue' | 'exchange', name: string): Promise<boolean> {
     const ch = await channel();
     try {
-      if (kind === 'queue') await ch.declareQueue(name, { passive: true });
-      else await ch.declareExchange(name, 'direct', { passive: true });
+      if (kind === 'queue') await ch.declareQueue({ queue: name, passive: true });
+      else await ch.declareExchange({ exchange: name, type: 'direct', passive: true });
       await ch.close();
       return true;
     } catch (error) {

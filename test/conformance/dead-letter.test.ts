@@ -17,7 +17,7 @@ describe.each(transports)('transport conformance (dead-lettering): $name', (t) =
     /** basic.get, polled: RabbitMQ dead-letters asynchronously. */
     async function getSoon(ch: TransportChannel, name: string, noAck = true): Promise<Delivery> {
       let d: Delivery | null = null;
-      await eventually(async () => (d = await ch.get(name, { noAck })) !== null, 5_000, 25);
+      await eventually(async () => (d = await ch.get({ queue: name, noAck })) !== null, 5_000, 25);
       return d!;
     }
 
@@ -35,10 +35,15 @@ describe.each(transports)('transport conformance (dead-lettering): $name', (t) =
       const q = await queue(ch, uid('dl-source'), { arguments: { 'x-dead-letter-exchange': dlx } });
       // The dead-letter queue dead-letters back to the source, for a second round.
       const dlq = await queue(ch, uid('dlq'), { arguments: { 'x-dead-letter-exchange': work } });
-      await ch.bindQueue(q, work, 'job');
-      await ch.bindQueue(dlq, dlx, 'job');
-      await ch.publish(work, 'job', Buffer.from('poison'), { headers: { keep: 'me' } });
-      ch.reject((await getSoon(ch, q, false)).fields.deliveryTag, false);
+      await ch.bindQueue({ queue: q, exchange: work, routingKey: 'job' });
+      await ch.bindQueue({ queue: dlq, exchange: dlx, routingKey: 'job' });
+      await ch.publish({
+        exchange: work,
+        routingKey: 'job',
+        body: Buffer.from('poison'),
+        properties: { headers: { keep: 'me' } },
+      });
+      ch.reject({ deliveryTag: (await getSoon(ch, q, false)).fields.deliveryTag, requeue: false });
       const once = await getSoon(ch, dlq, false);
       expect([text(once), once.fields.exchange, once.fields.routingKey]).toEqual(['poison', dlx, 'job']);
       expect(once.properties.headers).toMatchObject({
@@ -49,8 +54,8 @@ describe.each(transports)('transport conformance (dead-lettering): $name', (t) =
       });
       const first = { count: 1, reason: 'rejected', queue: q, exchange: work, 'routing-keys': ['job'] };
       expect(deaths(once)).toEqual([first]);
-      ch.reject(once.fields.deliveryTag, false);
-      ch.reject((await getSoon(ch, q, false)).fields.deliveryTag, false);
+      ch.reject({ deliveryTag: once.fields.deliveryTag, requeue: false });
+      ch.reject({ deliveryTag: (await getSoon(ch, q, false)).fields.deliveryTag, requeue: false });
       const twice = await getSoon(ch, dlq);
       // One entry per (queue, reason): the repeat is counted and moved to the front.
       expect(deaths(twice)).toEqual([
@@ -66,17 +71,17 @@ describe.each(transports)('transport conformance (dead-lettering): $name', (t) =
       const args = { 'x-dead-letter-exchange': dlx, 'x-dead-letter-routing-key': 'parked' };
       const q = await queue(ch, uid('dl-key'), { arguments: args });
       const dlq = await queue(ch, uid('dlq-key'));
-      await ch.bindQueue(dlq, dlx, 'parked');
-      await ch.publish('', q, Buffer.from('m'), {});
-      ch.reject((await getSoon(ch, q, false)).fields.deliveryTag, false);
+      await ch.bindQueue({ queue: dlq, exchange: dlx, routingKey: 'parked' });
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('m') });
+      ch.reject({ deliveryTag: (await getSoon(ch, q, false)).fields.deliveryTag, requeue: false });
       const dead = await getSoon(ch, dlq);
       expect(dead.fields.routingKey).toBe('parked');
       expect(deaths(dead)).toEqual([
         { count: 1, reason: 'rejected', queue: q, exchange: '', 'routing-keys': [q] },
       ]);
       const lost = await queue(ch, uid('dl-lost'), { arguments: { 'x-dead-letter-exchange': uid('none') } });
-      await ch.publish('', lost, Buffer.from('gone'), {});
-      ch.reject((await getSoon(ch, lost, false)).fields.deliveryTag, false);
+      await ch.publish({ exchange: '', routingKey: lost, body: Buffer.from('gone') });
+      ch.reject({ deliveryTag: (await getSoon(ch, lost, false)).fields.deliveryTag, requeue: false });
       await sleep(100);
       expect(ch.closed).toBe(false);
       expect(await messageCount(ch, lost)).toBe(0);
@@ -90,14 +95,19 @@ describe.each(transports)('transport conformance (dead-lettering): $name', (t) =
       });
       const plain = await queue(ch, uid('dl-exp'), { arguments: { 'x-dead-letter-exchange': dlx } });
       const dlq = await queue(ch, uid('dlq-ttl'));
-      await ch.bindQueue(dlq, dlx, '');
+      await ch.bindQueue({ queue: dlq, exchange: dlx, routingKey: '' });
       // Nobody consumes or polls the source queues: expiry at the head is the broker's own.
-      await ch.publish('', ttl, Buffer.from('a'), {});
+      await ch.publish({ exchange: '', routingKey: ttl, body: Buffer.from('a') });
       const a = await getSoon(ch, dlq);
       expect(deaths(a)).toEqual([
         { count: 1, reason: 'expired', queue: ttl, exchange: '', 'routing-keys': [ttl] },
       ]);
-      await ch.publish('', plain, Buffer.from('b'), { expiration: '30' });
+      await ch.publish({
+        exchange: '',
+        routingKey: plain,
+        body: Buffer.from('b'),
+        properties: { expiration: '30' },
+      });
       const b = await getSoon(ch, dlq);
       expect(b.properties.expiration).toBeUndefined();
       expect(deaths(b)).toEqual([

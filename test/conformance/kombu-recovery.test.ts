@@ -4,7 +4,7 @@
  * never evicted from the recovery record, replay order, server-named queues after a loss.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConnectionError } from '../../src/errors.js';
+import { CallbackError, ConnectionError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { Consumer } from '../../src/kombu/consumer.js';
 import { Exchange } from '../../src/kombu/exchange.js';
@@ -12,7 +12,7 @@ import type { Message } from '../../src/kombu/message.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { NoCacheQueue, Queue } from '../../src/kombu/queue.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
-import type { TransportChannel } from '../../src/transport/types.js';
+import type { RecoveringChannel } from '../../src/kombu/channel-types.js';
 import { closeConnection, uid, until } from '../fault/helpers.js';
 import { transports } from './transports.js';
 
@@ -74,7 +74,8 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     await p.publish('boom');
     await p.publish('fine');
     await until(() => got.length === 1 && errors.length === 1, 'the error and the next delivery');
-    expect(errors[0]?.message).toBe('callback failed');
+    expect(errors[0]).toBeInstanceOf(CallbackError);
+    expect(errors[0]?.cause).toMatchObject({ message: 'callback failed' });
     expect(got).toEqual(['fine']);
   });
 
@@ -100,7 +101,8 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     await p.publish(1);
     await p.publish(2);
     await until(() => got.length === 1 && errors.length === 1, 'error and delivery');
-    expect(errors[0]).toBeInstanceOf(TypeError);
+    expect(errors[0]).toBeInstanceOf(CallbackError);
+    expect(errors[0]?.cause).toBeInstanceOf(TypeError);
     await c.close();
   });
 
@@ -196,18 +198,18 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     queues.push(q);
     const ch = await conn.channel();
     const got: string[] = [];
-    const handler = (d: { body: Buffer }): void => void got.push(d.body.toString());
+    const handler = (m: Message): void => void got.push(m.body.toString());
     const spec = { durable: false, autoDelete: false };
-    await ch.declareQueue(q, spec, undefined, { recover: false });
-    await ch.consume(q, handler, { noAck: true }, undefined, { recover: false });
+    await ch.declareQueue({ queue: q, ...spec }, { recover: false });
+    await ch.consume({ queue: q, noAck: true }, handler, { recover: false });
     // Nothing recorded: no consumer tag, no declaration.
     expect(ch.consumerTags).toEqual([]);
     expect(ch.recoveryRecordSize).toBe(0);
-    const hooked: unknown[] = [];
+    const hooked: RecoveringChannel[] = [];
     const off = ch.addRecoveryHook(async (tch) => {
       hooked.push(tch);
-      await tch.declareQueue(q, spec);
-      await tch.consume(q, handler, { noAck: true });
+      await tch.declareQueue({ queue: q, ...spec });
+      await tch.consume({ queue: q, noAck: true }, handler);
     });
     const unused = ch.addRecoveryHook(() => Promise.reject(new Error('removed hook ran')));
     unused();
@@ -215,9 +217,10 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     conn.on('revive', () => (revived = true));
     await drop(conn);
     await until(() => revived && hooked.length === 1, 'revive and hook');
-    expect(hooked[0]).toBe(ch.transportChannel);
+    expect(hooked[0]?.closed).toBe(false);
+    expect(ch.ready).toBe(true);
     const pub = await conn.channel();
-    await pub.publish('', q, Buffer.from('after'), {});
+    await pub.publish({ exchange: '', routingKey: q, body: Buffer.from('after') });
     await until(() => got.includes('after'), 'delivery to the re-consumed queue');
     off();
     revived = false;
@@ -234,7 +237,7 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     await ch.whenReady();
     let release = (): void => undefined;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    let reopened: TransportChannel | undefined;
+    let reopened: RecoveringChannel | undefined;
     ch.addRecoveryHook(async (tch) => {
       reopened = tch;
       await gate; // holds the recovery open while the channel is closed
@@ -245,7 +248,7 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     release();
     // The channel opened for the recovery must not outlive the closed kombu channel.
     await until(() => reopened?.closed === true, 'the recovered transport channel closed', 5000);
-    expect(ch.transportChannel).toBeNull();
+    expect(ch.ready).toBe(false);
     // A close the caller asked for is not an error of the connection.
     expect(errors).toEqual([]);
   });
@@ -259,19 +262,21 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     exchanges.push(ex);
     queues.push(q);
     const ch = await conn.channel();
-    await ch.declareExchange(ex, 'direct', { durable: false, autoDelete: false });
-    await ch.declareQueue(q, { durable: false, autoDelete: false });
-    await ch.bindQueue(q, ex, 'rk');
-    await ch.deleteQueue(q, {});
+    await ch.declareExchange({ exchange: ex, type: 'direct', durable: false, autoDelete: false });
+    await ch.declareQueue({ queue: q, durable: false, autoDelete: false });
+    await ch.bindQueue({ queue: q, exchange: ex, routingKey: 'rk' });
+    await ch.deleteQueue({ queue: q });
     expect(ch.recoveryRecordSize).toBe(1); // the exchange only
     let revived = false;
     conn.on('revive', () => (revived = true));
     await drop(conn);
     await until(() => revived, 'revive');
     // The channel still works, and the queue was not brought back.
-    await ch.declareExchange(ex, 'direct', { durable: false, autoDelete: false });
+    await ch.declareExchange({ exchange: ex, type: 'direct', durable: false, autoDelete: false });
     const probe = await conn.channel();
-    await expect(probe.declareQueue(q, { passive: true })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(probe.declareQueue({ queue: q, passive: true })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
     expect(errors).toEqual([]);
   });
 
@@ -285,9 +290,9 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     const good = uid('good-ex');
     exchanges.push(good);
     const ch = await conn.channel();
-    await ch.declareExchange(good, 'direct', { durable: false, autoDelete: false });
+    await ch.declareExchange({ exchange: good, type: 'direct', durable: false, autoDelete: false });
     // Before: retried as recoverable forever (on memory:// without yielding to timers at all).
-    const err = await ch.declareExchange(ex, 'dierct', { durable: false }).then(
+    const err = await ch.declareExchange({ exchange: ex, type: 'dierct', durable: false }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -298,8 +303,8 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     await until(() => conn.connected && disconnects === 1, 'reconnected');
     const q = uid('typo-q');
     queues.push(q);
-    await ch.declareQueue(q, { durable: false, autoDelete: false });
-    await ch.bindQueue(q, good, 'rk');
+    await ch.declareQueue({ queue: q, durable: false, autoDelete: false });
+    await ch.bindQueue({ queue: q, exchange: good, routingKey: 'rk' });
     await new Promise((r) => setTimeout(r, 300));
     expect(disconnects).toBe(1);
   });

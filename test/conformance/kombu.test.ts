@@ -3,7 +3,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   CeleryAmqpError,
   ChannelError,
@@ -487,10 +487,21 @@ describe.each(transports)('kombu on $name', (t) => {
   });
 
   describe('Connection', () => {
-    it('defaults to memory://', () => {
-      const c = new Connection();
-      opened.push(c);
-      expect(c.displayUrl.startsWith('memory://')).toBe(true);
+    it("defaults to Celery's broker: CELERY_BROKER_URL, else amqp://localhost; memory:// only when named", () => {
+      vi.stubEnv('CELERY_BROKER_URL', '');
+      try {
+        const c = new Connection();
+        opened.push(c);
+        expect(c.displayUrl).toBe('amqp://guest:****@localhost:5672//');
+        expect(c.transportName).toBe('amqp');
+        vi.stubEnv('CELERY_BROKER_URL', 'memory://from-env');
+        const e = new Connection();
+        opened.push(e);
+        expect(e.transportName).toBe('memory');
+        expect(e.displayUrl).toMatch(/^memory:\/\/.*@from-env\//);
+      } finally {
+        vi.unstubAllEnvs();
+      }
     });
 
     it('ensure retries recoverable errors per policy and throws others at once', async () => {

@@ -4,11 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CeleryAmqpError, ConnectionError, TimeoutError } from '../../src/errors.js';
+import { ArgumentError, CeleryAmqpError, DecodeError, TimeoutError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { Celery } from '../../src/celery/app.js';
 import { TaskError, TaskRevokedError } from '../../src/celery/exceptions.js';
-import { ResultSet } from '../../src/celery/result.js';
+import { AsyncResult, ResultSet } from '../../src/celery/result.js';
 import { RPCBackend } from '../../src/celery/rpc-backend.js';
 import { parseIsoDate } from '../../src/celery/task-message.js';
 import { Worker } from '../../src/celery/worker.js';
@@ -16,8 +16,9 @@ import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import type { WorkerOptions } from '../../src/celery/worker.js';
 import { rpcPair } from './rpc-pair.js';
 import { transports } from './transports.js';
+import { uid as fixtureUid, waitUntil } from '../fixture.js';
 
-const uid = (p: string): string => `rpc-test-${p}-${randomUUID().slice(0, 8)}`;
+const uid = (p: string): string => fixtureUid(`rpc-test-${p}`);
 
 describe.each(transports)('rpc:// on $name', (t) => {
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -30,8 +31,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const conn = new Connection(t.url);
     try {
       const ch = await conn.channel();
-      await ch.deleteQueue(queue, {}).catch(() => undefined);
-      await ch.deleteExchange(queue, {}).catch(() => undefined);
+      await ch.deleteQueue({ queue }).catch(() => undefined);
+      await ch.deleteExchange({ exchange: queue }).catch(() => undefined);
     } finally {
       await conn.close();
     }
@@ -42,14 +43,12 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const conn = new Connection(t.url);
     try {
       const ch = await conn.channel();
-      const ok = await ch.declareQueue(queue, { passive: true });
+      const ok = await ch.declareQueue({ queue, passive: true });
       return ok?.messageCount;
     } finally {
       await conn.close();
     }
   }
-
-  const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
   /** A client app and a worker app (separate connections) on one unique queue. */
   async function setup(
@@ -70,7 +69,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
   it('sends add(2, 3) to a Node worker and gets 5', async () => {
     const { client, worker } = await setup({ add: ([a, b]) => Number(a) + Number(b) });
     await worker.start();
-    const r = client.sendTask('add', [2, 3]);
+    const r = await client.sendTask('add', [2, 3]);
     expect(await r.get({ timeout: 10_000 })).toBe(5);
     expect(r.state).toBe('SUCCESS');
     // The worker stores the result, then acks and counts: the client can see the result first.
@@ -84,7 +83,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
       },
     });
     await worker.start();
-    const r = client.sendTask('boom');
+    const r = await client.sendTask('boom');
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect((err as TaskError).excType).toBe('ValueError');
@@ -96,7 +95,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
   it('an unregistered task fails with NotRegistered', async () => {
     const { client, worker } = await setup({});
     await worker.start();
-    const r = client.sendTask('nope');
+    const r = await client.sendTask('nope');
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect((err as TaskError).excType).toBe('NotRegistered');
   });
@@ -113,7 +112,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
       { now: () => Date.now() + 3_600_000 },
     );
     await worker.start();
-    const r = client.sendTask('never', [], {}, { expires: 60_000 });
+    const r = await client.sendTask('never', [], {}, { expires: 60 });
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskRevokedError);
     expect(err).toMatchObject({
@@ -125,10 +124,10 @@ describe.each(transports)('rpc:// on $name', (t) => {
     });
     expect(r.state).toBe('REVOKED');
     // A task without expires still runs on that clock.
-    expect(await client.sendTask('add', [1, 2]).get({ timeout: 10_000 })).toBe(3);
+    expect(await (await client.sendTask('add', [1, 2])).get({ timeout: 10_000 })).toBe(3);
     await vi.waitFor(() => expect(worker.revoked).toBe(1));
     expect(ran).toEqual([]);
-    expect(worker.errors).toEqual([]);
+    expect(worker.counters.errors).toBe(0);
     // Acked: closing the worker gives nothing back to the queue.
     await worker.close();
     expect(await readyCount(queue)).toBe(0);
@@ -139,7 +138,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const { queue, client, worker } = await setup({ never: () => ran.push('never') });
     await worker.start();
     const before = Date.now();
-    const r = client.sendTask('never', [], {}, { countdown: 400, expires: 150 });
+    const r = await client.sendTask('never', [], {}, { countdown: 0.4, expires: 0.15 });
     await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskRevokedError);
@@ -163,12 +162,12 @@ describe.each(transports)('rpc:// on $name', (t) => {
         },
       },
       // One slot: only the prefetch raised for the held task lets the second one in.
-      { prefetch: 1 },
+      { concurrency: 1, prefetchMultiplier: 1 },
     );
     await worker.start();
-    const later = client.sendTask('stamp', ['later'], {}, { countdown: 800 });
+    const later = await client.sendTask('stamp', ['later'], {}, { countdown: 0.8 });
     await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
-    const soon = client.sendTask('stamp', ['soon']);
+    const soon = await client.sendTask('stamp', ['soon']);
     const order: unknown[] = [];
     await Promise.all(
       [later, soon].map((r) => r.get({ timeout: 10_000 }).then((v: unknown) => order.push(v))),
@@ -180,8 +179,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect(ran.get('soon')?.eta).toBeNull();
     expect(worker.held).toBe(0);
     // The window is back to one after the eta: tasks still flow through it.
-    expect(await client.sendTask('stamp', ['after']).get({ timeout: 10_000 })).toBe('after');
-    expect(worker.errors).toEqual([]);
+    expect(await (await client.sendTask('stamp', ['after'])).get({ timeout: 10_000 })).toBe('after');
+    expect(worker.counters.errors).toBe(0);
   });
 
   it('close() cancels a held eta task without running it; a second worker gets it redelivered', async () => {
@@ -190,15 +189,17 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await worker.start();
     const baseline = timers();
-    const r = client.sendTask('stamp', [], {}, { countdown: 500 });
+    const r = await client.sendTask('stamp', [], {}, { countdown: 0.5 });
+    // The eta header was computed before the send resolved: it is at most this.
+    const etaBound = Date.now() + 500;
     await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
     await worker.close();
     expect(worker.held).toBe(0);
     // memory:// keeps no timers of its own here, so a leaked eta timer shows in the count
     // (an amqp connection's timers come and go: only the outcome below is checked there).
     if (t.kind === 'memory') expect(timers()).toBeLessThanOrEqual(baseline);
-    // Past the eta: a timer left behind would have run the task by now.
-    await sleep(700);
+    // Past the eta: a timer left behind (due at the eta) fires before a poll timer due later.
+    await waitUntil(() => Date.now() > etaBound + 5, { interval: 10, what: 'the eta to pass' });
     expect(runs).toEqual([]);
     const second = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
     const worker2 = new Worker(second, {
@@ -239,25 +240,27 @@ describe.each(transports)('rpc:// on $name', (t) => {
       cleanup.push(() => worker.close());
       await worker.start();
       // ignoreResult: the cut also takes the client's auto-delete reply queue with it.
-      await client.sendTask('stamp', [], {}, { countdown: 600, ignoreResult: true }).sent;
+      await client.sendTask('stamp', [], {}, { countdown: 0.6, ignoreResult: true });
       await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
       MemoryBroker.get('localhost').disconnectAll('test: connection lost');
       // The broker requeued the message with the channel: the old hold must go at once.
       await vi.waitFor(() => expect(worker.held).toBe(0), { timeout: 1000, interval: 1 });
       await vi.waitFor(() => expect(runs.length).toBe(1), { timeout: 5000, interval: 10 });
-      await sleep(300);
+      // The old hold's timer was due at the same eta: any copy left would fire before a poll
+      // timer due later.
+      const eta = parseIsoDate(String(runs[0]?.eta));
+      await waitUntil(() => Date.now() > eta + 5, { interval: 10, what: 'the eta to pass' });
       expect(runs.length).toBe(1);
       expect(runs[0]?.at).toBeGreaterThanOrEqual(parseIsoDate(String(runs[0]?.eta)));
       expect(worker.held).toBe(0);
-      expect(worker.errors).toEqual([]);
+      expect(worker.counters.errors).toBe(0);
     },
   );
 
   it('buffers a result that arrives before anyone waits for it', async () => {
     const { client, worker } = await setup({ echo: ([x]) => x });
     await worker.start();
-    const r = client.sendTask('echo', ['early']);
-    await r.sent;
+    const r = await client.sendTask('echo', ['early']);
     // Wait until the reply is in the buffer without calling get/waitFor.
     const backend = client.backend as RPCBackend;
     for (let i = 0; i < 1000 && (await backend.getTaskMeta(r.id)).status !== 'SUCCESS'; i++) {
@@ -284,7 +287,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     });
     cleanup.push(() => worker.close());
     await worker.start();
-    const r = client.sendTask('progress');
+    const r = await client.sendTask('progress');
     const seen: string[] = [];
     const backend = client.backend as RPCBackend;
     let settled = false;
@@ -304,8 +307,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
   it('joinNative over 100 results keeps input order', async () => {
     const { client, worker } = await setup({ add: ([a, b]) => Number(a) + Number(b) });
     await worker.start();
-    const results = Array.from({ length: 100 }, (_, i) => client.sendTask('add', [i, i]));
-    await Promise.all(results.map((r) => r.sent));
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => client.sendTask('add', [i, i])));
     const values = await new ResultSet(results, client.backend).joinNative({ timeout: 20_000 });
     expect(values).toEqual(Array.from({ length: 100 }, (_, i) => 2 * i));
     const ids = new Set<string>();
@@ -317,22 +319,6 @@ describe.each(transports)('rpc:// on $name', (t) => {
       ids.add(id);
     }
     expect(ids.size).toBe(100);
-  });
-
-  it('waitFor times out with TimeoutError and close() rejects pending waits', async () => {
-    const conn = new Connection(t.url);
-    const backend = new RPCBackend({ connection: conn });
-    cleanup.push(() => conn.close());
-    const id = randomUUID();
-    await expect(backend.waitFor(id, { timeout: 50 })).rejects.toBeInstanceOf(TimeoutError);
-    const pending = backend.waitFor(id);
-    const many = backend.getMany([id])[Symbol.asyncIterator]().next();
-    const checks = Promise.all([
-      expect(pending).rejects.toBeInstanceOf(ConnectionError),
-      expect(many).rejects.toBeInstanceOf(ConnectionError),
-    ]);
-    await backend.close();
-    await checks;
   });
 
   it('storeResult without reply_to publishes nothing; with it, uses correlation_id', async () => {
@@ -370,22 +356,70 @@ describe.each(transports)('rpc:// on $name', (t) => {
     cleanup.push(() => ch.close());
     // Not every sender writes traceback/children: those default to null.
     const publish = (tid: string): Promise<void> =>
-      ch.publish(
-        '',
-        client.oid,
-        Buffer.from(JSON.stringify({ task_id: tid, status: 'SUCCESS', result: 7 })),
-        {
+      ch.publish({
+        exchange: '',
+        routingKey: client.oid,
+        body: Buffer.from(JSON.stringify({ task_id: tid, status: 'SUCCESS', result: 7 })),
+        properties: {
           contentType: 'application/json',
           contentEncoding: 'utf-8',
           correlationId: tid,
         },
-      );
+      });
     await publish(id);
     await publish(other);
     for (const meta of await Promise.all([a, b])) {
       expect(meta).toEqual({ task_id: id, status: 'SUCCESS', result: 7, traceback: null, children: null });
     }
     expect((await many).sort()).toEqual([id, other].sort());
+  });
+
+  it('a reply that is no result is dropped and reported: the error event, else the logger', async () => {
+    const conn = new Connection(t.url);
+    cleanup.push(() => conn.close());
+    const logged: unknown[][] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn() {},
+      error: (...args: unknown[]) => void logged.push(args),
+    };
+    const client = new RPCBackend({ connection: conn, logger });
+    cleanup.push(() => client.close());
+    await client.ensureReplyQueue();
+    const ch = await conn.channel({ confirm: true });
+    cleanup.push(() => ch.close());
+    const id = randomUUID();
+    const garbage = (): Promise<void> =>
+      ch.publish({
+        exchange: '',
+        routingKey: client.oid,
+        body: Buffer.from('{not json'),
+        properties: { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: id },
+      });
+    // Nobody listens: the logger gets it, naming the reply queue and the correlation_id.
+    await garbage();
+    await waitUntil(() => logged.length === 1, { what: 'the dropped reply to be logged' });
+    expect(String(logged[0]?.[0])).toMatch(
+      new RegExp(`RPCBackend: Dropped a reply on ${client.oid} \\(correlation_id ${id}\\)`),
+    );
+    expect(logged[0]?.[1]).toBeInstanceOf(DecodeError);
+    // A listener gets the event instead.
+    const events: Error[] = [];
+    client.on('error', (err) => events.push(err));
+    await garbage();
+    await waitUntil(() => events.length === 1, { what: 'the error event' });
+    expect(events[0]).toBeInstanceOf(DecodeError);
+    expect(logged).toHaveLength(1);
+    expect(client.droppedMessages).toBe(2);
+    // The wait for that id is not disturbed: a good reply still resolves it.
+    await ch.publish({
+      exchange: '',
+      routingKey: client.oid,
+      body: Buffer.from(JSON.stringify({ task_id: id, status: 'SUCCESS', result: 1 })),
+      properties: { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: id },
+    });
+    expect((await client.waitFor(id, { timeout: 5000 })).result).toBe(1);
   });
 
   it('declares the reply queue as Celery 5 does (non-durable, auto-delete, x-expires)', async () => {
@@ -399,7 +433,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect(backend.binding.queueArguments).toEqual({ 'x-expires': 60_000 });
     // A peer declaring it the same way gets no 406.
     const ch = await conn.channel();
-    await ch.declareQueue(backend.oid, {
+    await ch.declareQueue({
+      queue: backend.oid,
       durable: false,
       autoDelete: true,
       exclusive: false,
@@ -420,22 +455,31 @@ describe.each(transports)('rpc:// on $name', (t) => {
     cleanup.push(() => server.close());
     cleanup.push(() => worker.close());
     await worker.start();
-    expect(await client.sendTask('add', [20, 22]).get({ timeout: 10_000 })).toBe(42);
+    expect(await (await client.sendTask('add', [20, 22])).get({ timeout: 10_000 })).toBe(42);
   });
 
-  it('a refused publish rejects sent and get()', async () => {
+  it('sendTask resolves with the handle once published; a refused publish rejects it', async () => {
     const client = new Celery({ broker: t.url });
     cleanup.push(() => client.close());
-    const r = client.sendTask('add', [1, 2], {}, { exchange: uid('missing-exchange'), routingKey: 'x' });
-    await expect(r.sent).rejects.toBeInstanceOf(CeleryAmqpError);
-    await expect(r.get({ timeout: 5000 })).rejects.toBeInstanceOf(CeleryAmqpError);
-    expect(() => client.sendTask('')).toThrow(CeleryAmqpError);
+    const refused = client.sendTask(
+      'add',
+      [1, 2],
+      {},
+      { exchange: uid('missing-exchange'), routingKey: 'x' },
+    );
+    await expect(refused).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(client.sendTask('')).rejects.toBeInstanceOf(ArgumentError);
+    // A handle is never a thenable: awaiting it (or returning it from an async function) keeps it.
+    const r = await client.sendTask<number>('add', [1, 2], {}, { ignoreResult: true });
+    expect(r).toBeInstanceOf(AsyncResult);
+    expect('then' in r).toBe(false);
+    expect(await (async () => r)()).toBe(r);
   });
 
   it('group operations are unsupported, as in Celery', async () => {
     const backend = new RPCBackend({ connection: t.url });
     cleanup.push(() => backend.close());
-    await expect(backend.saveGroup()).rejects.toBeInstanceOf(CeleryAmqpError);
-    await expect(backend.restoreGroup()).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(backend.saveGroup(randomUUID(), [])).rejects.toBeInstanceOf(CeleryAmqpError);
+    await expect(backend.restoreGroup(randomUUID())).rejects.toMatchObject({ code: 'UNSUPPORTED' });
   });
 });

@@ -17,14 +17,18 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('the default exchange routes by queue name and cannot be declared, bound or deleted', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('default'));
-      await ch.publish('', q, Buffer.from('one'), {});
-      await ch.publish('', uid('nowhere'), Buffer.from('lost'), {});
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('one') });
+      await ch.publish({ exchange: '', routingKey: uid('nowhere'), body: Buffer.from('lost') });
       expect(await drain(ch, q)).toEqual(['one']);
-      await expect(ch.declareExchange('', 'direct')).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      await expect(ch.declareExchange({ exchange: '', type: 'direct' })).rejects.toMatchObject({
+        code: 'ACCESS_REFUSED',
+      });
       const ch2 = await channel();
-      await expect(ch2.bindQueue(q, '', q)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      await expect(ch2.bindQueue({ queue: q, exchange: '', routingKey: q })).rejects.toMatchObject({
+        code: 'ACCESS_REFUSED',
+      });
       const ch3 = await channel();
-      await expect(ch3.deleteExchange('')).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      await expect(ch3.deleteExchange({ exchange: '' })).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
     });
 
     it('direct exchanges route on the exact key', async () => {
@@ -32,10 +36,11 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const x = await exchange(ch, uid('direct'), 'direct');
       const a = await queue(ch, uid('a'));
       const b = await queue(ch, uid('b'));
-      await ch.bindQueue(a, x, 'red');
-      await ch.bindQueue(b, x, 'green');
-      await ch.bindQueue(b, x, 'red');
-      for (const key of ['red', 'green', 'blue']) await ch.publish(x, key, Buffer.from(key), {});
+      await ch.bindQueue({ queue: a, exchange: x, routingKey: 'red' });
+      await ch.bindQueue({ queue: b, exchange: x, routingKey: 'green' });
+      await ch.bindQueue({ queue: b, exchange: x, routingKey: 'red' });
+      for (const key of ['red', 'green', 'blue'])
+        await ch.publish({ exchange: x, routingKey: key, body: Buffer.from(key) });
       expect(await drain(ch, a)).toEqual(['red']);
       expect(await drain(ch, b)).toEqual(['red', 'green']);
     });
@@ -47,11 +52,12 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const queues = new Map<string, string>();
       for (const p of patterns) {
         const q = await queue(ch, uid('topic-q'));
-        await ch.bindQueue(q, x, p);
+        await ch.bindQueue({ queue: q, exchange: x, routingKey: p });
         queues.set(p, q);
       }
       const keys = ['a', 'a.b', 'a.b.c', 'x.b', 'a.c', 'c', 'a.x.y.c', ''];
-      for (const key of keys) await ch.publish(x, key, Buffer.from(key === '' ? '(empty)' : key), {});
+      for (const key of keys)
+        await ch.publish({ exchange: x, routingKey: key, body: Buffer.from(key === '' ? '(empty)' : key) });
       const got: Record<string, string[]> = {};
       for (const [p, q] of queues) got[p] = await drain(ch, q);
       expect(got).toEqual({
@@ -70,9 +76,9 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const x = await exchange(ch, uid('fanout'), 'fanout');
       const a = await queue(ch, uid('a'));
       const b = await queue(ch, uid('b'));
-      await ch.bindQueue(a, x, '');
-      await ch.bindQueue(b, x, 'ignored');
-      await ch.publish(x, 'anything', Buffer.from('m'), {});
+      await ch.bindQueue({ queue: a, exchange: x, routingKey: '' });
+      await ch.bindQueue({ queue: b, exchange: x, routingKey: 'ignored' });
+      await ch.publish({ exchange: x, routingKey: 'anything', body: Buffer.from('m') });
       expect(await drain(ch, a)).toEqual(['m']);
       expect(await drain(ch, b)).toEqual(['m']);
     });
@@ -82,10 +88,20 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const x = await exchange(ch, uid('headers'), 'headers');
       const all = await queue(ch, uid('all'));
       const any = await queue(ch, uid('any'));
-      await ch.bindQueue(all, x, '', { color: 'red', size: 'big', 'x-note': 'ignored' });
-      await ch.bindQueue(any, x, '', { 'x-match': 'any', color: 'red', size: 'big' });
+      await ch.bindQueue({
+        queue: all,
+        exchange: x,
+        routingKey: '',
+        arguments: { color: 'red', size: 'big', 'x-note': 'ignored' },
+      });
+      await ch.bindQueue({
+        queue: any,
+        exchange: x,
+        routingKey: '',
+        arguments: { 'x-match': 'any', color: 'red', size: 'big' },
+      });
       const send = (body: string, headers: Record<string, unknown>) =>
-        ch.publish(x, 'k', Buffer.from(body), { headers });
+        ch.publish({ exchange: x, routingKey: 'k', body: Buffer.from(body), properties: { headers } });
       await send('both', { color: 'red', size: 'big' });
       await send('color', { color: 'red' });
       await send('none', { color: 'blue' });
@@ -99,20 +115,20 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const x1 = await exchange(ch, uid('e2e1'), 'fanout');
       const x2 = await exchange(ch, uid('e2e2'), 'fanout');
       const x3 = await exchange(ch, uid('e2e3'), 'direct');
-      await ch.bindExchange(x2, x1, '');
-      await ch.bindExchange(x1, x2, '');
-      await ch.bindExchange(x3, x1, '');
+      await ch.bindExchange({ destination: x2, source: x1, routingKey: '' });
+      await ch.bindExchange({ destination: x1, source: x2, routingKey: '' });
+      await ch.bindExchange({ destination: x3, source: x1, routingKey: '' });
       const q = await queue(ch, uid('e2e-q'));
-      await ch.bindQueue(q, x1, '');
-      await ch.bindQueue(q, x2, '');
-      await ch.bindQueue(q, x3, 'k');
+      await ch.bindQueue({ queue: q, exchange: x1, routingKey: '' });
+      await ch.bindQueue({ queue: q, exchange: x2, routingKey: '' });
+      await ch.bindQueue({ queue: q, exchange: x3, routingKey: 'k' });
       const other = await queue(ch, uid('e2e-other'));
-      await ch.bindQueue(other, x3, 'k');
-      await ch.publish(x2, 'k', Buffer.from('once'), {});
+      await ch.bindQueue({ queue: other, exchange: x3, routingKey: 'k' });
+      await ch.publish({ exchange: x2, routingKey: 'k', body: Buffer.from('once') });
       expect(await drain(ch, q)).toEqual(['once']);
       expect(await drain(ch, other)).toEqual(['once']);
-      await ch.unbindExchange(x3, x1, '');
-      await ch.publish(x1, 'k', Buffer.from('again'), {});
+      await ch.unbindExchange({ destination: x3, source: x1, routingKey: '' });
+      await ch.publish({ exchange: x1, routingKey: 'k', body: Buffer.from('again') });
       expect(await drain(ch, other)).toEqual([]);
     });
 
@@ -120,11 +136,11 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const x = await exchange(ch, uid('autodel-x'), 'direct', { autoDelete: true });
       const q = await queue(ch, uid('autodel-q'));
-      await ch.bindQueue(q, x, 'a');
-      await ch.bindQueue(q, x, 'b');
-      await ch.unbindQueue(q, x, 'a');
+      await ch.bindQueue({ queue: q, exchange: x, routingKey: 'a' });
+      await ch.bindQueue({ queue: q, exchange: x, routingKey: 'b' });
+      await ch.unbindQueue({ queue: q, exchange: x, routingKey: 'a' });
       expect(await exists('exchange', x)).toBe(true);
-      await ch.unbindQueue(q, x, 'b');
+      await ch.unbindQueue({ queue: q, exchange: x, routingKey: 'b' });
       await eventually(async () => !(await exists('exchange', x)));
     });
 
@@ -132,7 +148,13 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const x = await exchange(ch, uid('mandatory'), 'direct');
       const returned = new Promise<ReturnedMessage>((resolve) => ch.once('return', resolve));
-      await ch.publish(x, 'nobody', Buffer.from('back'), { messageId: 'm1' }, { mandatory: true });
+      await ch.publish({
+        exchange: x,
+        routingKey: 'nobody',
+        body: Buffer.from('back'),
+        properties: { messageId: 'm1' },
+        mandatory: true,
+      });
       const r = await returned;
       expect(r).toMatchObject({ replyCode: 312, replyText: 'NO_ROUTE', exchange: x, routingKey: 'nobody' });
       expect(r.body.toString()).toBe('back');
@@ -143,9 +165,14 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const q = await queue(ch, uid('copy'));
       const buf = Buffer.from('original');
-      await ch.publish('', q, buf, { contentType: 'text/plain', headers: { a: 'b' } });
+      await ch.publish({
+        exchange: '',
+        routingKey: q,
+        body: buf,
+        properties: { contentType: 'text/plain', headers: { a: 'b' } },
+      });
       buf.write('mutated!');
-      const d = await ch.get(q, { noAck: true });
+      const d = await ch.get({ queue: q, noAck: true });
       expect(text(d)).toBe('original');
       expect(d?.properties.contentType).toBe('text/plain');
       expect(d?.properties.headers).toMatchObject({ a: 'b' });
@@ -156,9 +183,11 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('redeclaring an exchange with other settings fails with 406 and closes the channel', async () => {
       const ch = await channel();
       const x = await exchange(ch, uid('equiv-x'), 'direct', { durable: true });
-      await ch.declareExchange(x, 'direct', { durable: true });
+      await ch.declareExchange({ exchange: x, type: 'direct', durable: true });
       const closed = closeError(ch);
-      const err = await ch.declareExchange(x, 'direct', { durable: false }).catch((e: unknown) => e);
+      const err = await ch
+        .declareExchange({ exchange: x, type: 'direct', durable: false })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ChannelError);
       expect(err).toMatchObject({ code: 'PRECONDITION_FAILED' });
       expect((err as Error).message).toContain(
@@ -166,9 +195,9 @@ describe.each(transports)('transport conformance: $name', (t) => {
       );
       expect(await closed).toMatchObject({ code: 'PRECONDITION_FAILED' });
       expect(ch.closed).toBe(true);
-      await expect(ch.declareQueue(uid('after'))).rejects.toBeInstanceOf(CeleryAmqpError);
+      await expect(ch.declareQueue({ queue: uid('after') })).rejects.toBeInstanceOf(CeleryAmqpError);
       const ch2 = await channel();
-      await expect(ch2.declareExchange(x, 'fanout', { durable: true })).rejects.toThrow(
+      await expect(ch2.declareExchange({ exchange: x, type: 'fanout', durable: true })).rejects.toThrow(
         /inequivalent arg 'type'/,
       );
     });
@@ -176,12 +205,12 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('passive declares and operations on missing entities give 404 NOT_FOUND', async () => {
       const missing = uid('missing');
       const ops: Array<(ch: TransportChannel) => Promise<unknown>> = [
-        (ch) => ch.declareExchange(missing, 'direct', { passive: true }),
-        (ch) => ch.declareQueue(missing, { passive: true }),
-        (ch) => ch.get(missing),
-        (ch) => ch.consume(missing, () => {}),
-        (ch) => ch.purgeQueue(missing),
-        (ch) => ch.bindQueue(missing, 'amq.direct', 'k'),
+        (ch) => ch.declareExchange({ exchange: missing, type: 'direct', passive: true }),
+        (ch) => ch.declareQueue({ queue: missing, passive: true }),
+        (ch) => ch.get({ queue: missing }),
+        (ch) => ch.consume({ queue: missing }, () => {}),
+        (ch) => ch.purgeQueue({ queue: missing }),
+        (ch) => ch.bindQueue({ queue: missing, exchange: 'amq.direct', routingKey: 'k' }),
       ];
       for (const op of ops) {
         const ch = await channel();
@@ -191,60 +220,65 @@ describe.each(transports)('transport conformance: $name', (t) => {
       }
       const ch = await channel();
       const q = await queue(ch, uid('bind-missing-x'));
-      await expect(ch.bindQueue(q, missing, 'k')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(ch.bindQueue({ queue: q, exchange: missing, routingKey: 'k' })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
     });
 
     it('redeclaring a queue with other settings or arguments fails with 406', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('equiv-q'), { durable: false, arguments: { 'x-expires': 60_000 } });
-      const ok = await ch.declareQueue(q, { durable: false, arguments: { 'x-expires': 60_000 } });
+      const ok = await ch.declareQueue({ queue: q, durable: false, arguments: { 'x-expires': 60_000 } });
       expect(ok).toMatchObject({ queue: q, messageCount: 0, consumerCount: 0 });
-      await expect(ch.declareQueue(q, { durable: true, arguments: { 'x-expires': 60_000 } })).rejects.toThrow(
-        /inequivalent arg 'durable'/,
-      );
+      await expect(
+        ch.declareQueue({ queue: q, durable: true, arguments: { 'x-expires': 60_000 } }),
+      ).rejects.toThrow(/inequivalent arg 'durable'/);
       const ch2 = await channel();
-      const err = await ch2.declareQueue(q, { arguments: { 'x-expires': 30_000 } }).catch((e: unknown) => e);
+      const err = await ch2
+        .declareQueue({ queue: q, arguments: { 'x-expires': 30_000 } })
+        .catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'PRECONDITION_FAILED' });
       expect((err as Error).message).toContain("inequivalent arg 'x-expires'");
       const ch3 = await channel();
       await expect(
-        ch3.declareQueue(q, { autoDelete: true, arguments: { 'x-expires': 60_000 } }),
+        ch3.declareQueue({ queue: q, autoDelete: true, arguments: { 'x-expires': 60_000 } }),
       ).rejects.toThrow(/inequivalent arg 'auto_delete'/);
     });
 
     it('server-named queues get an amq.gen- name', async () => {
       const ch = await channel();
-      const ok = await ch.declareQueue('', { exclusive: true });
+      const ok = await ch.declareQueue({ queue: '', exclusive: true });
       expect(ok?.queue).toMatch(/^amq\.gen-/);
-      defer((c) => c.deleteQueue(ok!.queue));
-      await ch.publish('', ok!.queue, Buffer.from('x'), {});
+      defer((c) => c.deleteQueue({ queue: ok!.queue }));
+      await ch.publish({ exchange: '', routingKey: ok!.queue, body: Buffer.from('x') });
       expect(await drain(ch, ok!.queue)).toEqual(['x']);
     });
 
     it('purge and delete return message counts; ifEmpty and ifUnused are enforced', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('counts'));
-      for (let i = 0; i < 3; i++) await ch.publish('', q, Buffer.from(String(i)), {});
+      for (let i = 0; i < 3; i++)
+        await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(String(i)) });
       // declare-ok counts may lag publishes on RabbitMQ; purge-ok counts do not.
       await eventually(async () => (await messageCount(ch, q)) === 3);
-      expect(await ch.purgeQueue(q)).toBe(3);
-      expect(await ch.purgeQueue(q)).toBe(0);
-      await ch.publish('', q, Buffer.from('a'), {});
-      await ch.publish('', q, Buffer.from('b'), {});
-      await expect(ch.deleteQueue(q, { ifEmpty: true })).rejects.toMatchObject({
+      expect(await ch.purgeQueue({ queue: q })).toBe(3);
+      expect(await ch.purgeQueue({ queue: q })).toBe(0);
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('a') });
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('b') });
+      await expect(ch.deleteQueue({ queue: q, ifEmpty: true })).rejects.toMatchObject({
         code: 'PRECONDITION_FAILED',
       });
       const ch2 = await channel();
-      const tag = await ch2.consume(q, () => {});
+      const tag = await ch2.consume({ queue: q }, () => {});
       const ch3 = await channel();
-      await expect(ch3.deleteQueue(q, { ifUnused: true })).rejects.toMatchObject({
+      await expect(ch3.deleteQueue({ queue: q, ifUnused: true })).rejects.toMatchObject({
         code: 'PRECONDITION_FAILED',
       });
-      await ch2.cancel(tag);
+      await ch2.cancel({ consumerTag: tag });
       // The consumer took both messages without acking; cancelling leaves them unacked on ch2.
       await ch2.close();
       const ch4 = await channel();
-      expect(await ch4.deleteQueue(q)).toBe(2);
+      expect(await ch4.deleteQueue({ queue: q })).toBe(2);
       expect(await exists('queue', q)).toBe(false);
     });
 
@@ -252,13 +286,13 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const x = await exchange(ch, uid('ifunused'), 'direct');
       const q = await queue(ch, uid('ifunused-q'));
-      await ch.bindQueue(q, x, 'k');
-      await expect(ch.deleteExchange(x, { ifUnused: true })).rejects.toMatchObject({
+      await ch.bindQueue({ queue: q, exchange: x, routingKey: 'k' });
+      await expect(ch.deleteExchange({ exchange: x, ifUnused: true })).rejects.toMatchObject({
         code: 'PRECONDITION_FAILED',
       });
       const ch2 = await channel();
-      await ch2.unbindQueue(q, x, 'k');
-      await ch2.deleteExchange(x, { ifUnused: true });
+      await ch2.unbindQueue({ queue: q, exchange: x, routingKey: 'k' });
+      await ch2.deleteExchange({ exchange: x, ifUnused: true });
       expect(await exists('exchange', x)).toBe(false);
     });
 
@@ -266,13 +300,15 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const x = await exchange(ch, uid('nowait'), 'direct', { durable: true });
       const closed = closeError(ch);
-      await expect(ch.declareExchange(x, 'topic', { durable: true, nowait: true })).resolves.toBeUndefined();
+      await expect(
+        ch.declareExchange({ exchange: x, type: 'topic', durable: true, nowait: true }),
+      ).resolves.toBeUndefined();
       expect(await closed).toMatchObject({ code: 'PRECONDITION_FAILED' });
       const ch2 = await channel();
       const q = uid('nowait-q');
-      await expect(ch2.declareQueue(q, { nowait: true })).resolves.toBeNull();
-      defer((c) => c.deleteQueue(q));
-      await ch2.publish('', q, Buffer.from('after nowait'), {});
+      await expect(ch2.declareQueue({ queue: q, nowait: true })).resolves.toBeNull();
+      defer((c) => c.deleteQueue({ queue: q }));
+      await ch2.publish({ exchange: '', routingKey: q, body: Buffer.from('after nowait') });
       expect(await drain(ch2, q)).toEqual(['after nowait']);
     });
   });
@@ -280,49 +316,55 @@ describe.each(transports)('transport conformance: $name', (t) => {
   describe('edge rules', () => {
     it('the amq. prefix is reserved for new exchanges and queues', async () => {
       const ch = await channel();
-      await expect(ch.declareExchange(`amq.${uid('x')}`, 'direct')).rejects.toMatchObject({
+      await expect(ch.declareExchange({ exchange: `amq.${uid('x')}`, type: 'direct' })).rejects.toMatchObject(
+        {
+          code: 'ACCESS_REFUSED',
+        },
+      );
+      const ch2 = await channel();
+      await expect(ch2.declareQueue({ queue: `amq.${uid('q')}` })).rejects.toMatchObject({
         code: 'ACCESS_REFUSED',
       });
-      const ch2 = await channel();
-      await expect(ch2.declareQueue(`amq.${uid('q')}`)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
       const ch3 = await channel();
-      await ch3.declareExchange('amq.direct', 'direct', { durable: true });
-      await ch3.declareExchange('amq.topic', 'topic', { passive: true });
+      await ch3.declareExchange({ exchange: 'amq.direct', type: 'direct', durable: true });
+      await ch3.declareExchange({ exchange: 'amq.topic', type: 'topic', passive: true });
     });
 
     it('redeclaring a server-named queue by name is refused, a passive declare is not', async () => {
       const ch = await channel();
-      const ok = await ch.declareQueue('', { exclusive: true });
+      const ok = await ch.declareQueue({ queue: '', exclusive: true });
       const name = ok!.queue;
-      defer((c) => c.deleteQueue(name));
-      await expect(ch.declareQueue(name, { passive: true })).resolves.toMatchObject({ queue: name });
-      await expect(ch.declareQueue(name, { exclusive: true })).rejects.toMatchObject({
+      defer((c) => c.deleteQueue({ queue: name }));
+      await expect(ch.declareQueue({ queue: name, passive: true })).resolves.toMatchObject({ queue: name });
+      await expect(ch.declareQueue({ queue: name, exclusive: true })).rejects.toMatchObject({
         code: 'ACCESS_REFUSED',
       });
     });
 
     it('deleting what does not exist succeeds; unbinding what is not bound succeeds', async () => {
       const ch = await channel();
-      expect(await ch.deleteQueue(uid('never'))).toBe(0);
-      await ch.deleteExchange(uid('never'));
+      expect(await ch.deleteQueue({ queue: uid('never') })).toBe(0);
+      await ch.deleteExchange({ exchange: uid('never') });
       const x = await exchange(ch, uid('unbind'), 'direct');
       const q = await queue(ch, uid('unbind-q'));
-      await ch.unbindQueue(q, x, 'not-bound');
-      await ch.bindQueue(q, x, 'k');
-      await ch.bindQueue(q, x, 'k');
-      await ch.unbindQueue(q, x, 'k');
-      await ch.publish(x, 'k', Buffer.from('x'), {});
+      await ch.unbindQueue({ queue: q, exchange: x, routingKey: 'not-bound' });
+      await ch.bindQueue({ queue: q, exchange: x, routingKey: 'k' });
+      await ch.bindQueue({ queue: q, exchange: x, routingKey: 'k' });
+      await ch.unbindQueue({ queue: q, exchange: x, routingKey: 'k' });
+      await ch.publish({ exchange: x, routingKey: 'k', body: Buffer.from('x') });
       expect(await drain(ch, q)).toEqual([]);
     });
 
     it('invalid x-expires and x-message-ttl values fail with 406', async () => {
       const ch = await channel();
-      await expect(ch.declareQueue(uid('bad'), { arguments: { 'x-expires': 0 } })).rejects.toMatchObject({
+      await expect(
+        ch.declareQueue({ queue: uid('bad'), arguments: { 'x-expires': 0 } }),
+      ).rejects.toMatchObject({
         code: 'PRECONDITION_FAILED',
       });
       const ch2 = await channel();
       await expect(
-        ch2.declareQueue(uid('bad'), { arguments: { 'x-message-ttl': -1 } }),
+        ch2.declareQueue({ queue: uid('bad'), arguments: { 'x-message-ttl': -1 } }),
       ).rejects.toMatchObject({
         code: 'PRECONDITION_FAILED',
       });
@@ -332,27 +374,27 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const x = await exchange(ch, uid('internal'), 'fanout', { internal: true });
       const closed = closeError(ch);
-      await ch.publish(x, '', Buffer.from('x'), {});
+      await ch.publish({ exchange: x, routingKey: '', body: Buffer.from('x') });
       expect(await closed).toMatchObject({ code: 'ACCESS_REFUSED' });
     });
 
     it("'' names the queue this channel declared last", async () => {
       const ch = await channel();
       const q = await queue(ch, uid('last'));
-      await ch.publish('', q, Buffer.from('x'), {});
-      expect(text(await ch.get('', { noAck: true }))).toBe('x');
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('x') });
+      expect(text(await ch.get({ queue: '', noAck: true }))).toBe('x');
       const ch2 = await channel();
-      await expect(ch2.get('')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(ch2.get({ queue: '' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     });
 
     it('a TTL of 0 drops a message nobody is waiting for', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('ttl0'), { arguments: { 'x-message-ttl': 0 } });
-      await ch.publish('', q, Buffer.from('gone'), {});
-      expect(await ch.get(q, { noAck: true })).toBeNull();
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('gone') });
+      expect(await ch.get({ queue: q, noAck: true })).toBeNull();
       const got: Delivery[] = [];
-      await ch.consume(q, (d) => got.push(d), { noAck: true });
-      await ch.publish('', q, Buffer.from('taken'), {});
+      await ch.consume({ queue: q, noAck: true }, (d) => got.push(d));
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('taken') });
       await eventually(() => got.length === 1);
       expect(text(got[0]!)).toBe('taken');
     });
@@ -361,7 +403,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const conn = await connect();
       const ch = await channel(conn);
       const q = await queue(ch, uid('excl-redeclare'), { exclusive: true });
-      await expect(ch.declareQueue(q)).rejects.toMatchObject({ code: 'RESOURCE_LOCKED' });
+      await expect(ch.declareQueue({ queue: q })).rejects.toMatchObject({ code: 'RESOURCE_LOCKED' });
     });
   });
 
@@ -369,11 +411,11 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('publishing to a missing exchange resolves, then closes the channel with 404', async () => {
       const ch = await channel();
       const closed = closeError(ch);
-      await ch.publish(uid('no-such-x'), 'k', Buffer.from('x'), {});
+      await ch.publish({ exchange: uid('no-such-x'), routingKey: 'k', body: Buffer.from('x') });
       const err = await closed;
       expect(err).toBeInstanceOf(ChannelError);
       expect(err).toMatchObject({ code: 'NOT_FOUND' });
-      await expect(ch.declareQueue(uid('after'))).rejects.toBeInstanceOf(CeleryAmqpError);
+      await expect(ch.declareQueue({ queue: uid('after') })).rejects.toBeInstanceOf(CeleryAmqpError);
     });
 
     it('confirm channels resolve publish once the broker has the message', async () => {
@@ -381,13 +423,15 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel(conn, { confirm: true });
       expect(ch.confirm).toBe(true);
       const q = await queue(ch, uid('confirm'));
-      await Promise.all([1, 2, 3].map((i) => ch.publish('', q, Buffer.from(String(i)), {})));
+      await Promise.all(
+        [1, 2, 3].map((i) => ch.publish({ exchange: '', routingKey: q, body: Buffer.from(String(i)) })),
+      );
       const other = await channel(conn);
       await eventually(async () => (await messageCount(other, q)) === 3);
       const closed = closeError(ch);
-      await expect(ch.publish(uid('no-such-x'), 'k', Buffer.from('x'), {})).rejects.toBeInstanceOf(
-        CeleryAmqpError,
-      );
+      await expect(
+        ch.publish({ exchange: uid('no-such-x'), routingKey: 'k', body: Buffer.from('x') }),
+      ).rejects.toBeInstanceOf(CeleryAmqpError);
       expect(await closed).toMatchObject({ code: 'NOT_FOUND' });
     });
   });
@@ -396,8 +440,9 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('basic.get reports the remaining count; reject with requeue redelivers at the head', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('get'));
-      for (const s of ['a', 'b', 'c']) await ch.publish('', q, Buffer.from(s), {});
-      const first = await ch.get(q);
+      for (const s of ['a', 'b', 'c'])
+        await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(s) });
+      const first = await ch.get({ queue: q });
       expect(text(first)).toBe('a');
       expect(first?.fields).toMatchObject({
         redelivered: false,
@@ -405,18 +450,18 @@ describe.each(transports)('transport conformance: $name', (t) => {
         exchange: '',
         routingKey: q,
       });
-      ch.reject(first!.fields.deliveryTag, true);
-      const again = await ch.get(q);
+      ch.reject({ deliveryTag: first!.fields.deliveryTag, requeue: true });
+      const again = await ch.get({ queue: q });
       expect(text(again)).toBe('a');
       expect(again?.fields.redelivered).toBe(true);
-      ch.reject(again!.fields.deliveryTag, false);
-      const b = await ch.get(q);
-      const c = await ch.get(q);
+      ch.reject({ deliveryTag: again!.fields.deliveryTag, requeue: false });
+      const b = await ch.get({ queue: q });
+      const c = await ch.get({ queue: q });
       expect([text(b), text(c)]).toEqual(['b', 'c']);
       expect(c?.fields.messageCount).toBe(0);
       expect(await messageCount(ch, q)).toBe(0);
-      ch.ack(c!.fields.deliveryTag, true);
-      expect(await ch.get(q)).toBeNull();
+      ch.ack({ deliveryTag: c!.fields.deliveryTag, multiple: true });
+      expect(await ch.get({ queue: q })).toBeNull();
       await ch.close();
       // Acked and dropped messages do not come back when the channel closes.
       const ch2 = await channel();
@@ -426,11 +471,11 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('acking an unknown delivery tag closes the channel with 406', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('badtag'));
-      await ch.publish('', q, Buffer.from('x'), {});
-      const d = await ch.get(q);
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('x') });
+      const d = await ch.get({ queue: q });
       const closed = closeError(ch);
-      ch.ack(d!.fields.deliveryTag);
-      ch.ack(d!.fields.deliveryTag);
+      ch.ack({ deliveryTag: d!.fields.deliveryTag });
+      ch.ack({ deliveryTag: d!.fields.deliveryTag });
       expect(await closed).toMatchObject({ code: 'PRECONDITION_FAILED' });
       const ch2 = await channel();
       expect(await messageCount(ch2, q)).toBe(0);
@@ -439,15 +484,15 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('closing a channel requeues its unacked messages as redelivered', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('requeue'));
-      for (const s of ['a', 'b']) await ch.publish('', q, Buffer.from(s), {});
+      for (const s of ['a', 'b']) await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(s) });
       const got: Delivery[] = [];
-      await ch.consume(q, (d) => got.push(d));
+      await ch.consume({ queue: q }, (d) => got.push(d));
       await eventually(() => got.length === 2);
       expect(got.map((d) => d.fields.redelivered)).toEqual([false, false]);
       await ch.close();
       const ch2 = await channel();
-      const a = await ch2.get(q, { noAck: true });
-      const b = await ch2.get(q, { noAck: true });
+      const a = await ch2.get({ queue: q, noAck: true });
+      const b = await ch2.get({ queue: q, noAck: true });
       expect([text(a), text(b)]).toEqual(['a', 'b']);
       expect([a?.fields.redelivered, b?.fields.redelivered]).toEqual([true, true]);
     });
@@ -455,11 +500,11 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('recover(true) requeues unacked messages', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('recover'));
-      await ch.publish('', q, Buffer.from('r'), {});
-      const d = await ch.get(q);
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('r') });
+      const d = await ch.get({ queue: q });
       expect(d?.fields.redelivered).toBe(false);
-      await ch.recover(true);
-      const again = await ch.get(q, { noAck: true });
+      await ch.recover({ requeue: true });
+      const again = await ch.get({ queue: q, noAck: true });
       expect(text(again)).toBe('r');
       expect(again?.fields.redelivered).toBe(true);
     });
@@ -472,12 +517,13 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const seen: Record<string, string[]> = {};
       const tags: string[] = [];
       for (let i = 0; i < 2; i++) {
-        const tag = await ch.consume(q, (d) => (seen[d.fields.consumerTag!] ??= []).push(d.body.toString()), {
-          noAck: true,
-        });
+        const tag = await ch.consume({ queue: q, noAck: true }, (d) =>
+          (seen[d.fields.consumerTag!] ??= []).push(d.body.toString()),
+        );
         tags.push(tag);
       }
-      for (let i = 0; i < 4; i++) await ch.publish('', q, Buffer.from(String(i)), {});
+      for (let i = 0; i < 4; i++)
+        await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(String(i)) });
       await eventually(() => Object.values(seen).flat().length === 4);
       expect(tags.map((tag) => seen[tag]?.length)).toEqual([2, 2]);
     });
@@ -485,18 +531,19 @@ describe.each(transports)('transport conformance: $name', (t) => {
     it('prefetch limits unacked deliveries per consumer', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('prefetch'));
-      for (let i = 0; i < 5; i++) await ch.publish('', q, Buffer.from(String(i)), {});
-      await ch.qos(0, 2);
+      for (let i = 0; i < 5; i++)
+        await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(String(i)) });
+      await ch.qos({ prefetchSize: 0, prefetchCount: 2 });
       const got: Delivery[] = [];
-      await ch.consume(q, (d) => got.push(d));
+      await ch.consume({ queue: q }, (d) => got.push(d));
       await eventually(() => got.length === 2);
       const other = await channel();
       await eventually(async () => (await messageCount(other, q)) === 3);
       expect(got.length).toBe(2);
-      ch.ack(got[0]!.fields.deliveryTag);
+      ch.ack({ deliveryTag: got[0]!.fields.deliveryTag });
       await eventually(() => got.length === 3);
       expect(await messageCount(other, q)).toBe(2);
-      ch.ack(got[2]!.fields.deliveryTag, true);
+      ch.ack({ deliveryTag: got[2]!.fields.deliveryTag, multiple: true });
       await eventually(() => got.length === 5);
       expect(got.map(text)).toEqual(['0', '1', '2', '3', '4']);
     });
@@ -506,13 +553,13 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const q1 = await queue(ch, uid('global1'));
       const q2 = await queue(ch, uid('global2'));
       for (let i = 0; i < 5; i++) {
-        await ch.publish('', q1, Buffer.from(String(i)), {});
-        await ch.publish('', q2, Buffer.from(String(i)), {});
+        await ch.publish({ exchange: '', routingKey: q1, body: Buffer.from(String(i)) });
+        await ch.publish({ exchange: '', routingKey: q2, body: Buffer.from(String(i)) });
       }
-      await ch.qos(0, 3, true);
+      await ch.qos({ prefetchSize: 0, prefetchCount: 3, global: true });
       const got: Delivery[] = [];
-      await ch.consume(q1, (d) => got.push(d));
-      await ch.consume(q2, (d) => got.push(d));
+      await ch.consume({ queue: q1 }, (d) => got.push(d));
+      await ch.consume({ queue: q2 }, (d) => got.push(d));
       await eventually(() => got.length === 3);
       const other = await channel();
       await eventually(async () => (await messageCount(other, q1)) + (await messageCount(other, q2)) === 7);
@@ -523,32 +570,32 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const q = await queue(ch, uid('cancel'));
       const got: Delivery[] = [];
-      const tag = await ch.consume(q, (d) => got.push(d), { noAck: true });
-      await ch.publish('', q, Buffer.from('1'), {});
+      const tag = await ch.consume({ queue: q, noAck: true }, (d) => got.push(d));
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('1') });
       await eventually(() => got.length === 1);
-      await ch.cancel(tag);
-      await ch.publish('', q, Buffer.from('2'), {});
-      expect(text(await ch.get(q, { noAck: true }))).toBe('2');
+      await ch.cancel({ consumerTag: tag });
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('2') });
+      expect(text(await ch.get({ queue: q, noAck: true }))).toBe('2');
       expect(got.length).toBe(1);
     });
 
     it('an exclusive consumer keeps others out with 403', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('exclusive-consumer'));
-      await ch.consume(q, () => {}, { exclusive: true, noAck: true });
+      await ch.consume({ queue: q, exclusive: true, noAck: true }, () => {});
       const ch2 = await channel();
-      await expect(ch2.consume(q, () => {})).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      await expect(ch2.consume({ queue: q }, () => {})).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
     });
 
     it('an auto-delete queue goes when its last consumer cancels, not before', async () => {
       const ch = await channel();
       const q = await queue(ch, uid('autodelete'), { autoDelete: true });
       expect(await exists('queue', q)).toBe(true);
-      const t1 = await ch.consume(q, () => {}, { noAck: true });
-      const t2 = await ch.consume(q, () => {}, { noAck: true });
-      await ch.cancel(t1);
+      const t1 = await ch.consume({ queue: q, noAck: true }, () => {});
+      const t2 = await ch.consume({ queue: q, noAck: true }, () => {});
+      await ch.cancel({ consumerTag: t1 });
       expect(await exists('queue', q)).toBe(true);
-      await ch.cancel(t2);
+      await ch.cancel({ consumerTag: t2 });
       await eventually(async () => !(await exists('queue', q)));
     });
   });
@@ -565,14 +612,24 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const ttl = await queue(ch, uid('ttl'), { arguments: { 'x-message-ttl': 50 } });
       const plain = await queue(ch, uid('ttl-plain'));
-      await ch.publish('', ttl, Buffer.from('stale'), {});
-      await ch.publish('', plain, Buffer.from('stale'), { expiration: '50' });
-      await ch.publish('', plain, Buffer.from('kept'), { expiration: '600000' });
+      await ch.publish({ exchange: '', routingKey: ttl, body: Buffer.from('stale') });
+      await ch.publish({
+        exchange: '',
+        routingKey: plain,
+        body: Buffer.from('stale'),
+        properties: { expiration: '50' },
+      });
+      await ch.publish({
+        exchange: '',
+        routingKey: plain,
+        body: Buffer.from('kept'),
+        properties: { expiration: '600000' },
+      });
       await sleep(250);
-      expect(await ch.get(ttl, { noAck: true })).toBeNull();
+      expect(await ch.get({ queue: ttl, noAck: true })).toBeNull();
       expect(await drain(ch, plain)).toEqual(['kept']);
-      await ch.publish('', ttl, Buffer.from('fresh'), {});
-      expect(text(await ch.get(ttl, { noAck: true }))).toBe('fresh');
+      await ch.publish({ exchange: '', routingKey: ttl, body: Buffer.from('fresh') });
+      expect(text(await ch.get({ queue: ttl, noAck: true }))).toBe('fresh');
     });
   });
 
@@ -581,18 +638,18 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const owner = await connect();
       const ch = await channel(owner);
       const q = await queue(ch, uid('exclusive'), { exclusive: true });
-      await ch.publish('', q, Buffer.from('mine'), {});
+      await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('mine') });
       const otherConn = await connect();
       for (const op of [
-        (c: TransportChannel) => c.declareQueue(q, { exclusive: true }),
-        (c: TransportChannel) => c.declareQueue(q, { passive: true }),
-        (c: TransportChannel) => c.consume(q, () => {}),
-        (c: TransportChannel) => c.get(q),
+        (c: TransportChannel) => c.declareQueue({ queue: q, exclusive: true }),
+        (c: TransportChannel) => c.declareQueue({ queue: q, passive: true }),
+        (c: TransportChannel) => c.consume({ queue: q }, () => {}),
+        (c: TransportChannel) => c.get({ queue: q }),
       ]) {
         const other = await channel(otherConn);
         await expect(op(other)).rejects.toMatchObject({ code: 'RESOURCE_LOCKED' });
       }
-      expect(text(await ch.get(q, { noAck: true }))).toBe('mine');
+      expect(text(await ch.get({ queue: q, noAck: true }))).toBe('mine');
       await owner.close();
       await eventually(async () => !(await exists('queue', q)));
     });

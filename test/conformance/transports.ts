@@ -2,13 +2,14 @@
  * The transports the conformance suite runs on: the embedded broker and a real RabbitMQ,
  * both reached through the registry exactly as the library reaches them.
  *
- * Set `CONFORMANCE_AMQP_URL` to point the RabbitMQ fixture elsewhere, or to `off` to run
- * the suite on the embedded broker only.
+ * `TEST_BROKER_URL` (test/fixture.ts) points the RabbitMQ fixture elsewhere; `off` runs the
+ * suite on the embedded broker only.
  *
  * @module
  */
-import { resolveBroker } from '../../src/transport/registry.js';
+import { resolveBroker } from '../../src/transport/url.js';
 import type { TransportConnection } from '../../src/transport/types.js';
+import { BROKER_URL } from '../fixture.js';
 
 /** One transport under test. */
 export interface TransportFixture {
@@ -33,7 +34,7 @@ function fixture(kind: TransportFixture['kind'], url: string): TransportFixture 
   };
 }
 
-const amqpUrl = process.env['CONFORMANCE_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
+const amqpUrl = BROKER_URL;
 
 /**
  * Every fixture the suite runs on.

@@ -48,7 +48,7 @@ function backend(
     {
       persistent: false,
       autoDelete: false,
-      expires: 120_000,
+      expires: 120,
       retryPolicy: { maxRetries: 40, intervalStart: 0, intervalStep: 100, intervalMax: 500 },
       ...opts,
     },
@@ -184,7 +184,7 @@ describe('backend recovery on RabbitMQ', () => {
       connection: url,
       exchange: uid('close-cut-ex'),
       persistent: false,
-      expires: 10_000,
+      expires: 10,
     });
     cleanups.push(() => b.close());
     await connection.connect();

@@ -36,7 +36,7 @@ function persistentBackend(exchange: string): AMQPBackend {
       connectionName: uid('restart'),
       retryPolicy: { intervalStart: 250, intervalStep: 250, intervalMax: 1000 },
     },
-    { persistent: true, autoDelete: false, expires: 600_000 },
+    { persistent: true, autoDelete: false, expires: 600 },
     cleanups,
   );
 }

@@ -84,8 +84,8 @@ describe.each(transports)('open/close leaks on $name', (t) => {
       const conn = new Connection(t.url, { heartbeat: 10 });
       const ch = await conn.channel();
       const q = uid('leak-q');
-      await ch.declareQueue(q, { autoDelete: true, arguments: { 'x-expires': 10_000 } });
-      await ch.deleteQueue(q, {});
+      await ch.declareQueue({ queue: q, autoDelete: true, arguments: { 'x-expires': 10_000 } });
+      await ch.deleteQueue({ queue: q });
       await conn.close();
       await conn.close(); // idempotent
       expect(conn.eventNames().reduce((n, e) => n + conn.listenerCount(e), 0)).toBe(0);
@@ -99,7 +99,7 @@ describe.each(transports)('open/close leaks on $name', (t) => {
     const listeners = processListeners();
     const exchange = uid('leak-ex');
     for (let i = 0; i < 50; i += 1) {
-      const b = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10_000 });
+      const b = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10 });
       const [a, c, d] = ids(3) as [string, string, string];
       const waiting = b.waitFor(a, { timeout: 10_000, onInterval: () => undefined });
       await b.storeResult(a, i, 'SUCCESS');
@@ -125,15 +125,14 @@ describe.each(transports)('open/close leaks on $name', (t) => {
     cleanups.push(async () => {
       const app = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
       const ch = await app.connection.channel();
-      await Promise.allSettled([ch.deleteQueue(queue, {}), ch.deleteExchange(queue, {})]);
+      await Promise.allSettled([ch.deleteQueue({ queue }), ch.deleteExchange({ exchange: queue })]);
       await app.close();
     });
     const before = handles();
     const listeners = processListeners();
     for (let i = 0; i < 50; i += 1) {
       const app = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
-      const r = app.sendTask('leak.noop', [i]);
-      await r.sent;
+      const r = await app.sendTask('leak.noop', [i]);
       // Nobody runs the task: the wait is ended by close(), with a typed error.
       const pending = r.get({ timeout: 30_000 }).then(
         () => undefined,
@@ -150,8 +149,8 @@ describe.each(transports)('open/close leaks on $name', (t) => {
 
   it('close() during in-flight waits, getMany, polls and stores: each rejects typed, none unhandled', async () => {
     const exchange = uid('leak-inflight');
-    const b = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10_000 });
-    const writer = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10_000 });
+    const b = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10 });
+    const writer = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10 });
     cleanups.push(() => writer.close());
     const settle = (p: Promise<unknown>): Promise<unknown> =>
       p.then(
@@ -194,7 +193,7 @@ describe.each(transports)('open/close leaks on $name', (t) => {
     process.on('warning', onWarning);
     cleanups.push(async () => process.off('warning', onWarning));
     const exchange = uid('leak-shared-signal');
-    const b = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10_000 });
+    const b = new AMQPBackend({ connection: t.url, exchange, persistent: false, expires: 10 });
     cleanups.push(() => b.close());
     const controller = new AbortController();
     const { signal } = controller;
@@ -226,7 +225,7 @@ describe.each(transports)('open/close leaks on $name', (t) => {
   it('an AbortSignal fired mid-getMany rejects it with AbortError and cancels every consumer', async () => {
     const exchange = uid('leak-abort');
     // autoDelete false, so the queues outlive their consumers and their counts can be read.
-    const opts = { connection: t.url, exchange, persistent: false, autoDelete: false, expires: 15_000 };
+    const opts = { connection: t.url, exchange, persistent: false, autoDelete: false, expires: 15 };
     const b = new AMQPBackend(opts);
     const writer = new AMQPBackend(opts);
     cleanups.push(() => b.close());

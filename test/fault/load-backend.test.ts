@@ -78,7 +78,7 @@ describe.each(transports)('backend load on $name', (t) => {
       connection: t.url,
       exchange: uid('load-ex'),
       persistent: false,
-      expires: 60_000,
+      expires: 60,
       ...opts,
     });
     cleanups.push(() => b.close());
@@ -93,7 +93,7 @@ describe.each(transports)('backend load on $name', (t) => {
       connection: t.url,
       exchange: reader.exchange.name,
       persistent: false,
-      expires: 60_000,
+      expires: 60,
     });
     cleanups.push(() => writer.close());
     const mem = new MemorySampler();
@@ -196,13 +196,13 @@ describe.each(transports)('backend load on $name', (t) => {
       connection: t.url,
       exchange: uid('load-ex'),
       persistent: false,
-      expires: 60_000,
+      expires: 60,
     });
     const w = new AMQPBackend({
       connection: t.url,
       exchange: b.exchange.name,
       persistent: false,
-      expires: 60_000,
+      expires: 60,
     });
     // Separate ids: a no_ack result goes to one consumer only, so a wait and a getMany on
     // the same id would race for it.

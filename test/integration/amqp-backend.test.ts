@@ -29,8 +29,8 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
   afterEach(async () => {
     for (const b of backends.splice(0)) await b.close();
     const ch = await admin.channel();
-    for (const q of queues) await ch.deleteQueue(q).catch(() => undefined);
-    for (const e of exchanges) await ch.deleteExchange(e).catch(() => undefined);
+    for (const q of queues) await ch.deleteQueue({ queue: q }).catch(() => undefined);
+    for (const e of exchanges) await ch.deleteExchange({ exchange: e }).catch(() => undefined);
     queues.clear();
     exchanges.clear();
     await ch.close().catch(() => undefined);
@@ -127,7 +127,9 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
     // At least once: a store whose confirm was lost with the closed channel is published
     // again, so a duplicate of the same state may be queued (the fast-forward hides it).
     for (const id of good) {
-      expect((await ch.declareQueue(rk(id), { passive: true }))?.messageCount).toBeGreaterThanOrEqual(1);
+      expect((await ch.declareQueue({ queue: rk(id), passive: true }))?.messageCount).toBeGreaterThanOrEqual(
+        1,
+      );
     }
     await ch.close();
   });

@@ -48,8 +48,8 @@ async function rejection(promise: Promise<unknown>): Promise<CeleryAmqpError> {
 async function cleanup(queues: string[], exchanges: string[] = []): Promise<void> {
   const conn = await connect();
   const ch = await conn.createChannel();
-  for (const q of queues) await ch.deleteQueue(q);
-  for (const x of exchanges) await ch.deleteExchange(x);
+  for (const q of queues) await ch.deleteQueue({ queue: q });
+  for (const x of exchanges) await ch.deleteExchange({ exchange: x });
   await conn.close();
 }
 
@@ -89,12 +89,12 @@ describe('connecting', () => {
       const conn = await connect(`amqp://guest:guest@127.0.0.1:5672/${encodeURIComponent(vhost)}`);
       const ch = await conn.createChannel();
       const q = uniq();
-      await ch.declareQueue(q, { autoDelete: false });
+      await ch.declareQueue({ queue: q, autoDelete: false });
       const { stdout } = await run('rabbitmqctl', ['list_queues', '-q', '-p', vhost, 'name']);
       expect(stdout.split('\n').map((l) => l.trim())).toContain(q);
       // The same queue does not exist in the default vhost.
       const other = await (await connect()).createChannel();
-      expect((await rejection(other.declareQueue(q, { passive: true }))).code).toBe('NOT_FOUND');
+      expect((await rejection(other.declareQueue({ queue: q, passive: true }))).code).toBe('NOT_FOUND');
     } finally {
       await run('rabbitmqctl', ['delete_vhost', vhost]);
     }
@@ -167,25 +167,31 @@ describe('channel operations', () => {
     const exchange = uniq('cab-results');
     const queues = Array.from({ length: 1000 }, () => uniq());
     const pending: Array<Promise<unknown>> = [
-      ch.declareExchange(exchange, 'direct', { durable: false, nowait: true }),
+      ch.declareExchange({ exchange, type: 'direct', durable: false, nowait: true }),
     ];
     for (const [i, q] of queues.entries()) {
       pending.push(
-        ch.declareQueue(q, {
+        ch.declareQueue({
+          queue: q,
           durable: true,
           autoDelete: true,
           arguments: { 'x-expires': 60_000 },
           nowait: true,
         }),
-        ch.bindQueue(q, exchange, q, {}, { nowait: true }),
-        ch.publish(exchange, q, Buffer.from(`result ${i}`), { contentType: 'text/plain', deliveryMode: 2 }),
+        ch.bindQueue({ queue: q, exchange, routingKey: q, arguments: {}, nowait: true }),
+        ch.publish({
+          exchange,
+          routingKey: q,
+          body: Buffer.from(`result ${i}`),
+          properties: { contentType: 'text/plain', deliveryMode: 2 },
+        }),
       );
     }
     const results = await Promise.all(pending);
     expect(results.filter((r) => r === null)).toHaveLength(1000); // nowait declares resolve null
     try {
       for (const [i, q] of queues.entries()) {
-        const delivery = await ch.get(q, { noAck: true });
+        const delivery = await ch.get({ queue: q, noAck: true });
         expect(delivery?.body.toString()).toBe(`result ${i}`);
       }
       expect(ch.closed).toBe(false);
@@ -201,14 +207,14 @@ describe('channel operations', () => {
     const q = uniq();
     // No nowait: these are round trips amqplib queues client-side, the publish is not.
     const steps = [
-      ch.declareExchange(exchange, 'direct', { durable: false }),
-      ch.declareQueue(q, { autoDelete: false }),
-      ch.bindQueue(q, exchange, 'k'),
-      ch.publish(exchange, 'k', Buffer.from('after-bind'), {}),
+      ch.declareExchange({ exchange, type: 'direct', durable: false }),
+      ch.declareQueue({ queue: q, autoDelete: false }),
+      ch.bindQueue({ queue: q, exchange, routingKey: 'k' }),
+      ch.publish({ exchange, routingKey: 'k', body: Buffer.from('after-bind') }),
     ];
     await Promise.all(steps);
     try {
-      expect((await ch.get(q, { noAck: true }))?.body.toString()).toBe('after-bind');
+      expect((await ch.get({ queue: q, noAck: true }))?.body.toString()).toBe('after-bind');
     } finally {
       await cleanup([q], [exchange]);
     }
@@ -218,16 +224,18 @@ describe('channel operations', () => {
     const conn = await connect();
     const ch = await conn.createChannel();
     const q = uniq();
-    await ch.declareQueue(q, { autoDelete: false });
+    await ch.declareQueue({ queue: q, autoDelete: false });
     try {
       // amqplib's channel buffer holds 1,024 frames; 5,000 publishes in one tick overflow it.
       const body = Buffer.alloc(4096, 0x61);
-      const sent = Array.from({ length: 5000 }, (_, i) => ch.publish('', q, body, { messageId: String(i) }));
+      const sent = Array.from({ length: 5000 }, (_, i) =>
+        ch.publish({ exchange: '', routingKey: q, body, properties: { messageId: String(i) } }),
+      );
       await Promise.all(sent);
       const ids: string[] = [];
-      const tag = await ch.consume(q, (d) => ids.push(d.properties.messageId!), { noAck: true });
-      while (ids.length < 5000) await ch.declareQueue(q, { passive: true });
-      await ch.cancel(tag);
+      const tag = await ch.consume({ queue: q, noAck: true }, (d) => ids.push(d.properties.messageId!));
+      while (ids.length < 5000) await ch.declareQueue({ queue: q, passive: true });
+      await ch.cancel({ consumerTag: tag });
       expect(ids).toEqual(Array.from({ length: 5000 }, (_, i) => String(i)));
     } finally {
       await cleanup([q]);
@@ -249,18 +257,19 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     try {
       const conn = await connect();
       const ch = await conn.createChannel();
-      await ch.declareExchange(exchange, 'direct', { durable: true });
-      const ok = await ch.declareQueue(q, {
+      await ch.declareExchange({ exchange, type: 'direct', durable: true });
+      const ok = await ch.declareQueue({
+        queue: q,
         durable: true,
         autoDelete: true,
         arguments: { 'x-expires': 86400000 },
       });
       expect(ok).toMatchObject({ queue: q, messageCount: 0 });
-      await ch.bindQueue(q, exchange, q);
+      await ch.bindQueue({ queue: q, exchange, routingKey: q });
 
       const closeEvent = once(ch, 'close');
       const err = await rejection(
-        ch.declareQueue(q, { durable: false, autoDelete: true, arguments: { 'x-expires': 86400000 } }),
+        ch.declareQueue({ queue: q, durable: false, autoDelete: true, arguments: { 'x-expires': 86400000 } }),
       );
       expect(err).toBeInstanceOf(ChannelError);
       expect(err.code).toBe('PRECONDITION_FAILED');
@@ -268,10 +277,12 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
       expect(err.message).toContain('durable');
       expect(await closeEvent).toEqual([err]);
       expect(ch.closed).toBe(true);
-      expect((await rejection(ch.declareQueue(q, { passive: true }))).code).toBe('PRECONDITION_FAILED');
+      expect((await rejection(ch.declareQueue({ queue: q, passive: true }))).code).toBe(
+        'PRECONDITION_FAILED',
+      );
       // The connection survives a channel error.
       const again = await conn.createChannel();
-      expect(await again.declareQueue(q, { passive: true })).toMatchObject({ queue: q });
+      expect(await again.declareQueue({ queue: q, passive: true })).toMatchObject({ queue: q });
     } finally {
       await cleanup([q], [exchange]);
     }
@@ -292,11 +303,11 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     const conn = await connect();
     const ch = await conn.createChannel();
     const exchange = uniq('cab-x');
-    await ch.declareExchange(exchange, 'direct', { durable: false });
+    await ch.declareExchange({ exchange, type: 'direct', durable: false });
     try {
       const closeEvent = once(ch, 'close');
-      await ch.declareExchange(exchange, 'fanout', { durable: false, nowait: true }); // resolves: no reply
-      const next = ch.declareQueue('', { exclusive: true });
+      await ch.declareExchange({ exchange, type: 'fanout', durable: false, nowait: true }); // resolves: no reply
+      const next = ch.declareQueue({ queue: '', exclusive: true });
       const [closeErr] = (await closeEvent) as [CeleryAmqpError];
       expect(closeErr.code).toBe('PRECONDITION_FAILED');
       expect(await rejection(next)).toBe(closeErr);
@@ -311,15 +322,22 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     expect(ch.confirm).toBe(true);
     const q = uniq();
     const full = uniq();
-    await ch.declareQueue(q, { autoDelete: false });
-    await ch.declareQueue(full, { arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+    await ch.declareQueue({ queue: q, autoDelete: false });
+    await ch.declareQueue({ queue: full, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
     try {
-      await ch.publish('', q, Buffer.from('a'), { deliveryMode: 2 });
-      const nacked = await rejection(ch.publish('', full, Buffer.from('b'), {}));
+      await ch.publish({
+        exchange: '',
+        routingKey: q,
+        body: Buffer.from('a'),
+        properties: { deliveryMode: 2 },
+      });
+      const nacked = await rejection(ch.publish({ exchange: '', routingKey: full, body: Buffer.from('b') }));
       expect(nacked).toBeInstanceOf(ChannelError);
       expect(nacked.code).toBe('PUBLISH_NACKED');
       // A publish to a missing exchange closes the channel (404) before any confirm.
-      const lost = await rejection(ch.publish(uniq('no-such-exchange'), 'k', Buffer.from('c'), {}));
+      const lost = await rejection(
+        ch.publish({ exchange: uniq('no-such-exchange'), routingKey: 'k', body: Buffer.from('c') }),
+      );
       expect(lost.code).toBe('NOT_FOUND');
       expect(ch.closed).toBe(true);
     } finally {
@@ -332,13 +350,13 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     const ch = await conn.createChannel();
     const returned = once(ch, 'return') as Promise<[ReturnedMessage]>;
     const key = uniq('nobody');
-    await ch.publish(
-      '',
-      key,
-      Buffer.from('lost'),
-      { correlationId: 'c1', headers: { n: 1 } },
-      { mandatory: true },
-    );
+    await ch.publish({
+      exchange: '',
+      routingKey: key,
+      body: Buffer.from('lost'),
+      properties: { correlationId: 'c1', headers: { n: 1 } },
+      mandatory: true,
+    });
     const [message] = await returned;
     expect(message).toMatchObject({ replyCode: 312, replyText: 'NO_ROUTE', exchange: '', routingKey: key });
     expect(message.body.toString()).toBe('lost');
@@ -349,7 +367,7 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     const conn = await connect();
     const ch = await conn.createChannel();
     const q = uniq();
-    await ch.declareQueue(q, { autoDelete: false });
+    await ch.declareQueue({ queue: q, autoDelete: false });
     const properties = {
       contentType: 'application/json',
       contentEncoding: 'utf-8',
@@ -366,11 +384,11 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     };
     const seen: Delivery[] = [];
     let arrived = (): void => undefined;
-    const tag = await ch.consume(q, (d) => {
+    const tag = await ch.consume({ queue: q }, (d) => {
       seen.push(d);
       arrived();
     });
-    await ch.publish('', q, Buffer.from('{"n":1}'), properties);
+    await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('{"n":1}'), properties });
     await new Promise<void>((resolve) => (arrived = resolve));
     expect(seen[0]!.properties).toEqual(properties);
     expect(seen[0]!.fields).toMatchObject({
@@ -380,19 +398,19 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
       redelivered: false,
     });
 
-    await ch.flow(false);
-    await ch.publish('', q, Buffer.from('held'), {});
+    await ch.flow({ active: false });
+    await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('held') });
     // A round trip on the same channel: the delivery has reached us, but is held.
-    await ch.declareQueue(q, { passive: true });
-    await ch.qos(0, 10);
+    await ch.declareQueue({ queue: q, passive: true });
+    await ch.qos({ prefetchSize: 0, prefetchCount: 10 });
     expect(seen).toHaveLength(1);
-    await ch.flow(true);
+    await ch.flow({ active: true });
     expect(seen.map((d) => d.body.toString())).toEqual(['{"n":1}', 'held']);
-    ch.ack(seen[1]!.fields.deliveryTag, true);
+    ch.ack({ deliveryTag: seen[1]!.fields.deliveryTag, multiple: true });
 
     const cancelled = once(ch, 'cancel');
     const other = await conn.createChannel();
-    await other.deleteQueue(q);
+    await other.deleteQueue({ queue: q });
     expect(await cancelled).toEqual([tag]);
     expect(ch.closed).toBe(false);
   });
@@ -403,26 +421,26 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     const src = uniq('cab-src');
     const dst = uniq('cab-dst');
     const q = uniq();
-    await ch.declareExchange(src, 'topic', { durable: false });
-    await ch.declareExchange(dst, 'fanout', { durable: false });
-    await ch.bindExchange(dst, src, 'a.*');
-    await ch.declareQueue(q, { autoDelete: false });
-    await ch.bindQueue(q, dst, '');
+    await ch.declareExchange({ exchange: src, type: 'topic', durable: false });
+    await ch.declareExchange({ exchange: dst, type: 'fanout', durable: false });
+    await ch.bindExchange({ destination: dst, source: src, routingKey: 'a.*' });
+    await ch.declareQueue({ queue: q, autoDelete: false });
+    await ch.bindQueue({ queue: q, exchange: dst, routingKey: '' });
     try {
-      await ch.publish(src, 'a.b', Buffer.from('1'), {});
-      await ch.publish(src, 'x.y', Buffer.from('unrouted'), {});
-      await ch.publish(src, 'a.c', Buffer.from('2'), {});
-      const first = await ch.get(q);
+      await ch.publish({ exchange: src, routingKey: 'a.b', body: Buffer.from('1') });
+      await ch.publish({ exchange: src, routingKey: 'x.y', body: Buffer.from('unrouted') });
+      await ch.publish({ exchange: src, routingKey: 'a.c', body: Buffer.from('2') });
+      const first = await ch.get({ queue: q });
       expect(first?.body.toString()).toBe('1');
       expect(first?.fields.messageCount).toBe(1);
-      ch.reject(first!.fields.deliveryTag, true);
-      expect(await ch.purgeQueue(q)).toBe(2);
-      expect(await ch.get(q)).toBeNull();
-      await ch.unbindExchange(dst, src, 'a.*');
-      await ch.publish(src, 'a.b', Buffer.from('3'), {});
-      await ch.unbindQueue(q, dst, '');
-      expect(await ch.deleteQueue(q)).toBe(0);
-      expect((await rejection(ch.get(q))).code).toBe('NOT_FOUND');
+      ch.reject({ deliveryTag: first!.fields.deliveryTag, requeue: true });
+      expect(await ch.purgeQueue({ queue: q })).toBe(2);
+      expect(await ch.get({ queue: q })).toBeNull();
+      await ch.unbindExchange({ destination: dst, source: src, routingKey: 'a.*' });
+      await ch.publish({ exchange: src, routingKey: 'a.b', body: Buffer.from('3') });
+      await ch.unbindQueue({ queue: q, exchange: dst, routingKey: '' });
+      expect(await ch.deleteQueue({ queue: q })).toBe(0);
+      expect((await rejection(ch.get({ queue: q }))).code).toBe('NOT_FOUND');
     } finally {
       await cleanup([q], [src, dst]);
     }
@@ -432,10 +450,10 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     const conn = await connect();
     const ch = await conn.createChannel();
     const closing = ch.close();
-    expect((await rejection(ch.declareQueue('', { exclusive: true }))).code).toBe('CHANNEL_CLOSED');
+    expect((await rejection(ch.declareQueue({ queue: '', exclusive: true }))).code).toBe('CHANNEL_CLOSED');
     await closing;
     expect(ch.closed).toBe(true);
-    expect(() => ch.ack(1)).toThrow(ChannelError);
+    expect(() => ch.ack({ deliveryTag: 1 })).toThrow(ChannelError);
     await ch.close(); // idempotent
   });
 });
@@ -465,7 +483,7 @@ describe('losing the connection', () => {
     const [chErr] = await chClosed;
     expect(chErr).toBe(connErr);
     expect(conn.closed).toBe(true);
-    expect(await rejection(ch.declareQueue('', { exclusive: true }))).toBe(connErr);
+    expect(await rejection(ch.declareQueue({ queue: '', exclusive: true }))).toBe(connErr);
     expect(await rejection(conn.createChannel())).toBe(connErr);
   });
 });
@@ -553,7 +571,7 @@ describe('amqps', () => {
   it('connects through TLS with the CA', async () => {
     const conn = await connect(`amqps://guest:guest@localhost:${port}//`, { tls: { ca } });
     const ch = await conn.createChannel();
-    const ok = await ch.declareQueue('', { exclusive: true });
+    const ok = await ch.declareQueue({ queue: '', exclusive: true });
     expect(ok?.queue).toMatch(/^amq\.gen-/);
   });
 
@@ -561,7 +579,7 @@ describe('amqps', () => {
     const conn = await connect(`amqps://guest:guest@localhost:${port}//`, { tls: { ca } });
     const ch = await conn.createChannel();
     const closed = once(conn, 'close') as Promise<[CeleryAmqpError]>;
-    const pending = ch.declareQueue('', { exclusive: true });
+    const pending = ch.declareQueue({ queue: '', exclusive: true });
     for (const socket of proxied) socket.destroy();
     const [err] = await closed;
     expect(err).toBeInstanceOf(ConnectionError);

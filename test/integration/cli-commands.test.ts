@@ -1,37 +1,37 @@
 /**
  * The CLI end to end on the real backend: RabbitMQ at 127.0.0.1:5672 for the result
- * commands and bench, the embedded broker for demo.
+ * commands, the embedded broker for demo.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
+import { harness } from '../cli-harness.js';
+import type { Sink } from '../cli-harness.js';
+import { BROKER_URL as BROKER } from '../fixture.js';
 
-const execFileAsync = promisify(execFile);
-
-const BROKER = process.env['AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
-
-class Sink extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-  lines(): string[] {
-    return this.text.split('\n').filter((l) => l !== '');
-  }
+/** Runs `celery-amqp` in-process on the real backend, with `env` as its environment. */
+async function runEnv(
+  env: Record<string, string>,
+  ...argv: string[]
+): Promise<{ code: number; out: Sink; err: Sink }> {
+  const h = harness(env, { real: true });
+  const code = await main(argv, h.io);
+  return { code, out: h.stdout, err: h.stderr };
 }
 
-async function run(...argv: string[]): Promise<{ code: number; out: Sink; err: Sink }> {
-  const out = new Sink();
-  const err = new Sink();
-  const io: CliIo = { stdout: out, stderr: err, env: {}, isTTY: { stdout: false, stderr: false } };
-  const code = await main(argv, io);
-  return { code, out, err };
+function run(...argv: string[]): Promise<{ code: number; out: Sink; err: Sink }> {
+  return runEnv({}, ...argv);
+}
+
+/** A local port nothing listens on (it was free a moment ago): a broker that is down. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
 }
 
 describe('result commands on RabbitMQ', () => {
@@ -102,16 +102,84 @@ describe('result commands on RabbitMQ', () => {
     expect(watched.err.lines()).toHaveLength(1);
   });
 
-  it('wrong credentials: one error line, exit 1, password redacted', async () => {
-    const r = await run('get', randomUUID(), '--broker', 'amqp://guest:secret@127.0.0.1:5672//');
+  it('wrong credentials: one error line naming ACCESS_REFUSED once, exit 1, password redacted, no retry', async () => {
+    const url = new URL(BROKER);
+    url.password = 'secret';
+    const r = await run('get', randomUUID(), '--broker', url.href);
     expect(r.code).toBe(1);
     expect(r.err.lines()).toHaveLength(1);
+    expect(r.err.text.match(/ACCESS_REFUSED/g)).toHaveLength(1);
     expect(r.err.text).not.toContain('secret');
     expect(r.err.text).not.toMatch(/\n\s+at /);
   });
+
+  it('a down broker: each retry announced on stderr with its count, --retries bounds them', async () => {
+    const port = await closedPort();
+    const started = Date.now();
+    const r = await run(
+      'store',
+      randomUUID(),
+      'SUCCESS',
+      '1',
+      '--broker',
+      `amqp://guest:guest@127.0.0.1:${port}//`,
+      '--retries',
+      '2',
+    );
+    expect(r.code).toBe(1);
+    const lines = r.err.lines();
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(
+      new RegExp(`^celery-amqp: retrying \\(1/2\\): .*ECONNREFUSED 127\\.0\\.0\\.1:${port}`),
+    );
+    expect(lines[1]).toMatch(/^celery-amqp: retrying \(2\/2\): /);
+    expect(lines[2]).toMatch(/^celery-amqp: error: .*ECONNREFUSED/);
+    // Two retries sleep 0 s and 1 s (Celery's policy), not the 19 s of twenty.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('the broker comes from CELERY_BROKER_URL when --broker is absent', async () => {
+    const id = randomUUID();
+    expect(
+      (await runEnv({ CELERY_BROKER_URL: BROKER }, 'store', id, 'SUCCESS', '3', '--expires', '30')).code,
+    ).toBe(0);
+    const got = await run('get', id, '--broker', BROKER, '--expires', '30');
+    expect(JSON.parse(got.out.text)).toMatchObject({ status: 'SUCCESS', result: 3 });
+  });
+
+  it('store refuses a status that is not a state (nothing stored), and takes it with --force', async () => {
+    const id = randomUUID();
+    const refused = await run('store', id, 'success', '1', '--broker', BROKER, '--expires', '30');
+    expect(refused.code).toBe(2);
+    expect(refused.err.text).toContain('did you mean SUCCESS?');
+    expect(JSON.parse((await run('get', id, '--broker', BROKER, '--expires', '30')).out.text)).toMatchObject({
+      status: 'PENDING',
+    });
+    expect(
+      (await run('store', id, 'success', '1', '--force', '--broker', BROKER, '--expires', '30')).code,
+    ).toBe(0);
+    expect(JSON.parse((await run('get', id, '--broker', BROKER, '--expires', '30')).out.text)).toMatchObject({
+      status: 'success',
+    });
+  });
+
+  it('wait --keep leaves the result for the next reader; wait consumes it', async () => {
+    const id = randomUUID();
+    const common = ['--broker', BROKER, '--expires', '30'];
+    expect((await run('store', id, 'SUCCESS', '"kept"', ...common)).code).toBe(0);
+    for (let i = 0; i < 2; i++) {
+      const kept = await run('wait', id, '--keep', '--timeout', '10', ...common);
+      expect(kept.code).toBe(0);
+      expect(JSON.parse(kept.out.text)).toMatchObject({ status: 'SUCCESS', result: 'kept' });
+    }
+    const consumed = await run('wait', id, '--timeout', '10', ...common);
+    expect(JSON.parse(consumed.out.text)).toMatchObject({ status: 'SUCCESS', result: 'kept' });
+    // As --help says: the result message is gone from the broker.
+    expect(JSON.parse((await run('get', id, ...common)).out.text)).toMatchObject({ status: 'PENDING' });
+  });
 });
 
-describe('demo and bench', () => {
+describe('demo', () => {
   it('demo --n 2000 on memory:// collects and verifies everything', async () => {
     const r = await run('demo', '--n', '2000');
     expect(r.err.text).toBe('');
@@ -120,73 +188,4 @@ describe('demo and bench', () => {
     expect(report).toMatchObject({ n: 2000, received: 2000, wrong: 0, broker: 'memory://' });
     expect(report['per_s']).toBeGreaterThan(0);
   });
-
-  it('bench --n 200 --rounds 2 --json prints one JSON object with every key and deletes its queues', async () => {
-    const r = await run(
-      'bench',
-      '--n',
-      '200',
-      '--rounds',
-      '2',
-      '--samples',
-      '50',
-      '--settle',
-      '0',
-      '--json',
-      '--broker',
-      BROKER,
-    );
-    expect(r.err.text).toBe('');
-    expect(r.code).toBe(0);
-    const lines = r.out.lines();
-    const report = JSON.parse(lines.at(-1)!) as Record<string, unknown>;
-    for (const key of [
-      'store_per_s',
-      'collect_per_s',
-      'raw_store_per_s',
-      'raw_collect_per_s',
-      'waitfor_p50_ms',
-      'waitfor_p99_ms',
-      'rss_mb',
-      'store_ratio',
-      'collect_ratio',
-    ]) {
-      expect(typeof report[key], key).toBe('number');
-    }
-    expect(report['rounds']).toBe(2);
-    const perRound = report['per_round'] as Array<Record<string, unknown>>;
-    expect(perRound).toHaveLength(2);
-    for (const r of perRound) expect(typeof r['raw_collect_per_s']).toBe('number');
-    // Backend: warm-up + 2 rounds of N + samples; bare: warm-up + 2 rounds of N.
-    expect(report['queues_deleted']).toBe(200 + 2 * 200 + 50 + 200 + 2 * 200);
-  }, 120_000);
-
-  it('the built CLI runs the getMany memory phase in a child process and reports both peaks', async () => {
-    // The compiled bin (npm install builds dist/): only there does the child script exist.
-    const bin = fileURLToPath(new URL('../../bin/celery-amqp.js', import.meta.url));
-    const args = [
-      bin,
-      'bench',
-      '--n',
-      '50',
-      '--rounds',
-      '1',
-      '--samples',
-      '10',
-      '--getmany-n',
-      '300',
-      '--settle',
-      '0.05',
-    ];
-    const { stdout } = await execFileAsync(process.execPath, [...args, '--json', '--broker', BROKER], {
-      timeout: 120_000,
-    });
-    const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-    expect(report['getmany_n']).toBe(300);
-    expect(report['getmany_per_s']).toBeGreaterThan(0);
-    expect(report['getmany_rss_mb']).toBeGreaterThan(0);
-    expect(report['getmany_store_rss_mb']).toBeGreaterThan(0);
-    // Backend: warm-up 50 + N + samples; bare: warm-up + N; getMany: 300.
-    expect(report['queues_deleted']).toBe(50 + 50 + 10 + 50 + 50 + 300);
-  }, 120_000);
 });

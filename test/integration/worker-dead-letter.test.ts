@@ -43,8 +43,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     // Registered first, so run last: the queues, exchanges and policy go after both apps closed.
     cleanups.push(async () => {
       const ch = await admin.channel();
-      for (const q of [queue, dlq]) await ch.deleteQueue(q, {}).catch(() => undefined);
-      for (const e of [queue, dlx]) await ch.deleteExchange(e, {}).catch(() => undefined);
+      for (const q of [queue, dlq]) await ch.deleteQueue({ queue: q }).catch(() => undefined);
+      for (const e of [queue, dlx]) await ch.deleteExchange({ exchange: e }).catch(() => undefined);
       await admin.close();
       await rabbitmqctl('clear_policy', policy);
     });
@@ -57,9 +57,9 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
       JSON.stringify({ 'dead-letter-exchange': dlx }),
     );
     const ch = await admin.channel();
-    await ch.declareExchange(dlx, 'fanout', { durable: false, autoDelete: false });
-    await ch.declareQueue(dlq, { durable: false, autoDelete: false });
-    await ch.bindQueue(dlq, dlx, '');
+    await ch.declareExchange({ exchange: dlx, type: 'fanout', durable: false, autoDelete: false });
+    await ch.declareQueue({ queue: dlq, durable: false, autoDelete: false });
+    await ch.bindQueue({ queue: dlq, exchange: dlx, routingKey: '' });
 
     const client = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
     const server = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
@@ -75,7 +75,7 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
   async function deadLetter(ch: Channel, queue: string, ms = 10_000): Promise<Message | undefined> {
     const end = Date.now() + ms;
     while (Date.now() < end) {
-      const m = await ch.get(queue, { noAck: true });
+      const m = await ch.get({ queue, noAck: true });
       if (m !== null) return m;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -93,7 +93,7 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
 
   it('an unregistered task fails with NotRegistered and its message is rejected, so it is dead-lettered', async () => {
     const { queue, dlq, client, worker, admin } = await setup({});
-    const r = client.sendTask('no.such.task', [1, 2]);
+    const r = await client.sendTask('no.such.task', [1, 2]);
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
@@ -106,14 +106,14 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     const death = firstDeath(m as Message);
     expect(death['reason']).toBe('rejected');
     expect(death['queue']).toBe(queue);
-    expect(worker.errors).toEqual([]);
+    expect(worker.counters.errors).toBe(0);
   });
 
   it('an unregistered task with an invalid eta still fails with NotRegistered and is dead-lettered', async () => {
     // Celery looks the task up before parsing eta/expires (on_unknown_task comes before the
     // strategy that raises InvalidTaskError), so the client still learns why.
     const { dlq, client, admin } = await setup({});
-    const r = client.sendTask('no.such.task', [], {}, { headers: { eta: 'not a date' } });
+    const r = await client.sendTask('no.such.task', [], {}, { headers: { eta: 'not a date' } });
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
 
@@ -126,8 +126,9 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
   it('an invalid message for a registered task (bad eta) is rejected without a result, so it is dead-lettered', async () => {
     const ran: unknown[] = [];
     const { queue, dlq, client, worker, admin } = await setup({ add: () => ran.push('add') });
-    const r = client.sendTask('add', [1, 2], {}, { headers: { eta: 'not a date' } });
-    await r.sent;
+    const invalid: Error[] = [];
+    worker.on('invalid', (err) => invalid.push(err));
+    const r = await client.sendTask('add', [1, 2], {}, { headers: { eta: 'not a date' } });
 
     const m = await deadLetter(admin, dlq);
     expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();
@@ -137,7 +138,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     expect(death['queue']).toBe(queue);
     expect(ran).toEqual([]);
     expect(worker.processed).toBe(0);
-    expect(worker.errors).toHaveLength(1);
-    expect(worker.errors[0]).toBeInstanceOf(DecodeError);
+    expect(worker.counters.invalid).toBe(1);
+    expect(invalid).toHaveLength(1);
+    expect(invalid[0]).toBeInstanceOf(DecodeError);
   });
 });

@@ -164,7 +164,7 @@ describe('Python stores, TypeScript reads', () => {
     });
   }
 
-  it('AsyncResult.get and await resolve with the value, and the state getters follow', async () => {
+  it('AsyncResult.get resolves with the value, the state getters follow, and any later read has it', async () => {
     const b = backend();
     const id = newId();
     const result = new AsyncResult<typeof VALUE>(id, b);
@@ -174,8 +174,10 @@ describe('Python stores, TypeScript reads', () => {
     expect(result.state).toBe('SUCCESS');
     expect(await result.ready()).toBe(true);
     expect(await result.successful()).toBe(true);
-    // The wait consumed the message: a second await is answered from the kept meta.
-    expect(await result).toEqual(VALUE);
+    // The wait consumed the message: a second get is answered from the kept meta, and a new
+    // handle for the id from the backend's cache (ready results are final).
+    expect(await result.get()).toEqual(VALUE);
+    expect(await new AsyncResult(id, b).get({ timeout: 1000 })).toEqual(VALUE);
   });
 
   it('transient (durable false, delivery_mode 1) on its own exchange', async () => {
@@ -568,8 +570,8 @@ describe('groups (TypeScript only: Celery 4.4 raises NotImplementedError for the
 
 describe('x-expires: both sides must declare the queue alike', () => {
   const agree: Array<{ name: string; py: string[]; expires: number | null }> = [
-    { name: 'default (1 day)', py: [], expires: 86_400_000 },
-    { name: 'custom (60 s)', py: ['--expires', '60'], expires: 60_000 },
+    { name: 'default (1 day)', py: [], expires: 86_400 },
+    { name: 'custom (60 s)', py: ['--expires', '60'], expires: 60 },
     { name: 'none', py: ['--no-expires'], expires: null },
   ];
 
@@ -587,10 +589,10 @@ describe('x-expires: both sides must declare the queue alike', () => {
 
   it('the queues we declare carry the x-expires Celery would send (RabbitMQ view)', async () => {
     const cases: Array<[number | null, boolean, string]> = [
-      [86_400_000, true, '[{"x-expires",86400000}]'],
-      [60_000, true, '[{"x-expires",60000}]'],
+      [86_400, true, '[{"x-expires",86400000}]'],
+      [60, true, '[{"x-expires",60000}]'],
       [null, true, '[]'],
-      [86_400_000, false, '[{"x-expires",86400000}]'],
+      [86_400, false, '[{"x-expires",86400000}]'],
     ];
     const ids: string[] = [];
     for (const [expires, persistent] of cases) {
@@ -606,7 +608,7 @@ describe('x-expires: both sides must declare the queue alike', () => {
   }, 60_000);
 
   it('different x-expires: our poll gets a typed 406 and the backend keeps working', async () => {
-    const b = backend({ expires: 60_000 });
+    const b = backend({ expires: 60 });
     const id = newId();
     await pyStore(id, 'SUCCESS', 1);
     const err = await b.getTaskMeta(id).catch((e: unknown) => e);

@@ -1,6 +1,6 @@
 /**
  * Self-test of the Python peers, Python to Python on the real broker: the interop suites
- * trust these peers as the reference, so they must first be shown to behave as WIRE.md says.
+ * trust these peers as the reference, so they must first be shown to behave as docs/wire.md says.
  */
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';

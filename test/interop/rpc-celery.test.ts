@@ -21,8 +21,8 @@ async function dropQueue(name: string): Promise<void> {
   const conn = new Connection(BROKER);
   try {
     const ch = await conn.channel();
-    await ch.deleteQueue(name, {}).catch(() => undefined);
-    await ch.deleteExchange(name, {}).catch(() => undefined);
+    await ch.deleteQueue({ queue: name }).catch(() => undefined);
+    await ch.deleteExchange({ exchange: name }).catch(() => undefined);
   } finally {
     await conn.close();
   }
@@ -53,13 +53,13 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
   }, 30_000);
 
   it('add(2, 3) is 5', async () => {
-    const r = app.sendTask('add', [2, 3]);
+    const r = await app.sendTask('add', [2, 3]);
     expect(await r.get({ timeout: 15_000 })).toBe(5);
     expect(r.state).toBe('SUCCESS');
   });
 
   it('fail rejects with a TaskError ValueError and a traceback string', async () => {
-    const r = app.sendTask('fail', ['nope']);
+    const r = await app.sendTask('fail', ['nope']);
     const err: unknown = await r.get({ timeout: 15_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect((err as TaskError).excType).toBe('ValueError');
@@ -69,14 +69,13 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
   });
 
   it('a group of 100 via joinNative gives results in input order', async () => {
-    const results = Array.from({ length: 100 }, (_, i) => app.sendTask('add', [i, 1000]));
-    await Promise.all(results.map((r) => r.sent));
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => app.sendTask('add', [i, 1000])));
     const values = await new ResultSet(results, app.backend).joinNative({ timeout: 30_000 });
     expect(values).toEqual(Array.from({ length: 100 }, (_, i) => i + 1000));
   });
 
   it('PROGRESS updates the state without resolving', async () => {
-    const r = app.sendTask('progress', [20]);
+    const r = await app.sendTask('progress', [20]);
     let settled = false;
     const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
     const backend = app.backend as RPCBackend;
@@ -92,7 +91,7 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
   });
 
   it('STARTED (track_started) updates the state without resolving', async () => {
-    const r = app.sendTask('started', [1]);
+    const r = await app.sendTask('started', [1]);
     let settled = false;
     const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
     const backend = app.backend as RPCBackend;
@@ -227,7 +226,7 @@ describe('task message v2: what Celery 5 sends vs what Node sends', () => {
     const conn = new Connection(BROKER);
     try {
       const ch = await conn.channel();
-      const m = await ch.get(queue, { noAck: true }, {});
+      const m = await ch.get({ queue, noAck: true });
       expect(m).not.toBeNull();
       if (m === null) return;
       const py = decodeTaskMessage(m);

@@ -2,94 +2,19 @@
  * The CLI without a broker: argument parsing, seconds to ms, exit codes, JSON-lines output
  * and error lines, driven through `main(argv, io)` with a fake backend injected.
  */
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import type { TaskMeta } from '../../src/celery/backend-types.js';
-import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
-import { ConnectionError, TimeoutError } from '../../src/errors.js';
+import { ConnectionError } from '../../src/errors.js';
 import { describeError, toJsonLine } from '../../src/cli/io.js';
-import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { parseExpires, secondsToMs } from '../../src/cli/options.js';
+import { editDistance, statusProblem } from '../../src/cli/store.js';
+import { FakeBackend, harness } from '../cli-harness.js';
 
-class Sink extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-  lines(): string[] {
-    return this.text.split('\n').filter((l) => l !== '');
-  }
-}
-
-/** A stand-in with the backend's API, recording what the CLI asked of it. */
-class FakeBackend {
-  static store = new Map<string, TaskMeta>();
-  readonly calls: Array<{ op: string; args: unknown[] }> = [];
-  closed = false;
-  constructor(readonly options: AMQPBackendOptions) {}
-  async storeResult(taskId: string, result: unknown, status: string, opts?: { traceback?: string | null }) {
-    this.calls.push({ op: 'storeResult', args: [taskId, result, status, opts] });
-    FakeBackend.store.set(taskId, {
-      task_id: taskId,
-      status,
-      result,
-      traceback: opts?.traceback ?? null,
-      children: null,
-    });
-  }
-  async getTaskMeta(taskId: string) {
-    this.calls.push({ op: 'getTaskMeta', args: [taskId] });
-    return (
-      FakeBackend.store.get(taskId) ?? {
-        task_id: taskId,
-        status: 'PENDING',
-        result: null,
-        traceback: null,
-        children: null,
-      }
-    );
-  }
-  async waitFor(taskId: string, opts: { timeout?: number } = {}) {
-    this.calls.push({ op: 'waitFor', args: [taskId, opts] });
-    const meta = FakeBackend.store.get(taskId);
-    if (meta !== undefined) return meta;
-    await new Promise((r) => setTimeout(r, Math.min(opts.timeout ?? 0, 50)));
-    throw new TimeoutError();
-  }
-  async *getMany(ids: Iterable<string>, opts: { timeout?: number } = {}) {
-    this.calls.push({ op: 'getMany', args: [[...ids], opts] });
-    let missing = 0;
-    for (const id of ids) {
-      const meta = FakeBackend.store.get(id);
-      if (meta === undefined) missing++;
-      else yield [id, meta] as [string, TaskMeta];
-    }
-    if (missing > 0) throw new TimeoutError();
-  }
-  async close() {
-    this.closed = true;
-  }
-}
-
-function harness(env: Record<string, string> = {}, tty = false) {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const backends: FakeBackend[] = [];
-  const io: CliIo = {
-    stdout,
-    stderr,
-    env,
-    isTTY: { stdout: tty, stderr: false },
-    createBackend: (options) => {
-      const b = new FakeBackend(options);
-      backends.push(b);
-      return b as unknown as AMQPBackend;
-    },
-  };
-  return { io, stdout, stderr, backends, run: (...argv: string[]) => main(argv, io) };
+/** A harness whose `run` drives `celery-amqp` with the given environment. */
+function cli(env: Record<string, string> = {}, tty = false) {
+  const h = harness(env, { tty });
+  return { ...h, run: (...argv: string[]) => main(argv, h.io) };
 }
 
 describe('seconds to milliseconds', () => {
@@ -105,8 +30,8 @@ describe('seconds to milliseconds', () => {
     expect(() => parseExpires('0')).toThrow();
   });
 
-  it('passes --timeout to waitFor in ms and --expires to the backend in ms', async () => {
-    const h = harness();
+  it('passes --timeout to waitFor in ms and --expires to the backend in seconds', async () => {
+    const h = cli();
     FakeBackend.store.set('t-secs', {
       task_id: 't-secs',
       status: 'SUCCESS',
@@ -116,12 +41,13 @@ describe('seconds to milliseconds', () => {
     });
     expect(await h.run('wait', 't-secs', '--timeout', '2.5', '--expires', '60', '--transient')).toBe(0);
     const b = h.backends[0]!;
-    expect(b.options.expires).toBe(60_000);
+    expect(b.options.expires).toBe(60);
     expect(b.options.persistent).toBe(false);
-    expect(b.calls[0]).toMatchObject({
-      op: 'waitFor',
-      args: ['t-secs', { timeout: 2500, propagate: false }],
-    });
+    expect(b.calls[0]).toMatchObject({ op: 'waitFor', args: ['t-secs', { propagate: false }] });
+    // The deadline is taken once, before the backend is opened: what is left of 2.5 s.
+    const timeout = (b.calls[0]!.args[1] as { timeout: number }).timeout;
+    expect(timeout).toBeGreaterThan(2000);
+    expect(timeout).toBeLessThanOrEqual(2500);
     expect(b.closed).toBe(true);
   });
 });
@@ -134,9 +60,13 @@ describe('usage errors exit 2', () => {
     [['wait', 'id', '--timeout', 'soon']],
     [['get', 'id', '--serializer', 'pickle']],
     [['get', 'id', '--no-such-flag']],
+    [['get', 'id', '--retries', '-1']],
+    [['store', 'id', 'success', '1']],
+    [['store', 'id', 'SUCESS', '1']],
+    [['store', 'id', 'In Progress', '1']],
     [['demo', '--n', '0']],
   ])('%j', async (argv) => {
-    const h = harness();
+    const h = cli();
     expect(await h.run(...argv)).toBe(2);
     expect(h.stderr.text).toMatch(/^celery-amqp: error:/);
     expect(h.stdout.text).toBe('');
@@ -144,17 +74,17 @@ describe('usage errors exit 2', () => {
   });
 
   it('refuses a <json-result> that is not JSON', async () => {
-    const h = harness();
+    const h = cli();
     expect(await h.run('store', 'id', 'SUCCESS', 'tru')).toBe(2);
     expect(h.stderr.lines()).toHaveLength(1);
     expect(h.stderr.text).toContain('invalid <json-result>');
   });
 
   it('prints help and version with exit 0', async () => {
-    const h = harness();
+    const h = cli();
     expect(await h.run('--version')).toBe(0);
     expect(h.stdout.text).toMatch(/^\d+\.\d+\.\d+/);
-    const g = harness();
+    const g = cli();
     expect(await g.run('watch', '--help')).toBe(0);
     expect(g.stdout.text).toContain('--timeout <seconds>');
   });
@@ -162,12 +92,12 @@ describe('usage errors exit 2', () => {
 
 describe('output', () => {
   it('store then get prints one JSON line with the five wire keys', async () => {
-    const h = harness();
+    const h = cli();
     expect(await h.run('store', 'abc-1', 'FAILURE', '{"exc_type":"ValueError"}', '--traceback', 'TB')).toBe(
       0,
     );
     expect(JSON.parse(h.stdout.lines()[0]!)).toEqual({ task_id: 'abc-1', status: 'FAILURE', stored: true });
-    const g = harness();
+    const g = cli();
     expect(await g.run('get', 'abc-1')).toBe(0);
     const lines = g.stdout.lines();
     expect(lines).toHaveLength(1);
@@ -188,22 +118,22 @@ describe('output', () => {
       traceback: null,
       children: null,
     });
-    const h = harness({}, true);
+    const h = cli({}, true);
     expect(await h.run('get', 'txt')).toBe(0);
     expect(h.stdout.text).toMatch(/status:\s+SUCCESS/);
-    const j = harness({}, true);
+    const j = cli({}, true);
     expect(await j.run('get', 'txt', '--json')).toBe(0);
     expect(JSON.parse(j.stdout.text).result).toEqual([1, 2]);
   });
 
-  it('uses --broker, else CELERY_BROKER_URL, else the local RabbitMQ', async () => {
-    const a = harness();
+  it("uses --broker, else CELERY_BROKER_URL, else amqp://guest:guest@localhost:5672// (Celery's rule)", async () => {
+    const a = cli();
     await a.run('get', 'x');
-    expect(a.backends[0]!.options.connection).toBe('amqp://guest:guest@127.0.0.1:5672//');
-    const b = harness({ CELERY_BROKER_URL: 'amqp://u:p@h:1/v' });
+    expect(a.backends[0]!.options.connection).toBe('amqp://guest:guest@localhost:5672//');
+    const b = cli({ CELERY_BROKER_URL: 'amqp://u:p@h:1/v' });
     await b.run('get', 'x');
     expect(b.backends[0]!.options.connection).toBe('amqp://u:p@h:1/v');
-    const c = harness({ CELERY_BROKER_URL: 'amqp://u:p@h:1/v' });
+    const c = cli({ CELERY_BROKER_URL: 'amqp://u:p@h:1/v' });
     await c.run('get', 'x', '--broker', 'memory://');
     expect(c.backends[0]!.options.connection).toBe('memory://');
   });
@@ -211,7 +141,7 @@ describe('output', () => {
 
 describe('timeouts exit 3', () => {
   it('wait times out with one stderr line', async () => {
-    const h = harness();
+    const h = cli();
     expect(await h.run('wait', 'never', '--timeout', '0.01')).toBe(3);
     expect(h.stderr.lines()).toHaveLength(1);
     expect(h.stderr.text).toContain('timed out');
@@ -227,20 +157,25 @@ describe('timeouts exit 3', () => {
         children: null,
       });
     }
-    const h = harness();
+    const h = cli();
     expect(await h.run('watch', 'w1', 'w2', 'w3', 'w4', 'w5', '--timeout', '0.05')).toBe(3);
     expect(h.stdout.lines().map((l) => JSON.parse(l).task_id)).toEqual(['w1', 'w2']);
     expect(h.stderr.text).toContain('3 of 5 results missing');
-    expect(h.backends[0]!.calls[0]!.args[1]).toMatchObject({ timeout: 50 });
+    // What is left of the 0.05 s deadline, taken before the backend was opened.
+    const { timeout } = h.backends[0]!.calls[0]!.args[1] as { timeout: number };
+    expect(timeout).toBeGreaterThan(0);
+    expect(timeout).toBeLessThanOrEqual(50);
   });
 });
 
 describe('errors', () => {
   it('prints one redacted line, no stack, exit 1', async () => {
-    const h = harness();
+    const h = cli();
     h.io.createBackend = () => {
       throw new ConnectionError('403 ACCESS_REFUSED connecting to amqp://guest:secret@127.0.0.1:5672//', {
         cause: new Error('Login was refused\n using authentication mechanism PLAIN'),
+        // As fromReply() makes a 403: reconnecting cannot fix it, so it is not retried.
+        recoverable: false,
       });
     };
     expect(await h.run('get', 'x', '--broker', 'amqp://guest:secret@127.0.0.1:5672//')).toBe(1);
@@ -252,7 +187,7 @@ describe('errors', () => {
   });
 
   it('redacts a password echoed by a usage error', async () => {
-    const h = harness();
+    const h = cli();
     expect(await h.run('get', '--broker', 'amqp://u:hunter2@h//')).toBe(2);
     expect(h.stderr.text).not.toContain('hunter2');
   });
@@ -264,9 +199,9 @@ describe('errors', () => {
   });
 });
 
-describe('demo and bench orchestration (fake backend)', () => {
+describe('demo orchestration (fake backend)', () => {
   it('demo stores N, collects N, verifies, and reports one JSON line', async () => {
-    const h = harness();
+    const h = cli();
     expect(await h.run('demo', '--n', '300')).toBe(0);
     const report = JSON.parse(h.stdout.lines().at(-1)!);
     expect(report).toMatchObject({ n: 300, received: 300, wrong: 0, broker: 'memory://' });
@@ -275,7 +210,7 @@ describe('demo and bench orchestration (fake backend)', () => {
   });
 
   it('demo exits 1 when a result comes back wrong', async () => {
-    const h = harness();
+    const h = cli();
     h.io.createBackend = (options) => {
       const b = new FakeBackend(options);
       const store = b.storeResult.bind(b);
@@ -286,33 +221,154 @@ describe('demo and bench orchestration (fake backend)', () => {
     expect(await h.run('demo', '--n', '5')).toBe(1);
     expect(h.stderr.text).toContain('verification failed: 0 results missing, 5 with a wrong value');
   });
+});
 
-  it('bench on a non-AMQP broker measures the backend only and prints one JSON object', async () => {
-    const h = harness();
-    expect(await h.run('bench', '--n', '50', '--samples', '10', '--broker', 'memory://', '--json')).toBe(0);
-    const report = JSON.parse(h.stdout.lines().at(-1)!);
-    expect(report).toMatchObject({
-      n: 50,
-      samples: 10,
-      raw_store_per_s: null,
-      store_ratio: null,
-      broker: 'memory://',
-    });
-    expect(report.store_per_s).toBeGreaterThan(0);
-    expect(report.waitfor_p99_ms).toBeGreaterThanOrEqual(report.waitfor_p50_ms);
-    expect(report.rss_mb).toBeGreaterThan(0);
-    // --rounds defaults to 3, each round storing N on one backend kept open across rounds.
-    expect(report.rounds).toBe(3);
-    expect(report.per_round).toHaveLength(3);
-    expect(h.backends).toHaveLength(1);
-    expect(h.backends[0]!.calls.filter((c) => c.op === 'storeResult')).toHaveLength(50 + 3 * 50 + 10);
+describe('retries', () => {
+  /** A harness whose first `failures` backends fail to open with `error`. */
+  function failing(failures: number, error: () => Error) {
+    const h = cli();
+    let opened = 0;
+    const create = h.io.createBackend!;
+    h.io.createBackend = (options) => {
+      opened++;
+      if (opened <= failures) throw error();
+      return create(options);
+    };
+    return { ...h, opened: () => opened };
+  }
+  const refused = () =>
+    new ConnectionError('cannot connect to amqp://g:pw@127.0.0.1:1//: connect ECONNREFUSED');
+
+  it('announces each retry on stderr with its count, and --retries bounds them', async () => {
+    const h = failing(Number.POSITIVE_INFINITY, refused);
+    expect(await h.run('store', 'r-1', 'SUCCESS', '1', '--retries', '2')).toBe(1);
+    expect(h.opened()).toBe(3);
+    const lines = h.stderr.lines();
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^celery-amqp: retrying \(1\/2\): cannot connect to amqp:\/\/g:\*\*\*\*@/);
+    expect(lines[1]).toMatch(/^celery-amqp: retrying \(2\/2\): /);
+    expect(lines[2]).toMatch(/^celery-amqp: error: cannot connect/);
+    expect(h.stderr.text).not.toContain(':pw@');
   });
 
-  it('bench --rounds takes a positive count', async () => {
-    const h = harness();
-    const args = ['bench', '--n', '20', '--samples', '5', '--broker', 'memory://', '--json'];
-    expect(await h.run(...args, '--rounds', '2')).toBe(0);
-    expect(JSON.parse(h.stdout.lines().at(-1)!).per_round).toHaveLength(2);
-    expect(await h.run(...args, '--rounds', '0')).toBe(2);
+  it('retries 20 times by default and goes on once the broker answers', async () => {
+    const h = failing(1, refused);
+    expect(await h.run('get', 'r-2')).toBe(0);
+    expect(h.stderr.lines()).toEqual([expect.stringMatching(/^celery-amqp: retrying \(1\/20\): /)]);
+    expect(JSON.parse(h.stdout.text)).toMatchObject({ task_id: 'r-2', status: 'PENDING' });
+  });
+
+  it('does not retry what reconnecting cannot fix (a refused login), nor a timeout', async () => {
+    const h = failing(
+      Number.POSITIVE_INFINITY,
+      () => new ConnectionError('403 ACCESS_REFUSED', { recoverable: false }),
+    );
+    expect(await h.run('get', 'r-3')).toBe(1);
+    expect(h.opened()).toBe(1);
+    expect(h.stderr.lines()).toHaveLength(1);
+    const t = cli();
+    expect(await t.run('wait', 'r-never', '--timeout', '0.01')).toBe(3);
+    expect(t.backends).toHaveLength(1);
+  });
+
+  it('--retries 0 fails at the first error, and the backend itself never retries silently', async () => {
+    const h = failing(Number.POSITIVE_INFINITY, refused);
+    expect(await h.run('get', 'r-4', '--retries', '0')).toBe(1);
+    expect(h.opened()).toBe(1);
+    const ok = cli();
+    await ok.run('get', 'r-5');
+    expect(ok.backends[0]!.options.retryPolicy).toEqual({ maxRetries: 0 });
+  });
+});
+
+describe('one line per error', () => {
+  it('says the broker reply once when the cause quotes it again', () => {
+    const reply =
+      'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.';
+    const err = new ConnectionError(`access refused by amqp://guest:****@127.0.0.1:5672//: ${reply}`, {
+      cause: new Error(`Handshake terminated by server: 403 (ACCESS-REFUSED) with message "${reply}"`),
+    });
+    const text = describeError(err);
+    expect(text.match(/ACCESS_REFUSED/g)).toHaveLength(1);
+    expect(text).toBe(`access refused by amqp://guest:****@127.0.0.1:5672//: ${reply}`);
+  });
+});
+
+describe('store refuses a status that is not a state', () => {
+  it('accepts Celery states and upper-case custom states', () => {
+    for (const status of ['SUCCESS', 'FAILURE', 'STARTED', 'RETRY', 'PROGRESS', 'BOGUS', 'UPLOADING_2']) {
+      expect(statusProblem(status), status).toBeUndefined();
+    }
+  });
+
+  it('refuses other spellings and near-misses of a state, naming it', () => {
+    expect(statusProblem('success')).toContain('did you mean SUCCESS?');
+    expect(statusProblem('Failure')).toContain('did you mean FAILURE?');
+    expect(statusProblem('SUCESS')).toContain('did you mean SUCCESS?');
+    expect(statusProblem('progress')).toContain('custom states are upper-case');
+    expect(statusProblem('IN PROGRESS')).toContain('--force');
+    expect(editDistance('SUCESS', 'SUCCESS')).toBe(1);
+    expect(editDistance('', 'ABC')).toBe(3);
+  });
+
+  it('stores nothing when refused, and anything with --force', async () => {
+    const h = cli();
+    expect(await h.run('store', 's-1', 'success', '1')).toBe(2);
+    expect(h.stderr.lines()).toHaveLength(1);
+    expect(h.stderr.text).toContain("'success' is not a Celery state; did you mean SUCCESS?");
+    expect(h.backends).toHaveLength(0);
+    const f = cli();
+    expect(await f.run('store', 's-1', 'success', '1', '--force')).toBe(0);
+    expect(FakeBackend.store.get('s-1')?.status).toBe('success');
+  });
+});
+
+describe('wait --keep', () => {
+  it('polls getTaskMeta (which leaves the result) until ready, never waitFor', async () => {
+    FakeBackend.store.set('k-1', {
+      task_id: 'k-1',
+      status: 'STARTED',
+      result: null,
+      traceback: null,
+      children: null,
+    });
+    const h = cli();
+    let polls = 0;
+    const create = h.io.createBackend!;
+    h.io.createBackend = async (options) => {
+      const b = await create(options);
+      const get = b.getTaskMeta.bind(b);
+      b.getTaskMeta = async (id, o) => {
+        // Ready on the third poll.
+        if (++polls === 3)
+          FakeBackend.store.set('k-1', { ...FakeBackend.store.get('k-1')!, status: 'SUCCESS', result: 7 });
+        return get(id, o);
+      };
+      return b;
+    };
+    expect(await h.run('wait', 'k-1', '--keep', '--interval', '0.01', '--timeout', '5')).toBe(0);
+    expect(JSON.parse(h.stdout.text)).toMatchObject({ status: 'SUCCESS', result: 7 });
+    const ops = h.backends[0]!.calls.map((c) => c.op);
+    expect(ops).toEqual(['getTaskMeta', 'getTaskMeta', 'getTaskMeta']);
+  });
+
+  it('times out with exit 3', async () => {
+    const h = cli();
+    expect(await h.run('wait', 'k-never', '--keep', '--interval', '0.01', '--timeout', '0.05')).toBe(3);
+    expect(h.stderr.lines()).toHaveLength(1);
+    expect(h.backends[0]!.calls.every((c) => c.op === 'getTaskMeta')).toBe(true);
+  });
+
+  it('--help says which commands consume the result', async () => {
+    const h = cli();
+    expect(await h.run('--help')).toBe(0);
+    expect(h.stdout.text).toContain('`get` leaves the result on the broker');
+    expect(h.stdout.text).toContain('`wait` and `watch`\nconsume the result messages');
+    expect(h.stdout.text).toMatch(
+      /wait \[options\] <task-id>\s+wait until a task is ready and print it \(consumes it unless --keep\)/,
+    );
+    const w = cli();
+    expect(await w.run('wait', '--help')).toBe(0);
+    expect(w.stdout.text).toContain('--keep');
   });
 });

@@ -1,13 +1,19 @@
 /**
  * Fuzz of the whole decode path: Message.payload over arbitrary bytes, content types,
- * encodings, compression headers and size limits never throws anything but our typed errors.
+ * encodings, compression headers (every kombu codec), accept lists (pickle included) and
+ * decode limits never throws anything but our typed errors.
  */
 import fc from 'fast-check';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ContentDisallowedError, DecodeError } from '../../src/errors.js';
+import { compress, prepareCompression } from '../../src/kombu/compression.js';
+import type { DecodeLimits } from '../../src/kombu/decode-limits.js';
 import { Message } from '../../src/kombu/message.js';
 import { prepareAcceptContent } from '../../src/kombu/serialization.js';
+
+// zstd's encoder is WebAssembly, started once before the first direct compress().
+await prepareCompression('zstd');
 
 const CONTENT_TYPES = [
   'application/json',
@@ -26,26 +32,80 @@ const COMPRESSION = [
   'zlib',
   'application/x-brotli',
   'application/x-bz2',
+  'bzip2',
+  'application/x-lzma',
+  'xz',
+  'application/zstd',
+  'zstandard',
+  'application/x-snappy',
   '',
 ];
+
+/** JSON and random payloads compressed once with each codec (compressing per run is slow). */
+const POOL = fc
+  .sample(
+    fc.tuple(
+      fc.oneof(
+        fc.json(),
+        fc.uint8Array({ maxLength: 128 }).map((b) => Buffer.from(b).toString('latin1')),
+      ),
+    ),
+    {
+      numRuns: 40,
+      seed: 12,
+    },
+  )
+  .flatMap(([text]) =>
+    ['zlib', 'bzip2', 'brotli', 'lzma', 'zstd'].map(
+      (method) => compress(Buffer.from(text, 'latin1'), method).body,
+    ),
+  );
+
+/** A pooled compressed body, maybe damaged. */
+const compressed = fc
+  .tuple(fc.constantFrom(...POOL), fc.option(fc.tuple(fc.nat(), fc.nat(255)), { nil: undefined }))
+  .map(([sample, edit]) => {
+    const body = Buffer.from(sample);
+    if (edit !== undefined) body[edit[0] % body.length] = edit[1];
+    return new Uint8Array(body);
+  });
 
 const bodies = fc.oneof(
   fc.uint8Array({ maxLength: 512 }),
   fc.json().map((j) => new TextEncoder().encode(j)),
   fc.uint8Array({ maxLength: 256 }).map((b) => new Uint8Array(deflateSync(b))),
+  compressed,
+);
+
+const limits: fc.Arbitrary<Partial<DecodeLimits> | undefined> = fc.option(
+  fc.record(
+    {
+      maxBodyBytes: fc.nat(600),
+      maxDecodedBytes: fc.nat(600),
+      maxDepth: fc.nat(8),
+      maxCollections: fc.nat(20),
+      maxAliasExpansion: fc.nat(4),
+      maxPickleMemo: fc.nat(4),
+    },
+    { requiredKeys: [] },
+  ),
+  { nil: undefined },
 );
 
 describe('fuzz: Message.payload decode path', () => {
-  it('throws only DecodeError / ContentDisallowedError over 5,000 arbitrary messages', () => {
+  it('throws only DecodeError / ContentDisallowedError over 10,000 arbitrary messages', () => {
     fc.assert(
       fc.property(
         bodies,
         fc.constantFrom(...CONTENT_TYPES),
         fc.constantFrom(...ENCODINGS),
         fc.constantFrom(...COMPRESSION),
-        fc.option(fc.constantFrom(['json'], ['json', 'msgpack', 'yaml']), { nil: undefined }),
+        fc.option(fc.constantFrom(['json'], ['json', 'msgpack', 'yaml'], ['pickle', 'json']), {
+          nil: undefined,
+        }),
         fc.option(fc.nat({ max: 1024 }), { nil: undefined }),
-        (body, contentType, contentEncoding, compression, accept, maxBytes) => {
+        limits,
+        (body, contentType, contentEncoding, compression, accept, maxBytes, decodeLimits) => {
           const m = new Message(
             {
               body: Buffer.from(body),
@@ -60,6 +120,7 @@ describe('fuzz: Message.payload decode path', () => {
             {
               ...(accept === undefined ? {} : { accept: prepareAcceptContent(accept) }),
               ...(maxBytes === undefined ? {} : { maxBytes }),
+              limits: decodeLimits,
             },
           );
           try {
@@ -69,7 +130,7 @@ describe('fuzz: Message.payload decode path', () => {
           }
         },
       ),
-      { numRuns: 5000 },
+      { numRuns: 10_000 },
     );
   });
 

@@ -47,9 +47,9 @@ describe('MemoryBroker', () => {
     const { broker, connect } = freshBroker();
     const a = await (await connect('/')).createChannel();
     const b = await (await connect('other')).createChannel();
-    await a.declareQueue('same', { durable: true });
-    await b.declareQueue('same', { durable: false });
-    await a.publish('', 'same', Buffer.from('a'), {});
+    await a.declareQueue({ queue: 'same', durable: true });
+    await b.declareQueue({ queue: 'same', durable: false });
+    await a.publish({ exchange: '', routingKey: 'same', body: Buffer.from('a') });
     expect(broker.queueInfo('/', 'same')).toMatchObject({ messageCount: 1, durable: true });
     expect(broker.queueInfo('other', 'same')).toMatchObject({ messageCount: 0, durable: false });
     expect(broker.exchangeInfo('/', 'amq.topic')).toMatchObject({ type: 'topic', durable: true });
@@ -59,13 +59,13 @@ describe('MemoryBroker', () => {
     const { broker, connect } = freshBroker();
     const conn = await connect();
     const ch = await conn.createChannel();
-    await ch.declareQueue('work', { durable: true });
-    await ch.declareQueue('excl', { exclusive: true });
-    await ch.declareQueue('auto', { autoDelete: true });
-    await ch.consume('auto', () => {}, { noAck: true });
-    for (const s of ['1', '2']) await ch.publish('', 'work', Buffer.from(s), {});
+    await ch.declareQueue({ queue: 'work', durable: true });
+    await ch.declareQueue({ queue: 'excl', exclusive: true });
+    await ch.declareQueue({ queue: 'auto', autoDelete: true });
+    await ch.consume({ queue: 'auto', noAck: true }, () => {});
+    for (const s of ['1', '2']) await ch.publish({ exchange: '', routingKey: 'work', body: Buffer.from(s) });
     const got: Delivery[] = [];
-    await ch.consume('work', (d) => got.push(d));
+    await ch.consume({ queue: 'work' }, (d) => got.push(d));
     await eventually(() => got.length === 2);
 
     const connClosed = new Promise<Error | undefined>((resolve) => conn.once('close', resolve));
@@ -79,7 +79,7 @@ describe('MemoryBroker', () => {
     expect(chError).toBe(connError);
     expect(conn.closed && ch.closed).toBe(true);
     expect(broker.connectionCount).toBe(0);
-    await expect(ch.get('work')).rejects.toBeInstanceOf(ConnectionError);
+    await expect(ch.get({ queue: 'work' })).rejects.toBeInstanceOf(ConnectionError);
     await expect(conn.createChannel()).rejects.toBeInstanceOf(ConnectionError);
 
     // Unacked messages are back, redelivered; exclusive and auto-delete queues are gone.
@@ -87,7 +87,7 @@ describe('MemoryBroker', () => {
     expect(broker.queueInfo('/', 'auto')).toBeUndefined();
     expect(broker.queueInfo('/', 'work')).toMatchObject({ messageCount: 2, consumerCount: 0 });
     const ch2 = await (await connect()).createChannel();
-    const d = await ch2.get('work', { noAck: true });
+    const d = await ch2.get({ queue: 'work', noAck: true });
     expect(d?.body.toString()).toBe('1');
     expect(d?.fields.redelivered).toBe(true);
   });
@@ -96,7 +96,7 @@ describe('MemoryBroker', () => {
     const { broker, connect } = freshBroker();
     const ch = await (await connect()).createChannel();
     ch.on('close', () => {});
-    await ch.declareQueue('q');
+    await ch.declareQueue({ queue: 'q' });
     broker.reset();
     expect(broker.queueInfo('/', 'q')).toBeUndefined();
     expect(broker.connectionCount).toBe(0);
@@ -106,11 +106,11 @@ describe('MemoryBroker', () => {
     const { connect } = freshBroker();
     const conn = await connect();
     const ch = await conn.createChannel();
-    await ch.declareQueue('doomed');
-    const tag = await ch.consume('doomed', () => {});
+    await ch.declareQueue({ queue: 'doomed' });
+    const tag = await ch.consume({ queue: 'doomed' }, () => {});
     const cancelled = new Promise<string>((resolve) => ch.once('cancel', resolve));
     const other = await conn.createChannel();
-    await other.deleteQueue('doomed');
+    await other.deleteQueue({ queue: 'doomed' });
     expect(await cancelled).toBe(tag);
     expect(ch.closed).toBe(false);
   });
@@ -118,27 +118,27 @@ describe('MemoryBroker', () => {
   it('flow(false) pauses delivery to the channel until flow(true)', async () => {
     const { broker, connect } = freshBroker();
     const ch = await (await connect()).createChannel();
-    await ch.declareQueue('q');
+    await ch.declareQueue({ queue: 'q' });
     const got: Delivery[] = [];
-    await ch.consume('q', (d) => got.push(d), { noAck: true });
-    await ch.flow(false);
-    await ch.publish('', 'q', Buffer.from('held'), {});
+    await ch.consume({ queue: 'q', noAck: true }, (d) => got.push(d));
+    await ch.flow({ active: false });
+    await ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('held') });
     // The message stays ready while the channel is paused.
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
     expect(got).toHaveLength(0);
     expect(broker.queueInfo('/', 'q')?.messageCount).toBe(1);
-    await ch.flow(true);
+    await ch.flow({ active: true });
     await eventually(() => got.length === 1);
   });
 
   it('delivers asynchronously, never inside publish', async () => {
     const { connect } = freshBroker();
     const ch = await (await connect()).createChannel();
-    await ch.declareQueue('q');
+    await ch.declareQueue({ queue: 'q' });
     const got: Delivery[] = [];
-    await ch.consume('q', (d) => got.push(d), { noAck: true });
-    void ch.publish('', 'q', Buffer.from('x'), {});
+    await ch.consume({ queue: 'q', noAck: true }, (d) => got.push(d));
+    void ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('x') });
     expect(got).toHaveLength(0);
     await eventually(() => got.length === 1);
   });
@@ -146,12 +146,12 @@ describe('MemoryBroker', () => {
   it('a throwing consumer callback closes its channel and requeues, without an uncaught error', async () => {
     const { broker, connect } = freshBroker();
     const ch = await (await connect()).createChannel();
-    await ch.declareQueue('q');
-    await ch.consume('q', () => {
+    await ch.declareQueue({ queue: 'q' });
+    await ch.consume({ queue: 'q' }, () => {
       throw new Error('boom');
     });
     const closed = new Promise<Error | undefined>((resolve) => ch.once('close', resolve));
-    await ch.publish('', 'q', Buffer.from('x'), {});
+    await ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('x') });
     const err = await closed;
     expect(err).toBeInstanceOf(ChannelError);
     expect(err?.message).toContain('boom');
@@ -163,7 +163,8 @@ describe('MemoryBroker', () => {
     const ch = await (await connect()).createChannel();
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const before = timers();
-    for (let i = 0; i < 10; i++) await ch.declareQueue(`exp-${i}`, { arguments: { 'x-expires': 3_600_000 } });
+    for (let i = 0; i < 10; i++)
+      await ch.declareQueue({ queue: `exp-${i}`, arguments: { 'x-expires': 3_600_000 } });
     expect(timers()).toBe(before);
   });
 
@@ -172,16 +173,17 @@ describe('MemoryBroker', () => {
     const conn = await connect();
     const pub = await conn.createChannel();
     const sub = await conn.createChannel();
-    await pub.declareQueue('bulk');
+    await pub.declareQueue({ queue: 'bulk' });
     const n = 50_000;
-    for (let i = 0; i < n; i++) void pub.publish('', 'bulk', Buffer.from(String(i)), {});
-    await sub.qos(0, 100);
+    for (let i = 0; i < n; i++)
+      void pub.publish({ exchange: '', routingKey: 'bulk', body: Buffer.from(String(i)) });
+    await sub.qos({ prefetchSize: 0, prefetchCount: 100 });
     let next = 0;
     let outOfOrder = 0;
-    await sub.consume('bulk', (d) => {
+    await sub.consume({ queue: 'bulk' }, (d) => {
       if (d.body.toString() !== String(next)) outOfOrder++;
       next++;
-      sub.ack(d.fields.deliveryTag);
+      sub.ack({ deliveryTag: d.fields.deliveryTag });
     });
     await eventually(() => next === n, 20_000);
     expect(outOfOrder).toBe(0);
@@ -194,7 +196,9 @@ describe('MemoryBroker', () => {
     const closed = new Promise<Error | undefined>((resolve) => conn.once('close', resolve));
     const ch = await conn.createChannel();
     ch.on('close', () => {});
-    await expect(ch.declareExchange('x', 'no-such-type')).rejects.toMatchObject({ code: 'COMMAND_INVALID' });
+    await expect(ch.declareExchange({ exchange: 'x', type: 'no-such-type' })).rejects.toMatchObject({
+      code: 'COMMAND_INVALID',
+    });
     expect(await closed).toBeInstanceOf(ConnectionError);
   });
 });

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { ContentDisallowedError, MessageStateError } from '../../src/errors.js';
+import { CallbackError, ContentDisallowedError, MessageStateError } from '../../src/errors.js';
 import { compress } from '../../src/kombu/compression.js';
-import { Message } from '../../src/kombu/message.js';
+import { Message, reportChannelCloseErrors } from '../../src/kombu/message.js';
 import { dumps, prepareAcceptContent } from '../../src/kombu/serialization.js';
 import type { Delivery, TransportChannel } from '../../src/transport/types.js';
 
@@ -10,11 +10,11 @@ import type { Delivery, TransportChannel } from '../../src/transport/types.js';
 class RecordingChannel extends EventEmitter {
   closed = false;
   readonly calls: string[] = [];
-  ack(tag: number): void {
-    this.calls.push(`ack ${tag}`);
+  ack(p: { deliveryTag: number }): void {
+    this.calls.push(`ack ${p.deliveryTag}`);
   }
-  reject(tag: number, requeue: boolean): void {
-    this.calls.push(`reject ${tag} ${requeue}`);
+  reject(p: { deliveryTag: number; requeue: boolean }): void {
+    this.calls.push(`reject ${p.deliveryTag} ${p.requeue}`);
   }
 }
 
@@ -79,5 +79,67 @@ describe('Message', () => {
     expect(m.deliveryTag).toBe(7);
     expect(m.redelivered).toBe(false);
     expect(m.contentType).toBeUndefined();
+  });
+
+  describe('the channel it arrived on', () => {
+    /** Closes the recording channel as a transport does: flag first, then 'close'. */
+    function close(ch: RecordingChannel): void {
+      ch.closed = true;
+      ch.emit('close');
+    }
+
+    it('channelOpen follows the channel; a detached message has none', () => {
+      const ch = new RecordingChannel();
+      const m = new Message(delivery(Buffer.from('x')), asChannel(ch));
+      expect(m.channelOpen).toBe(true);
+      close(ch);
+      expect(m.channelOpen).toBe(false);
+      expect(new Message(delivery(Buffer.from('x'))).channelOpen).toBe(false);
+    });
+
+    it('onChannelClose calls each listener once, with one close listener per channel', () => {
+      const ch = new RecordingChannel();
+      const fired: number[] = [];
+      const offs = Array.from({ length: 50 }, (_, i) =>
+        new Message(delivery(Buffer.from('x')), asChannel(ch)).onChannelClose(() => fired.push(i)),
+      );
+      expect(ch.listenerCount('close')).toBe(1);
+      offs[3]?.();
+      close(ch);
+      close(ch);
+      expect(fired).toHaveLength(49);
+      expect(fired).not.toContain(3);
+    });
+
+    it('onChannelClose on a closed channel calls the listener on a microtask, unless removed first', async () => {
+      const ch = new RecordingChannel();
+      close(ch);
+      const m = new Message(delivery(Buffer.from('x')), asChannel(ch));
+      let called = 0;
+      m.onChannelClose(() => (called += 1));
+      const off = m.onChannelClose(() => (called += 10));
+      off();
+      expect(called).toBe(0);
+      await Promise.resolve();
+      expect(called).toBe(1);
+    });
+
+    it('a listener that throws is reported as a CallbackError, and the others still run', () => {
+      const ch = new RecordingChannel();
+      const reported: unknown[] = [];
+      reportChannelCloseErrors(asChannel(ch), (err) => reported.push(err));
+      const m = new Message(delivery(Buffer.from('x')), asChannel(ch));
+      const boom = new Error('listener bug');
+      let second = false;
+      m.onChannelClose(() => {
+        throw boom;
+      });
+      m.onChannelClose(() => (second = true));
+      close(ch);
+      expect(second).toBe(true);
+      expect(reported).toHaveLength(1);
+      expect(reported[0]).toBeInstanceOf(CallbackError);
+      expect(reported[0]).toMatchObject({ code: 'CALLBACK_FAILED', cause: boom });
+    });
   });
 });

@@ -1,14 +1,39 @@
+/**
+ * The package's public surface: what a user imports from 'celery-amqp-backend' (the main
+ * entry) and from 'celery-amqp-backend/transport' (the layer under kombu). The export lists
+ * are read from the entry modules' source too, so type-only exports are checked as well.
+ */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as api from '../../src/index.js';
+import * as transport from '../../src/transport/index.js';
 
-// The package's public surface: a user imports these names from 'celery-amqp-backend'.
-describe('public API', () => {
-  it('exports the seed classes and the backends', () => {
+/** Every `export { ... }` / `export type { ... }` clause of a module, name by name. */
+function exportClauses(file: string): Array<{ name: string; exportedAs: string }> {
+  const text = readFileSync(new URL(file, import.meta.url), 'utf8');
+  const out: Array<{ name: string; exportedAs: string }> = [];
+  for (const match of text.matchAll(/export\s+(?:type\s+)?\{([^}]*)\}/g)) {
+    for (const item of match[1]!.split(',')) {
+      const parts = item.trim().split(/\s+as\s+/);
+      if (parts[0] === '') continue;
+      out.push({ name: parts[0]!, exportedAs: parts[1] ?? parts[0]! });
+    }
+  }
+  return out;
+}
+
+const MAIN = exportClauses('../../src/index.ts');
+const TRANSPORT = exportClauses('../../src/transport/index.ts');
+
+describe('main entry point', () => {
+  it('exports the backends, the app, the worker, results, kombu entities and errors', () => {
     for (const name of [
       'Connection',
+      'Channel',
       'Exchange',
       'Queue',
       'NoCacheQueue',
+      'Binding',
       'Producer',
       'Consumer',
       'Message',
@@ -19,14 +44,65 @@ describe('public API', () => {
       'ResultSet',
       'Celery',
       'Worker',
-      'taskTimes',
-      'parseIsoDate',
       'BacklogLimitExceeded',
+      'TaskError',
+      'CeleryAmqpError',
       'TimeoutError',
       'ContentDisallowedError',
       'MessageStateError',
+      'registerSerializer',
+      'registerCompression',
     ]) {
       expect(typeof (api as Record<string, unknown>)[name], name).toBe('function');
+    }
+    expect(api.SUCCESS).toBe('SUCCESS');
+    expect(api.READY_STATES.has(api.FAILURE)).toBe(true);
+  });
+
+  it('exports the option, settings and result types users write down', () => {
+    const names = new Set(MAIN.map((e) => e.exportedAs));
+    for (const name of [
+      'AMQPBackendOptions',
+      'RPCBackendOptions',
+      'CeleryOptions',
+      'CelerySettings',
+      'SendTaskOptions',
+      'WorkerOptions',
+      'TaskHandler',
+      'TaskContext',
+      'TaskMessage',
+      'TaskMeta',
+      'WaitOptions',
+      'GetOptions',
+      'ErrorCode',
+      'State',
+      'FieldTable',
+      'MessageProperties',
+      'TlsOptions',
+    ]) {
+      expect(names.has(name), name).toBe(true);
+    }
+  });
+
+  it('does not export the transport layer or internals', () => {
+    const names = new Set(MAIN.map((e) => e.exportedAs));
+    for (const name of [
+      'Transport',
+      'TransportChannel',
+      'TransportConnection',
+      'Delivery',
+      'MemoryBroker',
+      'resolveBroker',
+      'transportFor',
+      'parseBrokerUrl',
+      'ResultCache',
+      'encodeTaskMessage',
+      'decodeTaskMessage',
+      'taskTimes',
+      'parseIsoDate',
+    ]) {
+      expect(names.has(name), name).toBe(false);
+      expect((api as Record<string, unknown>)[name], name).toBeUndefined();
     }
   });
 
@@ -38,6 +114,52 @@ describe('public API', () => {
       await expect(new api.AsyncResult(id, backend).get({ timeout: 5_000 })).resolves.toEqual({ answer: 42 });
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe('transport entry point', () => {
+  it('exports the Transport interface, the embedded broker and the URL helpers', () => {
+    const names = new Set(TRANSPORT.map((e) => e.exportedAs));
+    for (const name of [
+      'Transport',
+      'TransportChannel',
+      'TransportConnection',
+      'Delivery',
+      'TransportFactory',
+    ]) {
+      expect(names.has(name), name).toBe(true);
+    }
+    for (const name of [
+      'MemoryBroker',
+      'resolveBroker',
+      'transportFor',
+      'parseBrokerUrl',
+      'formatBrokerUrl',
+      'resolveBrokerUrl',
+      'registerTransport',
+    ]) {
+      expect(typeof (transport as Record<string, unknown>)[name], name).toBe('function');
+    }
+    expect(transport.parseBrokerUrl('amqp://u:p@h:5673/v')[0]).toMatchObject({ hostname: 'h', port: 5673 });
+  });
+});
+
+describe('both entry points', () => {
+  it('export every name under its own name, once', () => {
+    for (const [entry, clauses] of [
+      ['src/index.ts', MAIN],
+      ['src/transport/index.ts', TRANSPORT],
+    ] as const) {
+      expect(
+        clauses.filter((e) => e.name !== e.exportedAs).map((e) => `${e.name} as ${e.exportedAs}`),
+        entry,
+      ).toEqual([]);
+      const seen = clauses.map((e) => e.exportedAs);
+      expect(
+        seen.filter((n, i) => seen.indexOf(n) !== i),
+        entry,
+      ).toEqual([]);
     }
   });
 });

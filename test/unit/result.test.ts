@@ -93,8 +93,9 @@ describe('AsyncResult', () => {
       null,
     ]);
     expect(result.meta).toMatchObject({ task_id: tid, status: 'SUCCESS' });
-    // waitFor consumed the message: the broker now says PENDING, the kept meta still says SUCCESS.
-    expect((await backend.getTaskMeta(tid)).status).toBe('PENDING');
+    // waitFor consumed the message, but a ready result is final: the backend's cache has it.
+    expect((await backend.getTaskMeta(tid)).status).toBe('SUCCESS');
+    expect((await backend.getTaskMeta(tid, { cache: false })).status).toBe('PENDING');
     expect(await result.ready()).toBe(true);
     expect(await result.wait()).toEqual({ sum: 5 });
   });
@@ -177,31 +178,39 @@ describe('AsyncResult', () => {
     expect(result.state).toBe('PENDING');
   });
 
-  it('is a thenable: await, Promise.resolve, Promise.all and async returns all give the value', async () => {
+  it('is never a thenable: await, Promise.resolve, Promise.all and async returns keep the handle', async () => {
     const [a, b] = [id(), id()];
     await backend.storeResult(a, 'A', 'SUCCESS');
     await backend.storeResult(b, 'B', 'SUCCESS');
     const ra = new AsyncResult<string>(a, backend);
     const rb = new AsyncResult<string>(b, backend);
-    expect(await ra).toBe('A');
-    expect(await Promise.resolve(ra)).toBe('A');
-    expect(await Promise.all([ra, rb])).toEqual(['A', 'B']);
-    // The documented surprise: returning the handle from an async function waits for it.
-    const handOver = async (): Promise<unknown> => rb;
-    expect(await handOver()).toBe('B');
-    // Wrapping keeps the handle.
-    const wrapped = async (): Promise<{ result: AsyncResult<string> }> => ({ result: rb });
-    expect((await wrapped()).result).toBe(rb);
+    expect('then' in ra).toBe(false);
+    expect(await Promise.resolve(ra)).toBe(ra);
+    expect(await Promise.all([ra, rb])).toEqual([ra, rb]);
+    const handOver = async (): Promise<AsyncResult<string>> => rb;
+    expect(await handOver()).toBe(rb);
+    // The value comes from get(), typed by the handle.
+    const value: string = await ra.get({ timeout: 5000 });
+    expect(value).toBe('A');
+    // ResultSet and GroupResult are handles too.
+    const set = new ResultSet<string>([ra, rb], backend);
+    expect('then' in set).toBe(false);
+    expect(await Promise.resolve(set)).toBe(set);
+    const values: string[] = await set.get({ timeout: 5000 });
+    expect(values).toEqual(['A', 'B']);
   });
 
-  it('a failed task rejects through then/await as well', async () => {
+  it('a failed task rejects get(), and with propagate false the TaskError is the value', async () => {
     const tid = id();
     await backend.storeResult(tid, new RangeError('too big'), 'FAILURE');
-    const caught = await new AsyncResult(tid, backend).then(
-      () => 'resolved',
-      (e: unknown) => e,
-    );
-    expect(caught).toMatchObject({ excType: 'ValueError', excArgs: ['too big'] });
+    const r = new AsyncResult<number>(tid, backend);
+    await expect(r.get({ timeout: 5000 })).rejects.toMatchObject({
+      excType: 'ValueError',
+      excArgs: ['too big'],
+    });
+    const value = await r.get({ propagate: false });
+    expect(value).toBeInstanceOf(TaskError);
+    expect(value).toBe(r.result);
   });
 
   it('forget drops the result on the broker and the kept meta', async () => {

@@ -219,9 +219,10 @@ describe('loads', () => {
     }
   });
 
-  it('refuses pickle whatever the accept list says', () => {
-    const body = Buffer.from([0x80, 0x04, 0x95]);
-    for (const accept of [undefined, ['pickle'], ['application/x-python-serialize']]) {
+  it('refuses pickle unless the accept list names it', () => {
+    // Python: pickle.dumps([1, 'a'], protocol=2)
+    const body = Buffer.from('80025d7100284b015801000000617101652e', 'hex');
+    for (const accept of [undefined, ['json'], ['application/json', 'msgpack']]) {
       const err = (() => {
         try {
           loads(body, 'application/x-python-serialize', 'binary', accept === undefined ? {} : { accept });
@@ -234,6 +235,25 @@ describe('loads', () => {
       expect((err as ContentDisallowedError).code).toBe('CONTENT_DISALLOWED');
       expect((err as Error).message).toMatch(/content of type pickle \(application\/x-python-serialize\)/);
     }
+    for (const accept of [['pickle'], ['application/x-python-serialize'], new Set(['pickle', 'json'])]) {
+      expect(loads(body, 'application/x-python-serialize', 'binary', { accept })).toEqual([1, 'a']);
+    }
+  });
+
+  it("heads refusals and parse errors with the caller's label", () => {
+    const opts = { label: 'task 42' };
+    expect(() => loads(Buffer.from([0x80]), 'application/x-python-serialize', 'binary', opts)).toThrow(
+      /^task 42: Refusing to deserialize disabled content of type pickle/,
+    );
+    expect(() => loads(Buffer.from('{'), 'application/json', 'utf-8', opts)).toThrow(
+      /^task 42: cannot decode application\/json body: /,
+    );
+    expect(() =>
+      loads(Buffer.from([0x80, 0x02]), 'application/x-python-serialize', 'binary', {
+        ...opts,
+        accept: ['pickle'],
+      }),
+    ).toThrow(/^task 42: cannot decode application\/x-python-serialize body: pickle data was truncated/);
   });
 
   it("uses kombu's wording outside the accept list", () => {
@@ -335,6 +355,8 @@ describe('loads', () => {
   });
 });
 
+const BUILTIN_PICKLE = serializerByName('pickle')!;
+
 describe('registry', () => {
   it('prepareAcceptContent maps names to mime types', () => {
     expect(prepareAcceptContent(['json', 'application/x-msgpack', 'yaml', 'pickle'])).toEqual(
@@ -353,7 +375,7 @@ describe('registry', () => {
     expect(contentTypeFor('pickle')).toBe('application/x-python-serialize');
     expect(() => contentTypeFor('nope')).toThrow(ArgumentError);
     expect(serializerByName('yaml')?.contentEncoding).toBe('utf-8');
-    expect(serializerByName('pickle')).toBeUndefined();
+    expect(serializerByName('pickle')?.contentType).toBe('application/x-python-serialize');
   });
 
   it('registers and unregisters a custom serializer', () => {
@@ -400,14 +422,27 @@ describe('registry', () => {
     }
   });
 
-  it('refuses to register pickle or bad definitions', () => {
+  it('lets pickle be registered in place of the built-in reader, still opt-in', () => {
+    const codec = { contentEncoding: 'binary', encode: () => Buffer.from('P'), decode: () => 'custom' };
+    registerSerializer('pickle', { ...codec, contentType: 'application/x-python-serialize' });
+    try {
+      expect(dumps(1, 'pickle').body.toString()).toBe('P');
+      const body = Buffer.from([0x80, 0x02, 0x4b, 0x01, 0x2e]);
+      expect(loads(body, 'application/x-python-serialize', 'binary', { accept: ['pickle'] })).toBe('custom');
+      expect(() => loads(body, 'application/x-python-serialize', 'binary')).toThrow(ContentDisallowedError);
+    } finally {
+      unregisterSerializer('pickle');
+      registerSerializer('pickle', BUILTIN_PICKLE);
+    }
+    expect(
+      loads(Buffer.from([0x80, 0x02, 0x4b, 0x01, 0x2e]), 'application/x-python-serialize', 'binary', {
+        accept: ['pickle'],
+      }),
+    ).toBe(1);
+  });
+
+  it('refuses bad definitions', () => {
     const codec = { contentEncoding: 'binary', encode: () => Buffer.alloc(0), decode: () => null };
-    expect(() =>
-      registerSerializer('p', { ...codec, contentType: 'application/x-python-serialize' }),
-    ).toThrow(ArgumentError);
-    expect(() => registerSerializer('pickle', { ...codec, contentType: 'application/x-p' })).toThrow(
-      ArgumentError,
-    );
     expect(() => registerSerializer('', { ...codec, contentType: 'a/b' })).toThrow(ArgumentError);
     expect(() => registerSerializer('x', { ...codec, contentType: 'nope' })).toThrow(ArgumentError);
   });

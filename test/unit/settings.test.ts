@@ -5,7 +5,7 @@ import type { CelerySettings } from '../../src/celery/settings.js';
 import { ArgumentError } from '../../src/errors.js';
 
 describe('resolveSettings', () => {
-  it('fills in Celery 4.x defaults', () => {
+  it('fills in Celery 4.x defaults, except a bounded result cache', () => {
     expect(resolveSettings()).toEqual({
       exchange: 'celeryresults',
       exchangeType: 'direct',
@@ -13,7 +13,7 @@ describe('resolveSettings', () => {
       expiresMs: 86_400_000,
       serializer: 'json',
       accept: ['json'],
-      cacheMax: -1,
+      cacheMax: 10_000,
       compression: null,
     });
     expect(resolveSettings({})).toEqual(DEFAULT_SETTINGS);
@@ -110,7 +110,7 @@ describe('resolveSettings', () => {
       { accept_content: 42 as unknown as string[] },
       { result_cache_max: -2 },
       { result_cache_max: 1.5 },
-      { result_compression: 'bzip2' },
+      { result_compression: 'snappy' },
     ];
     for (const input of bad) {
       expect(() => resolveSettings(input), JSON.stringify(input)).toThrow(ArgumentError);

@@ -39,7 +39,7 @@ describe('states', () => {
     expect(ALL_STATES.size).toBe(9);
   });
 
-  it('has the WIRE.md §5 sets', () => {
+  it('has the docs/wire.md §5 sets', () => {
     expect([...READY_STATES].sort()).toEqual(['FAILURE', 'REVOKED', 'SUCCESS']);
     expect([...UNREADY_STATES].sort()).toEqual(['PENDING', 'RECEIVED', 'REJECTED', 'RETRY', 'STARTED']);
     expect([...EXCEPTION_STATES].sort()).toEqual(['FAILURE', 'RETRY', 'REVOKED']);

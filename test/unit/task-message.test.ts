@@ -56,13 +56,13 @@ describe('encodeTaskMessage', () => {
     expect(m.properties).toEqual({ correlationId: 'abc', replyTo: 'reply-q' });
   });
 
-  it('converts countdown/expires/time limits to Celery units and forms', () => {
+  it('takes countdown/expires/time limits in seconds, as apply_async, and writes Celery forms', () => {
     const m = encodeTaskMessage({
       task: 't',
-      countdown: 5000,
-      expires: 60_000,
-      timeLimit: 10_000,
-      softTimeLimit: 5000,
+      countdown: 5,
+      expires: 60,
+      timeLimit: 10,
+      softTimeLimit: 5,
       kwargs: { a: 'x' },
       now: NOW,
     });
@@ -150,7 +150,7 @@ describe('decodeTaskMessage', () => {
 
 describe('taskTimes / parseIsoDate', () => {
   it('reads back the eta and expires encodeTaskMessage writes, to the microsecond', () => {
-    const m = encodeTaskMessage({ task: 't', countdown: 1500, expires: 60_000, now: NOW });
+    const m = encodeTaskMessage({ task: 't', countdown: 1.5, expires: 60, now: NOW });
     expect(taskTimes({ headers: m.headers })).toEqual({ eta: NOW + 1500, expires: NOW + 60_000 });
     expect(taskTimes({ headers: { eta: null, expires: null } })).toEqual({ eta: null, expires: null });
     expect(parseIsoDate('1970-01-01T00:00:01.000500+00:00')).toBe(1000.5);

@@ -7,23 +7,12 @@
 import { EventEmitter } from 'node:events';
 import type { Channel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../errors.js';
-import type {
-  ConsumeOptions,
-  Delivery,
-  ExchangeDeclareOptions,
-  ExchangeType,
-  FieldTable,
-  MessageProperties,
-  PublishOptions,
-  QueueDeclareOk,
-  QueueDeclareOptions,
-  TransportChannel,
-  TransportChannelEvents,
-} from '../types.js';
+// The transport types: one parameter object per AMQP method (AMQP.QueueBindParams, ...).
+import type * as AMQP from '../types.js';
 import { toDelivery, toPublishOptions, toReturned, typeTable } from './amqp-codec.js';
 import { fromAmqplibClose, fromAmqplibFailure } from './amqp-errors.js';
-import { M, closeUntilClosed } from './amqp-methods.js';
-import type { AmqplibChannelInternals } from './amqp-methods.js';
+import { M, amqplibInternals, closeUntilClosed, replyNumber, replyString } from './amqplib-internals.js';
+import type { AmqplibChannelInternals } from './amqplib-internals.js';
 
 /**
  * The connection side a channel needs: why the connection went away, if it did.
@@ -84,18 +73,20 @@ interface Op {
  * @example
  * ```ts
  * const ch = await connection.createChannel();
- * void ch.declareQueue(q, { durable: true, autoDelete: true, nowait: true });
- * void ch.bindQueue(q, 'celeryresults', q, {}, { nowait: true });
- * await ch.publish('celeryresults', q, body, { contentType: 'application/json' });
+ * void ch.declareQueue({ queue: q, durable: true, autoDelete: true, nowait: true });
+ * void ch.bindQueue({ queue: q, exchange: 'celeryresults', routingKey: q, nowait: true });
+ * await ch.publish({ exchange: 'celeryresults', routingKey: q, body, properties: { contentType: 'application/json' } });
  * ```
  */
-export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements TransportChannel {
+export class AmqpChannel extends EventEmitter<AMQP.TransportChannelEvents> implements AMQP.TransportChannel {
   /** Channel number (diagnostics). */
   readonly id: number;
   /** True when opened with `confirm: true`. */
   readonly confirm: boolean;
 
   readonly #ch: Channel;
+  /** The same channel when in confirm mode (its publish takes a confirm callback). */
+  readonly #confirming: ConfirmChannel | undefined;
   readonly #raw: AmqplibChannelInternals;
   readonly #host: ChannelHost;
   readonly #queue: Op[] = [];
@@ -108,22 +99,27 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #paused = false;
   readonly #held: Array<() => void> = [];
   /** amqplib callbacks by delivery handler (see #callbackFor). */
-  readonly #callbacks = new WeakMap<(delivery: Delivery) => void, (message: ConsumeMessage | null) => void>();
+  readonly #callbacks = new WeakMap<
+    (delivery: AMQP.Delivery) => void,
+    (message: ConsumeMessage | null) => void
+  >();
 
   /**
    * Wraps an open amqplib channel. Called by AmqpConnection, not by users.
    *
-   * @param channel - An open amqplib Channel or ConfirmChannel.
+   * @param channel - An open amqplib Channel.
    * @param host - The owning connection, consulted for the reason of a connection loss.
-   * @param confirm - Whether `channel` is a ConfirmChannel.
+   * @param confirming - The same channel as a ConfirmChannel, when opened in confirm mode.
+   * @throws CeleryAmqpError (UNSUPPORTED) when amqplib lacks the internals this class uses.
    */
-  constructor(channel: Channel, host: ChannelHost, confirm: boolean) {
+  constructor(channel: Channel, host: ChannelHost, confirming?: ConfirmChannel) {
     super();
     this.#ch = channel;
-    this.#raw = channel as unknown as AmqplibChannelInternals;
+    this.#confirming = confirming;
+    this.#raw = amqplibInternals(channel);
     this.#host = host;
-    this.confirm = confirm;
-    this.id = (channel as unknown as { ch?: number }).ch ?? 0;
+    this.confirm = confirming !== undefined;
+    this.id = this.#raw.ch;
 
     // amqplib emits 'error' (with the broker's reply code) before 'close'; without a
     // listener it would be an uncaught 'error' event.
@@ -244,8 +240,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     });
   }
 
-  /** A method RPC by id with exactly these fields. */
-  #method(method: number, fields: object, expect: number): Promise<Record<string, unknown>> {
+  /** A method RPC by id with exactly these fields; resolves with the reply's fields. */
+  #method(method: number, fields: object, expect: number): Promise<unknown> {
     return this.#rpc(() => this.#raw.rpc(method, fields, expect));
   }
 
@@ -267,41 +263,35 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     });
   }
 
-  /** An RPC, or with `nowait` the same method written with the nowait bit and no reply. */
-  #maybeNowait(
-    method: number,
-    fields: Record<string, unknown>,
-    expect: number,
-    nowait: boolean,
-  ): Promise<void> {
-    if (nowait) return this.#send(method, { ...fields, nowait: true });
-    return this.#method(method, { ...fields, nowait: false }, expect).then(() => undefined);
+  /**
+   * One AMQP method: an RPC resolving with the reply's fields, or with `nowait` the same
+   * method written with the nowait bit, resolving (with null) once written. Every declare,
+   * bind, unbind and delete of this channel goes through here.
+   */
+  #call(method: number, expect: number, fields: object, nowait = false): Promise<unknown> {
+    if (nowait) return this.#send(method, { ...fields, nowait: true }).then(() => null);
+    return this.#method(method, { ...fields, nowait: false }, expect);
   }
 
   /**
    * exchange.declare. Integer arguments go out as signed 32-bit when they fit.
    *
-   * @defaultValue durable true, autoDelete false, internal false, passive false, nowait false.
    * @example
    * ```ts
-   * await ch.declareExchange('celeryresults', 'direct', { durable: true });
+   * await ch.declareExchange({ exchange: 'celeryresults', type: 'direct', durable: true });
    * ```
    */
-  declareExchange(
-    name: string,
-    type: ExchangeType | string,
-    options: ExchangeDeclareOptions = {},
-  ): Promise<void> {
+  async declareExchange(params: AMQP.ExchangeDeclareParams): Promise<void> {
     const fields = {
-      exchange: name,
-      type,
-      passive: options.passive ?? false,
-      durable: options.durable ?? true,
-      autoDelete: options.autoDelete ?? false,
-      internal: options.internal ?? false,
-      arguments: typeTable(options.arguments),
+      exchange: params.exchange,
+      type: params.type,
+      passive: params.passive ?? false,
+      durable: params.durable ?? true,
+      autoDelete: params.autoDelete ?? false,
+      internal: params.internal ?? false,
+      arguments: typeTable(params.arguments),
     };
-    return this.#maybeNowait(M.ExchangeDeclare, fields, M.ExchangeDeclareOk, options.nowait ?? false);
+    await this.#call(M.ExchangeDeclare, M.ExchangeDeclareOk, fields, params.nowait);
   }
 
   /**
@@ -309,12 +299,12 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.deleteExchange('x', { ifUnused: true });
+   * await ch.deleteExchange({ exchange: 'x', ifUnused: true });
    * ```
    */
-  deleteExchange(name: string, options: { ifUnused?: boolean; nowait?: boolean } = {}): Promise<void> {
-    const fields = { exchange: name, ifUnused: options.ifUnused ?? false };
-    return this.#maybeNowait(M.ExchangeDelete, fields, M.ExchangeDeleteOk, options.nowait ?? false);
+  async deleteExchange(params: AMQP.ExchangeDeleteParams): Promise<void> {
+    const fields = { exchange: params.exchange, ifUnused: params.ifUnused ?? false };
+    await this.#call(M.ExchangeDelete, M.ExchangeDeleteOk, fields, params.nowait);
   }
 
   /**
@@ -322,18 +312,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.bindExchange('dest', 'src', 'key');
+   * await ch.bindExchange({ destination: 'dest', source: 'src', routingKey: 'key' });
    * ```
    */
-  bindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args?: FieldTable,
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    const fields = { destination, source, routingKey, arguments: typeTable(args) };
-    return this.#maybeNowait(M.ExchangeBind, fields, M.ExchangeBindOk, options.nowait ?? false);
+  async bindExchange(params: AMQP.ExchangeBindParams): Promise<void> {
+    await this.#call(M.ExchangeBind, M.ExchangeBindOk, bindingFields(params), params.nowait);
   }
 
   /**
@@ -341,47 +324,36 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.unbindExchange('dest', 'src', 'key');
+   * await ch.unbindExchange({ destination: 'dest', source: 'src', routingKey: 'key' });
    * ```
    */
-  unbindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args?: FieldTable,
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    const fields = { destination, source, routingKey, arguments: typeTable(args) };
-    return this.#maybeNowait(M.ExchangeUnbind, fields, M.ExchangeUnbindOk, options.nowait ?? false);
+  async unbindExchange(params: AMQP.ExchangeUnbindParams): Promise<void> {
+    await this.#call(M.ExchangeUnbind, M.ExchangeUnbindOk, bindingFields(params), params.nowait);
   }
 
   /**
    * queue.declare. Resolves with the declare-ok, or `null` with `nowait`.
    *
-   * @defaultValue durable, exclusive, autoDelete, passive and nowait all false.
    * @example
    * ```ts
-   * await ch.declareQueue(id, { durable: true, autoDelete: true, arguments: { 'x-expires': 86400000 } });
+   * await ch.declareQueue({ queue: id, durable: true, autoDelete: true, arguments: { 'x-expires': 86400000 } });
    * ```
    */
-  async declareQueue(name: string, options: QueueDeclareOptions = {}): Promise<QueueDeclareOk | null> {
+  async declareQueue(params: AMQP.QueueDeclareParams): Promise<AMQP.QueueDeclareOk | null> {
     const fields = {
-      queue: name,
-      passive: options.passive ?? false,
-      durable: options.durable ?? false,
-      exclusive: options.exclusive ?? false,
-      autoDelete: options.autoDelete ?? false,
-      arguments: typeTable(options.arguments),
+      queue: params.queue,
+      passive: params.passive ?? false,
+      durable: params.durable ?? false,
+      exclusive: params.exclusive ?? false,
+      autoDelete: params.autoDelete ?? false,
+      arguments: typeTable(params.arguments),
     };
-    if (options.nowait === true) {
-      await this.#send(M.QueueDeclare, { ...fields, nowait: true });
-      return null;
-    }
-    const ok = await this.#method(M.QueueDeclare, { ...fields, nowait: false }, M.QueueDeclareOk);
+    const ok = await this.#call(M.QueueDeclare, M.QueueDeclareOk, fields, params.nowait);
+    if (ok === null) return null;
     return {
-      queue: ok['queue'] as string,
-      messageCount: ok['messageCount'] as number,
-      consumerCount: ok['consumerCount'] as number,
+      queue: replyString(ok, 'queue'),
+      messageCount: replyNumber(ok, 'messageCount'),
+      consumerCount: replyNumber(ok, 'consumerCount'),
     };
   }
 
@@ -390,18 +362,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.bindQueue(q, 'celeryresults', q, {}, { nowait: true });
+   * await ch.bindQueue({ queue: q, exchange: 'celeryresults', routingKey: q, nowait: true });
    * ```
    */
-  bindQueue(
-    queue: string,
-    exchange: string,
-    routingKey: string,
-    args?: FieldTable,
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    const fields = { queue, exchange, routingKey, arguments: typeTable(args) };
-    return this.#maybeNowait(M.QueueBind, fields, M.QueueBindOk, options.nowait ?? false);
+  async bindQueue(params: AMQP.QueueBindParams): Promise<void> {
+    await this.#call(M.QueueBind, M.QueueBindOk, bindingFields(params), params.nowait);
   }
 
   /**
@@ -409,15 +374,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.unbindQueue(q, 'celeryresults', q);
+   * await ch.unbindQueue({ queue: q, exchange: 'celeryresults', routingKey: q });
    * ```
    */
-  async unbindQueue(queue: string, exchange: string, routingKey: string, args?: FieldTable): Promise<void> {
-    await this.#method(
-      M.QueueUnbind,
-      { queue, exchange, routingKey, arguments: typeTable(args) },
-      M.QueueUnbindOk,
-    );
+  async unbindQueue(params: AMQP.QueueUnbindParams): Promise<void> {
+    await this.#call(M.QueueUnbind, M.QueueUnbindOk, bindingFields(params));
   }
 
   /**
@@ -425,12 +386,12 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * const n = await ch.purgeQueue(q);
+   * const n = await ch.purgeQueue({ queue: q });
    * ```
    */
-  async purgeQueue(queue: string): Promise<number> {
-    const ok = await this.#method(M.QueuePurge, { queue, nowait: false }, M.QueuePurgeOk);
-    return ok['messageCount'] as number;
+  async purgeQueue(params: AMQP.QueuePurgeParams): Promise<number> {
+    const ok = await this.#call(M.QueuePurge, M.QueuePurgeOk, { queue: params.queue });
+    return replyNumber(ok, 'messageCount');
   }
 
   /**
@@ -438,18 +399,17 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.deleteQueue(q, { ifEmpty: true });
+   * await ch.deleteQueue({ queue: q, ifEmpty: true });
    * ```
    */
-  async deleteQueue(queue: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<number> {
+  async deleteQueue(params: AMQP.QueueDeleteParams): Promise<number> {
     const fields = {
-      queue,
-      ifUnused: options.ifUnused ?? false,
-      ifEmpty: options.ifEmpty ?? false,
-      nowait: false,
+      queue: params.queue,
+      ifUnused: params.ifUnused ?? false,
+      ifEmpty: params.ifEmpty ?? false,
     };
-    const ok = await this.#method(M.QueueDelete, fields, M.QueueDeleteOk);
-    return ok['messageCount'] as number;
+    const ok = await this.#call(M.QueueDelete, M.QueueDeleteOk, fields);
+    return replyNumber(ok, 'messageCount');
   }
 
   /**
@@ -459,16 +419,10 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.publish('', q, Buffer.from('{}'), { contentType: 'application/json' }, { mandatory: true });
+   * await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('{}'), mandatory: true });
    * ```
    */
-  publish(
-    exchange: string,
-    routingKey: string,
-    body: Buffer,
-    properties: MessageProperties,
-    options: PublishOptions = {},
-  ): Promise<void> {
+  publish(params: AMQP.BasicPublishParams): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#enqueue({
         kind: 'publish',
@@ -476,20 +430,16 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
         run: () => {
           let written: boolean;
           try {
-            const amqpOptions = toPublishOptions(properties, options.mandatory ?? false);
-            if (this.confirm) {
-              written = (this.#ch as ConfirmChannel).publish(
-                exchange,
-                routingKey,
-                body,
-                amqpOptions,
-                (err) => {
-                  if (err === null || err === undefined) resolve();
-                  else this.#confirmFailed(err, reject);
-                },
-              );
+            const { exchange, routingKey, body } = params;
+            const options = toPublishOptions(params.properties ?? {}, params.mandatory ?? false);
+            const confirming = this.#confirming;
+            if (confirming !== undefined) {
+              written = confirming.publish(exchange, routingKey, body, options, (err) => {
+                if (err === null || err === undefined) resolve();
+                else this.#confirmFailed(err, reject);
+              });
             } else {
-              written = this.#ch.publish(exchange, routingKey, body, amqpOptions);
+              written = this.#ch.publish(exchange, routingKey, body, options);
               resolve();
             }
           } catch (err) {
@@ -517,12 +467,12 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * const delivery = await ch.get(q);
-   * if (delivery) ch.ack(delivery.fields.deliveryTag);
+   * const delivery = await ch.get({ queue: q });
+   * if (delivery) ch.ack({ deliveryTag: delivery.fields.deliveryTag });
    * ```
    */
-  async get(queue: string, options: { noAck?: boolean } = {}): Promise<Delivery | null> {
-    const message = await this.#rpc(() => this.#ch.get(queue, { noAck: options.noAck ?? false }));
+  async get(params: AMQP.BasicGetParams): Promise<AMQP.Delivery | null> {
+    const message = await this.#rpc(() => this.#ch.get(params.queue, { noAck: params.noAck ?? false }));
     return message === false ? null : toDelivery(message);
   }
 
@@ -532,22 +482,21 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * const tag = await ch.consume(q, (d) => ch.ack(d.fields.deliveryTag));
+   * const tag = await ch.consume({ queue: q }, (d) => ch.ack({ deliveryTag: d.fields.deliveryTag }));
    * ```
    */
   async consume(
-    queue: string,
-    onDelivery: (delivery: Delivery) => void,
-    options: ConsumeOptions = {},
+    params: AMQP.BasicConsumeParams,
+    onDelivery: (delivery: AMQP.Delivery) => void,
   ): Promise<string> {
     const onMessage = this.#callbackFor(onDelivery);
-    const consumeOptions = {
-      noAck: options.noAck ?? false,
-      exclusive: options.exclusive ?? false,
-      arguments: typeTable(options.arguments),
-      ...(options.consumerTag === undefined ? {} : { consumerTag: options.consumerTag }),
+    const options = {
+      noAck: params.noAck ?? false,
+      exclusive: params.exclusive ?? false,
+      arguments: typeTable(params.arguments),
+      ...(params.consumerTag === undefined ? {} : { consumerTag: params.consumerTag }),
     };
-    const ok = await this.#rpc(() => this.#ch.consume(queue, onMessage, consumeOptions));
+    const ok = await this.#rpc(() => this.#ch.consume(params.queue, onMessage, options));
     return ok.consumerTag;
   }
 
@@ -555,7 +504,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * amqplib's callback for a delivery handler: one per handler, shared by every consumer
    * that uses it (getMany's 100,000 consumers hold one closure, not 100,000).
    */
-  #callbackFor(onDelivery: (delivery: Delivery) => void): (message: ConsumeMessage | null) => void {
+  #callbackFor(onDelivery: (delivery: AMQP.Delivery) => void): (message: ConsumeMessage | null) => void {
     let onMessage = this.#callbacks.get(onDelivery);
     if (onMessage === undefined) {
       onMessage = (message: ConsumeMessage | null): void => {
@@ -575,11 +524,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.cancel(tag);
+   * await ch.cancel({ consumerTag: tag });
    * ```
    */
-  async cancel(consumerTag: string): Promise<void> {
-    await this.#rpc(() => this.#ch.cancel(consumerTag));
+  async cancel(params: AMQP.BasicCancelParams): Promise<void> {
+    await this.#rpc(() => this.#ch.cancel(params.consumerTag));
   }
 
   /** Queues a fire-and-forget frame (ack/reject); throws when the channel is closed. */
@@ -595,11 +544,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * @throws ChannelError `CHANNEL_CLOSED` (or the close reason) when the channel is closed.
    * @example
    * ```ts
-   * ch.ack(delivery.fields.deliveryTag);
+   * ch.ack({ deliveryTag: delivery.fields.deliveryTag });
    * ```
    */
-  ack(deliveryTag: number, multiple = false): void {
-    this.#sendSync(M.BasicAck, { deliveryTag, multiple });
+  ack(params: AMQP.BasicAckParams): void {
+    this.#sendSync(M.BasicAck, { deliveryTag: params.deliveryTag, multiple: params.multiple ?? false });
   }
 
   /**
@@ -608,11 +557,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    * @throws ChannelError `CHANNEL_CLOSED` (or the close reason) when the channel is closed.
    * @example
    * ```ts
-   * ch.reject(delivery.fields.deliveryTag, true);
+   * ch.reject({ deliveryTag: delivery.fields.deliveryTag, requeue: true });
    * ```
    */
-  reject(deliveryTag: number, requeue: boolean): void {
-    this.#sendSync(M.BasicReject, { deliveryTag, requeue });
+  reject(params: AMQP.BasicRejectParams): void {
+    this.#sendSync(M.BasicReject, { deliveryTag: params.deliveryTag, requeue: params.requeue });
   }
 
   /**
@@ -620,11 +569,16 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.qos(0, 10);
+   * await ch.qos({ prefetchCount: 10 });
    * ```
    */
-  async qos(prefetchSize: number, prefetchCount: number, global = false): Promise<void> {
-    await this.#method(M.BasicQos, { prefetchSize, prefetchCount, global }, M.BasicQosOk);
+  async qos(params: AMQP.BasicQosParams): Promise<void> {
+    const fields = {
+      prefetchSize: params.prefetchSize ?? 0,
+      prefetchCount: params.prefetchCount ?? 0,
+      global: params.global ?? false,
+    };
+    await this.#method(M.BasicQos, fields, M.BasicQosOk);
   }
 
   /**
@@ -632,11 +586,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.recover(true);
+   * await ch.recover({ requeue: true });
    * ```
    */
-  async recover(requeue: boolean): Promise<void> {
-    await this.#method(M.BasicRecover, { requeue }, M.BasicRecoverOk);
+  async recover(params: AMQP.BasicRecoverParams): Promise<void> {
+    await this.#method(M.BasicRecover, { requeue: params.requeue ?? false }, M.BasicRecoverOk);
   }
 
   /**
@@ -645,10 +599,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
    *
    * @example
    * ```ts
-   * await ch.flow(false); // ... await ch.flow(true);
+   * await ch.flow({ active: false }); // ... await ch.flow({ active: true });
    * ```
    */
-  flow(active: boolean): Promise<void> {
+  flow(params: AMQP.ChannelFlowParams): Promise<void> {
+    const active = params.active;
     return new Promise<void>((resolve, reject) => {
       this.#enqueue({
         kind: 'send',
@@ -686,4 +641,14 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       if (!this.#closed) throw err;
     }
   }
+}
+
+/**
+ * The fields of queue.bind/unbind or exchange.bind/unbind: the params carry the AMQP field
+ * names already; the routing key defaults to '' and arguments are typed as py-amqp types
+ * them. (`nowait` is set by the caller's method call.)
+ */
+function bindingFields(params: AMQP.QueueUnbindParams | AMQP.ExchangeUnbindParams): object {
+  const { routingKey = '', arguments: args, ...ends } = params;
+  return { ...ends, routingKey, arguments: typeTable(args) };
 }

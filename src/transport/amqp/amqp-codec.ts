@@ -42,7 +42,7 @@ function typeValue(value: unknown): unknown {
       // py-amqp sends datetime as a 'T' timestamp in seconds.
       if (value instanceof Date) return { '!': 'timestamp', value: Math.floor(value.getTime() / 1000) };
       if (isTypedValue(value)) return value;
-      return typeTable(value as FieldTable);
+      return typeEntries(value);
     default:
       return value;
   }
@@ -62,8 +62,12 @@ function typeValue(value: unknown): unknown {
  * ```
  */
 export function typeTable(table: FieldTable | undefined): FieldTable {
+  return table === undefined ? {} : typeEntries(table);
+}
+
+/** The typed copy of any object's own entries (a nested table). */
+function typeEntries(table: object): FieldTable {
   const out: FieldTable = {};
-  if (table === undefined) return out;
   for (const [key, value] of Object.entries(table)) {
     if (value !== undefined) out[key] = typeValue(value);
   }
@@ -71,42 +75,12 @@ export function typeTable(table: FieldTable | undefined): FieldTable {
 }
 
 /** The amqplib publish options for our properties plus the mandatory flag. */
-export interface AmqplibPublishOptions {
-  mandatory: boolean;
-  contentType?: string;
-  contentEncoding?: string;
-  headers: FieldTable;
-  deliveryMode?: number;
-  priority?: number;
-  correlationId?: string;
-  replyTo?: string;
-  expiration?: string;
-  messageId?: string;
-  timestamp?: number;
-  type?: string;
-  userId?: string;
-  appId?: string;
-}
-
-/** Property names shared, unchanged, by both sides. `headers` is handled separately. */
-const PROPERTY_KEYS = [
-  'contentType',
-  'contentEncoding',
-  'deliveryMode',
-  'priority',
-  'correlationId',
-  'replyTo',
-  'expiration',
-  'messageId',
-  'timestamp',
-  'type',
-  'userId',
-  'appId',
-] as const satisfies ReadonlyArray<keyof MessageProperties>;
+export type AmqplibPublishOptions = MessageProperties & { mandatory: boolean; headers: FieldTable };
 
 /**
  * amqplib publish options for a message. Headers are always sent (an empty table when
- * unset), as kombu does; unset properties are left out of the property flags.
+ * unset), as kombu does; unset properties stay out of the property flags (amqplib skips
+ * undefined ones).
  *
  * @param properties - The message's properties.
  * @param mandatory - basic.publish's mandatory flag.
@@ -116,18 +90,13 @@ const PROPERTY_KEYS = [
  * ```
  */
 export function toPublishOptions(properties: MessageProperties, mandatory: boolean): AmqplibPublishOptions {
-  const out: AmqplibPublishOptions = { mandatory, headers: typeTable(properties.headers) };
-  const src = properties as Record<string, unknown>;
-  const dst = out as unknown as Record<string, unknown>;
-  for (const key of PROPERTY_KEYS) {
-    if (src[key] !== undefined) dst[key] = src[key];
-  }
-  return out;
+  return { ...properties, mandatory, headers: typeTable(properties.headers) };
 }
 
 /**
  * Our {@link MessageProperties} from amqplib's, which lists every property with `undefined`
  * for the unset ones: those are omitted, and amqplib's `clusterId` (deprecated) is dropped.
+ * Written out field by field: this runs for every delivery.
  *
  * @example
  * ```ts
@@ -135,14 +104,22 @@ export function toPublishOptions(properties: MessageProperties, mandatory: boole
  * ```
  */
 export function fromAmqplibProperties(properties: Message['properties']): MessageProperties {
-  const out: Record<string, unknown> = {};
-  const src = properties as unknown as Record<string, unknown>;
-  for (const key of PROPERTY_KEYS) {
-    const value = src[key];
-    if (value !== undefined && value !== null) out[key] = value;
-  }
-  if (properties.headers !== undefined && properties.headers !== null) out['headers'] = properties.headers;
-  return out as MessageProperties;
+  const p = properties;
+  const out: MessageProperties = {};
+  if (p.contentType != null) out.contentType = p.contentType;
+  if (p.contentEncoding != null) out.contentEncoding = p.contentEncoding;
+  if (p.headers != null) out.headers = p.headers;
+  if (p.deliveryMode != null) out.deliveryMode = p.deliveryMode;
+  if (p.priority != null) out.priority = p.priority;
+  if (p.correlationId != null) out.correlationId = p.correlationId;
+  if (p.replyTo != null) out.replyTo = p.replyTo;
+  if (p.expiration != null) out.expiration = p.expiration;
+  if (p.messageId != null) out.messageId = p.messageId;
+  if (p.timestamp != null) out.timestamp = p.timestamp;
+  if (p.type != null) out.type = p.type;
+  if (p.userId != null) out.userId = p.userId;
+  if (p.appId != null) out.appId = p.appId;
+  return out;
 }
 
 /**
@@ -175,17 +152,15 @@ export function toDelivery(message: Message): Delivery {
  * ```
  */
 export function toReturned(message: Message): ReturnedMessage {
-  const f = message.fields as unknown as {
-    replyCode: number;
-    replyText: string;
-    exchange: string;
-    routingKey: string;
-  };
+  // basic.return's fields, which amqplib's types do not declare.
+  const f = message.fields;
+  const replyCode: unknown = Reflect.get(f, 'replyCode');
+  const replyText: unknown = Reflect.get(f, 'replyText');
   return {
     body: message.content,
     properties: fromAmqplibProperties(message.properties),
-    replyCode: f.replyCode,
-    replyText: f.replyText,
+    replyCode: typeof replyCode === 'number' ? replyCode : 0,
+    replyText: typeof replyText === 'string' ? replyText : '',
     exchange: f.exchange,
     routingKey: f.routingKey,
   };

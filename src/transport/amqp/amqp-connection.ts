@@ -9,7 +9,7 @@ import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../error
 import type { ChannelOptions, TransportConnection, TransportConnectionEvents } from '../types.js';
 import { AmqpChannel, type ChannelHost } from './amqp-channel.js';
 import { fromConnectionLoss } from './amqp-errors.js';
-import { closeUntilClosed } from './amqp-methods.js';
+import { closeUntilClosed } from './amqplib-internals.js';
 
 /**
  * A {@link TransportConnection} over an amqplib ChannelModel. Created by
@@ -95,8 +95,9 @@ export class AmqpConnection
     const confirm = options.confirm ?? false;
     if (this.closed) throw this.#closedError();
     try {
-      const channel = confirm ? await this.#model.createConfirmChannel() : await this.#model.createChannel();
-      return new AmqpChannel(channel, this, confirm);
+      if (!confirm) return new AmqpChannel(await this.#model.createChannel(), this);
+      const channel = await this.#model.createConfirmChannel();
+      return new AmqpChannel(channel, this, channel);
     } catch (err) {
       if (this.closed) throw this.#closedError();
       throw new ChannelError(`cannot open a channel on ${this.displayUrl}: ${String(err)}`, { cause: err });

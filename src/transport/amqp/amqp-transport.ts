@@ -68,7 +68,7 @@ function connectTimeoutMs(address: BrokerAddress, options: ConnectOptions): numb
  */
 export class AmqpTransport implements Transport {
   /** Always `'amqp'` (serves both `amqp` and `amqps` addresses). */
-  readonly name = 'amqp' as const;
+  readonly name: string = 'amqp';
 
   /**
    * Opens a connection to one address.
@@ -154,6 +154,16 @@ export class AmqpTransport implements Transport {
     });
   }
 }
+
+/**
+ * The one instance the registry hands out for `amqp://` and `amqps://` (it keeps no state).
+ *
+ * @example
+ * ```ts
+ * const conn = await amqpTransport.connect(parseBrokerUrl('amqp://localhost//')[0]!);
+ * ```
+ */
+export const amqpTransport = new AmqpTransport();
 
 function rethrowTyped(displayUrl: string): (err: unknown) => never {
   return (err) => {

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { fromReply } from '../../errors.js';
-import type { ConnectionError } from '../../errors.js';
+import { ConnectionError } from '../../errors.js';
 import type { ExchangeType, FieldTable } from '../types.js';
 import type { MemoryQueue } from './memory-queue.js';
 import { VirtualHost } from './virtual-host.js';
@@ -101,7 +100,7 @@ export class MemoryBroker {
   }
 
   /** @internal Registers a new connection and returns its id. */
-  attach(factory: (id: number) => BrokerConnection): BrokerConnection {
+  attach<C extends BrokerConnection>(factory: (id: number) => C): C {
     const id = this.nextConnectionId++;
     const connection = factory(id);
     this.connections.set(id, connection);
@@ -131,7 +130,9 @@ export class MemoryBroker {
    */
   disconnectAll(reason = "broker forced connection closure with reason 'shutdown'"): void {
     for (const connection of [...this.connections.values()]) {
-      connection.forceClose(fromReply(320, `CONNECTION_FORCED - ${reason}`) as ConnectionError);
+      connection.forceClose(
+        new ConnectionError(`320 CONNECTION_FORCED - ${reason}`, { code: 'CONNECTION_FORCED' }),
+      );
     }
   }
 

@@ -23,20 +23,19 @@ export interface MemoryBinding {
   readonly words: readonly string[];
 }
 
+const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(['direct', 'topic', 'fanout', 'headers']);
+
 /**
- * The exchange types the embedded broker routes.
+ * True for the exchange types the embedded broker routes.
  *
  * @example
  * ```ts
- * EXCHANGE_TYPES.has('topic'); // true
+ * isExchangeType('topic'); // true
  * ```
  */
-export const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>([
-  'direct',
-  'topic',
-  'fanout',
-  'headers',
-]);
+export function isExchangeType(type: string): type is ExchangeType {
+  return EXCHANGE_TYPES.has(type);
+}
 
 /**
  * A stable string form of a field table: keys sorted, Buffers as hex, so equal tables
@@ -52,7 +51,8 @@ export function canonicalTable(table: FieldTable | undefined): string {
     if (Buffer.isBuffer(value)) return { $buffer: value.toString('hex') };
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       const sorted: Record<string, unknown> = {};
-      for (const k of Object.keys(value).sort()) sorted[k] = (value as Record<string, unknown>)[k];
+      const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      for (const [k, v] of entries) sorted[k] = v;
       return sorted;
     }
     if (typeof value === 'bigint') return { $bigint: value.toString() };

@@ -7,20 +7,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { ChannelError, ConnectionError } from '../../errors.js';
-import type {
-  ChannelOptions,
-  ConsumeOptions,
-  Delivery,
-  ExchangeDeclareOptions,
-  ExchangeType,
-  FieldTable,
-  MessageProperties,
-  PublishOptions,
-  QueueDeclareOk,
-  QueueDeclareOptions,
-  TransportChannel,
-  TransportChannelEvents,
-} from '../types.js';
+// The transport types: one parameter object per AMQP method (AMQP.QueueBindParams, ...).
+import type * as AMQP from '../types.js';
 import type { MemoryQueue, QueueConsumer, StoredMessage } from './memory-queue.js';
 import { PrefetchCounter } from './qos.js';
 import type { VirtualHost } from './virtual-host.js';
@@ -54,7 +42,7 @@ class ChannelConsumer implements QueueConsumer {
     readonly tag: string,
     readonly noAck: boolean,
     readonly exclusive: boolean,
-    readonly onDelivery: (delivery: Delivery) => void,
+    readonly onDelivery: (delivery: AMQP.Delivery) => void,
     prefetch: number,
   ) {
     this.counter = new PrefetchCounter(prefetch);
@@ -77,10 +65,24 @@ class ChannelConsumer implements QueueConsumer {
   }
 }
 
-function copyProperties(properties: MessageProperties): MessageProperties {
+function copyProperties(properties: AMQP.MessageProperties): AMQP.MessageProperties {
   const copy = { ...properties };
   if (properties.headers !== undefined) copy.headers = { ...properties.headers };
   return copy;
+}
+
+/** A delivery of a stored message, with its own bytes (the stored body may be requeued or fanned out). */
+function deliveryOf(message: StoredMessage, deliveryTag: number): AMQP.Delivery {
+  return {
+    body: Buffer.from(message.body),
+    properties: copyProperties(message.properties),
+    fields: {
+      deliveryTag,
+      redelivered: message.redelivered,
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+    },
+  };
 }
 
 /**
@@ -89,11 +91,14 @@ function copyProperties(properties: MessageProperties): MessageProperties {
  * @example
  * ```ts
  * const ch = await connection.createChannel();
- * await ch.declareQueue('q');
- * await ch.publish('', 'q', Buffer.from('hi'), {});
+ * await ch.declareQueue({ queue: 'q' });
+ * await ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('hi') });
  * ```
  */
-export class MemoryChannel extends EventEmitter<TransportChannelEvents> implements TransportChannel {
+export class MemoryChannel
+  extends EventEmitter<AMQP.TransportChannelEvents>
+  implements AMQP.TransportChannel
+{
   readonly id: number;
   readonly confirm: boolean;
   private readonly owner: ChannelOwner;
@@ -109,7 +114,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
   /** RabbitMQ lets '' stand for the queue this channel declared last. */
   private lastQueue = '';
 
-  constructor(owner: ChannelOwner, id: number, options: ChannelOptions = {}) {
+  constructor(owner: ChannelOwner, id: number, options: AMQP.ChannelOptions = {}) {
     super();
     this.owner = owner;
     this.id = id;
@@ -132,121 +137,60 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
 
   // ---- operations -------------------------------------------------------------------------
 
-  declareExchange(
-    name: string,
-    type: ExchangeType | string,
-    options: ExchangeDeclareOptions = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.declareExchange(name, type, {
-        durable: options.durable ?? true,
-        autoDelete: options.autoDelete ?? false,
-        internal: options.internal ?? false,
-        arguments: options.arguments ?? {},
-        passive: options.passive ?? false,
-      }),
-    );
+  declareExchange(params: AMQP.ExchangeDeclareParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.declareExchange(params));
   }
 
-  deleteExchange(name: string, options: { ifUnused?: boolean; nowait?: boolean } = {}): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.deleteExchange(name, options.ifUnused ?? false),
-    );
+  deleteExchange(params: AMQP.ExchangeDeleteParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.deleteExchange(params));
   }
 
-  bindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args: FieldTable = {},
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.bind('exchange', destination, source, routingKey, args, this.owner.id),
-    );
+  bindExchange(params: AMQP.ExchangeBindParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.bind(params, this.owner.id));
   }
 
-  unbindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args: FieldTable = {},
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.unbind('exchange', destination, source, routingKey, args, this.owner.id),
-    );
+  unbindExchange(params: AMQP.ExchangeUnbindParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.unbind(params, this.owner.id));
   }
 
-  declareQueue(name: string, options: QueueDeclareOptions = {}): Promise<QueueDeclareOk | null> {
-    return this.op<QueueDeclareOk | null>(options.nowait, null, () => {
-      const ok = this.vhost.declareQueue(
-        name,
-        {
-          durable: options.durable ?? false,
-          exclusive: options.exclusive ?? false,
-          autoDelete: options.autoDelete ?? false,
-          arguments: options.arguments ?? {},
-          passive: options.passive ?? false,
-        },
-        this.owner.id,
-      );
+  declareQueue(params: AMQP.QueueDeclareParams): Promise<AMQP.QueueDeclareOk | null> {
+    return this.op<AMQP.QueueDeclareOk | null>(params.nowait, null, () => {
+      const ok = this.vhost.declareQueue(params, this.owner.id);
       this.lastQueue = ok.queue;
       return ok;
     });
   }
 
-  bindQueue(
-    queue: string,
-    exchange: string,
-    routingKey: string,
-    args: FieldTable = {},
-    options: { nowait?: boolean } = {},
-  ): Promise<void> {
-    return this.op(options.nowait, undefined, () =>
-      this.vhost.bind('queue', this.queueName(queue), exchange, routingKey, args, this.owner.id),
-    );
+  bindQueue(params: AMQP.QueueBindParams): Promise<void> {
+    return this.op(params.nowait, undefined, () => this.vhost.bind(this.onQueue(params), this.owner.id));
   }
 
-  unbindQueue(queue: string, exchange: string, routingKey: string, args: FieldTable = {}): Promise<void> {
-    return this.op(false, undefined, () =>
-      this.vhost.unbind('queue', this.queueName(queue), exchange, routingKey, args, this.owner.id),
-    );
+  unbindQueue(params: AMQP.QueueUnbindParams): Promise<void> {
+    return this.op(false, undefined, () => this.vhost.unbind(this.onQueue(params), this.owner.id));
   }
 
-  purgeQueue(queue: string): Promise<number> {
-    return this.op(false, 0, () => this.vhost.queue(this.queueName(queue), this.owner.id).purge());
+  purgeQueue(params: AMQP.QueuePurgeParams): Promise<number> {
+    return this.op(false, 0, () => this.vhost.queue(this.queueName(params.queue), this.owner.id).purge());
   }
 
-  deleteQueue(queue: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<number> {
-    return this.op(false, 0, () =>
-      this.vhost.deleteQueue(
-        this.queueName(queue),
-        options.ifUnused ?? false,
-        options.ifEmpty ?? false,
-        this.owner.id,
-      ),
-    );
+  deleteQueue(params: AMQP.QueueDeleteParams): Promise<number> {
+    return this.op(false, 0, () => this.vhost.deleteQueue(this.onQueue(params), this.owner.id));
   }
 
-  publish(
-    exchange: string,
-    routingKey: string,
-    body: Buffer,
-    properties: MessageProperties,
-    options: PublishOptions = {},
-  ): Promise<void> {
+  publish(params: AMQP.BasicPublishParams): Promise<void> {
     if (this.isClosed) return Promise.reject(this.closedError());
+    const { exchange, routingKey, body } = params;
+    const properties = params.properties ?? {};
     let queues: Set<MemoryQueue>;
     try {
       queues = this.vhost.route(exchange, routingKey, properties.headers);
     } catch (error) {
       // As on RabbitMQ: the publish itself went out; the channel closes afterwards.
-      this.fail(error);
-      return this.confirm ? Promise.reject(error as Error) : Promise.resolve();
+      const failure = this.fail(error);
+      return this.confirm ? Promise.reject(failure) : Promise.resolve();
     }
     if (queues.size === 0) {
-      if (options.mandatory === true) {
+      if (params.mandatory === true) {
         const returned = {
           body: Buffer.from(body),
           properties: copyProperties(properties),
@@ -269,46 +213,34 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     return Promise.resolve();
   }
 
-  get(queue: string, options: { noAck?: boolean } = {}): Promise<Delivery | null> {
-    return this.op<Delivery | null>(false, null, () => {
-      const q = this.vhost.queue(this.queueName(queue), this.owner.id);
+  get(params: AMQP.BasicGetParams): Promise<AMQP.Delivery | null> {
+    return this.op<AMQP.Delivery | null>(false, null, () => {
+      const q = this.vhost.queue(this.queueName(params.queue), this.owner.id);
       const message = q.take();
       if (message === undefined) return null;
       const deliveryTag = this.nextTag++;
-      if (options.noAck !== true) this.unacked.set(deliveryTag, { queue: q, message, consumer: undefined });
-      return {
-        body: Buffer.from(message.body),
-        properties: copyProperties(message.properties),
-        fields: {
-          deliveryTag,
-          redelivered: message.redelivered,
-          exchange: message.exchange,
-          routingKey: message.routingKey,
-          messageCount: q.messageCount,
-        },
-      };
+      if (params.noAck !== true) this.unacked.set(deliveryTag, { queue: q, message, consumer: undefined });
+      const delivery = deliveryOf(message, deliveryTag);
+      delivery.fields.messageCount = q.messageCount;
+      return delivery;
     });
   }
 
-  consume(
-    queue: string,
-    onDelivery: (delivery: Delivery) => void,
-    options: ConsumeOptions = {},
-  ): Promise<string> {
+  consume(params: AMQP.BasicConsumeParams, onDelivery: (delivery: AMQP.Delivery) => void): Promise<string> {
     return this.op(false, '', () => {
-      const name = this.queueName(queue);
+      const name = this.queueName(params.queue);
       const q = this.vhost.queue(name, this.owner.id);
-      if (q.exclusiveConsumer !== undefined || (options.exclusive === true && q.consumerCount > 0)) {
+      if (q.exclusiveConsumer !== undefined || (params.exclusive === true && q.consumerCount > 0)) {
         throw brokerError('ACCESS_REFUSED', `queue '${name}' in vhost '${this.vhost.name}' in exclusive use`);
       }
-      const tag = options.consumerTag ?? `amq.ctag-${randomName()}`;
+      const tag = params.consumerTag ?? `amq.ctag-${randomName()}`;
       if (this.consumers.has(tag)) throw brokerError('NOT_ALLOWED', `attempt to reuse consumer tag '${tag}'`);
       const consumer = new ChannelConsumer(
         this,
         q,
         tag,
-        options.noAck ?? false,
-        options.exclusive ?? false,
+        params.noAck ?? false,
+        params.exclusive ?? false,
         onDelivery,
         this.consumerPrefetch,
       );
@@ -318,18 +250,19 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     });
   }
 
-  cancel(consumerTag: string): Promise<void> {
+  cancel(params: AMQP.BasicCancelParams): Promise<void> {
     return this.op(false, undefined, () => {
-      const consumer = this.consumers.get(consumerTag);
+      const consumer = this.consumers.get(params.consumerTag);
       if (consumer === undefined) return;
-      this.consumers.delete(consumerTag);
-      consumer.queue.removeConsumer(consumerTag);
+      this.consumers.delete(params.consumerTag);
+      consumer.queue.removeConsumer(params.consumerTag);
     });
   }
 
-  ack(deliveryTag: number, multiple = false): void {
+  ack(params: AMQP.BasicAckParams): void {
     if (this.isClosed) return;
-    if (multiple) {
+    const deliveryTag = params.deliveryTag;
+    if (params.multiple === true) {
       const done: Unacked[] = [];
       for (const [tag, entry] of this.unacked) {
         if (deliveryTag !== 0 && tag > deliveryTag) break;
@@ -348,22 +281,23 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     this.settled(entry);
   }
 
-  reject(deliveryTag: number, requeue: boolean): void {
+  reject(params: AMQP.BasicRejectParams): void {
     if (this.isClosed) return;
-    const entry = this.unacked.get(deliveryTag);
+    const entry = this.unacked.get(params.deliveryTag);
     if (entry === undefined) {
-      this.fail(brokerError('PRECONDITION_FAILED', `unknown delivery tag ${deliveryTag}`));
+      this.fail(brokerError('PRECONDITION_FAILED', `unknown delivery tag ${params.deliveryTag}`));
       return;
     }
-    this.unacked.delete(deliveryTag);
-    if (requeue) entry.queue.requeue([entry.message]);
+    this.unacked.delete(params.deliveryTag);
+    if (params.requeue) entry.queue.requeue([entry.message]);
     else this.vhost.deadLetter(entry.queue, entry.message, 'rejected');
     this.settled(entry);
   }
 
-  qos(_prefetchSize: number, prefetchCount: number, global = false): Promise<void> {
+  qos(params: AMQP.BasicQosParams): Promise<void> {
     return this.op(false, undefined, () => {
-      if (global) this.global.limit = prefetchCount;
+      const prefetchCount = params.prefetchCount ?? 0;
+      if (params.global === true) this.global.limit = prefetchCount;
       else this.consumerPrefetch = prefetchCount;
       this.scheduleAll();
     });
@@ -373,14 +307,14 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
    * basic.recover. Unacked messages go back to their queues marked redelivered; with
    * `requeue=false` the embedded broker requeues as well (RabbitMQ refuses that form).
    */
-  recover(_requeue: boolean): Promise<void> {
+  recover(_params: AMQP.BasicRecoverParams): Promise<void> {
     return this.op(false, undefined, () => this.requeueAll());
   }
 
-  flow(active: boolean): Promise<void> {
+  flow(params: AMQP.ChannelFlowParams): Promise<void> {
     return this.op(false, undefined, () => {
-      this.active = active;
-      if (active) this.scheduleAll();
+      this.active = params.active;
+      if (params.active) this.scheduleAll();
     });
   }
 
@@ -406,18 +340,8 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
       consumer.counter.take();
       this.global.take();
     }
-    const delivery: Delivery = {
-      // Each delivery gets its own bytes: the stored body may be requeued or fanned out.
-      body: Buffer.from(message.body),
-      properties: copyProperties(message.properties),
-      fields: {
-        deliveryTag,
-        redelivered: message.redelivered,
-        exchange: message.exchange,
-        routingKey: message.routingKey,
-        consumerTag: consumer.tag,
-      },
-    };
+    const delivery = deliveryOf(message, deliveryTag);
+    delivery.fields.consumerTag = consumer.tag;
     try {
       consumer.onDelivery(delivery);
     } catch (error) {
@@ -467,18 +391,29 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
       const value = fn();
       return Promise.resolve(nowait === true ? nowaitValue : value);
     } catch (error) {
-      this.fail(error);
-      return nowait === true ? Promise.resolve(nowaitValue) : Promise.reject(error as Error);
+      const failure = this.fail(error);
+      return nowait === true ? Promise.resolve(nowaitValue) : Promise.reject(failure);
     }
   }
 
-  private fail(error: unknown): void {
-    if (error instanceof ConnectionError) this.owner.failConnection(error);
-    else this.shutdown(error instanceof Error ? error : new ChannelError(String(error)));
+  /** Closes the channel (or, for a connection-level error, the connection) with `error`. */
+  private fail(error: unknown): Error {
+    if (error instanceof ConnectionError) {
+      this.owner.failConnection(error);
+      return error;
+    }
+    const failure = error instanceof Error ? error : new ChannelError(String(error));
+    this.shutdown(failure);
+    return failure;
   }
 
   private closedError(): Error {
     return this.closeError ?? new ChannelError(`channel ${this.id} is closed`, { code: 'CHANNEL_CLOSED' });
+  }
+
+  /** The params with `queue` resolved (RabbitMQ lets '' stand for the last declared queue). */
+  private onQueue<P extends { queue: string }>(params: P): P {
+    return params.queue === '' ? { ...params, queue: this.queueName('') } : params;
   }
 
   private queueName(queue: string): string {

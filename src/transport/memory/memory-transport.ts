@@ -20,7 +20,7 @@ import { MemoryConnection } from './memory-connection.js';
  */
 export class MemoryTransport implements Transport {
   /** Always `'memory'`. */
-  readonly name = 'memory' as const;
+  readonly name: string = 'memory';
 
   /** Connects; rejects only with an AbortError when `options.signal` is already aborted. */
   connect(address: BrokerAddress, options: ConnectOptions = {}): Promise<TransportConnection> {
@@ -29,6 +29,6 @@ export class MemoryTransport implements Transport {
     const vhost = broker.vhost(address.vhost === '' ? '/' : address.vhost);
     const display = `memory://${address.hostname}/${encodeURIComponent(vhost.name)}`;
     const connection = broker.attach((id) => new MemoryConnection(broker, id, vhost, display));
-    return Promise.resolve(connection as MemoryConnection);
+    return Promise.resolve(connection);
   }
 }

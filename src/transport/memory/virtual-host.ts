@@ -6,8 +6,18 @@
  */
 import { AMQP_REPLY_CODES, fromReply } from '../../errors.js';
 import type { AmqpReplyCode, CeleryAmqpError } from '../../errors.js';
-import type { ExchangeType, FieldTable, QueueDeclareOk } from '../types.js';
-import { EXCHANGE_TYPES, MemoryExchange, removeFrom, topicWords } from './exchange-routing.js';
+import type {
+  ExchangeBindParams,
+  ExchangeDeclareParams,
+  ExchangeDeleteParams,
+  FieldTable,
+  QueueBindParams,
+  QueueDeclareOk,
+  QueueDeclareParams,
+  QueueDeleteParams,
+  QueueUnbindParams,
+} from '../types.js';
+import { MemoryExchange, isExchangeType, removeFrom, topicWords } from './exchange-routing.js';
 import type { BindingDestinationKind, MemoryBinding } from './exchange-routing.js';
 import { deadLetter } from './dead-letter.js';
 import type { DeadLetterReason } from './dead-letter.js';
@@ -65,22 +75,13 @@ export interface VirtualHostHooks {
   schedule(queue: MemoryQueue): void;
 }
 
-/** Options a queue declaration resolves to (defaults applied). */
-export interface ResolvedQueueDeclare {
-  durable: boolean;
-  exclusive: boolean;
-  autoDelete: boolean;
-  arguments: FieldTable;
-  passive: boolean;
-}
-
 /**
  * One virtual host.
  *
  * @example
  * ```ts
  * const vhost = new VirtualHost('/', { schedule: () => {} });
- * vhost.declareExchange('x', 'direct', { durable: true, autoDelete: false, internal: false, arguments: {}, passive: false });
+ * vhost.declareExchange({ exchange: 'x', type: 'direct' });
  * ```
  */
 export class VirtualHost {
@@ -154,33 +155,30 @@ export class VirtualHost {
     );
   }
 
-  /** exchange.declare. */
-  declareExchange(
-    name: string,
-    type: string,
-    options: {
-      durable: boolean;
-      autoDelete: boolean;
-      internal: boolean;
-      arguments: FieldTable;
-      passive: boolean;
-    },
-  ): void {
+  /** exchange.declare, on the same params as the transport's. */
+  declareExchange(params: ExchangeDeclareParams): void {
+    const { exchange: name, type } = params;
     if (name === '') throw this.defaultExchangeRefused();
     const existing = this.exchanges.get(name);
-    if (options.passive) {
+    if (params.passive === true) {
       this.exchange(name);
       return;
     }
-    if (!EXCHANGE_TYPES.has(type)) {
+    if (!isExchangeType(type)) {
       // RabbitMQ closes the whole connection for an unknown type.
       throw brokerError('COMMAND_INVALID', `invalid exchange type '${type}'`);
     }
+    const options = {
+      durable: params.durable ?? true,
+      autoDelete: params.autoDelete ?? false,
+      internal: params.internal ?? false,
+      arguments: params.arguments ?? {},
+    };
     if (existing === undefined) {
       if (name.startsWith('amq.')) {
         throw brokerError('ACCESS_REFUSED', `exchange name '${name}' contains reserved prefix 'amq.*'`);
       }
-      this.exchanges.set(name, new MemoryExchange(name, type as ExchangeType, options));
+      this.exchanges.set(name, new MemoryExchange(name, type, options));
       return;
     }
     const check = (arg: string, received: unknown, current: unknown): void => {
@@ -205,18 +203,26 @@ export class VirtualHost {
   }
 
   /** exchange.delete. Deleting a missing exchange succeeds, as on RabbitMQ 3.2+. */
-  deleteExchange(name: string, ifUnused: boolean): void {
+  deleteExchange(params: ExchangeDeleteParams): void {
+    const name = params.exchange;
     if (name === '') throw this.defaultExchangeRefused();
     const x = this.exchanges.get(name);
     if (x === undefined) return;
-    if (ifUnused && x.bindingCount > 0)
+    if (params.ifUnused === true && x.bindingCount > 0)
       throw brokerError('PRECONDITION_FAILED', `${this.where('exchange', name)} in use`);
     this.removeExchange(x);
   }
 
-  /** queue.declare. */
-  declareQueue(name: string, options: ResolvedQueueDeclare, connectionId: number): QueueDeclareOk {
-    if (options.passive) {
+  /** queue.declare, on the same params as the transport's. */
+  declareQueue(params: QueueDeclareParams, connectionId: number): QueueDeclareOk {
+    const name = params.queue;
+    const options = {
+      durable: params.durable ?? false,
+      exclusive: params.exclusive ?? false,
+      autoDelete: params.autoDelete ?? false,
+      arguments: params.arguments ?? {},
+    };
+    if (params.passive === true) {
       if (name === '') throw brokerError('NOT_FOUND', `no ${this.where('queue', name)}`);
       const q = this.queue(name, connectionId);
       q.touch();
@@ -291,43 +297,44 @@ export class VirtualHost {
   }
 
   /** queue.delete. Deleting a missing queue succeeds with 0, as on RabbitMQ 3.2+. */
-  deleteQueue(name: string, ifUnused: boolean, ifEmpty: boolean, connectionId: number): number {
+  deleteQueue(params: QueueDeleteParams, connectionId: number): number {
+    const name = params.queue;
     if (!this.queues.has(name)) return 0;
     const q = this.queue(name, connectionId);
-    if (ifUnused && q.consumerCount > 0)
+    if (params.ifUnused === true && q.consumerCount > 0)
       throw brokerError('PRECONDITION_FAILED', `${this.where('queue', name)} in use`);
-    if (ifEmpty && q.messageCount > 0)
+    if (params.ifEmpty === true && q.messageCount > 0)
       throw brokerError('PRECONDITION_FAILED', `${this.where('queue', name)} not empty`);
     return this.removeQueue(q);
   }
 
   /**
-   * Checks both ends of a (un)binding as RabbitMQ does (the default exchange takes no
-   * bindings; a missing queue or exchange is 404) and returns the source exchange.
+   * The two ends of a binding as queue.bind and exchange.bind name them, checked as RabbitMQ
+   * checks them (the default exchange takes no bindings; a missing queue or exchange is 404).
    */
-  private bindingSource(
-    kind: BindingDestinationKind,
-    destination: string,
-    source: string,
+  private ends(
+    params: QueueUnbindParams | ExchangeBindParams,
     connectionId: number,
-  ): MemoryExchange {
+  ): { kind: BindingDestinationKind; destination: string; source: MemoryExchange } {
+    const [kind, destination, source] =
+      'queue' in params
+        ? (['queue', params.queue, params.exchange] as const)
+        : (['exchange', params.destination, params.source] as const);
     if (source === '' || (kind === 'exchange' && destination === '')) throw this.defaultExchangeRefused();
     if (kind === 'queue') this.queue(destination, connectionId);
     else this.exchange(destination);
-    return this.exchange(source);
+    return { kind, destination, source: this.exchange(source) };
   }
 
-  /** queue.bind / exchange.bind. */
-  bind(
-    kind: BindingDestinationKind,
-    destination: string,
-    source: string,
-    routingKey: string,
-    args: FieldTable,
-    connectionId: number,
-  ): void {
-    const x = this.bindingSource(kind, destination, source, connectionId);
-    const binding = x.addBinding({ destination, destinationKind: kind, routingKey, arguments: { ...args } });
+  /** queue.bind and exchange.bind, on the same params as the transport's. */
+  bind(params: QueueBindParams | ExchangeBindParams, connectionId: number): void {
+    const { kind, destination, source } = this.ends(params, connectionId);
+    const binding = source.addBinding({
+      destination,
+      destinationKind: kind,
+      routingKey: params.routingKey ?? '',
+      arguments: { ...params.arguments },
+    });
     if (binding === undefined) return;
     const key = destKey(kind, destination);
     const list = this.incoming.get(key);
@@ -335,21 +342,14 @@ export class VirtualHost {
     else list.push(binding);
   }
 
-  /** queue.unbind / exchange.unbind. Unbinding what is not bound succeeds. */
-  unbind(
-    kind: BindingDestinationKind,
-    destination: string,
-    source: string,
-    routingKey: string,
-    args: FieldTable,
-    connectionId: number,
-  ): void {
-    const x = this.bindingSource(kind, destination, source, connectionId);
-    const binding = x.removeBinding(kind, destination, routingKey, args);
+  /** queue.unbind and exchange.unbind. Unbinding what is not bound succeeds. */
+  unbind(params: QueueUnbindParams | ExchangeBindParams, connectionId: number): void {
+    const { kind, destination, source } = this.ends(params, connectionId);
+    const binding = source.removeBinding(kind, destination, params.routingKey ?? '', params.arguments ?? {});
     if (binding === undefined) return;
     const list = this.incoming.get(destKey(kind, destination));
     if (list !== undefined) removeFrom(list, binding);
-    this.maybeAutoDeleteExchange(x);
+    this.maybeAutoDeleteExchange(source);
   }
 
   /**

@@ -2,7 +2,7 @@
 """Python peer that behaves on the wire as Celery 4.4's ``celery.backends.amqp.AMQPBackend``.
 
 Celery 5 removed the AMQP result backend, so this re-creates it from
-``/work/shared/spec/WIRE.md`` sections 1-5 with kombu (5.2, whose API is a superset of the
+``docs/wire.md`` sections 1-5 with kombu (5.2, whose API is a superset of the
 kombu 4.6 used by Celery 4.4).  Every subcommand prints JSON lines on stdout.
 
 Exit codes: 0 ok, 2 BacklogLimitExceeded, 3 timeout, 4 ContentDisallowed / decode error,
@@ -63,7 +63,7 @@ def _json_default(value):
 
 
 def rkey(task_id):
-    """Queue name = routing key = task id without dashes (WIRE.md section 2)."""
+    """Queue name = routing key = task id without dashes (docs/wire.md section 2)."""
     return task_id.replace('-', '')
 
 

@@ -8,6 +8,7 @@ use its own queue.  Start a worker with:
         --without-gossip --without-mingle --without-heartbeat -l info
 """
 
+import datetime
 import os
 import time
 
@@ -16,13 +17,17 @@ from celery import Celery
 BROKER_URL = os.environ.get('CELERY_BROKER_URL', 'amqp://guest:guest@127.0.0.1:5672//')
 QUEUE = os.environ.get('CELERY_QUEUE', 'celery')
 
+# CELERY_RESULT_SERIALIZER=pickle makes a Celery 3.1-style worker (pickled results).
+RESULT_SERIALIZER = os.environ.get('CELERY_RESULT_SERIALIZER', 'json')
+ACCEPT = ['json'] if RESULT_SERIALIZER == 'json' else [RESULT_SERIALIZER, 'json']
+
 app = Celery('celery_app', broker=BROKER_URL, backend='rpc://')
 app.conf.update(
     result_backend='rpc://',
-    result_serializer='json',
+    result_serializer=RESULT_SERIALIZER,
     task_serializer='json',
-    accept_content=['json'],
-    result_accept_content=['json'],
+    accept_content=ACCEPT,
+    result_accept_content=ACCEPT,
     task_default_queue=QUEUE,
     task_default_routing_key=QUEUE,
     # One message at a time per worker thread: tests see tasks start in send order.
@@ -42,6 +47,14 @@ def add(x, y):
 @app.task(name='echo')
 def echo(x):
     return x
+
+
+@app.task(name='mixed')
+def mixed():
+    # Values JSON cannot carry as such: a tuple, an aware datetime, a big int.
+    return {'n': 7, 's': 'text', 'pair': (1, 'a'),
+            'at': datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc),
+            'big': 2 ** 100}
 
 
 @app.task(name='fail')

@@ -2,7 +2,7 @@
 """Python Celery 5 client on ``rpc://`` that sends tasks by name and prints result metas.
 
     send TASK_NAME ARGS_JSON [--kwargs JSON] --queue Q [--timeout S] [--task-id ID] [--events]
-         [--countdown S] [--expires S] [--propagate]
+         [--countdown S] [--expires S] [--time-limit S] [--soft-time-limit S] [--propagate]
         one line {"task_id", "status", "result", "traceback", "elapsed_s"} (and, with --events,
         one {"event": meta} line per intermediate state message received first). elapsed_s is
         the time from before send_task to the result. With --propagate, get() raises the task's
@@ -49,6 +49,10 @@ def cmd_send(args):
         options['countdown'] = args.countdown
     if args.expires is not None:
         options['expires'] = args.expires
+    if args.time_limit is not None:
+        options['time_limit'] = args.time_limit
+    if args.soft_time_limit is not None:
+        options['soft_time_limit'] = args.soft_time_limit
     t0 = time.monotonic()
     res = app.send_task(args.task_name, args=json.loads(args.args_json),
                         kwargs=json.loads(args.kwargs), **options)
@@ -103,6 +107,9 @@ def main(argv=None):
     p.add_argument('--countdown', type=float, default=None, help='send_task countdown, seconds')
     p.add_argument('--expires', type=float, default=None,
                    help='send_task expires, seconds from now (negative: already past)')
+    p.add_argument('--time-limit', type=float, default=None, help='send_task time_limit, seconds')
+    p.add_argument('--soft-time-limit', type=float, default=None,
+                   help='send_task soft_time_limit, seconds')
     p.add_argument('--propagate', action='store_true',
                    help='get(propagate=True): print the exception get() raises')
     p.set_defaults(func=cmd_send)

@@ -1,0 +1,91 @@
+/**
+ * The worker's concurrency: at most `concurrency` tasks run at once; the others wait here,
+ * their messages unacked, in arrival order (Celery's pool slots and reserved requests).
+ *
+ * @module
+ */
+import type { Request } from './request.js';
+
+/** Runs requests through `start`, at most `concurrency` at a time. */
+export class TaskPool {
+  /** Tasks run at once. */
+  concurrency: number;
+  /** Running tasks (`inspect active`). */
+  readonly active = new Set<Request>();
+  /** Set while shutting down: queued tasks stay queued. */
+  draining = false;
+  readonly #start: (req: Request) => void;
+  #queue: Array<Request | undefined> = [];
+  #head = 0;
+  #idle: Array<() => void> = [];
+
+  constructor(concurrency: number, start: (req: Request) => void) {
+    this.concurrency = concurrency;
+    this.#start = start;
+  }
+
+  /** Tasks waiting for a slot (`inspect reserved`), oldest first. */
+  get reserved(): Request[] {
+    return this.#queue.slice(this.#head).filter((r): r is Request => r !== undefined);
+  }
+
+  /** Runs the request now when a slot is free, else queues it. */
+  submit(req: Request): void {
+    if (!this.draining && this.active.size < this.concurrency) {
+      this.active.add(req);
+      this.#start(req);
+    } else {
+      this.#queue.push(req);
+    }
+  }
+
+  /** Frees the request's slot (a second call does nothing) and starts the next waiting task. */
+  release(req: Request): void {
+    if (!this.active.delete(req)) return;
+    this.pump();
+    if (this.active.size === 0 && this.#idle.length > 0) {
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  /** Starts waiting tasks while slots are free (after a release or a resize). */
+  pump(): void {
+    while (!this.draining && this.active.size < this.concurrency && this.#head < this.#queue.length) {
+      const next = this.#queue[this.#head];
+      this.#queue[this.#head++] = undefined;
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      if (next === undefined) continue;
+      this.active.add(next);
+      this.#start(next);
+    }
+  }
+
+  /** Removes a waiting task by id (a revoke), or returns undefined. */
+  remove(id: string): Request | undefined {
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const req = this.#queue[i];
+      if (req?.id === id) {
+        this.#queue.splice(i, 1);
+        return req;
+      }
+    }
+    return undefined;
+  }
+
+  /** Empties the wait queue and returns what was in it (shutdown). */
+  takeReserved(): Request[] {
+    const out = this.reserved;
+    this.#queue = [];
+    this.#head = 0;
+    return out;
+  }
+
+  /** Resolves once no task runs. */
+  whenIdle(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The CLI as a real child process for signal tests: src/ transpiled (TypeScript's
+ * transpileModule, no type check, about a second) into a folder under node_modules/.cache,
+ * where the package's dependencies resolve, with a launcher `run.js`.
+ */
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { uid } from '../fixture.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+async function* sources(dir: string): AsyncGenerator<string> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* sources(path);
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) yield path;
+  }
+}
+
+/** A transpiled copy of src/: `launcher` runs the CLI; `remove()` deletes it. */
+export interface CliBuild {
+  readonly dir: string;
+  readonly launcher: string;
+  remove(): Promise<void>;
+}
+
+/** Transpiles src/ into a fresh folder and writes the launcher. */
+export async function buildCli(): Promise<CliBuild> {
+  const dir = join(ROOT, 'node_modules', '.cache', 'celery-amqp-cli-test', uid('build'));
+  const src = join(ROOT, 'src');
+  for await (const file of sources(src)) {
+    const out = join(dir, relative(src, file)).replace(/\.ts$/, '.js');
+    const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {
+      compilerOptions: {
+        module: ts.ModuleKind.ESNext,
+        target: ts.ScriptTarget.ES2022,
+        verbatimModuleSyntax: true,
+      },
+      fileName: file,
+    });
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, outputText);
+  }
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+  const launcher = join(dir, 'run.js');
+  await writeFile(
+    launcher,
+    "import { main } from './cli/main.js';\nmain(process.argv.slice(2)).then((code) => { process.exitCode = code; });\n",
+  );
+  return { dir, launcher, remove: () => rm(dir, { recursive: true, force: true }) };
+}
