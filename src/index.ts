@@ -41,6 +41,10 @@ export {
 } from './errors.js';
 export type { AmqpReplyCode, ClientErrorCode, ErrorCode, ErrorOptions } from './errors.js';
 
+// Logging: what the `logger` options of the backends, Connection and Worker take.
+export { consoleLogger, silentLogger } from './logger.js';
+export type { Logger } from './logger.js';
+
 // AMQP value types that kombu's and Celery's signatures use. The transport layer itself (the
 // Transport interface, the embedded broker, URL parsing) is the 'celery-amqp-backend/transport'
 // entry point.
