@@ -393,6 +393,49 @@ main().catch((err: unknown) => {
 `,
     },
     {
+      // Generic results, checked by the compiler: a type that does not match fails tsc.
+      name: 'generics',
+      lang: 'ts',
+      format: 'esm',
+      mode: 'run',
+      code: `import { AsyncResult, Celery, TaskError, Worker, silentLogger } from 'celery-amqp-backend';
+import type { TaskMeta } from 'celery-amqp-backend';
+
+type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
+function assertType<T extends true>(): T | undefined {
+  return undefined;
+}
+
+const app = new Celery({ broker: 'memory://', backend: 'rpc://' });
+const worker = new Worker(app, { logger: silentLogger, tasks: { add: ([a, b]) => Number(a) + Number(b) } });
+await worker.start();
+
+const result = await app.sendTask<number>('add', [2, 3]);
+assertType<Equal<typeof result, AsyncResult<number>>>();
+const sum = await result.get({ timeout: 10_000 });
+assertType<Equal<typeof sum, number>>();
+const loose = await result.get({ timeout: 1_000, propagate: false });
+assertType<Equal<typeof loose, number | TaskError>>();
+const meta = await app.backend.waitFor<number>(result.id, { timeout: 1_000 });
+assertType<Equal<typeof meta, TaskMeta<number>>>();
+// No thenable: awaiting a handle, or returning one from an async function, keeps the handle.
+const handle = await result;
+assertType<Equal<typeof handle, AsyncResult<number>>>();
+const send = async () => app.sendTask<string>('add', ['a', 'b'], {}, { ignoreResult: true });
+assertType<Equal<Awaited<ReturnType<typeof send>>, AsyncResult<string>>>();
+async function neverCalled(r: AsyncResult<number>): Promise<void> {
+  // @ts-expect-error the value of an AsyncResult<number> is a number
+  const text: string = await r.get();
+  // @ts-expect-error awaiting the handle does not give the value
+  const value: number = await r;
+  console.log(text, value);
+}
+console.log(JSON.stringify({ sum, loose, meta: meta.result, handle: handle === result, sent: typeof neverCalled }));
+await worker.close();
+await app.close();
+`,
+    },
+    {
       name: 'plain-require',
       lang: 'js',
       format: 'cjs',
@@ -418,7 +461,7 @@ console.log(JSON.stringify({ import: true }));
     },
   ];
 
-  it('compiles with tsc --strict --module nodenext (ESM and CJS) and runs as ESM import and CJS require', async () => {
+  it('compiles with tsc --strict --module nodenext (ESM and CJS, generic results) and runs as ESM import and CJS require', async () => {
     const outcomes = await compileAndRun(consumers);
     for (const [name, r] of outcomes) {
       expect(r.code, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
@@ -431,7 +474,14 @@ console.log(JSON.stringify({ import: true }));
       transport: true,
     });
     expect(JSON.parse(outcomes.get('plain-require')!.stdout)).toEqual({ require: true, version });
-    expect(outcomes.size).toBe(4);
+    expect(JSON.parse(outcomes.get('generics')!.stdout)).toEqual({
+      sum: 5,
+      loose: 5,
+      meta: 5,
+      handle: true,
+      sent: 'function',
+    });
+    expect(outcomes.size).toBe(5);
   }, 300_000);
 
   it('installs the celery-amqp bin', async () => {
