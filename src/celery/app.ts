@@ -6,7 +6,9 @@
  * `Queue(name, Exchange(name, 'direct'), routing_key=name)` (durable queue, durable direct
  * exchange of the same name, bound by the name), and the message is published to the default
  * exchange `''` with the queue name as routing key (Celery's "anon-exchange" shortcut for
- * direct queues). A Python worker declaring the same queue gets no 406.
+ * direct queues). A Python worker declaring the same queue gets no 406. A queue whose exchange
+ * is not direct is published to through that exchange, as Celery does. Celery 5.5/5.6's queue
+ * types (quorum queues) and native delayed delivery are in task-queues.ts and docs/queues.md.
  *
  * @module
  */
@@ -109,7 +111,11 @@ export interface SendTaskOptions {
   routingKey?: string | undefined;
   /** Publish to this exchange instead of `''`. @default '' (Celery's direct shortcut) */
   exchange?: string | undefined;
-  /** Delay in seconds before the worker runs the task (becomes the `eta`). @default undefined */
+  /**
+   * Delay in seconds before the worker runs the task (becomes the `eta`). With a quorum queue
+   * in the app and a topic/fanout queue exchange, the task waits in the broker's native
+   * delayed delivery ladder (Celery 5.5). @default undefined
+   */
   countdown?: number | undefined;
   /** Earliest run time; ignored when `countdown` is given. @default undefined */
   eta?: Date | undefined;
@@ -362,7 +368,11 @@ export class Celery {
       declare: route.declare,
       ...signal,
     });
-    await (route.delayed ? sent.catch((err: unknown) => Promise.reject(noDelayLadder(err))) : sent);
+    try {
+      await sent;
+    } catch (err) {
+      throw route.delayed ? noDelayLadder(err) : err;
+    }
     if (this.conf.task_send_sent_event) {
       this.#sentEvents ??= new EventDispatcher(this.connection);
       this.#sentEvents.publish(

@@ -171,6 +171,33 @@ describe('Worker on quorum queues (memory://)', () => {
     expect(err).toMatchObject({ code: 'NOT_IMPLEMENTED' });
   });
 
+  it('a delayed send before any ladder exists fails with 404 and says how to get one', async () => {
+    const url = vhostUrl();
+    const vhost = decodeURIComponent(new URL(url).pathname.slice(1));
+    const queue = uid('topic');
+    const app = new Celery({
+      broker: url,
+      settings: {
+        task_default_queue: queue,
+        task_default_queue_type: 'quorum',
+        task_default_exchange_type: 'topic',
+      },
+      logger: silentLogger,
+    });
+    cleanups.push(() => app.close());
+    const err: unknown = await app
+      .sendTask('tick', [], {}, { countdown: 5, ignoreResult: true })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NOT_FOUND' });
+    expect((err as Error).message).toMatch(
+      /no exchange 'celery_delayed_27'.*app\.declareNativeDelayedDelivery\(\)/s,
+    );
+    await app.declareNativeDelayedDelivery();
+    await app.sendTask('tick', [], {}, { countdown: 5, ignoreResult: true });
+    // 5 s = bits 2 and 0: the message waits in the level-2 queue first.
+    expect(MemoryBroker.get().queueInfo(vhost, 'celery_delayed_2')?.messageCount).toBe(1);
+  });
+
   it('a countdown task to a topic quorum queue goes through the ladder and runs when due', async () => {
     const url = vhostUrl();
     const ran: number[] = [];
