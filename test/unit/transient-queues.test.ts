@@ -8,9 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { Celery } from '../../src/celery/app.js';
 import { RPCBackend } from '../../src/celery/rpc-backend.js';
-import { ConnectionError, TransientQueueDeniedError } from '../../src/errors.js';
+import { ConnectionError, TransientQueueDeniedError, fromReply } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { silentLogger } from '../../src/logger.js';
+import { fromAmqplibClose } from '../../src/transport/amqp/amqp-errors.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import { TRANSIENT_NONEXCL_DENIED_TEXT } from '../../src/transport/memory/virtual-host.js';
 import { cleanupStack, newTaskId, uid } from '../fixture.js';
@@ -37,6 +38,24 @@ describe('RabbitMQ 4.3 transient non-exclusive queues (memory:// emulation)', ()
   it("the emulated text is RabbitMQ 4.3's, 255 characters as RabbitMQ cuts it", () => {
     expect(TRANSIENT_NONEXCL_DENIED_TEXT).toHaveLength(255);
     expect(`541 ${TRANSIENT_NONEXCL_DENIED_TEXT}`).toBe(BROKER_TEXT);
+  });
+
+  it("RabbitMQ's close over amqplib maps to the same error, also with 3.13-4.2's text (feature denied by configuration)", () => {
+    const text =
+      'INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.\nIts use is not permitted per the ' +
+      'configuration (overriding the default, which is permitted):\n    "deprecated_features.permit.transient_nonexcl_queues = false"\n...';
+    // amqplib reports a server close as an Error with the numeric code.
+    const closed = Object.assign(
+      new Error(`Connection closed: 541 (INTERNAL-ERROR) with message "${text}"`),
+      {
+        code: 541,
+      },
+    );
+    const err = fromAmqplibClose(closed);
+    expect(err).toBeInstanceOf(TransientQueueDeniedError);
+    expect(err).toMatchObject({ code: 'INTERNAL_ERROR', recoverable: false, brokerText: `541 ${text}` });
+    // Any other 541 stays a plain connection error.
+    expect(fromReply(541, 'INTERNAL_ERROR - something else')).not.toBeInstanceOf(TransientQueueDeniedError);
   });
 
   it('a transient non-exclusive declare closes the connection with 541; durable or exclusive ones pass', async () => {
