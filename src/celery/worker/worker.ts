@@ -256,7 +256,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // queues refuse a global one (540): with a quorum queue in the app it is per consumer
     // (static), as Celery 5.5 decides it (worker_detect_quorum_queues).
     this.#qosGlobal = !(o.settings.worker_detect_quorum_queues && this.app.quorumQueue() !== undefined);
-    if (!this.#qosGlobal) this.options.logger.info('Global QoS is disabled. Prefetch count in now static.');
+    // Celery's log line, word for word.
+    if (!this.#qosGlobal && this.#log.info)
+      this.#log.logger.info('Global QoS is disabled. Prefetch count in now static.');
     await this.#setQos();
     await consumer.consume();
     if (this.#delayed.enabled) await this.#delayed.start([...this.#queues.values()]).catch(this.#report);
