@@ -142,6 +142,18 @@ export async function runCeleryClient(args: string[], opts: RunOptions = {}): Pr
   return runRaw([CELERY_CLIENT, ...args], opts);
 }
 
+/**
+ * Runs another peer script of `test/interop/peers/` (e.g. `rpc_reply_queue.py`) with `args`.
+ */
+export async function runPeerScript(
+  script: string,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<PeerResult> {
+  await assertPythonPeers();
+  return runRaw([join(PEERS_DIR, script), ...args], opts);
+}
+
 /** Options of {@link startCeleryWorker}. */
 export interface CeleryWorkerOptions {
   /** Task queue the worker consumes (also exported as CELERY_QUEUE). */
