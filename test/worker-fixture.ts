@@ -9,6 +9,7 @@
  * @module
  */
 import { Celery } from '../src/celery/app.js';
+import type { CeleryAppSettings } from '../src/celery/app.js';
 import type { CeleryEvent } from '../src/celery/events.js';
 import type { TaskDefinition, TaskHandler, WorkerOptions } from '../src/celery/worker.js';
 import { Worker } from '../src/celery/worker.js';
@@ -36,17 +37,19 @@ export interface WorkerSetup {
 export async function startWorker(
   cleanups: Cleanups,
   tasks: Record<string, TaskHandler | TaskDefinition>,
-  options: Omit<WorkerOptions, 'tasks'> = {},
+  options: Omit<WorkerOptions, 'tasks'> & { appSettings?: Partial<CeleryAppSettings> } = {},
   url = 'memory://',
 ): Promise<WorkerSetup> {
+  const { appSettings, ...workerOptions } = options;
   const queue = options.queue ?? uid('wq');
-  const client = new Celery({ broker: url, settings: { task_default_queue: queue } });
-  const server = new Celery({ broker: url, settings: { task_default_queue: queue } });
+  const settings = { ...appSettings, task_default_queue: queue };
+  const client = new Celery({ broker: url, settings, logger: silentLogger });
+  const server = new Celery({ broker: url, settings, logger: silentLogger });
   const worker = new Worker(server, {
     logger: silentLogger,
     heartbeat: false,
     remoteControl: false,
-    ...options,
+    ...workerOptions,
     queue,
     tasks,
   });

@@ -14,9 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
-import type { CeleryOptions } from '../../src/celery/app.js';
 import { Connection } from '../../src/kombu/connection.js';
-import { Queue } from '../../src/kombu/queue.js';
 import { cleanupStack } from '../fixture.js';
 import type { Cleanups } from '../fixture.js';
 
@@ -102,49 +100,16 @@ export async function restoreNode(n: NodeId, mode: LossMode): Promise<void> {
   await clusterScript(mode === 'kill' ? 'boot' : 'start-app', String(n));
 }
 
-/** Queue arguments of a task queue of `type`. */
-export function queueArguments(type: QueueType): Record<string, string> | undefined {
-  return type === 'quorum' ? { 'x-queue-type': 'quorum' } : undefined;
-}
-
-/**
- * A Celery app whose task queues are declared with `x-queue-type` (the app has no setting for
- * it yet; this is the queue-arguments route of its current API). `classic` is the app as it is.
- */
-export class TypedQueueCelery extends Celery {
-  readonly #type: QueueType;
-  readonly #typed = new Map<string, Queue>();
-
-  constructor(options: CeleryOptions, type: QueueType) {
-    super(options);
-    this.#type = type;
-  }
-
-  override taskQueue(name: string): Queue {
-    const base = super.taskQueue(name);
-    const args = queueArguments(this.#type);
-    if (args === undefined) return base;
-    let q = this.#typed.get(name);
-    if (q === undefined) {
-      q = new Queue(base.name, {
-        ...(base.exchange === undefined ? {} : { exchange: base.exchange }),
-        routingKey: base.routingKey,
-        durable: true,
-        queueArguments: args,
-      });
-      this.#typed.set(name, q);
-    }
-    return q;
-  }
-}
-
 /**
  * Declares a Celery task queue (durable, on its direct exchange) through node `n` alone, so
  * that a classic queue lives there (RabbitMQ puts a classic queue on the declaring node); a
  * quorum queue gets its leader there and members on every node.
  */
 export async function declareTaskQueueOn(n: NodeId, name: string, type: QueueType): Promise<void> {
-  const app = new TypedQueueCelery({ broker: nodeUrl(n) }, type);
+  const app = new Celery({
+    broker: nodeUrl(n),
+    settings: { task_default_queue: name, task_default_queue_type: type },
+  });
   try {
     await app.taskQueue(name).bind(app.connection).declare();
   } finally {
@@ -184,7 +149,7 @@ export interface AppOnOptions {
   queue: string;
   /** Result backend URL. @default 'rpc://' */
   backend?: 'rpc://' | 'amqp://';
-  /** Task queue type. @default 'classic' */
+  /** Task queue type (the app's task_default_queue_type). @default 'classic' */
   type?: QueueType;
   /** Result settings (result_persistent, ...). @default {} */
   settings?: Record<string, unknown>;
@@ -198,16 +163,19 @@ export function appOn(
   first: NodeId,
   options: AppOnOptions,
   cleanups: { push(cleanup: () => unknown): void },
-): TypedQueueCelery {
+): Celery {
   const connection = new Connection(clusterUrls(first), { heartbeat: 0, retryPolicy: FAST_RETRY });
-  const app = new TypedQueueCelery(
-    {
-      broker: connection,
-      backend: options.backend ?? 'rpc://',
-      settings: { task_default_queue: options.queue, ...(options.settings ?? {}) },
+  // task_default_queue_type: a quorum queue in the app also makes its Worker use a
+  // per-consumer prefetch (RabbitMQ refuses a global one there).
+  const app = new Celery({
+    broker: connection,
+    backend: options.backend ?? 'rpc://',
+    settings: {
+      task_default_queue: options.queue,
+      task_default_queue_type: options.type ?? 'classic',
+      ...(options.settings ?? {}),
     },
-    options.type ?? 'classic',
-  );
+  });
   cleanups.push(async () => {
     await app.close();
     await connection.close();
