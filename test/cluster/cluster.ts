@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterEach, beforeAll } from 'vitest';
+import { afterEach, beforeAll, beforeEach } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { cleanupStack } from '../fixture.js';
@@ -82,7 +82,17 @@ export async function ensureCluster(): Promise<void> {
  */
 export function clusterHooks(): Cleanups & { run(): Promise<void> } {
   const cleanups = cleanupStack();
-  beforeAll(ensureCluster);
+  // A failed start fails every test of the file (a failing beforeAll would mark them skipped).
+  let notStarted: unknown;
+  beforeAll(async () => {
+    notStarted = await ensureCluster().then(
+      () => undefined,
+      (err: unknown) => err ?? new Error('the cluster did not start'),
+    );
+  });
+  beforeEach(() => {
+    if (notStarted !== undefined) throw notStarted;
+  });
   afterEach(async () => {
     await cleanups.run();
     await ensureCluster();

@@ -66,6 +66,12 @@ interface RunReport {
   movedTo: NodeId | undefined;
   /** 'disconnect' events of the connection on the lost node (none for the Celery worker's). */
   disconnects: number;
+  /**
+   * The Node Worker's 'error' events, by message: results it could not store (e.g. a reply
+   * nacked while the reply queue's node stops); each such task went back to its queue and
+   * ran again (counted in the duplicates).
+   */
+  workerErrors: Record<string, number>;
 }
 
 /** A worker of either kind on node 2's failover list, counting executions by task id. */
@@ -84,6 +90,7 @@ async function startWorker(kind: WorkerKind, queue: string, type: QueueType) {
       connection: undefined,
       // Celery logs each connection: "Connected to amqp://guest:**@127.0.0.1:5683//".
       node: (): NodeId | undefined => nodeOf([...py.logs().matchAll(/Connected to (\S+)/g)].at(-1)?.[1]),
+      errors: {},
       executions: (ids: readonly string[]): number => {
         const wanted = new Set(ids);
         let n = 0;
@@ -101,7 +108,7 @@ async function startWorker(kind: WorkerKind, queue: string, type: QueueType) {
     // 16 tasks at once, 16 unacked: the window the client keeps in flight.
     concurrency: 16,
     prefetchMultiplier: 1,
-    // 2,000 tasks: no received/succeeded line each; warnings and errors still show.
+    // 2,000 tasks: no received/succeeded line each; warnings still show, errors are counted.
     loglevel: 'warning',
     heartbeat: false,
     remoteControl: false,
@@ -114,10 +121,15 @@ async function startWorker(kind: WorkerKind, queue: string, type: QueueType) {
       },
     },
   });
+  const errors: Record<string, number> = {};
+  worker.on('error', (err) => {
+    errors[err.message] = (errors[err.message] ?? 0) + 1;
+  });
   cleanups.push(() => worker.close());
   await worker.start();
   return {
     connection: server.connection,
+    errors,
     node: () => nodeOf(server.connection.connectedTo),
     executions: (ids: readonly string[]): number => ids.reduce((n, id) => n + (runs.get(id) ?? 0), 0),
   };
@@ -188,6 +200,7 @@ async function runOnce(lost: Lost, kind: WorkerKind, type: QueueType, mode: Loss
     durationMs,
     movedTo: lost === 'queue' ? clientStayed : movedTo,
     disconnects,
+    workerErrors: worker.errors,
   };
 }
 
