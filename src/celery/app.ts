@@ -1,6 +1,6 @@
 /**
  * The Celery app (Python's `celery.Celery`, client side): settings, a broker connection, a
- * result backend, and {@link Celery.sendTask} in message protocol v2.
+ * result backend, and {@link Celery.sendTask} in message protocol v2 (or v1, `task_protocol: 1`).
  *
  * Routing as Celery 5.2 does it by default: the task queue is declared as kombu's
  * `Queue(name, Exchange(name, 'direct'), routing_key=name)` (durable queue, durable direct
@@ -26,8 +26,8 @@ import { Control } from './control.js';
 import { EventDispatcher, taskSentFields } from './events.js';
 import { RPCBackend } from './rpc-backend.js';
 import type { CelerySettings } from './settings.js';
-import { encodeTaskMessage } from './task-message.js';
-import type { EncodedTaskMessage } from './task-message.js';
+import { encodeTaskMessage, encodeTaskMessageV1, sentHeaders } from './task-message.js';
+import type { EncodedTaskMessage, EncodedTaskMessageV1, TaskMessageInput } from './task-message.js';
 
 /**
  * Task-sending settings, with Celery's names.
@@ -58,6 +58,12 @@ export interface AppSettings {
   task_publish_confirm: boolean;
   /** Send a `task-sent` event for every task sent (Celery's setting). @default false */
   task_send_sent_event: boolean;
+  /**
+   * Task message protocol: 2 (Celery 4+), or 1 for Celery 3.1 workers (a dict body, as
+   * 3.1's `publish_task` sends; with `task_serializer: 'pickle'` for 3.1's default). Celery 4
+   * and 5 workers read both. @default 2
+   */
+  task_protocol: 1 | 2;
 }
 
 /**
@@ -126,6 +132,14 @@ export interface SendTaskOptions {
   serializer?: string | undefined;
   /** Don't declare the reply queue and tell the worker not to store. @default false */
   ignoreResult?: boolean | undefined;
+  /**
+   * Stamps, by stamp name (Celery 5.3's `stamped_headers` and the stamps themselves, as
+   * `apply_async(stamped_headers=[...], **stamps)` sends them): the `stamped_headers` and
+   * `stamps` headers. Protocol 2 only. @default undefined (not sent)
+   */
+  stamps?: Readonly<Record<string, unknown>> | undefined;
+  /** Celery 5.4's `replaced_task_nesting` header. Protocol 2 only. @default undefined (not sent) */
+  replacedTaskNesting?: number | undefined;
   /** @default null */
   groupId?: string | undefined;
   /** Cancels the send. @default undefined */
@@ -143,6 +157,7 @@ const TASK_KEYS = new Set<string>([
   'task_default_delivery_mode',
   'task_publish_confirm',
   'task_send_sent_event',
+  'task_protocol',
 ]);
 
 /**
@@ -159,6 +174,20 @@ function backendFromUrl(url: string, broker: Connection, settings: Record<string
   }
   throw new ArgumentError(
     `backend ${JSON.stringify(url)}: use 'rpc://', 'amqp://...' or a ResultBackend instance`,
+  );
+}
+
+/** An accept list given as a list or, as Celery's environment form, comma-separated text. */
+function acceptList(value: readonly string[] | string): string[] {
+  return typeof value === 'string' ? value.split(',').map((v) => v.trim()) : [...value];
+}
+
+/** `task_protocol`, checked. */
+function taskProtocol(value: unknown): 1 | 2 {
+  if (value === undefined || value === 2) return 2;
+  if (value === 1) return 1;
+  throw new ArgumentError(
+    `task_protocol must be 1 or 2 (Celery's task message protocols), got ${String(value)}`,
   );
 }
 
@@ -182,6 +211,12 @@ export class Celery {
   readonly oid: string;
   /** Task settings in effect. */
   readonly conf: Readonly<AppSettings>;
+  /**
+   * The `accept_content` setting (or `CELERY_ACCEPT_CONTENT`) as given, which a Node Worker
+   * on this app accepts task messages by, as Celery's consumer does; undefined when unset
+   * (the Worker then accepts every registered serializer but pickle). @default undefined
+   */
+  readonly acceptContent: readonly string[] | undefined;
 
   readonly #ownsConnection: boolean;
   readonly #ownsBackend: boolean;
@@ -208,7 +243,10 @@ export class Celery {
       task_default_delivery_mode: s.task_default_delivery_mode ?? 2,
       task_publish_confirm: s.task_publish_confirm ?? true,
       task_send_sent_event: s.task_send_sent_event ?? false,
+      task_protocol: taskProtocol(s.task_protocol),
     });
+    const accept = s.accept_content ?? s.CELERY_ACCEPT_CONTENT;
+    this.acceptContent = accept === undefined ? undefined : Object.freeze(acceptList(accept));
     const broker = options.broker;
     this.#ownsConnection = !(broker instanceof Connection);
     this.connection = broker instanceof Connection ? broker : new Connection(resolveBrokerUrl(broker));
@@ -264,7 +302,7 @@ export class Celery {
   }
 
   /**
-   * Sends a task by name (protocol v2) and resolves with its result handle once the broker
+   * Sends a task by name (protocol v2, or v1 per `task_protocol`) and resolves with its result handle once the broker
    * has the task message (publisher confirms); a refused or failed publish rejects. The reply
    * queue is declared before the publish (rpc://, the backend's `onTaskCall`), so no result
    * can arrive before it exists. `countdown` and `expires` are seconds, as in `apply_async`.
@@ -290,7 +328,7 @@ export class Celery {
         recoverable: false,
       });
     const ignoreResult = options.ignoreResult ?? false;
-    const message = encodeTaskMessage({
+    const input: TaskMessageInput = {
       task: name,
       args,
       kwargs,
@@ -303,17 +341,21 @@ export class Celery {
       softTimeLimit: options.softTimeLimit,
       groupId: options.groupId,
       ignoreResult,
+      stamps: options.stamps,
+      replacedTaskNesting: options.replacedTaskNesting,
       headers: options.headers,
-    });
+    };
+    const message = this.conf.task_protocol === 1 ? encodeTaskMessageV1(input) : encodeTaskMessage(input);
     await this.#publish(message, ignoreResult, options);
     return new AsyncResult<T>(message.properties.correlationId, this.backend);
   }
 
   async #publish(
-    message: EncodedTaskMessage,
+    message: EncodedTaskMessage | EncodedTaskMessageV1,
     ignoreResult: boolean,
     options: SendTaskOptions,
   ): Promise<void> {
+    const expiration = 'expiration' in message.properties ? message.properties.expiration : undefined;
     const signal = options.signal === undefined ? {} : { signal: options.signal };
     if (!ignoreResult && this.backend instanceof BaseBackend) await this.backend.onTaskCall(signal);
     const queueName = options.queue ?? this.conf.task_default_queue;
@@ -332,7 +374,7 @@ export class Celery {
       headers: message.headers,
       correlationId: message.properties.correlationId,
       replyTo: message.properties.replyTo,
-      ...(message.properties.expiration === undefined ? {} : { expiration: message.properties.expiration }),
+      ...(expiration === undefined ? {} : { expiration }),
       declare: [queue],
       ...signal,
     });
@@ -340,7 +382,10 @@ export class Celery {
       this.#sentEvents ??= new EventDispatcher(this.connection);
       const exchange = direct ? '' : (options.exchange ?? '');
       const routingKey = direct ? queueName : (options.routingKey ?? queue.routingKey);
-      this.#sentEvents.publish('task-sent', taskSentFields(message.headers, queueName, exchange, routingKey));
+      this.#sentEvents.publish(
+        'task-sent',
+        taskSentFields(sentHeaders(message), queueName, exchange, routingKey),
+      );
     }
   }
 

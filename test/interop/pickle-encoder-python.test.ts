@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { encodeTaskMessageV1 } from '../../src/celery/task-message.js';
 import { pickleDumps } from '../../src/kombu/pickle-encoder.js';
 import { assertPythonPeers, PEERS_DIR, PYTHON } from './python.js';
 
@@ -83,21 +84,11 @@ describe('pickles written by Node are read by Python', () => {
   }, 120_000);
 
   it('a Celery 3.1 task body as it goes on the wire', () => {
-    const body = {
+    const { body } = encodeTaskMessageV1({
       task: 'tasks.add',
-      id: 'a8e9ad1e-1b8c-4d0a-9a55-3e4b2b0d8f10',
-      args: [2, 3],
-      kwargs: {},
-      retries: 0,
-      eta: null,
-      expires: null,
-      utc: true,
-      callbacks: null,
-      errbacks: null,
-      timelimit: [null, null],
-      taskset: null,
-      chord: null,
-    };
+      args: [2, 2n ** 70n],
+      kwargs: { b: Buffer.from('x') },
+    });
     expect(pythonReads([pickleDumps(body)])).toEqual([expected(body)]);
   });
 });
