@@ -414,7 +414,7 @@ def build_parser():
 
     pub = argparse.ArgumentParser(add_help=False)
     pub.add_argument('--traceback', default=None)
-    pub.add_argument('--serializer', default='json', choices=['json', 'msgpack', 'yaml'])
+    pub.add_argument('--serializer', default='json', choices=['json', 'msgpack', 'yaml', 'pickle'])
     pub.add_argument('--compression', default=None, choices=['zlib', 'gzip', 'bzip2'])
     pub.add_argument('--correlation-id', default=None)
     pub.add_argument('--children', default=None, help='children as JSON')
