@@ -39,7 +39,8 @@ export interface BackendCommonOptions {
   /** Compression name or mime of stored results. @default settings.result_compression (none) */
   compression?: string | null | undefined;
   /**
-   * Result queue `x-expires` in **seconds** (Celery's `expires`); null or 0 for none.
+   * Result queue `x-expires` in **seconds** (Celery's `expires`); null for none (0 is
+   * refused: RabbitMQ answers `x-expires: 0` with 406).
    * @default settings.result_expires (86400, one day)
    */
   expires?: number | null | undefined;

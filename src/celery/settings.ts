@@ -16,7 +16,10 @@ export interface CelerySettings {
   result_exchange_type: string;
   /** Durable exchange and queues, delivery_mode 2. @default true */
   result_persistent: boolean;
-  /** Seconds before an unused result queue expires (`x-expires`); null or 0 for never. @default 86400 */
+  /**
+   * Seconds before an unused result queue expires (`x-expires`); null for never. 0 is
+   * refused: Celery sends it as `x-expires: 0`, which RabbitMQ answers with 406. @default 86400
+   */
   result_expires: number | null;
   /** Serializer name for result bodies. @default 'json' */
   result_serializer: string;
@@ -108,11 +111,15 @@ export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
 
 /**
  * A queue expiry in seconds (Celery's `result_expires` and the backends' `expires`) as the
- * `x-expires` milliseconds, truncated like Celery's `int(expires * 1000)`. null or 0 means
- * none, since Celery skips a falsy expiry.
+ * `x-expires` milliseconds, truncated like Celery's `int(expires * 1000)`. null means none.
+ *
+ * 0 is refused here, up front: Celery (3.1 to 5.x) passes it through kombu, which drops only
+ * None, so it declares `x-expires: 0`, and RabbitMQ closes the channel with 406
+ * PRECONDITION_FAILED ("invalid arg 'x-expires' ... {value_zero,0}") on the first result.
  *
  * @param what - The option's name, for the error.
- * @throws ArgumentError for anything else than null, 0 or 0.001-2147483.647 seconds.
+ * @throws ArgumentError for 0 (naming the setting, Celery's behaviour and the fix), and for
+ *   anything else than null or 0.001-2147483.647 seconds.
  * @example
  * ```ts
  * expiresToMs(3600, 'expires'); // 3_600_000
@@ -120,7 +127,14 @@ export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
  * ```
  */
 export function expiresToMs(seconds: unknown, what: string): number | null {
-  if (seconds === null || seconds === 0) return null;
+  if (seconds === null) return null;
+  if (seconds === 0) {
+    throw new ArgumentError(
+      `${what}: 0 is refused. Celery sends it as the queue argument x-expires 0, which RabbitMQ ` +
+        `refuses (406 PRECONDITION_FAILED, invalid arg 'x-expires' {value_zero,0}) when the first ` +
+        `result queue is declared; use null for result queues that never expire`,
+    );
+  }
   if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
     const ms = Math.trunc(seconds * 1000);
     // x-expires is a signed 32-bit int on the wire and RabbitMQ refuses 0.
@@ -139,12 +153,12 @@ const EXCHANGE_TYPES = new Set(['direct', 'topic', 'fanout', 'headers']);
  * filling in 4.x defaults. `undefined` values count as unset.
  *
  * `result_expires` is in seconds, as in Celery, and becomes `expiresMs` (truncated, like
- * Celery's `int(expires * 1000)`); null or 0 means no `x-expires`, since Celery skips a
- * falsy expiry.
+ * Celery's `int(expires * 1000)`); null means no `x-expires`; 0 is refused (see
+ * {@link expiresToMs}).
  *
  * @throws {@link ArgumentError} for an unknown key (a typo), the same setting given under
  * both names with different values, or an invalid value (unknown serializer, pickle as
- * result serializer, unknown compression, negative expiry, ...).
+ * result serializer, unknown compression, a negative or 0 expiry, ...).
  * @example
  * ```ts
  * resolveSettings({ CELERY_TASK_RESULT_EXPIRES: 3600, result_serializer: 'msgpack' });
