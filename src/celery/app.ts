@@ -25,6 +25,7 @@ import { BaseBackend } from './base-backend.js';
 import { Control } from './control.js';
 import { EventDispatcher, taskSentFields } from './events.js';
 import { RPCBackend } from './rpc-backend.js';
+import { compressionMime } from './settings.js';
 import type { CelerySettings } from './settings.js';
 import { encodeTaskMessage, encodeTaskMessageV1, sentHeaders } from './task-message.js';
 import type { EncodedTaskMessage, EncodedTaskMessageV1, TaskMessageInput } from './task-message.js';
@@ -48,7 +49,10 @@ export interface AppSettings {
   task_default_routing_key: string;
   /** Task body serializer. @default 'json' */
   task_serializer: string;
-  /** Task body compression, or null. @default null */
+  /**
+   * Task body compression (a kombu name such as `zlib`, `bzip2`, `zstd`, or a MIME type), or
+   * null; `CELERY_MESSAGE_COMPRESSION` is its Celery 3.1 name. @default null
+   */
   task_compression: string | null;
   /** Priority when sendTask gives none, or null. @default null */
   task_default_priority: number | null;
@@ -182,6 +186,24 @@ function acceptList(value: readonly string[] | string): string[] {
   return typeof value === 'string' ? value.split(',').map((v) => v.trim()) : [...value];
 }
 
+/**
+ * `task_compression`, or its 3.1 name `CELERY_MESSAGE_COMPRESSION`, checked (as given: the
+ * producer maps names to MIME types).
+ */
+function taskCompression(modern: unknown, legacy: unknown): string | null {
+  if (modern !== undefined && legacy !== undefined && modern !== legacy) {
+    throw new ArgumentError(
+      'conflicting settings task_compression and CELERY_MESSAGE_COMPRESSION: give only one',
+    );
+  }
+  const value = modern ?? legacy ?? null;
+  compressionMime(
+    value,
+    modern === undefined && legacy !== undefined ? 'CELERY_MESSAGE_COMPRESSION' : 'task_compression',
+  );
+  return typeof value === 'string' ? value : null;
+}
+
 /** `task_protocol`, checked. */
 function taskProtocol(value: unknown): 1 | 2 {
   if (value === undefined || value === 2) return 2;
@@ -238,7 +260,7 @@ export class Celery {
       task_default_exchange_type: s.task_default_exchange_type ?? 'direct',
       task_default_routing_key: s.task_default_routing_key ?? queue,
       task_serializer: s.task_serializer ?? 'json',
-      task_compression: s.task_compression ?? null,
+      task_compression: taskCompression(s.task_compression, s.CELERY_MESSAGE_COMPRESSION),
       task_default_priority: s.task_default_priority ?? null,
       task_default_delivery_mode: s.task_default_delivery_mode ?? 2,
       task_publish_confirm: s.task_publish_confirm ?? true,

@@ -31,7 +31,12 @@ export interface CelerySettings {
    * used. @default 10000 ({@link DEFAULT_RESULT_CACHE_MAX})
    */
   result_cache_max: number;
-  /** Compression method name or MIME type for result bodies, or null. @default null */
+  /**
+   * Compression method name or MIME type for result bodies, or null. Celery 4+'s AMQP and
+   * RPC backends never compress results (4.0-5.2 used this setting, by mistake, as the
+   * default compression of task messages: celery#4838); here it compresses results, which
+   * every kombu reader decompresses by the `compression` header. @default null
+   */
   result_compression: string | null;
   /** 3.1 name of {@link CelerySettings.result_exchange}. */
   CELERY_RESULT_EXCHANGE: string;
@@ -47,7 +52,14 @@ export interface CelerySettings {
   CELERY_ACCEPT_CONTENT: readonly string[];
   /** 3.1 name of {@link CelerySettings.result_cache_max}. */
   CELERY_MAX_CACHED_RESULTS: number;
-  /** 3.1 name of {@link CelerySettings.result_compression} (3.1 used one setting for all messages). */
+  /** Old name of {@link CelerySettings.result_compression} (Celery 4's `CELERY_RESULT_` namespace). */
+  CELERY_RESULT_COMPRESSION: string | null;
+  /**
+   * Celery 3.1's one compression setting, the old name of `task_compression` (the app's
+   * task messages). In 3.1 the result backends published through the app's task producer,
+   * so results were compressed with it too: here it is the result compression when
+   * `result_compression` is not given. @default null
+   */
   CELERY_MESSAGE_COMPRESSION: string | null;
 }
 
@@ -82,10 +94,13 @@ const NAMES: Readonly<Record<Key, readonly [keyof CelerySettings, keyof CelerySe
   serializer: ['result_serializer', 'CELERY_RESULT_SERIALIZER'],
   accept: ['accept_content', 'CELERY_ACCEPT_CONTENT'],
   cacheMax: ['result_cache_max', 'CELERY_MAX_CACHED_RESULTS'],
-  compression: ['result_compression', 'CELERY_MESSAGE_COMPRESSION'],
+  compression: ['result_compression', 'CELERY_RESULT_COMPRESSION'],
 };
 
-const KNOWN = new Set<string>(Object.values(NAMES).flat());
+/** Known without a resolved field of their own: the fallback of result compression. */
+const FALLBACKS = ['CELERY_MESSAGE_COMPRESSION'] as const;
+
+const KNOWN = new Set<string>([...Object.values(NAMES).flat(), ...FALLBACKS]);
 
 /**
  * The default result cache size (`result_cache_max`): 10,000 READY metas, least recently used
@@ -225,17 +240,11 @@ export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSe
     throw new ArgumentError(`${name('cacheMax')} must be an integer >= -1`);
   }
 
-  const compressionRaw = pick('compression') ?? null;
-  let compression: string | null = null;
-  if (compressionRaw !== null) {
-    const mime = typeof compressionRaw === 'string' ? compressionMimeFor(compressionRaw) : undefined;
-    if (mime === undefined) {
-      throw new ArgumentError(
-        `${name('compression')}: unknown compression ${JSON.stringify(compressionRaw)}`,
-      );
-    }
-    compression = mime;
-  }
+  const given = pick('compression');
+  const compression =
+    given !== undefined
+      ? compressionMime(given, name('compression'))
+      : compressionMime(raw['CELERY_MESSAGE_COMPRESSION'], 'CELERY_MESSAGE_COMPRESSION');
 
   return Object.freeze({
     exchange,
@@ -247,6 +256,23 @@ export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSe
     cacheMax,
     compression,
   });
+}
+
+/**
+ * A compression setting as its MIME type, or null when unset.
+ *
+ * @param what - The setting's name(s), for the error.
+ * @throws ArgumentError naming the setting for an unknown compression.
+ * @example
+ * ```ts
+ * compressionMime('zlib', 'task_compression'); // 'application/x-gzip'
+ * ```
+ */
+export function compressionMime(value: unknown, what: string): string | null {
+  if (value === undefined || value === null) return null;
+  const mime = typeof value === 'string' ? compressionMimeFor(value) : undefined;
+  if (mime === undefined) throw new ArgumentError(`${what}: unknown compression ${JSON.stringify(value)}`);
+  return mime;
 }
 
 function sameValue(a: unknown, b: unknown): boolean {
