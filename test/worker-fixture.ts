@@ -9,6 +9,7 @@
  * @module
  */
 import { Celery } from '../src/celery/app.js';
+import type { CeleryAppSettings } from '../src/celery/app.js';
 import type { CeleryEvent } from '../src/celery/events.js';
 import type { TaskDefinition, TaskHandler, WorkerOptions } from '../src/celery/worker.js';
 import { Worker } from '../src/celery/worker.js';
@@ -29,6 +30,14 @@ export interface WorkerSetup {
   worker: Worker;
 }
 
+/** What both apps of {@link startWorker} are built with. */
+export interface AppsOptions {
+  /** Settings of both apps (the queue is added). @default {} */
+  settings?: Partial<CeleryAppSettings>;
+  /** Backend URL of both apps. @default 'rpc://' */
+  backend?: string;
+}
+
 /**
  * Starts a worker (silent logger) on a fresh queue of `url`, with a client app on its own
  * connection; everything is closed and the queue deleted by `cleanups`.
@@ -38,10 +47,16 @@ export async function startWorker(
   tasks: Record<string, TaskHandler | TaskDefinition>,
   options: Omit<WorkerOptions, 'tasks'> = {},
   url = 'memory://',
+  apps: AppsOptions = {},
 ): Promise<WorkerSetup> {
   const queue = options.queue ?? uid('wq');
-  const client = new Celery({ broker: url, settings: { task_default_queue: queue } });
-  const server = new Celery({ broker: url, settings: { task_default_queue: queue } });
+  const appOptions = {
+    broker: url,
+    ...(apps.backend === undefined ? {} : { backend: apps.backend }),
+    settings: { ...apps.settings, task_default_queue: queue },
+  };
+  const client = new Celery(appOptions);
+  const server = new Celery(appOptions);
   const worker = new Worker(server, {
     logger: silentLogger,
     heartbeat: false,

@@ -44,6 +44,12 @@ export interface BackendCommonOptions {
    * @default settings.result_expires (86400, one day)
    */
   expires?: number | null | undefined;
+  /**
+   * Store the request's fields with each result (Celery's `result_extended`): name, args,
+   * kwargs, worker, retries, queue and stamps, in the backend's Celery layout.
+   * @default settings.result_extended (false)
+   */
+  extended?: boolean | undefined;
   /** Publisher confirms: storeResult resolves once the broker has the result. @default true */
   confirmPublish?: boolean | undefined;
   /**

@@ -10,6 +10,11 @@
  * nothing but the default exchange. Results go out with delivery_mode 1 (the backend's
  * `persistent = False`) unless result_persistent is set, with no mandatory flag.
  *
+ * With `result_extended`, a result is laid out as Celery's main branch does it (the RPC
+ * backend respects the setting since commit 7c5d9a62d; 5.2 ignores it): Celery's
+ * `_get_result_meta` plus `task_id`, so `date_done`, `group_id`, `parent_id` and the
+ * request's name, args, kwargs, worker, retries, queue and stamps.
+ *
  * Differences from Celery, on purpose:
  * - The reply consumer starts with the queue declaration (before the first task is sent),
  *   not on the first `get()`, so every reply is received and buffered as it arrives.
@@ -110,7 +115,7 @@ export class RPCBackend extends BaseBackend {
    * @throws ArgumentError for bad settings or options (an `expires` that is not seconds or null, ...).
    */
   constructor(options: RPCBackendOptions = {}) {
-    super(options, { persistent: false });
+    super(options, { persistent: false, extendedLayout: 'meta' });
     this.oid = options.oid ?? randomUUID();
     const bufferMax = options.bufferMax ?? 8192;
     if (!Number.isSafeInteger(bufferMax) || bufferMax < 1) {

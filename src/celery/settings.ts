@@ -52,6 +52,13 @@ export interface CelerySettings {
   CELERY_ACCEPT_CONTENT: readonly string[];
   /** 3.1 name of {@link CelerySettings.result_cache_max}. */
   CELERY_MAX_CACHED_RESULTS: number;
+  /**
+   * Store the request with each result (Celery 4.3+'s `result_extended`): the task's name,
+   * args, kwargs, worker, retries and queue, and its stamps (5.3). @default false
+   */
+  result_extended: boolean;
+  /** Old name of {@link CelerySettings.result_extended}. */
+  CELERY_RESULT_EXTENDED: boolean;
   /** Old name of {@link CelerySettings.result_compression} (Celery 4's `CELERY_RESULT_` namespace). */
   CELERY_RESULT_COMPRESSION: string | null;
   /**
@@ -81,6 +88,8 @@ export interface ResolvedSettings {
   readonly cacheMax: number;
   /** Compression MIME type for published results, or null. */
   readonly compression: string | null;
+  /** Store the request's fields with each result (result_extended). */
+  readonly extended: boolean;
 }
 
 type Key = keyof ResolvedSettings;
@@ -95,6 +104,7 @@ const NAMES: Readonly<Record<Key, readonly [keyof CelerySettings, keyof CelerySe
   accept: ['accept_content', 'CELERY_ACCEPT_CONTENT'],
   cacheMax: ['result_cache_max', 'CELERY_MAX_CACHED_RESULTS'],
   compression: ['result_compression', 'CELERY_RESULT_COMPRESSION'],
+  extended: ['result_extended', 'CELERY_RESULT_EXTENDED'],
 };
 
 /** Known without a resolved field of their own: the fallback of result compression. */
@@ -122,6 +132,7 @@ export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
   accept: Object.freeze(['json']),
   cacheMax: DEFAULT_RESULT_CACHE_MAX,
   compression: null,
+  extended: false,
 });
 
 /**
@@ -246,6 +257,9 @@ export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSe
       ? compressionMime(given, name('compression'))
       : compressionMime(raw['CELERY_MESSAGE_COMPRESSION'], 'CELERY_MESSAGE_COMPRESSION');
 
+  const extended = pick('extended') ?? DEFAULT_SETTINGS.extended;
+  if (typeof extended !== 'boolean') throw new ArgumentError(`${name('extended')} must be a boolean`);
+
   return Object.freeze({
     exchange,
     exchangeType,
@@ -255,6 +269,7 @@ export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSe
     accept,
     cacheMax,
     compression,
+    extended,
   });
 }
 

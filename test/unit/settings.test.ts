@@ -17,6 +17,7 @@ describe('resolveSettings', () => {
       accept: ['json'],
       cacheMax: 10_000,
       compression: null,
+      extended: false,
     });
     expect(resolveSettings({})).toEqual(DEFAULT_SETTINGS);
   });
@@ -32,6 +33,7 @@ describe('resolveSettings', () => {
         accept_content: ['json', 'application/x-msgpack'],
         result_cache_max: 100,
         result_compression: 'zlib',
+        result_extended: true,
       }),
     ).toEqual({
       exchange: 'res',
@@ -42,10 +44,11 @@ describe('resolveSettings', () => {
       accept: ['json', 'application/x-msgpack'],
       cacheMax: 100,
       compression: 'application/x-gzip',
+      extended: true,
     });
   });
 
-  it('reads 3.1 names', () => {
+  it('reads 3.1 (and Celery 4 old-style) names', () => {
     expect(
       resolveSettings({
         CELERY_RESULT_EXCHANGE: 'old',
@@ -55,7 +58,8 @@ describe('resolveSettings', () => {
         CELERY_RESULT_SERIALIZER: 'yaml',
         CELERY_ACCEPT_CONTENT: ['json', 'yaml'],
         CELERY_MAX_CACHED_RESULTS: 0,
-        CELERY_MESSAGE_COMPRESSION: 'application/x-brotli',
+        CELERY_RESULT_COMPRESSION: 'application/x-brotli',
+        CELERY_RESULT_EXTENDED: true,
       }),
     ).toEqual({
       exchange: 'old',
@@ -66,6 +70,7 @@ describe('resolveSettings', () => {
       accept: ['json', 'yaml'],
       cacheMax: 0,
       compression: 'application/x-brotli',
+      extended: true,
     });
   });
 

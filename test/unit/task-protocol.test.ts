@@ -6,42 +6,26 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
 import type { CeleryAppSettings } from '../../src/celery/app.js';
-import { Worker } from '../../src/celery/worker.js';
+import type { TaskHandler } from '../../src/celery/worker.js';
 import { ArgumentError } from '../../src/errors.js';
 import { Consumer } from '../../src/kombu/consumer.js';
 import type { Message } from '../../src/kombu/message.js';
-import { silentLogger } from '../../src/logger.js';
 import { cleanupStack, uid, waitUntil } from '../fixture.js';
-import { dropQueue } from '../worker-fixture.js';
+import { dropQueue, startWorker } from '../worker-fixture.js';
+import type { WorkerSetup } from '../worker-fixture.js';
 
 const cleanups = cleanupStack();
 afterEach(() => cleanups.run());
 
+const TASKS: Record<string, TaskHandler> = {
+  add: ([a, b]) => Number(a) + Number(b),
+  big: ([n]) => (typeof n === 'bigint' ? String(n * 2n) : null),
+  who: (_args, kwargs, ctx) => ({ kwargs, retries: ctx.retries, group: ctx.request.group }),
+};
+
 /** A client and a worker app on one fresh memory:// queue; `settings` go to both. */
-async function setup(
-  settings: Partial<CeleryAppSettings>,
-): Promise<{ client: Celery; queue: string; worker: Worker }> {
-  const queue = uid('v1');
-  const all = { task_default_queue: queue, ...settings };
-  const client = new Celery({ broker: 'memory://', settings: all });
-  const server = new Celery({ broker: 'memory://', settings: all });
-  const worker = new Worker(server, {
-    logger: silentLogger,
-    heartbeat: false,
-    remoteControl: false,
-    queue,
-    tasks: {
-      add: ([a, b]) => Number(a) + Number(b),
-      big: ([n]) => (typeof n === 'bigint' ? String(n * 2n) : null),
-      who: (_args, kwargs, ctx) => ({ kwargs, retries: ctx.retries, group: ctx.request.group }),
-    },
-  });
-  cleanups.push(() => dropQueue('memory://', queue));
-  cleanups.push(() => client.close());
-  cleanups.push(() => server.close());
-  cleanups.push(() => worker.close({ cold: true }));
-  await worker.start();
-  return { client, queue, worker };
+function setup(settings: Partial<CeleryAppSettings>): Promise<WorkerSetup> {
+  return startWorker(cleanups, TASKS, {}, 'memory://', { settings });
 }
 
 /** The next message published to `queue`, read by a consumer of its own (the worker is not started). */

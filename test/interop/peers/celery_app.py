@@ -42,6 +42,22 @@ app.conf.update(
 )
 
 
+# CELERY_RESULT_EXTENDED=1: result_extended, with the RPC backend storing it as Celery's main
+# branch does (commit 7c5d9a62d: the reply is _get_result_meta plus task_id); Celery 5.2's
+# RPC backend ignores the setting.
+if os.environ.get('CELERY_RESULT_EXTENDED') == '1':
+    from celery.backends.rpc import RPCBackend
+
+    def _to_result(self, task_id, state, result, traceback, request):
+        meta = self._get_result_meta(result=self.encode_result(result, state),
+                                     state=state, traceback=traceback, request=request)
+        meta['task_id'] = task_id
+        return meta
+
+    RPCBackend._to_result = _to_result
+    app.conf.result_extended = True
+
+
 @app.task(name='add')
 def add(x, y):
     return x + y
