@@ -290,6 +290,57 @@ export class ArgumentError extends CeleryAmqpError {
   }
 }
 
+/**
+ * What to set so that no transient non-exclusive queue is declared, on both sides, for each
+ * queue Celery declares that way (see {@link TransientQueueDeniedError}).
+ */
+export const TRANSIENT_QUEUE_FIXES =
+  'rpc:// reply queue: RPCBackend option replyQueueDurable: true here, and Celery >= 5.7 on the ' +
+  'Python side (its reply queue is durable=True, auto_delete=True since Celery commit 323f21d, ' +
+  '"RabbitMQ 4.3.0 compatibility"); amqp:// result queues: result_persistent: true on both sides; ' +
+  'remote control: control_queue_exclusive: true (Celery >= 5.6, the default from 5.7); events: ' +
+  'event_queue_exclusive: true (likewise). Or permit the feature on the broker: ' +
+  'deprecated_features.permit.transient_nonexcl_queues = true';
+
+/**
+ * RabbitMQ 4.3+ refused to create a transient (non-durable) non-exclusive queue: its
+ * deprecated feature `transient_nonexcl_queues` is denied by default since 4.3 (and on
+ * 3.13-4.2 when configured so). RabbitMQ closes the whole connection with 541 INTERNAL_ERROR
+ * and a text cut before it says how to permit the feature; this error says what to set
+ * instead ({@link hint}). Not recoverable: a reconnect would be refused the same way.
+ *
+ * @example
+ * ```ts
+ * await backend.ensureReplyQueue().catch((err) => {
+ *   if (err instanceof TransientQueueDeniedError) console.error(err.hint);
+ * });
+ * ```
+ */
+export class TransientQueueDeniedError extends ConnectionError {
+  /** The queue refused, when known (RabbitMQ's text does not name it). */
+  readonly queue: string | undefined;
+  /** What to set on both sides so the queue is declared durable or exclusive. */
+  readonly hint: string;
+  /** The broker's close text, as received. */
+  readonly brokerText: string;
+
+  constructor(
+    brokerText: string,
+    options: ErrorOptions & { queue?: string | undefined; hint?: string | undefined } = {},
+  ) {
+    const hint = options.hint ?? TRANSIENT_QUEUE_FIXES;
+    const what = options.queue === undefined ? 'a transient non-exclusive queue' : `queue '${options.queue}'`;
+    super(
+      `RabbitMQ refused to declare ${what} (non-durable and non-exclusive: denied by default ` +
+        `since RabbitMQ 4.3, deprecated feature transient_nonexcl_queues). Set ${hint}. Broker: ${brokerText}`,
+      { ...options, code: 'INTERNAL_ERROR', recoverable: false },
+    );
+    this.queue = options.queue;
+    this.hint = hint;
+    this.brokerText = brokerText;
+  }
+}
+
 const REPLY_NAMES = new Map<number, AmqpReplyCode>(
   Object.entries(AMQP_REPLY_CODES).map(([name, value]) => [value, name as AmqpReplyCode]),
 );
@@ -332,6 +383,9 @@ export function fromReply(replyCode: number, replyText: string, cause?: unknown)
   const message = `${replyCode} ${replyText}`;
   const options: ErrorOptions = cause === undefined ? {} : { cause };
   if (name === undefined) return new ChannelError(message, options);
+  if (replyCode === AMQP_REPLY_CODES.INTERNAL_ERROR && replyText.includes('transient_nonexcl_queues')) {
+    return new TransientQueueDeniedError(message, options);
+  }
   if (CONNECTION_LEVEL.has(replyCode)) {
     const recoverable = RECOVERABLE_CONNECTION_LEVEL.has(replyCode);
     return new ConnectionError(message, { ...options, code: name, recoverable });

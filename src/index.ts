@@ -34,12 +34,18 @@ export {
   EncodeError,
   MessageStateError,
   NotBoundError,
+  TRANSIENT_QUEUE_FIXES,
   TimeoutError,
+  TransientQueueDeniedError,
   fromReply,
   redact,
   replyCodeName,
 } from './errors.js';
 export type { AmqpReplyCode, ClientErrorCode, ErrorCode, ErrorOptions } from './errors.js';
+
+// Logging: what the `logger` options of the backends, Connection and Worker take.
+export { consoleLogger, silentLogger } from './logger.js';
+export type { Logger } from './logger.js';
 
 // AMQP value types that kombu's and Celery's signatures use. The transport layer itself (the
 // Transport interface, the embedded broker, URL parsing) is the 'celery-amqp-backend/transport'
@@ -136,6 +142,20 @@ export type { DecodeBodyOptions } from './kombu/compression.js';
 export { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from './kombu/decode-limits.js';
 export type { DecodeContext, DecodeLimits } from './kombu/decode-limits.js';
 export { PickledObject } from './kombu/pickle.js';
+export {
+  DELAY_BITS,
+  MAX_DELAY_LEVEL,
+  MAX_DELAY_SECONDS,
+  bindQueueToNativeDelayedDelivery,
+  calculateRoutingKey,
+  declareNativeDelayedDelivery,
+  delayQueueArguments,
+  delayedBindingKey,
+  delayedEntryExchange,
+  deliveryExchangeName,
+  levelName,
+} from './kombu/native-delayed-delivery.js';
+export type { DelayQueueType, DelayedDeliveryOptions } from './kombu/native-delayed-delivery.js';
 
 // Celery
 export {
@@ -217,6 +237,8 @@ export type {
 } from './celery/result.js';
 export { Celery } from './celery/app.js';
 export type { AppSettings, CeleryAppSettings, CeleryOptions, SendTaskOptions } from './celery/app.js';
+export { TaskQueues, checkQueueType, taskRoute } from './celery/task-queues.js';
+export type { QueueType, TaskQueueSettings, TaskRoute } from './celery/task-queues.js';
 // The decoded task message a Worker's handler sees (the codec itself stays internal).
 export type { TaskEmbed, TaskMessage } from './celery/task-message.js';
 export { Worker } from './celery/worker.js';

@@ -30,14 +30,6 @@ export interface WorkerSetup {
   worker: Worker;
 }
 
-/** What both apps of {@link startWorker} are built with. */
-export interface AppsOptions {
-  /** Settings of both apps (the queue is added). @default {} */
-  settings?: Partial<CeleryAppSettings>;
-  /** Backend URL of both apps. @default 'rpc://' */
-  backend?: string;
-}
-
 /**
  * Starts a worker (silent logger) on a fresh queue of `url`, with a client app on its own
  * connection; everything is closed and the queue deleted by `cleanups`.
@@ -45,23 +37,25 @@ export interface AppsOptions {
 export async function startWorker(
   cleanups: Cleanups,
   tasks: Record<string, TaskHandler | TaskDefinition>,
-  options: Omit<WorkerOptions, 'tasks'> = {},
+  options: Omit<WorkerOptions, 'tasks'> & {
+    /** Settings of both apps (the queue is added). */
+    appSettings?: Partial<CeleryAppSettings>;
+    /** Backend URL of both apps. @default 'rpc://' */
+    appBackend?: string;
+  } = {},
   url = 'memory://',
-  apps: AppsOptions = {},
 ): Promise<WorkerSetup> {
+  const { appSettings, appBackend, ...workerOptions } = options;
   const queue = options.queue ?? uid('wq');
-  const appOptions = {
-    broker: url,
-    ...(apps.backend === undefined ? {} : { backend: apps.backend }),
-    settings: { ...apps.settings, task_default_queue: queue },
-  };
-  const client = new Celery(appOptions);
-  const server = new Celery(appOptions);
+  const settings = { ...appSettings, task_default_queue: queue };
+  const backend = appBackend === undefined ? {} : { backend: appBackend };
+  const client = new Celery({ broker: url, settings, logger: silentLogger, ...backend });
+  const server = new Celery({ broker: url, settings, logger: silentLogger, ...backend });
   const worker = new Worker(server, {
     logger: silentLogger,
     heartbeat: false,
     remoteControl: false,
-    ...options,
+    ...workerOptions,
     queue,
     tasks,
   });

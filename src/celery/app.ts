@@ -6,16 +6,20 @@
  * `Queue(name, Exchange(name, 'direct'), routing_key=name)` (durable queue, durable direct
  * exchange of the same name, bound by the name), and the message is published to the default
  * exchange `''` with the queue name as routing key (Celery's "anon-exchange" shortcut for
- * direct queues). A Python worker declaring the same queue gets no 406.
+ * direct queues). A Python worker declaring the same queue gets no 406. A queue whose exchange
+ * is not direct is published to through that exchange, as Celery does. Celery 5.5/5.6's queue
+ * types (quorum queues) and native delayed delivery are in task-queues.ts and docs/queues.md.
  *
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { ArgumentError, ConnectionError } from '../errors.js';
+import { ArgumentError, ChannelError, CeleryAmqpError, ConnectionError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { consoleLogger } from '../logger.js';
 import { Connection } from '../kombu/connection.js';
-import { Exchange } from '../kombu/exchange.js';
+import { declareNativeDelayedDelivery } from '../kombu/native-delayed-delivery.js';
 import { Producer } from '../kombu/producer.js';
-import { Queue } from '../kombu/queue.js';
+import type { Queue } from '../kombu/queue.js';
 import type { FieldTable } from '../transport/types.js';
 import { resolveBrokerUrl } from '../transport/url.js';
 import type { ResultBackend } from './backend-types.js';
@@ -29,6 +33,8 @@ import { compressionMime } from './settings.js';
 import type { CelerySettings } from './settings.js';
 import { encodeTaskMessage, encodeTaskMessageV1, sentHeaders } from './task-message.js';
 import type { EncodedTaskMessage, EncodedTaskMessageV1, TaskMessageInput } from './task-message.js';
+import { TaskQueues, checkQueueType, taskRoute } from './task-queues.js';
+import type { QueueType, TaskQueueSettings } from './task-queues.js';
 
 /**
  * Task-sending settings, with Celery's names.
@@ -38,15 +44,7 @@ import type { EncodedTaskMessage, EncodedTaskMessageV1, TaskMessageInput } from 
  * new Celery({ settings: { task_default_queue: 'math', task_serializer: 'msgpack' } });
  * ```
  */
-export interface AppSettings {
-  /** Queue used when sendTask names none. @default 'celery' */
-  task_default_queue: string;
-  /** Exchange of the default queue. @default the queue name */
-  task_default_exchange: string;
-  /** Type of task exchanges. @default 'direct' */
-  task_default_exchange_type: string;
-  /** Routing key of the default queue. @default the queue name */
-  task_default_routing_key: string;
+export interface AppSettings extends TaskQueueSettings {
   /** Task body serializer. @default 'json' */
   task_serializer: string;
   /**
@@ -68,6 +66,11 @@ export interface AppSettings {
    * and 5 workers read both. @default 2
    */
   task_protocol: 1 | 2;
+  /**
+   * Type of the native delayed delivery queues `celery_delayed_0..27` (Celery 5.5), used
+   * when the app has a quorum queue. @default 'quorum'
+   */
+  broker_native_delayed_delivery_queue_type: QueueType;
 }
 
 /**
@@ -98,6 +101,8 @@ export interface CeleryOptions {
   backend?: string | ResultBackend | undefined;
   /** Celery settings (task_* here, result_* for the backend). @default {} */
   settings?: Partial<CeleryAppSettings> | undefined;
+  /** Where the app's warnings go. @default consoleLogger */
+  logger?: Logger | undefined;
 }
 
 /**
@@ -116,7 +121,11 @@ export interface SendTaskOptions {
   routingKey?: string | undefined;
   /** Publish to this exchange instead of `''`. @default '' (Celery's direct shortcut) */
   exchange?: string | undefined;
-  /** Delay in seconds before the worker runs the task (becomes the `eta`). @default undefined */
+  /**
+   * Delay in seconds before the worker runs the task (becomes the `eta`). With a quorum queue
+   * in the app and a topic/fanout queue exchange, the task waits in the broker's native
+   * delayed delivery ladder (Celery 5.5). @default undefined
+   */
   countdown?: number | undefined;
   /** Earliest run time; ignored when `countdown` is given. @default undefined */
   eta?: Date | undefined;
@@ -162,6 +171,10 @@ const TASK_KEYS = new Set<string>([
   'task_publish_confirm',
   'task_send_sent_event',
   'task_protocol',
+  'task_default_queue_type',
+  'task_create_missing_queue_type',
+  'task_create_missing_queue_exchange_type',
+  'broker_native_delayed_delivery_queue_type',
 ]);
 
 /**
@@ -242,7 +255,9 @@ export class Celery {
 
   readonly #ownsConnection: boolean;
   readonly #ownsBackend: boolean;
-  readonly #queues = new Map<string, Queue>();
+  readonly #queues: TaskQueues;
+  readonly #logger: Logger;
+  readonly #directWarned = new Set<string>();
   #producer: Promise<Producer> | undefined;
   #closed = false;
   #control: Control | undefined;
@@ -266,7 +281,22 @@ export class Celery {
       task_publish_confirm: s.task_publish_confirm ?? true,
       task_send_sent_event: s.task_send_sent_event ?? false,
       task_protocol: taskProtocol(s.task_protocol),
+      task_default_queue_type: checkQueueType(
+        s.task_default_queue_type ?? 'classic',
+        'task_default_queue_type',
+      ),
+      task_create_missing_queue_type: checkQueueType(
+        s.task_create_missing_queue_type ?? 'classic',
+        'task_create_missing_queue_type',
+      ),
+      task_create_missing_queue_exchange_type: s.task_create_missing_queue_exchange_type ?? null,
+      broker_native_delayed_delivery_queue_type: checkQueueType(
+        s.broker_native_delayed_delivery_queue_type ?? 'quorum',
+        'broker_native_delayed_delivery_queue_type',
+      ),
     });
+    this.#queues = new TaskQueues(this.conf);
+    this.#logger = options.logger ?? consoleLogger;
     const accept = s.accept_content ?? s.CELERY_ACCEPT_CONTENT;
     this.acceptContent = accept === undefined ? undefined : Object.freeze(acceptList(accept));
     const broker = options.broker;
@@ -284,8 +314,10 @@ export class Celery {
   }
 
   /**
-   * The task queue as Celery declares it: durable, bound to the durable direct exchange of the
-   * same name (the default queue uses task_default_exchange / task_default_routing_key).
+   * The task queue as Celery declares it (task-queues.ts): durable, bound to the durable
+   * exchange of the same name (the default queue uses task_default_exchange /
+   * task_default_routing_key), a quorum queue when `task_default_queue_type` (the default
+   * queue) or `task_create_missing_queue_type` (any other) says so.
    *
    * @example
    * ```ts
@@ -293,21 +325,22 @@ export class Celery {
    * ```
    */
   taskQueue(name: string): Queue {
-    let q = this.#queues.get(name);
-    if (q === undefined) {
-      const isDefault = name === this.conf.task_default_queue;
-      const exchange = new Exchange(isDefault ? this.conf.task_default_exchange : name, {
-        type: this.conf.task_default_exchange_type,
-        durable: true,
-      });
-      q = new Queue(name, {
-        exchange,
-        routingKey: isDefault ? this.conf.task_default_routing_key : name,
-        durable: true,
-      });
-      this.#queues.set(name, q);
-    }
-    return q;
+    return this.#queues.get(name);
+  }
+
+  /**
+   * The first quorum queue among the queues this app knows (the default queue and every
+   * queue used so far), or undefined: Celery's `detect_quorum_queues`. When there is one, a
+   * worker uses a per-consumer prefetch and countdown/eta tasks to topic or fanout queues
+   * go through native delayed delivery.
+   *
+   * @example
+   * ```ts
+   * new Celery({ settings: { task_default_queue_type: 'quorum' } }).quorumQueue(); // 'celery'
+   * ```
+   */
+  quorumQueue(): string | undefined {
+    return this.#queues.quorumQueue();
   }
 
   #getProducer(): Promise<Producer> {
@@ -382,13 +415,12 @@ export class Celery {
     if (!ignoreResult && this.backend instanceof BaseBackend) await this.backend.onTaskCall(signal);
     const queueName = options.queue ?? this.conf.task_default_queue;
     const queue = this.taskQueue(queueName);
-    const direct = options.exchange === undefined || options.exchange === '';
+    const route = taskRoute(queue, options, this.#nativeDelay(queue, options));
     const producer = await this.#getProducer();
     const priority = options.priority ?? this.conf.task_default_priority;
-    await producer.publish(message.body, {
-      exchange: direct ? '' : (options.exchange ?? ''),
-      // Celery: no exchange (or no routing key) on a direct queue means '' and the queue name.
-      routingKey: direct ? queueName : (options.routingKey ?? queue.routingKey),
+    const sent = producer.publish(message.body, {
+      exchange: route.exchange,
+      routingKey: route.routingKey,
       serializer: options.serializer ?? this.conf.task_serializer,
       ...(this.conf.task_compression === null ? {} : { compression: this.conf.task_compression }),
       deliveryMode: this.conf.task_default_delivery_mode,
@@ -397,17 +429,68 @@ export class Celery {
       correlationId: message.properties.correlationId,
       replyTo: message.properties.replyTo,
       ...(expiration === undefined ? {} : { expiration }),
-      declare: [queue],
+      declare: route.declare,
       ...signal,
     });
+    try {
+      await sent;
+    } catch (err) {
+      throw route.delayed ? noDelayLadder(err) : err;
+    }
     if (this.conf.task_send_sent_event) {
       this.#sentEvents ??= new EventDispatcher(this.connection);
-      const exchange = direct ? '' : (options.exchange ?? '');
-      const routingKey = direct ? queueName : (options.routingKey ?? queue.routingKey);
       this.#sentEvents.publish(
         'task-sent',
-        taskSentFields(sentHeaders(message), queueName, exchange, routingKey),
+        taskSentFields(sentHeaders(message), queueName, route.exchange, route.routingKey),
       );
+    }
+  }
+
+  /**
+   * The delay in seconds when the task should go through native delayed delivery (Celery
+   * 5.5: a countdown or eta, and a quorum queue in the app), else undefined. A direct queue
+   * exchange cannot take part: Celery warns and sends the task with its eta only.
+   */
+  #nativeDelay(queue: Queue, options: SendTaskOptions): number | undefined {
+    const delay =
+      options.countdown ??
+      (options.eta === undefined ? undefined : (options.eta.getTime() - Date.now()) / 1000);
+    if (delay === undefined || delay === 0 || this.quorumQueue() === undefined) return undefined;
+    if ((queue.exchange?.type ?? 'direct') === 'direct') {
+      if (!this.#directWarned.has(queue.name)) {
+        this.#directWarned.add(queue.name);
+        this.#logger.warn(
+          `Direct exchanges are not supported with native delayed delivery: ${queue.exchange?.name ?? queue.name} ` +
+            'is a direct exchange but should be a topic or fanout exchange (task_default_exchange_type / ' +
+            'task_create_missing_queue_exchange_type). Tasks with an eta or countdown sent to it are held ' +
+            'by the worker until their eta, which can block a worker on a quorum queue.',
+        );
+      }
+      return undefined;
+    }
+    return delay;
+  }
+
+  /**
+   * Declares the native delayed delivery ladder (`celery_delayed_0..27` exchanges and queues,
+   * `celery_delayed_delivery`) as kombu 5.5 does, with `broker_native_delayed_delivery_queue_type`.
+   * A Celery 5.5+ worker or the Node Worker declares it when its app has a quorum queue;
+   * a client only needs this when no such worker has started on the broker yet.
+   *
+   * @throws the broker's error (e.g. 406 when the ladder exists with another queue type).
+   * @example
+   * ```ts
+   * await app.declareNativeDelayedDelivery();
+   * ```
+   */
+  async declareNativeDelayedDelivery(): Promise<void> {
+    const channel = await this.connection.channel();
+    try {
+      await declareNativeDelayedDelivery(channel, {
+        queueType: this.conf.broker_native_delayed_delivery_queue_type,
+      });
+    } finally {
+      await channel.close().catch(() => undefined);
     }
   }
 
@@ -458,4 +541,18 @@ export class Celery {
     if (this.#ownsBackend) await this.backend.close?.();
     if (this.#ownsConnection) await this.connection.close();
   }
+}
+
+/**
+ * A delayed publish refused because `celery_delayed_27` does not exist: the ladder is
+ * declared by workers, so say so.
+ */
+function noDelayLadder(err: unknown): unknown {
+  if (!(err instanceof CeleryAmqpError) || err.code !== 'NOT_FOUND') return err;
+  return new ChannelError(
+    `${err.message}: native delayed delivery needs its exchanges (celery_delayed_*), which a worker ` +
+      'whose app has a quorum queue declares (Celery >= 5.5, or the Node Worker); or call ' +
+      'app.declareNativeDelayedDelivery()',
+    { code: 'NOT_FOUND', cause: err },
+  );
 }

@@ -7,7 +7,8 @@
  * What Celery 5.2 really declares (rpc.py `binding`, checked with `rabbitmqctl`): the reply
  * queue is named after the app's oid (a UUID string with dashes), `durable: false`,
  * `auto_delete: true`, `x-expires` = result_expires in ms (86 400 000 by default), bound to
- * nothing but the default exchange. Results go out with delivery_mode 1 (the backend's
+ * nothing but the default exchange. Celery's main branch (5.7) declares it `durable: true`
+ * for RabbitMQ 4.3, which refuses transient non-exclusive queues: `replyQueueDurable`. Results go out with delivery_mode 1 (the backend's
  * `persistent = False`) unless result_persistent is set, with no mandatory flag.
  *
  * With `result_extended`, a result is laid out as Celery's main branch does it (the RPC
@@ -28,7 +29,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { ArgumentError, DecodeError, TimeoutError } from '../errors.js';
+import { ArgumentError, DecodeError, TimeoutError, TransientQueueDeniedError } from '../errors.js';
 import { onAbort } from '../kombu/abort-listener.js';
 import type { Channel } from '../kombu/channel.js';
 import { Consumer } from '../kombu/consumer.js';
@@ -58,6 +59,16 @@ export interface RPCBackendOptions extends BackendCommonOptions {
   oid?: string | undefined;
   /** Most replies buffered for ids nobody waits for yet (LRU; Celery's MESSAGE_BUFFER_MAX). @default 8192 */
   bufferMax?: number | undefined;
+  /**
+   * Declare the reply queue durable (`durable: true, auto_delete: true`, x-expires), as
+   * Celery's main branch (5.7, commit 323f21d "RabbitMQ 4.3.0 compatibility") does, instead of
+   * Celery 4.x-5.6's transient `durable: false`, which RabbitMQ 4.3 refuses by default (a
+   * {@link TransientQueueDeniedError}). Only this client declares its reply queue (workers
+   * publish to it without declaring), so either choice interoperates with every Celery
+   * worker. Celery has no setting for it.
+   * @default false (Celery 5.6)
+   */
+  replyQueueDurable?: boolean | undefined;
 }
 
 /**
@@ -124,7 +135,7 @@ export class RPCBackend extends BaseBackend {
     this.#buffer = new ResultCache<TaskMeta>(bufferMax);
     this.#failed = new ResultCache<Error>(bufferMax);
     this.binding = new Queue(this.oid, {
-      durable: false,
+      durable: options.replyQueueDurable ?? false,
       autoDelete: true,
       ...(this.expiresMs === null ? {} : { expires: this.expiresMs }),
     });
@@ -197,13 +208,26 @@ export class RPCBackend extends BaseBackend {
       await consumer.consume({ noAck: true });
     } catch (err) {
       await channel.close().catch(() => undefined);
-      throw err;
+      throw err instanceof TransientQueueDeniedError ? this.#denied(err) : err;
     }
     if (this.closed) {
       await channel.close().catch(() => undefined);
       this.assertOpen();
     }
     return consumer;
+  }
+
+  /** RabbitMQ 4.3 refused the transient reply queue: name it and the option that avoids it. */
+  #denied(err: TransientQueueDeniedError): TransientQueueDeniedError {
+    return new TransientQueueDeniedError(err.brokerText, {
+      queue: this.oid,
+      hint:
+        'replyQueueDurable: true on this RPCBackend (the reply queue is then durable=True, auto_delete=True, ' +
+        'x-expires, as Celery >= 5.7 declares it; only this client declares it, so any Celery worker still ' +
+        'replies); Python clients on this broker need Celery >= 5.7, or the broker ' +
+        'deprecated_features.permit.transient_nonexcl_queues = true',
+      cause: err,
+    });
   }
 
   #onReply(message: Message): void {

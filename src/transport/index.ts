@@ -51,4 +51,5 @@ export type {
   MemoryQueueInfo,
   RegisterTransportOptions,
   TransportFactory,
+  VirtualHostSettings,
 } from './registry.js';

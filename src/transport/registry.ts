@@ -160,3 +160,4 @@ registerTransport('memory', () => new MemoryTransport());
 /** The embedded broker's handle (inspection, `disconnectAll()` to simulate a lost connection). */
 export { MemoryBroker } from './memory/broker.js';
 export type { MemoryExchangeInfo, MemoryQueueInfo } from './memory/broker.js';
+export type { VirtualHostSettings } from './memory/virtual-host.js';

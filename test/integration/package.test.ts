@@ -5,9 +5,17 @@
  * `tsc --strict --module nodenext` and the `celery-amqp` bin must all work.
  *
  * The README's ts/js code blocks go through the same compile-and-run pipeline as the
- * consumer files here. Which blocks run is decided by markers (see test/readme-blocks.ts for
- * the convention); {@link UNMARKED} is what happens to a block without one.
+ * consumer files here, on RabbitMQ in a virtual host of their own (created with rabbitmqctl
+ * and deleted after), so that they can use Celery's default queue and names as a user's
+ * program does: the broker comes to them as CELERY_BROKER_URL. Their markers (see
+ * test/readme-blocks.ts) name the Python side each needs, taken from the README too: a real
+ * Celery 5 worker (python3-celery, /usr/bin/python3) on the README's tasks module for the
+ * rpc:// example, the same with Celery 4's amqp:// result backend put back for the amqp://
+ * example (test/interop/peers/celery4_amqp.py), and a Python client calling the Worker
+ * example, which must then stop on SIGTERM with exit 0. {@link UNMARKED} is what happens to
+ * a block without a marker.
  */
+import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import {
   existsSync,
@@ -21,19 +29,20 @@ import {
 } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BROKER_URL } from '../fixture.js';
-import { codeBlocks } from '../readme-blocks.js';
-import type { BlockMode, CodeBlock } from '../readme-blocks.js';
+import { BROKER_URL, uid } from '../fixture.js';
+import { CELERY4_LAUNCHER, PYTHON, assertPythonPeers, startCeleryWorker } from '../interop/python.js';
+import { codeBlocks, markdownBlocks } from '../readme-blocks.js';
+import type { BlockMode, CodeBlock, FileBlock } from '../readme-blocks.js';
 
 /**
- * What a README block without a marker gets. 'skip' while the README's examples are not all
- * runnable; set it to 'run' to hold every block to "compiles and runs" (mark the exceptions
- * `<!-- readme-test: compile -->` or `skip`).
+ * What a README block without a marker gets: every block compiles and runs. The README
+ * itself may not use `compile` or `skip` (the test below refuses them there): an example a
+ * user cannot run as written does not belong in it.
  */
-const UNMARKED: BlockMode = 'skip';
+const UNMARKED: BlockMode = 'run';
 
 /** Default limit of one block's run, ms. */
 const RUN_TIMEOUT_MS = 60_000;
@@ -45,6 +54,8 @@ interface Run {
   code: number;
   stdout: string;
   stderr: string;
+  /** A `serve` source's client (the Python program that called it). */
+  client?: Run;
 }
 
 function run(
@@ -83,6 +94,18 @@ interface Source {
   code: string;
   mode: BlockMode;
   timeoutMs?: number | undefined;
+  /** A Celery worker (on this file of the app, a tasks module) runs while it runs. */
+  worker?: { file: string; celery: 4 | 5 } | undefined;
+  /** The Python program a `serve` source is called by (a file of the app). */
+  client?: string | undefined;
+}
+
+/** Where and how the sources run. */
+interface RunContext {
+  /** CELERY_BROKER_URL of the runs, Python peers included. @default BROKER_URL */
+  brokerUrl?: string;
+  /** Files written into the app before anything runs (the README's Python modules). */
+  files?: readonly FileBlock[];
 }
 
 /** Where a source is written in the app, and where its compiled form runs from. */
@@ -103,10 +126,17 @@ let version: string;
  * `tsc --strict --module nodenext` against the installed package's .d.ts, then runs each
  * 'run' source on RabbitMQ (CELERY_BROKER_URL) and returns the outcomes by name.
  */
-async function compileAndRun(sources: readonly Source[]): Promise<Map<string, Run>> {
+async function compileAndRun(
+  sources: readonly Source[],
+  context: RunContext = {},
+): Promise<Map<string, Run>> {
   const live = sources.filter((s) => s.mode !== 'skip');
   await mkdir(join(app, 'src'), { recursive: true });
   for (const s of live) writeFileSync(join(app, paths(s).file), s.code);
+  for (const f of context.files ?? []) {
+    await mkdir(dirname(join(app, f.name)), { recursive: true });
+    writeFileSync(join(app, f.name), f.code);
+  }
   const ts = live.filter((s) => s.lang === 'ts').map((s) => paths(s).file);
   if (ts.length > 0) {
     const args = ['--strict', '--module', 'nodenext', '--target', 'es2022', '--types', 'node'];
@@ -115,18 +145,78 @@ async function compileAndRun(sources: readonly Source[]): Promise<Map<string, Ru
       'tsc',
     );
   }
+  const env = { CELERY_BROKER_URL: context.brokerUrl ?? BROKER_URL };
   const outcomes = new Map<string, Run>();
-  for (const s of live.filter((x) => x.mode === 'run')) {
-    outcomes.set(
-      s.name,
-      await run(process.execPath, [paths(s).entry], {
-        cwd: app,
-        timeout: s.timeoutMs ?? RUN_TIMEOUT_MS,
-        env: { CELERY_BROKER_URL: BROKER_URL },
-      }),
-    );
+  for (const s of live) {
+    if (s.mode === 'run') outcomes.set(s.name, await runWithWorker(s, env));
+    else if (s.mode === 'serve') outcomes.set(s.name, await serve(s, env));
   }
   return outcomes;
+}
+
+/** Runs a source to its end, with a Celery worker on its tasks module meanwhile if it names one. */
+async function runWithWorker(s: Source, env: Record<string, string>): Promise<Run> {
+  const worker =
+    s.worker === undefined
+      ? undefined
+      : await startCeleryWorker({
+          queue: 'celery', // Celery's default, as the README's tasks modules use it
+          concurrency: 2,
+          app: basename(s.worker.file).replace(/\.py$/, ''),
+          cwd: dirname(join(app, s.worker.file)),
+          ...(s.worker.celery === 4 ? { launcher: CELERY4_LAUNCHER } : {}),
+          env,
+        });
+  try {
+    return await run(process.execPath, [paths(s).entry], {
+      cwd: app,
+      timeout: s.timeoutMs ?? RUN_TIMEOUT_MS,
+      env,
+    });
+  } finally {
+    await worker?.stop();
+  }
+}
+
+/**
+ * Starts a long-running source (a Worker), runs its Python client to the end, then sends it
+ * SIGTERM: it must exit by itself within its timeout (SIGKILL after, exit -2).
+ */
+async function serve(s: Source, env: Record<string, string>): Promise<Run> {
+  if (s.client === undefined) throw new Error(`${s.name}: a serve source needs a client`);
+  await assertPythonPeers();
+  const timeout = s.timeoutMs ?? RUN_TIMEOUT_MS;
+  const child = spawn(process.execPath, [paths(s).entry], {
+    cwd: app,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number>((resolve) => {
+    child.on('error', (err) => {
+      stderr += `\n${err.message}`;
+      resolve(-1);
+    });
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+  const clientPath = join(app, s.client);
+  const client = await run(PYTHON, [clientPath], { cwd: dirname(clientPath), timeout, env });
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([
+    exited,
+    new Promise<number>((resolve) => {
+      timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(-2);
+      }, timeout);
+    }),
+  ]);
+  clearTimeout(timer);
+  return { code, stdout, stderr, client };
 }
 
 beforeAll(async () => {
@@ -303,6 +393,49 @@ main().catch((err: unknown) => {
 `,
     },
     {
+      // Generic results, checked by the compiler: a type that does not match fails tsc.
+      name: 'generics',
+      lang: 'ts',
+      format: 'esm',
+      mode: 'run',
+      code: `import { AsyncResult, Celery, TaskError, Worker, silentLogger } from 'celery-amqp-backend';
+import type { TaskMeta } from 'celery-amqp-backend';
+
+type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
+function assertType<T extends true>(): T | undefined {
+  return undefined;
+}
+
+const app = new Celery({ broker: 'memory://', backend: 'rpc://' });
+const worker = new Worker(app, { logger: silentLogger, tasks: { add: ([a, b]) => Number(a) + Number(b) } });
+await worker.start();
+
+const result = await app.sendTask<number>('add', [2, 3]);
+assertType<Equal<typeof result, AsyncResult<number>>>();
+const sum = await result.get({ timeout: 10_000 });
+assertType<Equal<typeof sum, number>>();
+const loose = await result.get({ timeout: 1_000, propagate: false });
+assertType<Equal<typeof loose, number | TaskError>>();
+const meta = await app.backend.waitFor<number>(result.id, { timeout: 1_000 });
+assertType<Equal<typeof meta, TaskMeta<number>>>();
+// No thenable: awaiting a handle, or returning one from an async function, keeps the handle.
+const handle = await result;
+assertType<Equal<typeof handle, AsyncResult<number>>>();
+const send = async () => app.sendTask<string>('add', ['a', 'b'], {}, { ignoreResult: true });
+assertType<Equal<Awaited<ReturnType<typeof send>>, AsyncResult<string>>>();
+async function neverCalled(r: AsyncResult<number>): Promise<void> {
+  // @ts-expect-error the value of an AsyncResult<number> is a number
+  const text: string = await r.get();
+  // @ts-expect-error awaiting the handle does not give the value
+  const value: number = await r;
+  console.log(text, value);
+}
+console.log(JSON.stringify({ sum, loose, meta: meta.result, handle: handle === result, sent: typeof neverCalled }));
+await worker.close();
+await app.close();
+`,
+    },
+    {
       name: 'plain-require',
       lang: 'js',
       format: 'cjs',
@@ -328,7 +461,7 @@ console.log(JSON.stringify({ import: true }));
     },
   ];
 
-  it('compiles with tsc --strict --module nodenext (ESM and CJS) and runs as ESM import and CJS require', async () => {
+  it('compiles with tsc --strict --module nodenext (ESM and CJS, generic results) and runs as ESM import and CJS require', async () => {
     const outcomes = await compileAndRun(consumers);
     for (const [name, r] of outcomes) {
       expect(r.code, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
@@ -341,7 +474,14 @@ console.log(JSON.stringify({ import: true }));
       transport: true,
     });
     expect(JSON.parse(outcomes.get('plain-require')!.stdout)).toEqual({ require: true, version });
-    expect(outcomes.size).toBe(4);
+    expect(JSON.parse(outcomes.get('generics')!.stdout)).toEqual({
+      sum: 5,
+      loose: 5,
+      meta: 5,
+      handle: true,
+      sent: 'function',
+    });
+    expect(outcomes.size).toBe(5);
   }, 300_000);
 
   it('installs the celery-amqp bin', async () => {
@@ -367,7 +507,23 @@ function blockSource(b: CodeBlock, prefix: string): Source {
     code: b.code,
     mode: b.mode ?? UNMARKED,
     timeoutMs: b.timeoutMs,
+    worker: b.worker === undefined ? undefined : { file: b.worker, celery: b.celery },
+    client: b.client,
   };
+}
+
+/** rabbitmqctl, failing with its output. */
+async function rabbitmqctl(...args: string[]): Promise<string> {
+  return must(await run('rabbitmqctl', ['-q', ...args], { cwd: ROOT, timeout: 60_000 }), 'rabbitmqctl')
+    .stdout;
+}
+
+/** The non-empty lines of a program's output, trimmed. */
+function lines(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 describe('README code blocks', () => {
@@ -399,19 +555,55 @@ describe('README code blocks', () => {
     expect(JSON.parse(r.stdout)).toBe('on rabbitmq');
   }, 300_000);
 
-  it('compile against the installed package and run on RabbitMQ, as their markers say', async () => {
-    const blocks = codeBlocks(readFileSync(join(installed, 'README.md'), 'utf8'));
-    expect(blocks.some((b) => b.lang === 'ts')).toBe(true);
-    const sources = blocks.map((b: CodeBlock): Source => ({
-      name: `readme-line-${b.line}`,
-      lang: b.lang,
-      format: b.format,
-      code: b.code,
-      mode: b.mode ?? UNMARKED,
-      timeoutMs: b.timeoutMs,
-    }));
-    const outcomes = await compileAndRun(sources);
-    for (const [name, r] of outcomes) expect(r.code, `${name}: ${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(outcomes.size).toBe(sources.filter((s) => s.mode === 'run').length);
-  }, 300_000);
+  describe('of README.md', () => {
+    // A virtual host per run: the examples use Celery's default names (queue 'celery', the
+    // worker's mailbox, celeryresults), which other runs on the shared broker use too.
+    const vhost = uid('readme');
+    let brokerUrl: string;
+    beforeAll(async () => {
+      await rabbitmqctl('add_vhost', vhost);
+      await rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
+      const url = new URL(BROKER_URL);
+      url.pathname = `/${encodeURIComponent(vhost)}`;
+      brokerUrl = url.href;
+    }, 120_000);
+    afterAll(async () => {
+      await rabbitmqctl('delete_vhost', vhost);
+    }, 120_000);
+
+    it('every ts/js block compiles against the installed package and runs on RabbitMQ with its Python peers', async () => {
+      const { blocks, files } = markdownBlocks(readFileSync(join(installed, 'README.md'), 'utf8'));
+      const sources = blocks.map((b) => blockSource(b, 'readme'));
+      // No fragment, no example that needs something the reader does not have.
+      expect(sources.filter((s) => s.mode !== 'run' && s.mode !== 'serve').map((s) => s.name)).toEqual([]);
+      // The examples issue 10 asks for: a Celery 5 worker called over rpc://, a Celery 4
+      // amqp:// worker, a Node Worker called by Python.
+      expect(sources.some((s) => s.worker?.celery === 5)).toBe(true);
+      expect(sources.some((s) => s.worker?.celery === 4)).toBe(true);
+      expect(sources.some((s) => s.mode === 'serve')).toBe(true);
+
+      const outcomes = await compileAndRun(sources, { brokerUrl, files });
+      expect(outcomes.size).toBe(sources.length);
+      for (const b of blocks) {
+        const name = `readme-line-${b.line}`;
+        const r = outcomes.get(name)!;
+        const client = r.client;
+        const report = `${name}: exit ${r.code}\n${r.stdout}\n${r.stderr}${
+          client === undefined ? '' : `\nclient: exit ${client.code}\n${client.stdout}\n${client.stderr}`
+        }`;
+        expect(r.code, report).toBe(0);
+        expect(r.stderr, report).toBe('');
+        if (client !== undefined) {
+          expect(client.code, report).toBe(0);
+          // A Worker logs a line per task as Celery does, to the console by default.
+          expect(r.stdout, report).toMatch(/^Task \S+\[[0-9a-f-]{36}\] received$/m);
+          expect(r.stdout, report).toMatch(/^Task \S+\[[0-9a-f-]{36}\] succeeded in [\d.e-]+s: /m);
+        }
+        if (b.expect !== undefined) expect(lines((client ?? r).stdout), report).toContain(b.expect);
+      }
+      // Every result the examples read was consumed, and its per-task queue went with it.
+      const queues = lines(await rabbitmqctl('--no-table-headers', 'list_queues', '-p', vhost, 'name'));
+      expect(queues.filter((q) => /^[0-9a-f]{32}$/.test(q))).toEqual([]);
+    }, 600_000);
+  });
 });

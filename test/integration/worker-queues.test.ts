@@ -1,47 +1,93 @@
 /**
  * The queues a Node worker declares on RabbitMQ under the settings that keep them valid on
- * RabbitMQ 4.x: quorum task queues (`task_create_missing_queue_type`) and exclusive mailbox
+ * RabbitMQ 4.x: quorum task queues (Celery 5.5's `task_default_queue_type`, 5.6's
+ * `task_create_missing_queue_type`, with `worker_detect_quorum_queues`) and exclusive mailbox
  * queues (`control_queue_exclusive`).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Celery } from '../../src/celery/app.js';
 import { Control } from '../../src/celery/control.js';
-import { encodeTaskMessage } from '../../src/celery/task-message.js';
+import { ConnectionError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
-import { Producer } from '../../src/kombu/producer.js';
-import { BROKER_URL, cleanupStack, uid, waitUntil } from '../fixture.js';
-import { startWorker } from '../worker-fixture.js';
+import { BROKER_URL, cleanupStack, uid } from '../fixture.js';
+import { listTable, privateVhost } from '../rabbitmq-admin.js';
+import { dropQueue, startWorker } from '../worker-fixture.js';
 
 describe('Worker queue declarations (RabbitMQ)', () => {
   const cleanups = cleanupStack();
   afterEach(() => cleanups.run());
+  // Quorum queues bring the native delayed delivery ladder (celery_delayed_*, global
+  // names): those tests run in a vhost of their own.
+  const vhostCleanups = cleanupStack();
+  let vhost = '';
+  let url = '';
+  beforeAll(async () => {
+    ({ vhost, url } = await privateVhost(vhostCleanups, 'quorum'));
+  }, 60_000);
+  afterAll(() => vhostCleanups.run(), 60_000);
 
-  it('task_create_missing_queue_type=quorum: a quorum task queue, a per-consumer prefetch, tasks served', async () => {
-    const { queue, worker } = await startWorker(
+  it('task_default_queue_type=quorum: sendTask declares a quorum queue, the worker serves it with a per-consumer prefetch', async () => {
+    const { queue, client, worker } = await startWorker(
       cleanups,
       { add: ([a, b]) => Number(a) + Number(b) },
-      { settings: { task_create_missing_queue_type: 'quorum' }, concurrency: 2 },
-      BROKER_URL,
+      { appSettings: { task_default_queue_type: 'quorum' }, concurrency: 2, prefetchMultiplier: 3 },
+      url,
     );
-    // The app's own sendTask would declare the queue classic (406): publish the message as is.
-    const m = encodeTaskMessage({ task: 'add', args: [2, 3], ignoreResult: true });
-    const conn = new Connection(BROKER_URL);
+    // The client declares the queue as the worker did (a classic declaration would be a 406).
+    const r = await client.sendTask<number>('add', [2, 3]);
+    expect(await r.get({ timeout: 10_000 })).toBe(5);
+    expect(worker.counters.succeeded).toBe(1);
+    const [row] = (await listTable('queues', vhost, ['name', 'durable', 'auto_delete', 'arguments'])).filter(
+      ([name]) => name === queue,
+    );
+    expect(row).toEqual([queue, 'true', 'false', '[{"x-queue-type","quorum"}]']);
+    // concurrency x prefetchMultiplier, on the consumer; nothing channel-wide (540 otherwise).
+    const consumers = (
+      await listTable('consumers', vhost, ['queue_name', 'channel_pid', 'prefetch_count'])
+    ).filter(([name]) => name === queue);
+    expect(consumers.map(([, , prefetch]) => prefetch)).toEqual(['6']);
+    const channel = (
+      await listTable('channels', vhost, ['pid', 'prefetch_count', 'global_prefetch_count'])
+    ).find(([pid]) => pid === consumers[0]?.[1]);
+    expect(channel?.slice(1)).toEqual(['6', '0']);
+    // Redeclaring it as a classic queue is refused (406): it really is a quorum queue.
+    const conn = new Connection(url);
     cleanups.push(() => conn.close());
-    const producer = new Producer(await conn.channel(), { autoDeclare: false });
-    await producer.publish(m.body, {
-      routingKey: queue,
-      headers: m.headers,
-      correlationId: m.properties.correlationId,
-    });
-    await waitUntil(() => worker.counters.succeeded === 1, { what: 'the task served from the quorum queue' });
-    // Redeclaring it as a quorum queue passes; as a classic one RabbitMQ refuses (406).
     const ch = await conn.channel();
-    await expect(
-      ch.declareQueue({ queue: queue, durable: true, arguments: { 'x-queue-type': 'quorum' } }),
-    ).resolves.toBeDefined();
-    const other = await conn.channel();
-    await expect(other.declareQueue({ queue: queue, durable: true })).rejects.toMatchObject({
+    await expect(ch.declareQueue({ queue: queue, durable: true })).rejects.toMatchObject({
       code: 'PRECONDITION_FAILED',
     });
+  });
+
+  it('task_create_missing_queue_type=quorum: a queue created on demand is a quorum queue', async () => {
+    const conn = new Connection(url);
+    cleanups.push(() => conn.close());
+    const app = new Celery({ broker: conn, settings: { task_create_missing_queue_type: 'quorum' } });
+    cleanups.push(() => app.close());
+    const queue = uid('wq-missing');
+    cleanups.push(() => dropQueue(url, queue));
+    expect(app.quorumQueue()).toBeUndefined();
+    await app.sendTask('add', [1, 1], {}, { queue, ignoreResult: true });
+    expect(app.quorumQueue()).toBe(queue);
+    const ch = await conn.channel();
+    await expect(
+      ch.declareQueue({ queue, durable: true, arguments: { 'x-queue-type': 'quorum' } }),
+    ).resolves.toMatchObject({ messageCount: 1 });
+  });
+
+  it('worker_detect_quorum_queues=false keeps a global prefetch, which RabbitMQ refuses on a quorum queue (540)', async () => {
+    const err: unknown = await startWorker(
+      cleanups,
+      {},
+      {
+        appSettings: { task_default_queue_type: 'quorum' },
+        settings: { worker_detect_quorum_queues: false },
+      },
+      url,
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect(err).toMatchObject({ code: 'NOT_IMPLEMENTED', recoverable: false });
+    expect(String((err as Error).message)).toContain('does not support global qos');
   });
 
   it('control_queue_exclusive: the mailbox queues are exclusive, and ping still answers', async () => {

@@ -142,6 +142,18 @@ export async function runCeleryClient(args: string[], opts: RunOptions = {}): Pr
   return runRaw([CELERY_CLIENT, ...args], opts);
 }
 
+/**
+ * Runs another peer script of `test/interop/peers/` (e.g. `rpc_reply_queue.py`) with `args`.
+ */
+export async function runPeerScript(
+  script: string,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<PeerResult> {
+  await assertPythonPeers();
+  return runRaw([join(PEERS_DIR, script), ...args], opts);
+}
+
 /** Options of {@link startCeleryWorker}. */
 export interface CeleryWorkerOptions {
   /** Task queue the worker consumes (also exported as CELERY_QUEUE). */
@@ -152,7 +164,19 @@ export interface CeleryWorkerOptions {
   env?: Record<string, string>;
   /** Ms to wait for "ready" (default 30 000). */
   readyTimeoutMs?: number;
+  /** The tasks module (`-A`), imported from `cwd`. @default 'celery_app' */
+  app?: string;
+  /** Working directory of the worker. @default {@link PEERS_DIR} */
+  cwd?: string;
+  /**
+   * A script run in place of `python3 -m celery`, taking the same arguments (e.g.
+   * {@link CELERY4_LAUNCHER}). @default undefined
+   */
+  launcher?: string;
 }
+
+/** `celery` with Celery 4's `amqp://` result backend put back (see the script's docstring). */
+export const CELERY4_LAUNCHER = join(PEERS_DIR, 'celery4_amqp.py');
 
 /** A running Python Celery worker. */
 export interface CeleryWorker {
@@ -165,8 +189,9 @@ export interface CeleryWorker {
 }
 
 /**
- * Starts a real Celery 5 worker on `celery_app` consuming `queue` and resolves once it logs
- * that it is ready. Rejects with its logs if it exits first or is not ready in time.
+ * Starts a real Celery 5 worker on `celery_app` (or `options.app`) consuming `queue` and
+ * resolves once it logs that it is ready. Rejects with its logs if it exits first or is not
+ * ready in time.
  */
 export async function startCeleryWorker(options: CeleryWorkerOptions): Promise<CeleryWorker> {
   await assertPythonPeers();
@@ -176,10 +201,9 @@ export async function startCeleryWorker(options: CeleryWorkerOptions): Promise<C
   const child = spawn(
     PYTHON,
     [
-      '-m',
-      'celery',
+      ...(options.launcher === undefined ? ['-m', 'celery'] : [options.launcher]),
       '-A',
-      'celery_app',
+      options.app ?? 'celery_app',
       'worker',
       '-Q',
       options.queue,
@@ -196,7 +220,7 @@ export async function startCeleryWorker(options: CeleryWorkerOptions): Promise<C
       'info',
     ],
     {
-      cwd: PEERS_DIR,
+      cwd: options.cwd ?? PEERS_DIR,
       env: {
         ...process.env,
         PYTHONUNBUFFERED: '1',

@@ -67,10 +67,10 @@ describe('celery-amqp worker', () => {
     expect(s.worker).toEqual({
       worker_concurrency: 8,
       task_acks_late: false,
-      task_create_missing_queue_type: 'quorum',
       task_time_limit: null,
     });
-    expect(s.app).toEqual({ accept_content: ['json', 'msgpack'] });
+    // A queue declaration setting: the app's, as in Celery.
+    expect(s.app).toEqual({ accept_content: ['json', 'msgpack'], task_create_missing_queue_type: 'quorum' });
     expect(s.brokerUrl).toBe('memory://x');
     expect(s.unused).toEqual(['timezone']);
     expect(() => resolveModuleSettings({}, { CELERY_WORKER_CONCURRENCY: 'many' })).toThrow(

@@ -9,7 +9,7 @@ import { Celery } from '../../src/celery/app.js';
 import { RPCBackend } from '../../src/celery/rpc-backend.js';
 import { decodeTaskMessage, parseIsoDate } from '../../src/celery/task-message.js';
 import { ConnectionError } from '../../src/errors.js';
-import { cleanupStack, uid } from '../fixture.js';
+import { cleanupStack, newTaskId, uid } from '../fixture.js';
 
 const DEFAULT = 'amqp://guest:****@localhost:5672//';
 
@@ -43,6 +43,20 @@ describe('defaults as Celery', () => {
     expect(amqp.connection.displayUrl).toBe('amqp://u:****@broker.example:5673/prod');
     expect(app.connection.displayUrl).toBe('amqp://u:****@broker.example:5673/prod');
     expect(named.connection.displayUrl).toMatch(/^memory:/);
+  });
+
+  it('a broker that does not answer fails the call: no silent success in memory, no silent wait', async () => {
+    // Port 1 on the loopback refuses at once: this needs no broker.
+    vi.stubEnv('CELERY_BROKER_URL', 'amqp://guest:secret@127.0.0.1:1//');
+    const amqp = new AMQPBackend({ retryPolicy: { maxRetries: 0 } });
+    const app = new Celery({ backend: 'rpc://' });
+    cleanups.push(() => Promise.all([amqp.close(), app.close()]));
+    const stored = await amqp.storeResult(newTaskId(), 1, 'SUCCESS').catch((err: unknown) => err);
+    expect(stored).toBeInstanceOf(ConnectionError);
+    expect(stored).toMatchObject({ code: 'CONNECTION_REFUSED' });
+    expect(String(stored)).toContain('127.0.0.1:1');
+    expect(String(stored)).not.toContain('secret');
+    await expect(app.sendTask('tasks.add', [2, 3])).rejects.toMatchObject({ code: 'CONNECTION_REFUSED' });
   });
 });
 

@@ -55,6 +55,9 @@ describe('main entry point', () => {
     ]) {
       expect(typeof (api as Record<string, unknown>)[name], name).toBe('function');
     }
+    // The loggers the `logger` options take (silentLogger quiets a Worker's task lines).
+    expect(typeof api.silentLogger.info).toBe('function');
+    expect(typeof api.consoleLogger.error).toBe('function');
     expect(api.SUCCESS).toBe('SUCCESS');
     expect(api.READY_STATES.has(api.FAILURE)).toBe(true);
   });
@@ -79,6 +82,7 @@ describe('main entry point', () => {
       'FieldTable',
       'MessageProperties',
       'TlsOptions',
+      'Logger',
     ]) {
       expect(names.has(name), name).toBe(true);
     }

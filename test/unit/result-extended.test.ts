@@ -121,7 +121,7 @@ function setup(
   settings: Partial<CeleryAppSettings>,
   tasks: Record<string, TaskHandler | TaskDefinition>,
 ): Promise<WorkerSetup> {
-  return startWorker(cleanups, tasks, {}, 'memory://', { backend, settings });
+  return startWorker(cleanups, tasks, { appBackend: backend, appSettings: settings });
 }
 
 describe.each(['rpc://', 'amqp://'])('the Node Worker with result_extended on %s', (backend) => {

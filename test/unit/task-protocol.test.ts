@@ -25,7 +25,7 @@ const TASKS: Record<string, TaskHandler> = {
 
 /** A client and a worker app on one fresh memory:// queue; `settings` go to both. */
 function setup(settings: Partial<CeleryAppSettings>): Promise<WorkerSetup> {
-  return startWorker(cleanups, TASKS, {}, 'memory://', { settings });
+  return startWorker(cleanups, TASKS, { appSettings: settings });
 }
 
 /** The next message published to `queue`, read by a consumer of its own (the worker is not started). */

@@ -30,6 +30,10 @@ const APP_SETTINGS: Readonly<Record<string, Kind>> = {
   task_publish_confirm: 'bool',
   task_send_sent_event: 'bool',
   task_protocol: 'int',
+  task_default_queue_type: 'string',
+  task_create_missing_queue_type: 'string',
+  task_create_missing_queue_exchange_type: 'string?',
+  broker_native_delayed_delivery_queue_type: 'string',
 };
 const RESULT_SETTINGS: Readonly<Record<string, Kind>> = {
   result_exchange: 'string',
@@ -60,7 +64,7 @@ const WORKER_KINDS: Readonly<Record<keyof WorkerSettings, Kind>> = {
   worker_disable_rate_limits: 'bool',
   event_exchange: 'string',
   event_serializer: 'string',
-  task_create_missing_queue_type: 'string',
+  worker_detect_quorum_queues: 'bool',
 };
 const CONNECTION_SETTINGS: Readonly<Record<string, Kind>> = {
   broker_url: 'string',

@@ -50,11 +50,13 @@ export interface WorkerSettings extends PidboxSettings {
   /** Event serializer. @default 'json' */
   event_serializer: string;
   /**
-   * Type of the task queues the worker declares: `classic`, or `quorum` (then declared with
-   * `x-queue-type: quorum` and a per-consumer prefetch, as RabbitMQ refuses a global one
-   * there; a held eta task then cannot widen the window). @default 'classic'
+   * Detect quorum queues among the app's queues (`task_default_queue_type`,
+   * `task_create_missing_queue_type`) and then use a per-consumer prefetch, as RabbitMQ
+   * refuses a global one there (Celery 5.5). The prefetch is then static: a held eta task
+   * cannot widen the window. With false the prefetch stays global, which RabbitMQ refuses
+   * on a quorum queue (540 NOT_IMPLEMENTED). @default true
    */
-  task_create_missing_queue_type: string;
+  worker_detect_quorum_queues: boolean;
 }
 
 /** Every worker setting's default. */
@@ -72,7 +74,7 @@ export const DEFAULT_WORKER_SETTINGS: Readonly<WorkerSettings> = Object.freeze({
   worker_disable_rate_limits: false,
   event_exchange: 'celeryev',
   event_serializer: 'json',
-  task_create_missing_queue_type: 'classic',
+  worker_detect_quorum_queues: true,
 });
 
 /**

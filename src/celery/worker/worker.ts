@@ -26,6 +26,7 @@ import { EventDispatcher } from '../events.js';
 import { handleCommand } from './control-panel.js';
 import type { PanelTarget } from './control-panel.js';
 import type { TaskHandler } from './context.js';
+import { DelayedDelivery } from './delayed-delivery.js';
 import { EtaSchedule } from './eta-schedule.js';
 import { InvalidTaskError } from './exceptions.js';
 import { Heart } from './heartbeat.js';
@@ -105,6 +106,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #closed: Promise<void> | undefined;
   #goCold: (() => void) | undefined;
   #qosApplied = 0;
+  /** Channel-wide prefetch (false with quorum queues: per consumer). */
+  #qosGlobal = true;
+  readonly #delayed: DelayedDelivery;
   #qosChain: Promise<void> = Promise.resolve();
   readonly #report = (err: unknown): void => this.#error(err);
   readonly #onMessage = (message: Message): void => this.#receive(message);
@@ -148,6 +152,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       changed: () => this.#updateQos(),
     });
     this.#limiter = new RateLimiter((req) => this.#pool.submit(req));
+    this.#delayed = new DelayedDelivery(app, this.#log);
     if (o.sendTaskEvents) this.#enableTaskEvents();
   }
 
@@ -250,14 +255,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
     consumer.on('error', this.#report);
     this.#consumer = consumer;
-    for (const name of o.queues)
-      this.#queues.set(name, consumer.addQueue(this.#taskQueue(this.app.taskQueue(name))));
+    for (const name of o.queues) this.#queues.set(name, consumer.addQueue(this.app.taskQueue(name)));
     // Global (channel-wide) qos, as Celery 5 sets it on RabbitMQ: RabbitMQ applies a
     // per-consumer prefetch only to consumers created after it, so raising it for a held
     // eta task would not reach the running consumer; a global one changes at once. Quorum
-    // queues refuse a global one (540): there it is per consumer, as Celery 5.5 does.
+    // queues refuse a global one (540): with a quorum queue in the app it is per consumer
+    // (static), as Celery 5.5 decides it (worker_detect_quorum_queues).
+    this.#qosGlobal = !(o.settings.worker_detect_quorum_queues && this.app.quorumQueue() !== undefined);
+    // Celery's log line, word for word.
+    if (!this.#qosGlobal && this.#log.info)
+      this.#log.logger.info('Global QoS is disabled. Prefetch count in now static.');
     await this.#setQos();
     await consumer.consume();
+    if (this.#delayed.enabled) await this.#delayed.start([...this.#queues.values()]).catch(this.#report);
     if (o.heartbeat) {
       this.#heart = new Heart(this.#dispatcher(), this.#heartSource, o.heartbeatInterval / 1000);
       this.#heart.start();
@@ -280,22 +290,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     active: (): number => this.#pool.active.size,
     processed: (): number => this.#state.counters.started,
   };
-
-  /** True when the task queues are quorum queues (no global QoS there). */
-  get #quorum(): boolean {
-    return this.options.settings.task_create_missing_queue_type === 'quorum';
-  }
-
-  /** The app's declaration of a task queue, as a quorum queue when the settings say so. */
-  #taskQueue(queue: Queue): Queue {
-    if (!this.#quorum) return queue;
-    return new Queue(queue.name, {
-      ...(queue.exchange === undefined ? {} : { exchange: queue.exchange }),
-      routingKey: queue.routingKey,
-      durable: true,
-      queueArguments: { ...(queue.queueArguments ?? {}), 'x-queue-type': 'quorum' },
-    });
-  }
 
   #dispatcher(): EventDispatcher {
     if (this.#events === null) {
@@ -504,10 +498,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
           exchange: new Exchange(options.exchange ?? name, { type: options.exchangeType ?? 'direct' }),
           routingKey: options.routingKey ?? name,
         })
-      : this.#taskQueue(this.app.taskQueue(name));
+      : this.app.taskQueue(name);
     this.#queues.set(name, consumer.addQueue(queue));
     this.#log.warning(`Started consuming from ${name}`);
     await consumer.consume();
+    if (this.#delayed.enabled) await this.#delayed.start([queue]).catch(this.#report);
   }
 
   /**
@@ -592,7 +587,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const wanted = this.#wantedPrefetch();
     const consumer = this.#consumer;
     if (consumer === undefined || wanted === this.#qosApplied) return;
-    await consumer.qos({ prefetchCount: wanted, applyGlobal: !this.#quorum });
+    await consumer.qos({ prefetchCount: wanted, applyGlobal: this.#qosGlobal });
     this.#qosApplied = wanted;
   }
 

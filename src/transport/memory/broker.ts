@@ -8,6 +8,7 @@ import { ConnectionError } from '../../errors.js';
 import type { ExchangeType, FieldTable } from '../types.js';
 import type { MemoryQueue } from './memory-queue.js';
 import { VirtualHost } from './virtual-host.js';
+import type { VirtualHostSettings } from './virtual-host.js';
 
 /** A queue as tests see it through {@link MemoryBroker.queueInfo}. */
 export interface MemoryQueueInfo {
@@ -97,6 +98,20 @@ export class MemoryBroker {
       this.vhosts.set(name, vhost);
     }
     return vhost;
+  }
+
+  /**
+   * Sets version-dependent policies of a virtual host (created if needed), e.g. RabbitMQ
+   * 4.3's refusal of transient non-exclusive queues; the given keys replace the current ones.
+   *
+   * @example
+   * ```ts
+   * MemoryBroker.get().configureVhost('/test-43', { denyTransientNonExclusiveQueues: true });
+   * ```
+   */
+  configureVhost(name: string, settings: VirtualHostSettings): void {
+    const vhost = this.vhost(name);
+    vhost.settings = { ...vhost.settings, ...settings };
   }
 
   /** @internal Registers a new connection and returns its id. */

@@ -10,6 +10,7 @@ import { ChannelError, ConnectionError } from '../../errors.js';
 // The transport types: one parameter object per AMQP method (AMQP.QueueBindParams, ...).
 import type * as AMQP from '../types.js';
 import type { MemoryQueue, QueueConsumer, StoredMessage } from './memory-queue.js';
+import { fieldText } from './dead-letter.js';
 import { PrefetchCounter } from './qos.js';
 import type { VirtualHost } from './virtual-host.js';
 import { brokerError, randomName } from './virtual-host.js';
@@ -230,6 +231,13 @@ export class MemoryChannel
     return this.op(false, '', () => {
       const name = this.queueName(params.queue);
       const q = this.vhost.queue(name, this.owner.id);
+      if (this.global.limit > 0 && fieldText(q.arguments['x-queue-type']) === 'quorum') {
+        // RabbitMQ closes the connection: quorum queues have no channel-wide prefetch.
+        throw brokerError(
+          'NOT_IMPLEMENTED',
+          `queue '${name}' in vhost '${this.vhost.name}' does not support global qos`,
+        );
+      }
       if (q.exclusiveConsumer !== undefined || (params.exclusive === true && q.consumerCount > 0)) {
         throw brokerError('ACCESS_REFUSED', `queue '${name}' in vhost '${this.vhost.name}' in exclusive use`);
       }

@@ -327,7 +327,8 @@ export class MemoryQueue {
         this.ttlTimer = undefined;
         if (!this.deleted) this.dropExpired(Date.now());
       },
-      Math.max(0, head.expiresAt - Date.now()) + 1,
+      // setTimeout fires at once past 2^31 - 1 ms (e.g. the 2^27 s delay level): wait in steps.
+      Math.min(Math.max(0, head.expiresAt - Date.now()) + 1, 0x7fffffff),
     );
     // A pending expiry must not keep the process alive any more than an idle queue does.
     this.ttlTimer.unref();

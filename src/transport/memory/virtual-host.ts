@@ -19,7 +19,7 @@ import type {
 } from '../types.js';
 import { MemoryExchange, isExchangeType, removeFrom, topicWords } from './exchange-routing.js';
 import type { BindingDestinationKind, MemoryBinding } from './exchange-routing.js';
-import { deadLetter } from './dead-letter.js';
+import { deadLetter, fieldText } from './dead-letter.js';
 import type { DeadLetterReason } from './dead-letter.js';
 import { MemoryQueue } from './memory-queue.js';
 import type { QueueHooks, StoredMessage } from './memory-queue.js';
@@ -76,6 +76,38 @@ export interface VirtualHostHooks {
 }
 
 /**
+ * Broker policies of one virtual host that differ between RabbitMQ versions.
+ *
+ * @example
+ * ```ts
+ * MemoryBroker.get().configureVhost('/', { denyTransientNonExclusiveQueues: true });
+ * ```
+ */
+export interface VirtualHostSettings {
+  /**
+   * Refuse to create non-durable, non-exclusive queues as RabbitMQ 4.3 does by default (its
+   * deprecated feature `transient_nonexcl_queues`): the connection closes with 541
+   * INTERNAL_ERROR and RabbitMQ's text, cut at 255 characters as RabbitMQ cuts it.
+   * @default false (RabbitMQ 3.x and 4.0-4.2)
+   */
+  denyTransientNonExclusiveQueues?: boolean | undefined;
+}
+
+/**
+ * The reply text RabbitMQ 4.3 closes a connection with when it refuses a transient
+ * non-exclusive queue: its deprecated-feature warning (phase denied_by_default), cut to 255
+ * characters by its AMQP error formatting (so the configuration line it ends with is lost).
+ */
+export const TRANSIENT_NONEXCL_DENIED_TEXT =
+  'INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.\n' +
+  'By default, this feature is not permitted anymore.\n' +
+  'The feature will be removed from a future major RabbitMQ version, regardless of the ' +
+  'configuration; actual version to be determined.\nTo...';
+
+/** Queue types RabbitMQ 3.10 knows. */
+const QUEUE_TYPES = new Set(['classic', 'quorum', 'stream']);
+
+/**
  * One virtual host.
  *
  * @example
@@ -91,6 +123,8 @@ export class VirtualHost {
   /** Reverse index: destination → bindings pointing at it, so deletes are O(bindings of it). */
   private readonly incoming = new Map<string, MemoryBinding[]>();
   private readonly hooks: VirtualHostHooks;
+  /** Version-dependent policies (see {@link VirtualHostSettings}). */
+  settings: VirtualHostSettings = {};
   /** One hooks object for every queue (two closures per queue added up at 100,000 queues). */
   private readonly queueHooks: QueueHooks = {
     schedule: (q) => this.hooks.schedule(q),
@@ -236,6 +270,7 @@ export class VirtualHost {
     this.validateQueueArgs(actual, options.arguments);
     const owner = options.exclusive ? connectionId : undefined;
     const existing = this.queues.get(actual);
+    if (existing === undefined) this.checkNewQueue(actual, options);
     if (existing !== undefined) {
       if (existing.durable !== options.durable) {
         throw this.inequivalent('queue', actual, 'durable', `'${options.durable}'`, `'${existing.durable}'`);
@@ -250,6 +285,7 @@ export class VirtualHost {
         );
       }
       if (existing.owner !== owner) throw this.locked(actual);
+      this.checkQueueType(actual, options.arguments['x-queue-type'], existing.arguments['x-queue-type']);
       for (const arg of EQUIVALENT_QUEUE_ARGS) {
         const received = options.arguments[arg];
         const current = existing.arguments[arg];
@@ -276,9 +312,59 @@ export class VirtualHost {
     return { queue: actual, messageCount: 0, consumerCount: 0 };
   }
 
+  /** What RabbitMQ checks only when it creates a queue: quorum properties, 4.3's transient rule. */
+  private checkNewQueue(
+    name: string,
+    options: { durable: boolean; exclusive: boolean; autoDelete: boolean; arguments: FieldTable },
+  ): void {
+    const type = fieldText(options.arguments['x-queue-type']) ?? 'classic';
+    if (type === 'quorum') {
+      if (options.arguments['x-max-priority'] !== undefined) {
+        throw brokerError(
+          'PRECONDITION_FAILED',
+          `invalid arg 'x-max-priority' for ${this.where('queue', name)} of queue type rabbit_quorum_queue`,
+        );
+      }
+      const invalid = options.autoDelete
+        ? 'auto-delete'
+        : options.exclusive
+          ? 'exclusive-owner'
+          : !options.durable
+            ? 'non-durable'
+            : undefined;
+      if (invalid !== undefined) {
+        throw brokerError(
+          'PRECONDITION_FAILED',
+          `invalid property '${invalid}' for ${this.where('queue', name)}`,
+        );
+      }
+    }
+    if (this.settings.denyTransientNonExclusiveQueues === true && !options.durable && !options.exclusive) {
+      throw fromReply(AMQP_REPLY_CODES.INTERNAL_ERROR, TRANSIENT_NONEXCL_DENIED_TEXT);
+    }
+  }
+
+  /** RabbitMQ 3.10's x-queue-type equivalence: none and 'classic' are the same type. */
+  private checkQueueType(name: string, received: unknown, current: unknown): void {
+    const r = fieldText(received);
+    const c = fieldText(current);
+    if ((r ?? 'classic') === (c ?? 'classic')) return;
+    if (r !== undefined && c !== undefined) {
+      throw brokerError(
+        'PRECONDITION_FAILED',
+        `inequivalent arg 'x-queue-type' for ${this.where('queue', name)}: received '${r}' but current is '${c}'`,
+      );
+    }
+    throw this.inequivalent('queue', name, 'x-queue-type', describeArg(received), describeArg(current));
+  }
+
   private validateQueueArgs(name: string, args: FieldTable): void {
     const invalid = (arg: string, why: string): CeleryAmqpError =>
       brokerError('PRECONDITION_FAILED', `invalid arg '${arg}' for ${this.where('queue', name)}: ${why}`);
+    const type = args['x-queue-type'];
+    if (type !== undefined && !QUEUE_TYPES.has(fieldText(type) ?? '')) {
+      throw invalid('x-queue-type', `"unsupported queue type '${fieldText(type) ?? String(type)}'"`);
+    }
     const expires = args['x-expires'];
     if (expires !== undefined) {
       if (typeof expires !== 'number' && typeof expires !== 'bigint')
