@@ -157,7 +157,7 @@ function isSkipped(value: unknown): boolean {
 }
 
 function hasToJSON(value: object): value is { toJSON: () => unknown } {
-  return typeof (value as { toJSON?: unknown }).toJSON === 'function';
+  return 'toJSON' in value && typeof value.toJSON === 'function';
 }
 
 /** Writes the values of one pickle, tracking the containers open on the current path. */
