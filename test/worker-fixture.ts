@@ -37,14 +37,20 @@ export interface WorkerSetup {
 export async function startWorker(
   cleanups: Cleanups,
   tasks: Record<string, TaskHandler | TaskDefinition>,
-  options: Omit<WorkerOptions, 'tasks'> & { appSettings?: Partial<CeleryAppSettings> } = {},
+  options: Omit<WorkerOptions, 'tasks'> & {
+    /** Settings of both apps (the queue is added). */
+    appSettings?: Partial<CeleryAppSettings>;
+    /** Backend URL of both apps. @default 'rpc://' */
+    appBackend?: string;
+  } = {},
   url = 'memory://',
 ): Promise<WorkerSetup> {
-  const { appSettings, ...workerOptions } = options;
+  const { appSettings, appBackend, ...workerOptions } = options;
   const queue = options.queue ?? uid('wq');
   const settings = { ...appSettings, task_default_queue: queue };
-  const client = new Celery({ broker: url, settings, logger: silentLogger });
-  const server = new Celery({ broker: url, settings, logger: silentLogger });
+  const backend = appBackend === undefined ? {} : { backend: appBackend };
+  const client = new Celery({ broker: url, settings, logger: silentLogger, ...backend });
+  const server = new Celery({ broker: url, settings, logger: silentLogger, ...backend });
   const worker = new Worker(server, {
     logger: silentLogger,
     heartbeat: false,

@@ -51,6 +51,11 @@ import type { WaitControl } from './wait-control.js';
  * auto-delete queue when its last consumer cancels, so on the consume paths (waitFor,
  * getMany) the message survives only with `autoDelete: false`.
  *
+ * With `result_extended`, a result carries the fields Celery 4.4.7's `store_result` adds:
+ * `name`, `args`, `kwargs`, `worker`, `retries`, `queue` (and Celery 5.3's stamps). `name`
+ * is the request's task name; 4.4.7 reads `request.task_name`, which a Celery worker's
+ * request does not have, so a Python 4.4 worker stores null there.
+ *
  * @example
  * ```ts
  * const backend = new AMQPBackend({ connection: 'amqp://guest:guest@127.0.0.1:5672//' });
@@ -94,7 +99,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
    * @throws ArgumentError for bad settings (see resolveSettings) or options.
    */
   constructor(options: AMQPBackendOptions = {}) {
-    super(options, { persistent: true });
+    super(options, { persistent: true, extendedLayout: 'amqp' });
     const s = this.settings;
     this.autoDelete = options.autoDelete ?? true;
     this.#groupCache = new ResultCache<unknown>(this.cache.limit);

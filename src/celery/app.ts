@@ -1,6 +1,6 @@
 /**
  * The Celery app (Python's `celery.Celery`, client side): settings, a broker connection, a
- * result backend, and {@link Celery.sendTask} in message protocol v2.
+ * result backend, and {@link Celery.sendTask} in message protocol v2 (or v1, `task_protocol: 1`).
  *
  * Routing as Celery 5.2 does it by default: the task queue is declared as kombu's
  * `Queue(name, Exchange(name, 'direct'), routing_key=name)` (durable queue, durable direct
@@ -29,9 +29,10 @@ import { BaseBackend } from './base-backend.js';
 import { Control } from './control.js';
 import { EventDispatcher, taskSentFields } from './events.js';
 import { RPCBackend } from './rpc-backend.js';
+import { compressionMime } from './settings.js';
 import type { CelerySettings } from './settings.js';
-import { encodeTaskMessage } from './task-message.js';
-import type { EncodedTaskMessage } from './task-message.js';
+import { encodeTaskMessage, encodeTaskMessageV1, sentHeaders } from './task-message.js';
+import type { EncodedTaskMessage, EncodedTaskMessageV1, TaskMessageInput } from './task-message.js';
 import { TaskQueues, checkQueueType, taskRoute } from './task-queues.js';
 import type { QueueType, TaskQueueSettings } from './task-queues.js';
 
@@ -46,7 +47,10 @@ import type { QueueType, TaskQueueSettings } from './task-queues.js';
 export interface AppSettings extends TaskQueueSettings {
   /** Task body serializer. @default 'json' */
   task_serializer: string;
-  /** Task body compression, or null. @default null */
+  /**
+   * Task body compression (a kombu name such as `zlib`, `bzip2`, `zstd`, or a MIME type), or
+   * null; `CELERY_MESSAGE_COMPRESSION` is its Celery 3.1 name. @default null
+   */
   task_compression: string | null;
   /** Priority when sendTask gives none, or null. @default null */
   task_default_priority: number | null;
@@ -56,6 +60,12 @@ export interface AppSettings extends TaskQueueSettings {
   task_publish_confirm: boolean;
   /** Send a `task-sent` event for every task sent (Celery's setting). @default false */
   task_send_sent_event: boolean;
+  /**
+   * Task message protocol: 2 (Celery 4+), or 1 for Celery 3.1 workers (a dict body, as
+   * 3.1's `publish_task` sends; with `task_serializer: 'pickle'` for 3.1's default). Celery 4
+   * and 5 workers read both. @default 2
+   */
+  task_protocol: 1 | 2;
   /**
    * Type of the native delayed delivery queues `celery_delayed_0..27` (Celery 5.5), used
    * when the app has a quorum queue. @default 'quorum'
@@ -135,6 +145,14 @@ export interface SendTaskOptions {
   serializer?: string | undefined;
   /** Don't declare the reply queue and tell the worker not to store. @default false */
   ignoreResult?: boolean | undefined;
+  /**
+   * Stamps, by stamp name (Celery 5.3's `stamped_headers` and the stamps themselves, as
+   * `apply_async(stamped_headers=[...], **stamps)` sends them): the `stamped_headers` and
+   * `stamps` headers. Protocol 2 only. @default undefined (not sent)
+   */
+  stamps?: Readonly<Record<string, unknown>> | undefined;
+  /** Celery 5.4's `replaced_task_nesting` header. Protocol 2 only. @default undefined (not sent) */
+  replacedTaskNesting?: number | undefined;
   /** @default null */
   groupId?: string | undefined;
   /** Cancels the send. @default undefined */
@@ -152,6 +170,7 @@ const TASK_KEYS = new Set<string>([
   'task_default_delivery_mode',
   'task_publish_confirm',
   'task_send_sent_event',
+  'task_protocol',
   'task_default_queue_type',
   'task_create_missing_queue_type',
   'task_create_missing_queue_exchange_type',
@@ -175,6 +194,38 @@ function backendFromUrl(url: string, broker: Connection, settings: Record<string
   );
 }
 
+/** An accept list given as a list or, as Celery's environment form, comma-separated text. */
+function acceptList(value: readonly string[] | string): string[] {
+  return typeof value === 'string' ? value.split(',').map((v) => v.trim()) : [...value];
+}
+
+/**
+ * `task_compression`, or its 3.1 name `CELERY_MESSAGE_COMPRESSION`, checked (as given: the
+ * producer maps names to MIME types).
+ */
+function taskCompression(modern: unknown, legacy: unknown): string | null {
+  if (modern !== undefined && legacy !== undefined && modern !== legacy) {
+    throw new ArgumentError(
+      'conflicting settings task_compression and CELERY_MESSAGE_COMPRESSION: give only one',
+    );
+  }
+  const value = modern ?? legacy ?? null;
+  compressionMime(
+    value,
+    modern === undefined && legacy !== undefined ? 'CELERY_MESSAGE_COMPRESSION' : 'task_compression',
+  );
+  return typeof value === 'string' ? value : null;
+}
+
+/** `task_protocol`, checked. */
+function taskProtocol(value: unknown): 1 | 2 {
+  if (value === undefined || value === 2) return 2;
+  if (value === 1) return 1;
+  throw new ArgumentError(
+    `task_protocol must be 1 or 2 (Celery's task message protocols), got ${String(value)}`,
+  );
+}
+
 /**
  * A Celery app: sends tasks by name to a (Python or Node) worker and returns AsyncResults.
  *
@@ -195,6 +246,12 @@ export class Celery {
   readonly oid: string;
   /** Task settings in effect. */
   readonly conf: Readonly<AppSettings>;
+  /**
+   * The `accept_content` setting (or `CELERY_ACCEPT_CONTENT`) as given, which a Node Worker
+   * on this app accepts task messages by, as Celery's consumer does; undefined when unset
+   * (the Worker then accepts every registered serializer but pickle). @default undefined
+   */
+  readonly acceptContent: readonly string[] | undefined;
 
   readonly #ownsConnection: boolean;
   readonly #ownsBackend: boolean;
@@ -218,11 +275,12 @@ export class Celery {
       task_default_exchange_type: s.task_default_exchange_type ?? 'direct',
       task_default_routing_key: s.task_default_routing_key ?? queue,
       task_serializer: s.task_serializer ?? 'json',
-      task_compression: s.task_compression ?? null,
+      task_compression: taskCompression(s.task_compression, s.CELERY_MESSAGE_COMPRESSION),
       task_default_priority: s.task_default_priority ?? null,
       task_default_delivery_mode: s.task_default_delivery_mode ?? 2,
       task_publish_confirm: s.task_publish_confirm ?? true,
       task_send_sent_event: s.task_send_sent_event ?? false,
+      task_protocol: taskProtocol(s.task_protocol),
       task_default_queue_type: checkQueueType(
         s.task_default_queue_type ?? 'classic',
         'task_default_queue_type',
@@ -239,6 +297,8 @@ export class Celery {
     });
     this.#queues = new TaskQueues(this.conf);
     this.#logger = options.logger ?? consoleLogger;
+    const accept = s.accept_content ?? s.CELERY_ACCEPT_CONTENT;
+    this.acceptContent = accept === undefined ? undefined : Object.freeze(acceptList(accept));
     const broker = options.broker;
     this.#ownsConnection = !(broker instanceof Connection);
     this.connection = broker instanceof Connection ? broker : new Connection(resolveBrokerUrl(broker));
@@ -297,7 +357,7 @@ export class Celery {
   }
 
   /**
-   * Sends a task by name (protocol v2) and resolves with its result handle once the broker
+   * Sends a task by name (protocol v2, or v1 per `task_protocol`) and resolves with its result handle once the broker
    * has the task message (publisher confirms); a refused or failed publish rejects. The reply
    * queue is declared before the publish (rpc://, the backend's `onTaskCall`), so no result
    * can arrive before it exists. `countdown` and `expires` are seconds, as in `apply_async`.
@@ -323,7 +383,7 @@ export class Celery {
         recoverable: false,
       });
     const ignoreResult = options.ignoreResult ?? false;
-    const message = encodeTaskMessage({
+    const input: TaskMessageInput = {
       task: name,
       args,
       kwargs,
@@ -336,17 +396,21 @@ export class Celery {
       softTimeLimit: options.softTimeLimit,
       groupId: options.groupId,
       ignoreResult,
+      stamps: options.stamps,
+      replacedTaskNesting: options.replacedTaskNesting,
       headers: options.headers,
-    });
+    };
+    const message = this.conf.task_protocol === 1 ? encodeTaskMessageV1(input) : encodeTaskMessage(input);
     await this.#publish(message, ignoreResult, options);
     return new AsyncResult<T>(message.properties.correlationId, this.backend);
   }
 
   async #publish(
-    message: EncodedTaskMessage,
+    message: EncodedTaskMessage | EncodedTaskMessageV1,
     ignoreResult: boolean,
     options: SendTaskOptions,
   ): Promise<void> {
+    const expiration = 'expiration' in message.properties ? message.properties.expiration : undefined;
     const signal = options.signal === undefined ? {} : { signal: options.signal };
     if (!ignoreResult && this.backend instanceof BaseBackend) await this.backend.onTaskCall(signal);
     const queueName = options.queue ?? this.conf.task_default_queue;
@@ -364,7 +428,7 @@ export class Celery {
       headers: message.headers,
       correlationId: message.properties.correlationId,
       replyTo: message.properties.replyTo,
-      ...(message.properties.expiration === undefined ? {} : { expiration: message.properties.expiration }),
+      ...(expiration === undefined ? {} : { expiration }),
       declare: route.declare,
       ...signal,
     });
@@ -377,7 +441,7 @@ export class Celery {
       this.#sentEvents ??= new EventDispatcher(this.connection);
       this.#sentEvents.publish(
         'task-sent',
-        taskSentFields(message.headers, queueName, route.exchange, route.routingKey),
+        taskSentFields(sentHeaders(message), queueName, route.exchange, route.routingKey),
       );
     }
   }

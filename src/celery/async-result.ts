@@ -9,6 +9,7 @@
 import { ArgumentError, CeleryAmqpError } from '../errors.js';
 import type { ResultBackend, TaskMeta } from './backend-types.js';
 import { typedMeta } from './result-meta.js';
+import { parseIsoDate } from './task-message.js';
 import type { TaskError } from './exceptions.js';
 import { exceptionFromMeta } from './exceptions.js';
 // A cycle with group-result.ts, but a safe one: resultFromTuple is only called lazily (from
@@ -166,6 +167,58 @@ export class AsyncResult<T = unknown> {
     const raw = this.#meta?.children;
     if (!Array.isArray(raw)) return null;
     return raw.map((child) => resultFromTuple(child, this.backend));
+  }
+
+  /**
+   * The task's name, from a result stored with `result_extended` (Celery's `name`); null
+   * otherwise or before a meta was seen. @default null
+   */
+  get name(): string | null {
+    return this.#extra('name', (v): v is string => typeof v === 'string');
+  }
+
+  /** The task's positional arguments (`result_extended`), else null. @default null */
+  get args(): unknown[] | null {
+    return this.#extra('args', (v): v is unknown[] => Array.isArray(v));
+  }
+
+  /** The task's keyword arguments (`result_extended`), else null. @default null */
+  get kwargs(): Record<string, unknown> | null {
+    return this.#extra(
+      'kwargs',
+      (v): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v),
+    );
+  }
+
+  /** The worker (node name) that ran the task (`result_extended`), else null. @default null */
+  get worker(): string | null {
+    return this.#extra('worker', (v): v is string => typeof v === 'string');
+  }
+
+  /** How many times the task was retried (`result_extended`), else null. @default null */
+  get retries(): number | null {
+    return this.#extra('retries', (v): v is number => typeof v === 'number');
+  }
+
+  /** The queue (routing key) the task came through (`result_extended`), else null. @default null */
+  get queue(): string | null {
+    return this.#extra('queue', (v): v is string => typeof v === 'string');
+  }
+
+  /**
+   * When the task finished (Celery's `date_done`, UTC; a date without an offset is read as
+   * UTC), when the result carries it; else null. @default null
+   *
+   * @throws DecodeError when the stored date is not ISO 8601 (as Python's `date_done` raises).
+   */
+  get dateDone(): Date | null {
+    const text = this.#extra('date_done', (v): v is string => typeof v === 'string');
+    return text === null ? null : new Date(parseIsoDate(text));
+  }
+
+  #extra<V>(key: string, is: (v: unknown) => v is V): V | null {
+    const v = this.#meta?.[key];
+    return is(v) ? v : null;
   }
 
   /**

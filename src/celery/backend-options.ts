@@ -39,10 +39,17 @@ export interface BackendCommonOptions {
   /** Compression name or mime of stored results. @default settings.result_compression (none) */
   compression?: string | null | undefined;
   /**
-   * Result queue `x-expires` in **seconds** (Celery's `expires`); null or 0 for none.
+   * Result queue `x-expires` in **seconds** (Celery's `expires`); null for none (0 is
+   * refused: RabbitMQ answers `x-expires: 0` with 406).
    * @default settings.result_expires (86400, one day)
    */
   expires?: number | null | undefined;
+  /**
+   * Store the request's fields with each result (Celery's `result_extended`): name, args,
+   * kwargs, worker, retries, queue and stamps, in the backend's Celery layout.
+   * @default settings.result_extended (false)
+   */
+  extended?: boolean | undefined;
   /** Publisher confirms: storeResult resolves once the broker has the result. @default true */
   confirmPublish?: boolean | undefined;
   /**

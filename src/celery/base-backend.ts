@@ -32,6 +32,7 @@ import { TaskRevokedError } from './exceptions.js';
 import type { GroupResult } from './group-result.js';
 import { MetaCache } from './meta-cache.js';
 import { checkId, failureOptions, pendingMeta, resultBody, typedMeta } from './result-meta.js';
+import type { ExtendedLayout } from './result-meta.js';
 import { expiresToMs, resolveSettings } from './settings.js';
 import type { CelerySettings, ResolvedSettings } from './settings.js';
 import { FAILURE, PENDING, RETRY, REVOKED, STARTED, SUCCESS, isReady } from './states.js';
@@ -58,6 +59,8 @@ export interface BackendEvents {
 export interface BackendDefaults {
   /** Durable entities and delivery_mode 2 unless an option or setting says otherwise. */
   readonly persistent: boolean;
+  /** How this backend lays out a result_extended body (Celery's code for it). */
+  readonly extendedLayout: ExtendedLayout;
 }
 
 /**
@@ -163,6 +166,8 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
   readonly expires: number | null;
   /** Publisher confirms. @default true */
   readonly confirmPublish: boolean;
+  /** Results carry the request's fields (result_extended). @default false */
+  readonly extended: boolean;
   /** Store retry policy (ms), merged over {@link DEFAULT_STORE_RETRY_POLICY}. */
   readonly retryPolicy: Readonly<Required<RetryPolicy>>;
   /** Decoded body size limit in bytes. @default undefined */
@@ -177,6 +182,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
   protected readonly settings: ResolvedSettings;
 
   readonly #ownsConnection: boolean;
+  readonly #extendedLayout: ExtendedLayout;
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
 
@@ -212,6 +218,12 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
     this.expiresMs = options.expires === undefined ? s.expiresMs : expiresToMs(options.expires, 'expires');
     this.expires = this.expiresMs === null ? null : this.expiresMs / 1000;
     this.confirmPublish = options.confirmPublish ?? true;
+    const extended = options.extended ?? s.extended;
+    if (typeof extended !== 'boolean') {
+      throw new ArgumentError(`extended must be a boolean, got ${String(extended)}`);
+    }
+    this.extended = extended;
+    this.#extendedLayout = defaults.extendedLayout;
     this.retryPolicy = mergeRetryPolicy(options.retryPolicy);
     const maxBytes = options.maxBodyBytes;
     if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 1)) {
@@ -341,7 +353,8 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
     this.assertOpen();
     const [routingKey, correlationId] = this.destinationFor(taskId, options.request);
     if (routingKey === null || routingKey === '') return result;
-    const body = resultBody(taskId, result, status, options.traceback ?? null, options.request);
+    const layout = this.extended ? this.#extendedLayout : null;
+    const body = resultBody(taskId, result, status, options.traceback ?? null, options.request, layout);
     const signal = options.signal;
     await this.connection.ensure(
       () =>

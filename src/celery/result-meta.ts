@@ -9,7 +9,8 @@ import { ArgumentError, CeleryAmqpError, ContentDisallowedError, DecodeError } f
 import type { Message } from '../kombu/message.js';
 import type { StoreOptions, TaskMeta, TaskRequest } from './backend-types.js';
 import { exceptionToMeta } from './exceptions.js';
-import { EXCEPTION_STATES } from './states.js';
+import { EXCEPTION_STATES, READY_STATES } from './states.js';
+import { isoformat } from './task-message.js';
 
 /**
  * Checks a task (or group) id and returns its routing key: the id with every `-` removed.
@@ -85,9 +86,75 @@ export function failureOptions(error: unknown, options: StoreOptions): StoreOpti
 }
 
 /**
- * The body Celery publishes: `{task_id, status, result, traceback, children}`. An Error
- * result under an exception state becomes its exception dict (Celery's `encode_result`).
+ * How a backend lays out a `result_extended` body, as Celery's code does:
+ * - `'amqp'`: Celery 4.4.7's AMQP backend (`store_result`): the five keys, then `name`,
+ *   `args`, `kwargs`, `worker`, `retries`, `queue` (null without a request).
+ * - `'meta'`: Celery's `_get_result_meta`, which the RPC backend uses on Celery's main
+ *   branch (commit 7c5d9a62d): the five keys, `date_done` (ISO 8601 UTC when ready, else
+ *   null), `group_id` / `parent_id` when the request has them, and, with a request, the
+ *   request fields.
+ * Both add Celery 5.3's stamps when the request has some: `stamped_headers` and each stamp
+ * under its own name (a stamp named like a meta key is left out: it would hide that key).
+ */
+export type ExtendedLayout = 'amqp' | 'meta';
+
+/** Meta keys a stamp may not replace. */
+const META_KEYS = new Set([
+  'task_id',
+  'status',
+  'result',
+  'traceback',
+  'children',
+  'date_done',
+  'group_id',
+  'parent_id',
+  'name',
+  'args',
+  'kwargs',
+  'worker',
+  'retries',
+  'queue',
+  'stamped_headers',
+  '__proto__',
+  'constructor',
+]);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** The request fields `result_extended` stores (Celery's `request_meta`), stamps included. */
+function requestMeta(request: TaskRequest | undefined): Record<string, unknown> {
+  const r: TaskRequest = request ?? {};
+  const delivery = r['delivery_info'];
+  const routingKey = isRecord(delivery) ? delivery['routing_key'] : undefined;
+  const out: Record<string, unknown> = {
+    name: r['task'] ?? null,
+    args: r['args'] ?? null,
+    kwargs: r['kwargs'] ?? null,
+    worker: r['hostname'] ?? null,
+    retries: r['retries'] ?? null,
+    queue: routingKey ?? null,
+  };
+  const stamped = r['stamped_headers'];
+  const stamps = isRecord(r['stamps']) ? r['stamps'] : {};
+  if (Array.isArray(stamped) && stamped.length > 0) {
+    out['stamped_headers'] = stamped;
+    for (const header of stamped) {
+      if (typeof header !== 'string' || META_KEYS.has(header)) continue;
+      out[header] = Object.hasOwn(stamps, header) ? stamps[header] : null;
+    }
+  }
+  return out;
+}
+
+/**
+ * The body Celery publishes: `{task_id, status, result, traceback, children}`, plus the
+ * request fields in the backend's {@link ExtendedLayout} when `result_extended` is on. An
+ * Error result under an exception state becomes its exception dict (Celery's `encode_result`).
  *
+ * @param extended - The layout when result_extended is on, else null. @default null
+ * @param now - The clock for `date_done`, ms since the epoch. @default Date.now()
  * @example
  * ```ts
  * resultBody(id, 2, 'SUCCESS', null, undefined);
@@ -100,9 +167,28 @@ export function resultBody(
   status: string,
   traceback: string | null,
   request: TaskRequest | undefined,
+  extended: ExtendedLayout | null = null,
+  now: number = Date.now(),
 ): TaskMeta {
   const encoded = EXCEPTION_STATES.has(status) && result instanceof Error ? exceptionToMeta(result) : result;
-  return { task_id: taskId, status, result: encoded, traceback, children: childrenFor(request) };
+  const meta: TaskMeta = {
+    task_id: taskId,
+    status,
+    result: encoded,
+    traceback,
+    children: childrenFor(request),
+  };
+  if (extended === 'amqp') return Object.assign(meta, requestMeta(request));
+  if (extended === 'meta') {
+    meta['date_done'] = READY_STATES.has(status) ? isoformat(new Date(now)) : null;
+    if (request !== undefined) {
+      if (typeof request.group === 'string' && request.group !== '') meta['group_id'] = request.group;
+      const parent = request['parent_id'];
+      if (typeof parent === 'string' && parent !== '') meta['parent_id'] = parent;
+      Object.assign(meta, requestMeta(request));
+    }
+  }
+  return meta;
 }
 
 /**

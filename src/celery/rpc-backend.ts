@@ -11,6 +11,11 @@
  * for RabbitMQ 4.3, which refuses transient non-exclusive queues: `replyQueueDurable`. Results go out with delivery_mode 1 (the backend's
  * `persistent = False`) unless result_persistent is set, with no mandatory flag.
  *
+ * With `result_extended`, a result is laid out as Celery's main branch does it (the RPC
+ * backend respects the setting since commit 7c5d9a62d; 5.2 ignores it): Celery's
+ * `_get_result_meta` plus `task_id`, so `date_done`, `group_id`, `parent_id` and the
+ * request's name, args, kwargs, worker, retries, queue and stamps.
+ *
  * Differences from Celery, on purpose:
  * - The reply consumer starts with the queue declaration (before the first task is sent),
  *   not on the first `get()`, so every reply is received and buffered as it arrives.
@@ -42,7 +47,7 @@ import type { BackendCommonOptions } from './backend-options.js';
 import { BaseBackend } from './base-backend.js';
 import type { ReceiveManyOptions } from './base-backend.js';
 import { ResultCache } from './result-cache.js';
-import { validateMeta } from './result-meta.js';
+import { decodePayload, validateMeta } from './result-meta.js';
 import { PENDING, isReady } from './states.js';
 import type { WaitControl } from './wait-control.js';
 
@@ -73,10 +78,11 @@ export interface RPCBackendOptions extends BackendCommonOptions {
 }
 
 /**
- * Called with each state received for an id (and the id, so one function can serve many);
- * returns true when it took (consumed) a ready state, which then leaves the buffer.
+ * Called with each state received for an id (and the id, so one function can serve many),
+ * or with the error of a reply for the id that could not be decoded; returns true when it
+ * took (consumed) a ready state, which then leaves the buffer.
  */
-type Listener = (meta: TaskMeta, id: string) => boolean;
+type Listener = (reply: TaskMeta | Error, id: string) => boolean;
 
 /**
  * Celery's RPC result backend. Implements {@link ResultBackend} through {@link BaseBackend},
@@ -84,9 +90,14 @@ type Listener = (meta: TaskMeta, id: string) => boolean;
  *
  * Client side: {@link ensureReplyQueue} (called by `Celery.sendTask` before publishing, as
  * {@link onTaskCall}) declares the reply queue and starts the one no-ack consumer; replies
- * are matched by correlation_id (fallback: body task_id). A reply that is no result message
- * is dropped, counted in {@link droppedMessages} and reported ('error' event, else the
- * logger). Worker side: storeResult publishes to the request's reply_to.
+ * are matched by correlation_id (fallback: body task_id). A reply that cannot be decoded (a
+ * content type outside the accept list, such as a pickled reply without pickle accepted, or
+ * no result message) is dropped, counted in {@link droppedMessages} and reported ('error'
+ * event, else the logger); when it carries a correlation_id, every wait for that id rejects
+ * at once with the decode error (ContentDisallowedError / DecodeError naming the task), and
+ * so do later waits and polls for it until a good reply for the id arrives: the reply queue
+ * has no-ack delivery, so the message is gone and waiting on would only time out. Worker
+ * side: storeResult publishes to the request's reply_to.
  *
  * @example
  * ```ts
@@ -107,6 +118,8 @@ export class RPCBackend extends BaseBackend {
 
   /** Replies received and not yet taken: the latest state per id. */
   readonly #buffer: ResultCache<TaskMeta>;
+  /** The decode error of the latest reply for an id, when it could not be decoded. */
+  readonly #failed: ResultCache<Error>;
   readonly #listeners = new Map<string, Listener | Listener[]>();
   #consumer: Promise<Consumer> | undefined;
   #consuming = false;
@@ -131,13 +144,14 @@ export class RPCBackend extends BaseBackend {
    * @throws ArgumentError for bad settings or options (an `expires` that is not seconds or null, ...).
    */
   constructor(options: RPCBackendOptions = {}) {
-    super(options, { persistent: false });
+    super(options, { persistent: false, extendedLayout: 'meta' });
     this.oid = options.oid ?? randomUUID();
     const bufferMax = options.bufferMax ?? 8192;
     if (!Number.isSafeInteger(bufferMax) || bufferMax < 1) {
       throw new ArgumentError(`bufferMax must be an integer >= 1, got ${String(bufferMax)}`);
     }
     this.#buffer = new ResultCache<TaskMeta>(bufferMax);
+    this.#failed = new ResultCache<Error>(bufferMax);
     this.binding = new Queue(this.oid, {
       durable: options.replyQueueDurable ?? false,
       autoDelete: true,
@@ -239,28 +253,16 @@ export class RPCBackend extends BaseBackend {
     const correlationId = message.properties.correlationId;
     let meta: TaskMeta;
     try {
-      meta = asMeta(message.payload, correlationId ?? '?');
+      meta = asMeta(decodePayload(message, correlationId ?? '?'), correlationId ?? '?');
     } catch (err) {
-      this.droppedMessages++;
-      const why = err instanceof Error ? err.message : String(err);
-      this.reportError(
-        new DecodeError(
-          `Dropped a reply on ${this.oid} (correlation_id ${correlationId ?? 'none'}): ${why}`,
-          {
-            cause: err,
-          },
-        ),
-      );
+      this.#undecodable(correlationId, err);
       return;
     }
     // Match on the correlation_id property first (Celery's _get_message_task_id).
     const id = correlationId ?? meta.task_id;
+    this.#failed.delete(id);
     const ready = isReady(meta.status);
-    const entry = this.#listeners.get(id);
-    let taken = false;
-    if (typeof entry === 'function') taken = entry(meta, id);
-    // A copy: a listener may remove itself (or another) while the list is walked.
-    else if (entry !== undefined) for (const l of [...entry]) taken = l(meta, id) || taken;
+    const taken = this.#notify(id, meta);
     if (taken && ready) {
       // Consumed by a wait, as a message read from a task queue: nothing stays buffered.
       this.#buffer.delete(id);
@@ -268,6 +270,35 @@ export class RPCBackend extends BaseBackend {
     }
     // A late non-ready state never hides a ready one: only then is the previous one read.
     if (ready || !isReady(this.#buffer.get(id)?.status ?? PENDING)) this.#buffer.set(id, meta);
+  }
+
+  /** Hands a reply (or its decode error) to the id's listeners; true when one took it. */
+  #notify(id: string, reply: TaskMeta | Error): boolean {
+    const entry = this.#listeners.get(id);
+    if (typeof entry === 'function') return entry(reply, id);
+    let taken = false;
+    // A copy: a listener may remove itself (or another) while the list is walked.
+    if (entry !== undefined) for (const l of [...entry]) taken = l(reply, id) || taken;
+    return taken;
+  }
+
+  /**
+   * A reply that could not be decoded: dropped and reported; with a correlation_id, the waits
+   * for that id (now and until a good reply comes) reject with the decode error, which names
+   * the task.
+   */
+  #undecodable(correlationId: string | undefined, err: unknown): void {
+    this.droppedMessages++;
+    const why = err instanceof Error ? err.message : String(err);
+    this.reportError(
+      new DecodeError(`Dropped a reply on ${this.oid} (correlation_id ${correlationId ?? 'none'}): ${why}`, {
+        cause: err,
+      }),
+    );
+    if (correlationId === undefined || correlationId === '') return;
+    const error = err instanceof Error ? err : new DecodeError(why);
+    this.#failed.set(correlationId, error);
+    this.#notify(correlationId, error);
   }
 
   /**
@@ -295,12 +326,20 @@ export class RPCBackend extends BaseBackend {
     else if (entry.length === 0) this.#listeners.delete(id);
   }
 
-  /** The latest state received for the task (ready or not), without taking it; never the broker. */
+  /**
+   * The latest state received for the task (ready or not), without taking it; never the
+   * broker. Rejects with the decode error when the latest reply for it could not be decoded.
+   */
   protected fetchMeta(taskId: string, _options: GetMetaOptions): Promise<TaskMeta | null> {
+    const failed = this.#failed.get(taskId);
+    if (failed !== undefined) return Promise.reject(failed);
     return Promise.resolve(this.#buffer.get(taskId) ?? null);
   }
 
-  /** A buffered ready reply (taken unless `noAck: false`), else the first ready one to arrive. */
+  /**
+   * A buffered ready reply (taken unless `noAck: false`), else the first ready one to arrive;
+   * a reply for the id that could not be decoded (before or during the wait) rejects it.
+   */
   protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta> {
     const fail = (err: QueueLostError): void => ctl.cancel(err);
     this.#onLost.add(fail);
@@ -313,6 +352,8 @@ export class RPCBackend extends BaseBackend {
 
   async #receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta> {
     await ctl.race(this.ensureReplyQueue());
+    const failed = this.#failed.get(taskId);
+    if (failed !== undefined) throw failed;
     const take = options.noAck ?? true;
     const buffered = this.#buffer.get(taskId);
     if (buffered !== undefined) {
@@ -325,8 +366,12 @@ export class RPCBackend extends BaseBackend {
     let listener: Listener | undefined;
     try {
       return await ctl.race(
-        new Promise<TaskMeta>((resolve) => {
+        new Promise<TaskMeta>((resolve, reject) => {
           listener = (meta) => {
+            if (meta instanceof Error) {
+              reject(meta);
+              return false;
+            }
             this.cache.set(taskId, meta);
             if (!isReady(meta.status)) {
               ctl.interval();
@@ -353,6 +398,8 @@ export class RPCBackend extends BaseBackend {
     const pending = new Set<string>();
     const ready: Array<[string, TaskMeta]> = [];
     for (const id of taskIds) {
+      const failed = this.#failed.get(id);
+      if (failed !== undefined) throw failed;
       const m = this.#buffer.get(id);
       if (m !== undefined && isReady(m.status)) {
         if (noAck) this.#buffer.delete(id);
@@ -360,13 +407,19 @@ export class RPCBackend extends BaseBackend {
       } else pending.add(id);
     }
     let wake: (() => void) | undefined;
-    let lost: QueueLostError | undefined;
+    let failure: Error | undefined;
+    // The reply queue was lost: replies for the ids still pending may have been in it.
     const fail = (err: QueueLostError): void => {
-      lost = err;
+      if (pending.size > 0) failure ??= err;
       wake?.();
     };
     // One listener for every id (no closure per id: getMany may wait on 100,000 ids).
     const onState: Listener = (meta, id) => {
+      if (meta instanceof Error) {
+        if (pending.has(id)) failure ??= meta;
+        wake?.();
+        return false;
+      }
       onMessage(meta);
       if (!isReady(meta.status) || !pending.delete(id)) return false;
       ready.push([id, meta]);
@@ -387,8 +440,8 @@ export class RPCBackend extends BaseBackend {
         }
         ready.length = 0;
         head = 0;
+        if (failure !== undefined) throw failure;
         if (pending.size === 0 || signal.aborted) return;
-        if (lost !== undefined) throw lost;
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
@@ -457,6 +510,7 @@ export class RPCBackend extends BaseBackend {
   /** Drops the buffered reply (the reply queue is shared: nothing to purge). */
   protected forgetResult(taskId: string): Promise<void> {
     this.#buffer.delete(taskId);
+    this.#failed.delete(taskId);
     return Promise.resolve();
   }
 

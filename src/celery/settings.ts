@@ -16,7 +16,10 @@ export interface CelerySettings {
   result_exchange_type: string;
   /** Durable exchange and queues, delivery_mode 2. @default true */
   result_persistent: boolean;
-  /** Seconds before an unused result queue expires (`x-expires`); null or 0 for never. @default 86400 */
+  /**
+   * Seconds before an unused result queue expires (`x-expires`); null for never. 0 is
+   * refused: Celery sends it as `x-expires: 0`, which RabbitMQ answers with 406. @default 86400
+   */
   result_expires: number | null;
   /** Serializer name for result bodies. @default 'json' */
   result_serializer: string;
@@ -28,7 +31,12 @@ export interface CelerySettings {
    * used. @default 10000 ({@link DEFAULT_RESULT_CACHE_MAX})
    */
   result_cache_max: number;
-  /** Compression method name or MIME type for result bodies, or null. @default null */
+  /**
+   * Compression method name or MIME type for result bodies, or null. Celery 4+'s AMQP and
+   * RPC backends never compress results (4.0-5.2 used this setting, by mistake, as the
+   * default compression of task messages: celery#4838); here it compresses results, which
+   * every kombu reader decompresses by the `compression` header. @default null
+   */
   result_compression: string | null;
   /** 3.1 name of {@link CelerySettings.result_exchange}. */
   CELERY_RESULT_EXCHANGE: string;
@@ -44,7 +52,21 @@ export interface CelerySettings {
   CELERY_ACCEPT_CONTENT: readonly string[];
   /** 3.1 name of {@link CelerySettings.result_cache_max}. */
   CELERY_MAX_CACHED_RESULTS: number;
-  /** 3.1 name of {@link CelerySettings.result_compression} (3.1 used one setting for all messages). */
+  /**
+   * Store the request with each result (Celery 4.3+'s `result_extended`): the task's name,
+   * args, kwargs, worker, retries and queue, and its stamps (5.3). @default false
+   */
+  result_extended: boolean;
+  /** Old name of {@link CelerySettings.result_extended}. */
+  CELERY_RESULT_EXTENDED: boolean;
+  /** Old name of {@link CelerySettings.result_compression} (Celery 4's `CELERY_RESULT_` namespace). */
+  CELERY_RESULT_COMPRESSION: string | null;
+  /**
+   * Celery 3.1's one compression setting, the old name of `task_compression` (the app's
+   * task messages). In 3.1 the result backends published through the app's task producer,
+   * so results were compressed with it too: here it is the result compression when
+   * `result_compression` is not given. @default null
+   */
   CELERY_MESSAGE_COMPRESSION: string | null;
 }
 
@@ -66,6 +88,8 @@ export interface ResolvedSettings {
   readonly cacheMax: number;
   /** Compression MIME type for published results, or null. */
   readonly compression: string | null;
+  /** Store the request's fields with each result (result_extended). */
+  readonly extended: boolean;
 }
 
 type Key = keyof ResolvedSettings;
@@ -79,10 +103,14 @@ const NAMES: Readonly<Record<Key, readonly [keyof CelerySettings, keyof CelerySe
   serializer: ['result_serializer', 'CELERY_RESULT_SERIALIZER'],
   accept: ['accept_content', 'CELERY_ACCEPT_CONTENT'],
   cacheMax: ['result_cache_max', 'CELERY_MAX_CACHED_RESULTS'],
-  compression: ['result_compression', 'CELERY_MESSAGE_COMPRESSION'],
+  compression: ['result_compression', 'CELERY_RESULT_COMPRESSION'],
+  extended: ['result_extended', 'CELERY_RESULT_EXTENDED'],
 };
 
-const KNOWN = new Set<string>(Object.values(NAMES).flat());
+/** Known without a resolved field of their own: the fallback of result compression. */
+const FALLBACKS = ['CELERY_MESSAGE_COMPRESSION'] as const;
+
+const KNOWN = new Set<string>([...Object.values(NAMES).flat(), ...FALLBACKS]);
 
 /**
  * The default result cache size (`result_cache_max`): 10,000 READY metas, least recently used
@@ -104,15 +132,20 @@ export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
   accept: Object.freeze(['json']),
   cacheMax: DEFAULT_RESULT_CACHE_MAX,
   compression: null,
+  extended: false,
 });
 
 /**
  * A queue expiry in seconds (Celery's `result_expires` and the backends' `expires`) as the
- * `x-expires` milliseconds, truncated like Celery's `int(expires * 1000)`. null or 0 means
- * none, since Celery skips a falsy expiry.
+ * `x-expires` milliseconds, truncated like Celery's `int(expires * 1000)`. null means none.
+ *
+ * 0 is refused here, up front: Celery (3.1 to 5.x) passes it through kombu, which drops only
+ * None, so it declares `x-expires: 0`, and RabbitMQ closes the channel with 406
+ * PRECONDITION_FAILED ("invalid arg 'x-expires' ... {value_zero,0}") on the first result.
  *
  * @param what - The option's name, for the error.
- * @throws ArgumentError for anything else than null, 0 or 0.001-2147483.647 seconds.
+ * @throws ArgumentError for 0 (naming the setting, Celery's behaviour and the fix), and for
+ *   anything else than null or 0.001-2147483.647 seconds.
  * @example
  * ```ts
  * expiresToMs(3600, 'expires'); // 3_600_000
@@ -120,7 +153,14 @@ export const DEFAULT_SETTINGS: ResolvedSettings = Object.freeze({
  * ```
  */
 export function expiresToMs(seconds: unknown, what: string): number | null {
-  if (seconds === null || seconds === 0) return null;
+  if (seconds === null) return null;
+  if (seconds === 0) {
+    throw new ArgumentError(
+      `${what}: 0 is refused. Celery sends it as the queue argument x-expires 0, which RabbitMQ ` +
+        `refuses (406 PRECONDITION_FAILED, invalid arg 'x-expires' {value_zero,0}) when the first ` +
+        `result queue is declared; use null for result queues that never expire`,
+    );
+  }
   if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
     const ms = Math.trunc(seconds * 1000);
     // x-expires is a signed 32-bit int on the wire and RabbitMQ refuses 0.
@@ -139,12 +179,12 @@ const EXCHANGE_TYPES = new Set(['direct', 'topic', 'fanout', 'headers']);
  * filling in 4.x defaults. `undefined` values count as unset.
  *
  * `result_expires` is in seconds, as in Celery, and becomes `expiresMs` (truncated, like
- * Celery's `int(expires * 1000)`); null or 0 means no `x-expires`, since Celery skips a
- * falsy expiry.
+ * Celery's `int(expires * 1000)`); null means no `x-expires`; 0 is refused (see
+ * {@link expiresToMs}).
  *
  * @throws {@link ArgumentError} for an unknown key (a typo), the same setting given under
  * both names with different values, or an invalid value (unknown serializer, pickle as
- * result serializer, unknown compression, negative expiry, ...).
+ * result serializer, unknown compression, a negative or 0 expiry, ...).
  * @example
  * ```ts
  * resolveSettings({ CELERY_TASK_RESULT_EXPIRES: 3600, result_serializer: 'msgpack' });
@@ -211,17 +251,14 @@ export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSe
     throw new ArgumentError(`${name('cacheMax')} must be an integer >= -1`);
   }
 
-  const compressionRaw = pick('compression') ?? null;
-  let compression: string | null = null;
-  if (compressionRaw !== null) {
-    const mime = typeof compressionRaw === 'string' ? compressionMimeFor(compressionRaw) : undefined;
-    if (mime === undefined) {
-      throw new ArgumentError(
-        `${name('compression')}: unknown compression ${JSON.stringify(compressionRaw)}`,
-      );
-    }
-    compression = mime;
-  }
+  const given = pick('compression');
+  const compression =
+    given !== undefined
+      ? compressionMime(given, name('compression'))
+      : compressionMime(raw['CELERY_MESSAGE_COMPRESSION'], 'CELERY_MESSAGE_COMPRESSION');
+
+  const extended = pick('extended') ?? DEFAULT_SETTINGS.extended;
+  if (typeof extended !== 'boolean') throw new ArgumentError(`${name('extended')} must be a boolean`);
 
   return Object.freeze({
     exchange,
@@ -232,7 +269,25 @@ export function resolveSettings(input: Partial<CelerySettings> = {}): ResolvedSe
     accept,
     cacheMax,
     compression,
+    extended,
   });
+}
+
+/**
+ * A compression setting as its MIME type, or null when unset.
+ *
+ * @param what - The setting's name(s), for the error.
+ * @throws ArgumentError naming the setting for an unknown compression.
+ * @example
+ * ```ts
+ * compressionMime('zlib', 'task_compression'); // 'application/x-gzip'
+ * ```
+ */
+export function compressionMime(value: unknown, what: string): string | null {
+  if (value === undefined || value === null) return null;
+  const mime = typeof value === 'string' ? compressionMimeFor(value) : undefined;
+  if (mime === undefined) throw new ArgumentError(`${what}: unknown compression ${JSON.stringify(value)}`);
+  return mime;
 }
 
 function sameValue(a: unknown, b: unknown): boolean {

@@ -1,11 +1,15 @@
 /**
- * Celery's task message, protocol v2 (what Celery 4.x/5.x send), encoded as Celery 5.2's
- * `app.amqp.as_task_v2` does, and decoded for a Node worker (v2, and v1 bodies from Celery 3.1).
+ * Celery's task message: protocol v2 (what Celery 4.x/5.x send), encoded as Celery 5.2's
+ * `app.amqp.as_task_v2` does (with the 5.3/5.4 headers when asked for); protocol v1 (what
+ * Celery 3.1 sends and understands), encoded as its `TaskProducer.publish_task` does; both
+ * decoded for a Node worker.
  *
  * Facts checked against a message captured from Celery 5.2.6: headers carry 17 keys
  * (`group_index` included), `timelimit` is `[hard, soft]` in seconds, `eta`/`expires` are ISO
  * 8601 with an offset, and a numeric `expires` also becomes the AMQP `expiration` property
- * (per-message TTL in ms, as a string).
+ * (per-message TTL in ms, as a string). Celery 5.3 adds `stamped_headers`/`stamps` and 5.4
+ * `replaced_task_nesting` (read at v5.6.3); they are sent only when given, so a default
+ * message stays byte-for-byte what 5.2 sends.
  *
  * @module
  */
@@ -78,6 +82,14 @@ export interface TaskMessageInput {
   shadow?: string | null | undefined;
   /** @default false */
   ignoreResult?: boolean | undefined;
+  /**
+   * Stamps (Celery 5.3's canvas stamping): each becomes a header name listed in
+   * `stamped_headers`, its value in the `stamps` header. Sent only when given (v2 only).
+   * @default undefined
+   */
+  stamps?: Readonly<Record<string, unknown>> | undefined;
+  /** How many times the task was replaced (Celery 5.4's `replaced_task_nesting`), sent when given (v2 only). @default undefined */
+  replacedTaskNesting?: number | undefined;
   /** @default Python's `repr(args)`, cut at 1024 characters */
   argsrepr?: string | undefined;
   /** @default Python's `repr(kwargs)`, cut at 1024 characters */
@@ -107,6 +119,70 @@ export interface EncodedTaskMessage {
   headers: Record<string, unknown>;
   /** `correlation_id` = task id, `reply_to`, and `expiration` (ms string) when expires is set. */
   properties: { correlationId: string; replyTo: string; expiration?: string };
+}
+
+/**
+ * The dict body of a protocol v1 task message: the keys Celery 3.1's `publish_task` sends,
+ * plus `group` and `group_index` as Celery 4/5's `as_task_v1` adds them (a Celery 4/5 worker
+ * reads a v1 body through `hybrid_to_proto2`, which takes the group from `group` only; a 3.1
+ * worker keeps extra keys as request attributes).
+ *
+ * @example
+ * ```ts
+ * const { body } = encodeTaskMessageV1({ task: 'tasks.add', args: [2, 3] });
+ * body.timelimit; // [null, null]
+ * ```
+ */
+export interface TaskBodyV1 {
+  /** Task name. */
+  task: string;
+  /** Task id. */
+  id: string;
+  /** Positional arguments. */
+  args: unknown[];
+  /** Keyword arguments. */
+  kwargs: Record<string, unknown>;
+  /** Retries so far. */
+  retries: number;
+  /** Earliest run time (ISO 8601) or null. */
+  eta: string | null;
+  /** Expiry (ISO 8601) or null. */
+  expires: string | null;
+  /** Dates are UTC (Celery's `enable_utc`); always true here. */
+  utc: boolean;
+  /** Signatures to call with the result, or null. */
+  callbacks: unknown[] | null;
+  /** Signatures to call on failure, or null. */
+  errbacks: unknown[] | null;
+  /** `[hard, soft]` time limits in seconds (null: none). */
+  timelimit: [number | null, number | null];
+  /** The group id, as Celery 3.1 names it, or null. */
+  taskset: string | null;
+  /** The group id, as Celery 4/5 workers read it, or null. */
+  group: string | null;
+  /** The task's index in its group, or null. */
+  group_index: number | null;
+  /** Chord callback signature, or null. */
+  chord: unknown;
+}
+
+/**
+ * An encoded protocol v1 task message: the dict body, the headers (only the extra ones
+ * given: Celery 3.1 sends `{}`) and the properties. No `expiration` property: Celery 3.1
+ * leaves expiry to the worker, which stores REVOKED for an expired task.
+ *
+ * @example
+ * ```ts
+ * const m: EncodedTaskMessageV1 = encodeTaskMessageV1({ task: 'tasks.add', args: [2, 3] });
+ * ```
+ */
+export interface EncodedTaskMessageV1 {
+  /** The v1 body. */
+  body: TaskBodyV1;
+  /** Message headers: `{}` unless extra ones are given. */
+  headers: Record<string, unknown>;
+  /** `correlation_id` = task id and `reply_to`. */
+  properties: { correlationId: string; replyTo: string };
 }
 
 /**
@@ -170,18 +246,19 @@ function seconds(value: number | undefined, what: string): number | null {
   return value;
 }
 
-/**
- * Builds a protocol v2 task message exactly as Celery 5.2's `as_task_v2` does.
- *
- * @throws ArgumentError for a missing task name, non-list args, non-object kwargs, a negative
- *   countdown/expires or time limit (seconds), an invalid eta/expires Date.
- * @example
- * ```ts
- * const m = encodeTaskMessage({ task: 'tasks.add', args: [2, 3], replyTo: backend.oid });
- * await producer.publish(m.body, { headers: m.headers, correlationId: m.properties.correlationId, replyTo: m.properties.replyTo });
- * ```
- */
-export function encodeTaskMessage(input: TaskMessageInput): EncodedTaskMessage {
+/** What both protocols compute alike from the input: checked args, the id and the dates. */
+interface Common {
+  id: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  eta: string | null;
+  expires: string | null;
+  /** The per-message TTL in ms (v2 only), or undefined. */
+  expiration: string | undefined;
+  timelimit: [number | null, number | null];
+}
+
+function common(input: TaskMessageInput): Common {
   if (typeof input.task !== 'string' || input.task === '') throw new ArgumentError('task name required');
   const args = input.args ?? [];
   const kwargs = input.kwargs ?? {};
@@ -206,6 +283,113 @@ export function encodeTaskMessage(input: TaskMessageInput): EncodedTaskMessage {
     // Celery 5.2 also sets the per-message TTL (send_task's options['expiration']), never negative.
     expiration = String(Math.max(0, Math.trunc(at.getTime() - now)));
   }
+  // Celery's order is [hard, soft] (Request.time_limits unpacks `time_limit, soft_time_limit`).
+  const timelimit: [number | null, number | null] = [
+    seconds(input.timeLimit, 'timeLimit'),
+    seconds(input.softTimeLimit, 'softTimeLimit'),
+  ];
+  return { id, args: [...args], kwargs: { ...kwargs }, eta, expires, expiration, timelimit };
+}
+
+/** The 5.3/5.4 headers, only those given (5.2 sends none of them). */
+function laterHeaders(input: TaskMessageInput): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const nesting = input.replacedTaskNesting;
+  if (nesting !== undefined) {
+    if (!Number.isSafeInteger(nesting) || nesting < 0) {
+      throw new ArgumentError(`replacedTaskNesting must be an integer >= 0, got ${String(nesting)}`);
+    }
+    out['replaced_task_nesting'] = nesting;
+  }
+  const stamps = input.stamps;
+  if (stamps !== undefined) {
+    if (stamps === null || typeof stamps !== 'object' || Array.isArray(stamps)) {
+      throw new ArgumentError('stamps must be a mapping of stamp names to values');
+    }
+    out['stamped_headers'] = Object.keys(stamps);
+    out['stamps'] = { ...stamps };
+  }
+  return out;
+}
+
+/**
+ * Builds a protocol v1 task message as Celery 3.1's `TaskProducer.publish_task` does (with
+ * Celery 4/5's `group`/`group_index`): everything in the dict body (see {@link TaskBodyV1}),
+ * `utc: true`, the group id as `taskset` and `group`, the canvas parts
+ * `callbacks`/`errbacks`/`chord` from `embed`. The v2-only
+ * inputs (root/parent ids, shadow, argsrepr, origin, ignoreResult, stamps) have no place in
+ * v1 and are not sent.
+ *
+ * @throws ArgumentError as {@link encodeTaskMessage}.
+ * @example
+ * ```ts
+ * const m = encodeTaskMessageV1({ task: 'tasks.add', args: [2, 3], replyTo: backend.oid });
+ * await producer.publish(m.body, { serializer: 'pickle', correlationId: m.properties.correlationId, replyTo: m.properties.replyTo });
+ * ```
+ */
+export function encodeTaskMessageV1(input: TaskMessageInput): EncodedTaskMessageV1 {
+  const c = common(input);
+  return {
+    body: {
+      task: input.task,
+      id: c.id,
+      args: c.args,
+      kwargs: c.kwargs,
+      retries: input.retries ?? 0,
+      eta: c.eta,
+      expires: c.expires,
+      utc: true,
+      callbacks: input.embed?.callbacks ?? null,
+      errbacks: input.embed?.errbacks ?? null,
+      timelimit: c.timelimit,
+      taskset: input.groupId ?? null,
+      chord: input.embed?.chord ?? null,
+      group: input.groupId ?? null,
+      group_index: input.groupIndex ?? null,
+    },
+    headers: { ...(input.headers ?? {}) },
+    properties: { correlationId: c.id, replyTo: input.replyTo ?? '' },
+  };
+}
+
+/**
+ * The fields a `task-sent` event reports, in protocol v2 header names, for a message of
+ * either protocol (a v1 message carries them in its body).
+ *
+ * @example
+ * ```ts
+ * taskSentFields(sentHeaders(message), queue, exchange, routingKey);
+ * ```
+ */
+export function sentHeaders(message: EncodedTaskMessage | EncodedTaskMessageV1): Record<string, unknown> {
+  if (Array.isArray(message.body)) return message.headers;
+  const b = message.body;
+  return {
+    id: b.id,
+    task: b.task,
+    retries: b.retries,
+    eta: b.eta,
+    expires: b.expires,
+    argsrepr: saferepr(b.args),
+    kwargsrepr: saferepr(b.kwargs),
+  };
+}
+
+/**
+ * Builds a protocol v2 task message exactly as Celery 5.2's `as_task_v2` does; `stamps` and
+ * `replacedTaskNesting`, when given, add Celery 5.3's `stamped_headers`/`stamps` and 5.4's
+ * `replaced_task_nesting` headers.
+ *
+ * @throws ArgumentError for a missing task name, non-list args, non-object kwargs, a negative
+ *   countdown/expires or time limit (seconds), an invalid eta/expires Date, bad stamps.
+ * @example
+ * ```ts
+ * const m = encodeTaskMessage({ task: 'tasks.add', args: [2, 3], replyTo: backend.oid });
+ * await producer.publish(m.body, { headers: m.headers, correlationId: m.properties.correlationId, replyTo: m.properties.replyTo });
+ * ```
+ */
+export function encodeTaskMessage(input: TaskMessageInput): EncodedTaskMessage {
+  const { id, args, kwargs, eta, expires, expiration, timelimit } = common(input);
   const headers: Record<string, unknown> = {
     lang: 'py',
     task: input.task,
@@ -216,14 +400,14 @@ export function encodeTaskMessage(input: TaskMessageInput): EncodedTaskMessage {
     group: input.groupId ?? null,
     group_index: input.groupIndex ?? null,
     retries: input.retries ?? 0,
-    // Celery's order is [hard, soft] (Request.time_limits unpacks `time_limit, soft_time_limit`).
-    timelimit: [seconds(input.timeLimit, 'timeLimit'), seconds(input.softTimeLimit, 'softTimeLimit')],
+    timelimit,
     root_id: input.rootId === undefined || input.rootId === null || input.rootId === '' ? id : input.rootId,
     parent_id: input.parentId ?? null,
     argsrepr: input.argsrepr ?? saferepr(args),
     kwargsrepr: input.kwargsrepr ?? saferepr(kwargs),
     origin: input.origin ?? `gen${process.pid}@${hostname()}`,
     ignore_result: input.ignoreResult ?? false,
+    ...laterHeaders(input),
     ...(input.headers ?? {}),
   };
   const embed: TaskEmbed = {
@@ -233,7 +417,7 @@ export function encodeTaskMessage(input: TaskMessageInput): EncodedTaskMessage {
     chord: input.embed?.chord ?? null,
   };
   return {
-    body: [[...args], { ...kwargs }, embed],
+    body: [args, kwargs, embed],
     headers,
     properties: {
       correlationId: id,
@@ -329,7 +513,8 @@ export function decodeTaskMessage(message: RawTaskMessage): TaskMessage {
       args,
       kwargs,
       embed: toEmbed(body),
-      headers: { ...body },
+      // Celery 5's proto1_to_proto2: the 3.1 `taskset` is the group.
+      headers: { ...body, ...('taskset' in body ? { group: body['taskset'] } : {}) },
       replyTo,
       correlationId,
       protocol: 1,

@@ -6,7 +6,7 @@
  * Built-ins: json, msgpack, yaml (safe), raw bytes (`application/data`), text
  * (`text/plain`) and pickle (`application/x-python-serialize`), which is decoded only when
  * the accept list names it (never by default), by a reader that calls nothing from the
- * stream (see {@link pickleLoads}), and never encoded.
+ * stream (see {@link pickleLoads}), and encoded from plain data only (see {@link pickleDumps}).
  *
  * Every decode is bounded by {@link DecodeLimits} (size, depth, collections, YAML aliases,
  * pickle memo), with defaults when the caller gives none.
@@ -25,6 +25,7 @@ import {
 import type { DecodeContext, DecodeLimits } from './decode-limits.js';
 import { checkJsonShape, checkMsgpackShape, decodeContext, limitError } from './decode-limits.js';
 import { pickleLoads } from './pickle.js';
+import { pickleDumps } from './pickle-encoder.js';
 import { yamlLoadBounded } from './yaml-bounded.js';
 
 /**
@@ -217,8 +218,8 @@ export function prepareAcceptContent(names: Iterable<string>): Set<string> {
  * string; `text` accepts a string.
  *
  * @param serializer - A registered serializer name. @default undefined (auto, see above)
- * @throws {@link EncodeError} when the value cannot be represented (bigint, function, cycle,
- * ...) or for pickle; {@link ArgumentError} for an unknown serializer name.
+ * @throws {@link EncodeError} when the value cannot be represented (a bigint in json, a
+ * function, a cycle, ...); {@link ArgumentError} for an unknown serializer name.
  * @example
  * ```ts
  * const { body, contentType, contentEncoding } = dumps({ status: 'SUCCESS' }, 'json');
@@ -522,11 +523,8 @@ const PICKLE: Serializer = Object.freeze({
   name: 'pickle',
   contentType: PICKLE_CONTENT_TYPE,
   contentEncoding: 'binary',
-  encode: () => {
-    throw new EncodeError('encoding pickle is not supported: use json, msgpack or yaml', {
-      code: 'UNSUPPORTED',
-    });
-  },
+  // Plain data only (protocol 2, kombu's default): task bodies for Celery 3.1 workers.
+  encode: (data: unknown) => pickleDumps(data),
   decode: (body: Buffer, ctx: DecodeContext) => pickleLoads(body, ctx),
 });
 

@@ -4,7 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ArgumentError, CeleryAmqpError, DecodeError, TimeoutError } from '../../src/errors.js';
+import {
+  ArgumentError,
+  CeleryAmqpError,
+  ContentDisallowedError,
+  DecodeError,
+  TimeoutError,
+} from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { Celery } from '../../src/celery/app.js';
 import { TaskError, TaskRevokedError } from '../../src/celery/exceptions.js';
@@ -412,14 +418,69 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect(events[0]).toBeInstanceOf(DecodeError);
     expect(logged).toHaveLength(1);
     expect(client.droppedMessages).toBe(2);
-    // The wait for that id is not disturbed: a good reply still resolves it.
+    // A later good reply for that id supersedes the dropped one.
     await ch.publish({
       exchange: '',
       routingKey: client.oid,
       body: Buffer.from(JSON.stringify({ task_id: id, status: 'SUCCESS', result: 1 })),
       properties: { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: id },
     });
+    await waitUntil(async () => (await client.getTaskMeta(id).catch(() => null))?.status === 'SUCCESS');
     expect((await client.waitFor(id, { timeout: 5000 })).result).toBe(1);
+  });
+
+  it('a reply that cannot be decoded rejects the waits for its id at once, and is still reported', async () => {
+    const conn = new Connection(t.url);
+    cleanup.push(() => conn.close());
+    const client = new RPCBackend({ connection: conn });
+    const reported: Error[] = [];
+    client.on('error', (err) => reported.push(err));
+    cleanup.push(() => client.close());
+    await client.ensureReplyQueue();
+    const ch = await conn.channel({ confirm: true });
+    cleanup.push(() => ch.close());
+    // Python: pickle.dumps({'task_id': 'x', 'status': 'SUCCESS', ...}, 2), here any pickle body.
+    const pickled = Buffer.from('80027d71002e', 'hex');
+    const reply = (id: string, body: Buffer, contentType: string): Promise<void> =>
+      ch.publish({
+        exchange: '',
+        routingKey: client.oid,
+        body,
+        properties: { contentType, contentEncoding: 'binary', correlationId: id },
+      });
+    const id = randomUUID();
+    // A wait in progress rejects when the reply comes (its timeout is far away).
+    const waiting = client.waitFor(id, { timeout: 60_000 }).catch((e: unknown) => e);
+    const many = (async () => {
+      for await (const _ of client.getMany([id, randomUUID()], { timeout: 60_000 })) void _;
+    })().catch((e: unknown) => e);
+    await reply(id, pickled, 'application/x-python-serialize');
+    const err = await waiting;
+    expect(err).toBeInstanceOf(ContentDisallowedError);
+    expect((err as Error).message).toBe(
+      `Cannot decode the result of task ${id}: Refusing to deserialize untrusted content of type pickle (application/x-python-serialize)`,
+    );
+    expect(await many).toBe(err);
+    // A wait or a poll started later rejects at once too; still reported, once.
+    await expect(client.waitFor(id, { timeout: 60_000 })).rejects.toBe(err);
+    await expect(client.getTaskMeta(id)).rejects.toBe(err);
+    expect(reported).toHaveLength(1);
+    expect(reported[0]?.message).toMatch(
+      new RegExp(`Dropped a reply on ${client.oid} \\(correlation_id ${id}\\)`),
+    );
+    expect(client.droppedMessages).toBe(1);
+    // A malformed body rejects its id's wait with the DecodeError; a later good reply clears it.
+    const bad = randomUUID();
+    const badWait = client.waitFor(bad, { timeout: 60_000 }).catch((e: unknown) => e);
+    await reply(bad, Buffer.from('[1, 2]'), 'application/json');
+    expect(await badWait).toBeInstanceOf(DecodeError);
+    await reply(
+      bad,
+      Buffer.from(JSON.stringify({ task_id: bad, status: 'SUCCESS', result: 3 })),
+      'application/json',
+    );
+    await waitUntil(async () => (await client.getTaskMeta(bad).catch(() => null))?.status === 'SUCCESS');
+    expect((await client.waitFor(bad, { timeout: 5000 })).result).toBe(3);
   });
 
   it('declares the reply queue as Celery 5 does (non-durable, auto-delete, x-expires)', async () => {

@@ -192,7 +192,8 @@ describe.each(transports)('shared backend behaviour on $name', (t) => {
       const b = kind.make(conn, { expires: 90 });
       expect(b.expires).toBe(90);
       expect(kind.make(conn, { expires: null }).expires).toBeNull();
-      expect(kind.make(conn, { expires: 0 }).expires).toBeNull();
+      // 0 would be x-expires 0, which RabbitMQ refuses with 406 (docs/wire.md §1).
+      expect(() => kind.make(conn, { expires: 0 })).toThrow(/^expires: 0 is refused/);
       expect(kind.make(conn, { settings: { result_expires: 30 } }).expires).toBe(30);
       for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '60', 3_000_000]) {
         expect(() => kind.make(conn, { expires: bad as number })).toThrow(ArgumentError);

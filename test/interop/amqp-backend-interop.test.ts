@@ -607,6 +607,15 @@ describe('x-expires: both sides must declare the queue alike', () => {
     );
   }, 60_000);
 
+  it('result_expires 0: Celery’s wire (x-expires 0) is refused by RabbitMQ, so we refuse the setting', async () => {
+    // What a Celery 4.4 AMQP backend with result_expires=0 declares: int(0 * 1000) = 0.
+    const r = await runPeer(['declare', newId(), '--expires', '0']);
+    expect(r.code).toBe(5);
+    expect(r.lines[0]).toMatchObject({ code: 406 });
+    expect(String((r.lines[0] as { message: string }).message)).toMatch(/x-expires.*value_zero/);
+    expect(() => backend({ settings: { result_expires: 0 } })).toThrow(/result_expires.*0 is refused/);
+  });
+
   it('different x-expires: our poll gets a typed 406 and the backend keeps working', async () => {
     const b = backend({ expires: 60 });
     const id = newId();

@@ -1,14 +1,19 @@
 /**
  * A real Celery 5 worker replying in pickle over rpc:// (result_serializer='pickle', as
  * Celery 3.1's default): with pickle in Node's accept list the values and a raised
- * ValueError arrive decoded.
+ * ValueError arrive decoded; without it the wait rejects at once with ContentDisallowed. On
+ * amqp:// (the Celery 4.4 AMQP backend peer storing a pickled result) the refused result
+ * stays in its queue.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { Celery } from '../../src/celery/app.js';
 import { TaskError } from '../../src/celery/exceptions.js';
+import { AsyncResult } from '../../src/celery/result.js';
+import { ContentDisallowedError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
-import { startCeleryWorker } from './python.js';
+import { runPeer, startCeleryWorker } from './python.js';
 import type { CeleryWorker } from './python.js';
 
 const BROKER = process.env['CONFORMANCE_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
@@ -65,9 +70,53 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
     expect(String(err)).toBe('ValueError: nope');
   });
 
-  // The rpc:// consumer must reject the wait at once when the reply's content type is
-  // refused (today it waits out its timeout): the backend's part of issue 12.
-  it.todo(
-    'without pickle in the accept list the rpc:// wait rejects at once with ContentDisallowed naming the task',
-  );
+  it('without pickle in the accept list the rpc:// wait rejects at once with ContentDisallowed naming the task', async () => {
+    const strict = new Celery({ broker: BROKER, settings: { task_default_queue: queue } });
+    try {
+      const result = await strict.sendTask('add', [2, 3]);
+      // The deadline is far beyond the test's own timeout: only an early rejection passes.
+      const err: unknown = await result.get({ timeout: 120_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ContentDisallowedError);
+      expect((err as Error).message).toBe(
+        `Cannot decode the result of task ${result.id}: Refusing to deserialize untrusted content of type pickle (application/x-python-serialize)`,
+      );
+      // Asked again, the answer is the same (the no-ack reply is gone; nothing to wait for).
+      await expect(result.get({ timeout: 120_000 })).rejects.toBe(err);
+    } finally {
+      await strict.close();
+    }
+  }, 30_000);
+});
+
+describe('a pickled result on amqp:// (Celery 3.1 / 4.4 AMQP backend layout)', () => {
+  const ids: string[] = [];
+
+  afterAll(async () => {
+    await runPeer(['delete-queue', ...ids]);
+  }, 30_000);
+
+  it('without pickle accepted: the wait rejects with ContentDisallowed and the result stays in its queue', async () => {
+    const id = randomUUID();
+    ids.push(id);
+    const stored = await runPeer(['store', id, 'SUCCESS', '{"n": 1}', '--serializer', 'pickle']);
+    expect(stored.code, stored.stderr).toBe(0);
+    const strict = new AMQPBackend({ connection: BROKER });
+    try {
+      const err: unknown = await strict.waitFor(id, { timeout: 120_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ContentDisallowedError);
+      expect((err as Error).message).toMatch(new RegExp(`^Cannot decode the result of task ${id}: Refusing`));
+      await expect(strict.getTaskMeta(id)).rejects.toBeInstanceOf(ContentDisallowedError);
+    } finally {
+      await strict.close();
+    }
+    const state = await runPeer(['inspect-queue', id]);
+    expect(state.lines[0]).toMatchObject({ exists: true, messages: 1 });
+    // With pickle accepted the same message is read.
+    const lenient = new AMQPBackend({ connection: BROKER, settings: { accept_content: ['pickle', 'json'] } });
+    try {
+      expect(await new AsyncResult(id, lenient).get({ timeout: 15_000 })).toEqual({ n: 1 });
+    } finally {
+      await lenient.close();
+    }
+  }, 30_000);
 });

@@ -122,18 +122,23 @@ export function planEnvironment(state: EnvironmentState): EnvironmentPlan {
 
 /**
  * What to do about the queues already on the test broker: `reset` when they are leftovers
- * (too many, and no client connected: nobody else's run can be using them), `warn` when there
- * are too many but clients are connected (a reset would pull the broker from under them), else
- * `none`.
+ * (too many, no client connected, and resets allowed: in CI, `.ci/run` sets `CI`), `warn`
+ * otherwise when there are too many, else `none`. Outside CI a reset is never done: a
+ * developer's other runs (or other people's) may connect between two of our probes, and a
+ * reset pulls the broker from under them.
  *
  * @example
  * ```ts
- * leftoverAction(4000, 0); // 'reset'
+ * leftoverAction(4000, 0, true); // 'reset'
  * ```
  */
-export function leftoverAction(queues: number, connections: number): 'none' | 'warn' | 'reset' {
+export function leftoverAction(
+  queues: number,
+  connections: number,
+  allowReset: boolean,
+): 'none' | 'warn' | 'reset' {
   if (queues <= LEFTOVER_QUEUE_LIMIT) return 'none';
-  return connections === 0 ? 'reset' : 'warn';
+  return connections === 0 && allowReset ? 'reset' : 'warn';
 }
 
 /** The probes and commands {@link prepareEnvironment} uses (injected by tests). */
@@ -152,6 +157,8 @@ export interface EnvironmentDeps {
   log(line: string): void;
   /** The current time in ms (tests make it advance with `sleep`). @default Date.now */
   now?(): number;
+  /** The leftover-queue guard may reset the broker (CI only). @default false */
+  allowReset?: boolean;
 }
 
 /** The error a setup that cannot be completed fails with: every problem, with its commands. */
@@ -238,9 +245,12 @@ async function leftoverGuard(deps: EnvironmentDeps): Promise<void> {
   const action = leftoverAction(
     queues,
     queues > LEFTOVER_QUEUE_LIMIT ? await count(['list_connections', 'pid']) : 0,
+    deps.allowReset ?? false,
   );
   if (action === 'warn') {
-    deps.log(`${queues} queues on the test broker, left as they are: other clients are connected`);
+    deps.log(
+      `${queues} queues on the test broker, left as they are (a reset is only done in CI, with no client connected)`,
+    );
   } else if (action === 'reset') {
     deps.log(`${queues} leftover queues on the test broker and no client connected: resetting it`);
     await deps.run('rabbitmqctl', ['-q', 'stop_app']);

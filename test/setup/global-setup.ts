@@ -99,6 +99,8 @@ export function realDeps(): EnvironmentDeps {
     },
     sleep: (ms) => sleep(ms),
     log: (line) => process.stderr.write(`test setup: ${line}\n`),
+    // Only CI (.ci/run sets CI) may reset a broker full of leftovers.
+    allowReset: process.env['CI'] !== undefined && process.env['CI'] !== '' && process.env['CI'] !== 'false',
   };
 }
 

@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AMQPBackend } from '../../src/celery/amqp-backend.js';
+import { RPCBackend } from '../../src/celery/rpc-backend.js';
 import { DEFAULT_SETTINGS, resolveSettings } from '../../src/celery/settings.js';
 import type { CelerySettings } from '../../src/celery/settings.js';
 import { ArgumentError } from '../../src/errors.js';
@@ -15,6 +17,7 @@ describe('resolveSettings', () => {
       accept: ['json'],
       cacheMax: 10_000,
       compression: null,
+      extended: false,
     });
     expect(resolveSettings({})).toEqual(DEFAULT_SETTINGS);
   });
@@ -30,6 +33,7 @@ describe('resolveSettings', () => {
         accept_content: ['json', 'application/x-msgpack'],
         result_cache_max: 100,
         result_compression: 'zlib',
+        result_extended: true,
       }),
     ).toEqual({
       exchange: 'res',
@@ -40,10 +44,11 @@ describe('resolveSettings', () => {
       accept: ['json', 'application/x-msgpack'],
       cacheMax: 100,
       compression: 'application/x-gzip',
+      extended: true,
     });
   });
 
-  it('reads 3.1 names', () => {
+  it('reads 3.1 (and Celery 4 old-style) names', () => {
     expect(
       resolveSettings({
         CELERY_RESULT_EXCHANGE: 'old',
@@ -53,7 +58,8 @@ describe('resolveSettings', () => {
         CELERY_RESULT_SERIALIZER: 'yaml',
         CELERY_ACCEPT_CONTENT: ['json', 'yaml'],
         CELERY_MAX_CACHED_RESULTS: 0,
-        CELERY_MESSAGE_COMPRESSION: 'application/x-brotli',
+        CELERY_RESULT_COMPRESSION: 'application/x-brotli',
+        CELERY_RESULT_EXTENDED: true,
       }),
     ).toEqual({
       exchange: 'old',
@@ -64,12 +70,12 @@ describe('resolveSettings', () => {
       accept: ['json', 'yaml'],
       cacheMax: 0,
       compression: 'application/x-brotli',
+      extended: true,
     });
   });
 
-  it('treats null and 0 expiry as none, and converts seconds to whole ms', () => {
+  it('treats a null expiry as none, and converts seconds to whole ms', () => {
     expect(resolveSettings({ result_expires: null }).expiresMs).toBeNull();
-    expect(resolveSettings({ CELERY_TASK_RESULT_EXPIRES: 0 }).expiresMs).toBeNull();
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2_147_483 }), (s) => {
         expect(resolveSettings({ result_expires: s }).expiresMs).toBe(s * 1000);
@@ -79,6 +85,19 @@ describe('resolveSettings', () => {
     for (const bad of [-1, NaN, Infinity, '60', 3_000_000, 0.0001]) {
       expect(() => resolveSettings({ result_expires: bad as number })).toThrow(ArgumentError);
     }
+  });
+
+  it('refuses a 0 expiry up front, naming the setting, Celery’s wire and the fix', () => {
+    for (const settings of [{ result_expires: 0 }, { CELERY_TASK_RESULT_EXPIRES: 0 }]) {
+      expect(() => resolveSettings(settings)).toThrow(ArgumentError);
+    }
+    expect(() => resolveSettings({ result_expires: 0 })).toThrow(
+      /^result_expires\/CELERY_TASK_RESULT_EXPIRES: 0 is refused\. Celery sends it as the queue argument x-expires 0, which RabbitMQ refuses \(406 PRECONDITION_FAILED.*use null/,
+    );
+    expect(() => new RPCBackend({ connection: 'memory://', expires: 0 })).toThrow(/^expires: 0 is refused/);
+    expect(() => new AMQPBackend({ connection: 'memory://', settings: { result_expires: 0 } })).toThrow(
+      /result_expires.*0 is refused/,
+    );
   });
 
   it('refuses conflicting old and new names, naming both', () => {

@@ -3,6 +3,7 @@ import { DecodeError, ArgumentError } from '../../src/errors.js';
 import {
   decodeTaskMessage,
   encodeTaskMessage,
+  encodeTaskMessageV1,
   isoformat,
   parseIsoDate,
   taskTimes,
@@ -100,6 +101,111 @@ describe('encodeTaskMessage', () => {
       ArgumentError,
     );
     expect(() => encodeTaskMessage({ task: 't', countdown: -1 })).toThrow(ArgumentError);
+  });
+});
+
+/** The body keys of Celery 3.1.26's `TaskProducer.publish_task`. */
+const CELERY_31_BODY_KEYS = [
+  'args',
+  'callbacks',
+  'chord',
+  'errbacks',
+  'eta',
+  'expires',
+  'id',
+  'kwargs',
+  'retries',
+  'task',
+  'taskset',
+  'timelimit',
+  'utc',
+];
+/** Celery 4.4.7 / 5.2.6 `as_task_v1` adds these two. */
+const CELERY_4_V1_EXTRA = ['group', 'group_index'];
+
+describe('encodeTaskMessageV1 (Celery 3.1)', () => {
+  it('has the body keys 3.1 sends (and 4/5’s group), empty headers, no expiration property', () => {
+    const m = encodeTaskMessageV1({ id: 'abc', task: 'tasks.add', args: [2, 3], replyTo: 'reply-q' });
+    expect(Object.keys(m.body).sort()).toEqual([...CELERY_31_BODY_KEYS, ...CELERY_4_V1_EXTRA].sort());
+    expect(m.body).toEqual({
+      task: 'tasks.add',
+      id: 'abc',
+      args: [2, 3],
+      kwargs: {},
+      retries: 0,
+      eta: null,
+      expires: null,
+      utc: true,
+      callbacks: null,
+      errbacks: null,
+      timelimit: [null, null],
+      taskset: null,
+      chord: null,
+      group: null,
+      group_index: null,
+    });
+    expect(m.headers).toEqual({});
+    expect(m.properties).toEqual({ correlationId: 'abc', replyTo: 'reply-q' });
+  });
+
+  it('puts countdown, expires, limits, the group and the canvas in the body, in Celery units', () => {
+    const m = encodeTaskMessageV1({
+      task: 't',
+      countdown: 5,
+      expires: 60,
+      timeLimit: 10,
+      softTimeLimit: 5,
+      groupId: 'g1',
+      retries: 2,
+      embed: { callbacks: [{ task: 'cb' }], errbacks: [{ task: 'eb' }], chord: { task: 'ch' } },
+      headers: { extra: 1 },
+      now: NOW,
+    });
+    expect(m.body).toMatchObject({
+      eta: '2026-01-02T03:04:10.678000+00:00',
+      expires: '2026-01-02T03:05:05.678000+00:00',
+      timelimit: [10, 5],
+      taskset: 'g1',
+      group: 'g1',
+      retries: 2,
+      callbacks: [{ task: 'cb' }],
+      errbacks: [{ task: 'eb' }],
+      chord: { task: 'ch' },
+    });
+    expect(m.headers).toEqual({ extra: 1 });
+    expect('expiration' in m.properties).toBe(false);
+  });
+
+  it('decodes back as a v1 message, the taskset as the group (Celery 5’s proto1_to_proto2)', () => {
+    const m = encodeTaskMessageV1({ id: 'i9', task: 'add', args: [1], groupId: 'g', replyTo: 'q' });
+    const d = decodeTaskMessage({
+      payload: JSON.parse(JSON.stringify(m.body)) as unknown,
+      properties: { headers: {}, correlationId: 'i9', replyTo: 'q' },
+    });
+    expect(d).toMatchObject({ id: 'i9', task: 'add', args: [1], protocol: 1, replyTo: 'q' });
+    expect(d.headers['group']).toBe('g');
+  });
+
+  it('rejects bad input as v2 does', () => {
+    expect(() => encodeTaskMessageV1({ task: '' })).toThrow(ArgumentError);
+    expect(() => encodeTaskMessageV1({ task: 't', countdown: -1 })).toThrow(ArgumentError);
+  });
+});
+
+describe('Celery 5.3/5.4 headers', () => {
+  it('are absent by default (a 5.2 message) and sent when given', () => {
+    expect(encodeTaskMessage({ task: 't' }).headers).not.toHaveProperty('stamps');
+    const m = encodeTaskMessage({ task: 't', stamps: { tenant: 'a', run: [1, 2] }, replacedTaskNesting: 1 });
+    expect(m.headers['stamped_headers']).toEqual(['tenant', 'run']);
+    expect(m.headers['stamps']).toEqual({ tenant: 'a', run: [1, 2] });
+    expect(m.headers['replaced_task_nesting']).toBe(1);
+  });
+
+  it('refuses bad stamps and nesting', () => {
+    expect(() => encodeTaskMessage({ task: 't', stamps: [] as unknown as Record<string, unknown> })).toThrow(
+      ArgumentError,
+    );
+    expect(() => encodeTaskMessage({ task: 't', replacedTaskNesting: -1 })).toThrow(ArgumentError);
   });
 });
 

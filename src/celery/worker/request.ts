@@ -147,8 +147,13 @@ export class Request implements TaskInfo {
       correlation_id: task.correlationId ?? task.id,
       reply_to: task.replyTo,
       group: optionalId(h['group'], 'group', task),
+      parent_id: this.parentId,
+      root_id: this.rootId,
       hostname,
+      retries: 0,
+      delivery_info: this.deliveryInfo,
       children: [],
+      ...stampsOf(task),
     };
   }
 
@@ -267,6 +272,7 @@ export function checkSchedule(req: Request): void {
       invalid(req.task, `retries must be a non-negative integer, got ${short(retries)}`);
     }
     req.retries = retries;
+    req.request['retries'] = retries;
   }
   const limits = h['timelimit'];
   if (limits !== undefined && limits !== null) {
@@ -277,6 +283,39 @@ export function checkSchedule(req: Request): void {
     const [hard = null, soft = null] = pair;
     req.timeLimits = [limitValue(hard, req.task), limitValue(soft, req.task)];
   }
+}
+
+/**
+ * Celery 5.3's stamps of a message (its `Request.stamped_headers` / `stamps`): the names in
+ * `stamped_headers`, each with its value from the `stamps` header (null when missing), for
+ * the result meta (result_extended). Absent: nothing.
+ *
+ * @throws InvalidTaskError when `stamped_headers` is not a list of names or `stamps` not a mapping.
+ */
+function stampsOf(task: TaskMessage): { stamped_headers?: string[]; stamps?: Record<string, unknown> } {
+  const names = task.headers['stamped_headers'];
+  const values = task.headers['stamps'];
+  if (names === undefined || names === null) return {};
+  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || n.length > MAX_NAME_LENGTH)) {
+    invalid(task, `stamped_headers must be a list of header names, got ${short(names)}`);
+  }
+  const isMapping = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (values !== undefined && values !== null && !isMapping(values)) {
+    invalid(task, `stamps must be a mapping, got ${short(values)}`);
+  }
+  const given: Record<string, unknown> = isMapping(values) ? values : {};
+  const stamps: Record<string, unknown> = {};
+  for (const name of names) {
+    // Defined, not assigned: a stamp named __proto__ stays a plain key.
+    Object.defineProperty(stamps, name, {
+      value: Object.hasOwn(given, name) ? given[name] : null,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return { stamped_headers: [...names], stamps };
 }
 
 function limitValue(v: unknown, task: TaskMessage): number | null {

@@ -29,6 +29,7 @@ const APP_SETTINGS: Readonly<Record<string, Kind>> = {
   task_default_delivery_mode: 'mode',
   task_publish_confirm: 'bool',
   task_send_sent_event: 'bool',
+  task_protocol: 'int',
   task_default_queue_type: 'string',
   task_create_missing_queue_type: 'string',
   task_create_missing_queue_exchange_type: 'string?',
@@ -43,6 +44,7 @@ const RESULT_SETTINGS: Readonly<Record<string, Kind>> = {
   accept_content: 'list',
   result_cache_max: 'int',
   result_compression: 'string?',
+  result_extended: 'bool',
 };
 const WORKER_KINDS: Readonly<Record<keyof WorkerSettings, Kind>> = {
   control_exchange: 'string',

@@ -246,7 +246,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const o = this.options;
     const channel = await this.app.connection.channel();
     this.#channel = channel;
-    const consumer = new Consumer(channel, { onMessage: this.#onMessage, tagPrefix: 'worker.' });
+    const accept = this.app.acceptContent;
+    const consumer = new Consumer(channel, {
+      onMessage: this.#onMessage,
+      tagPrefix: 'worker.',
+      // Celery's consumer accepts accept_content; unset, kombu's default (all but pickle).
+      ...(accept === undefined ? {} : { accept }),
+    });
     consumer.on('error', this.#report);
     this.#consumer = consumer;
     for (const name of o.queues) this.#queues.set(name, consumer.addQueue(this.app.taskQueue(name)));

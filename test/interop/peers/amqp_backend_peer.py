@@ -117,18 +117,30 @@ class Backend(object):
 
     # -- store_result -------------------------------------------------------------
     def store(self, producer, task_id, status, result, traceback=None, children=None,
-              correlation_id=None, serializer='json', compression=None):
+              correlation_id=None, serializer='json', compression=None, extended_request=None):
         routing_key = rkey(task_id)
         if not routing_key:
             return False
+        payload = {
+            'task_id': task_id,
+            'status': status,
+            'result': result,
+            'traceback': traceback,
+            'children': children,
+        }
+        if extended_request is not None:
+            # Celery 4.4.7 store_result with result_extended (celery/backends/amqp.py 121-129),
+            # reading the request's attributes the same way (a dict stands for the request).
+            request = extended_request
+            payload['name'] = request.get('task_name')
+            payload['args'] = request.get('args')
+            payload['kwargs'] = request.get('kwargs')
+            payload['worker'] = request.get('hostname')
+            payload['retries'] = request.get('retries')
+            delivery_info = request.get('delivery_info')
+            payload['queue'] = delivery_info.get('routing_key') if delivery_info else None
         producer.publish(
-            {
-                'task_id': task_id,
-                'status': status,
-                'result': result,
-                'traceback': traceback,
-                'children': children,
-            },
+            payload,
             exchange=self.exchange,
             routing_key=routing_key,
             correlation_id=correlation_id or task_id,
@@ -271,6 +283,7 @@ def store_one(backend, producer, args, rec):
         correlation_id=rec.get('correlation_id', args.correlation_id),
         serializer=rec.get('serializer', args.serializer),
         compression=rec.get('compression', args.compression),
+        extended_request=json.loads(args.result_extended) if args.result_extended else None,
     )
 
 
@@ -414,7 +427,7 @@ def build_parser():
 
     pub = argparse.ArgumentParser(add_help=False)
     pub.add_argument('--traceback', default=None)
-    pub.add_argument('--serializer', default='json', choices=['json', 'msgpack', 'yaml'])
+    pub.add_argument('--serializer', default='json', choices=['json', 'msgpack', 'yaml', 'pickle'])
     pub.add_argument('--compression', default=None, choices=['zlib', 'gzip', 'bzip2'])
     pub.add_argument('--correlation-id', default=None)
     pub.add_argument('--children', default=None, help='children as JSON')
@@ -422,6 +435,9 @@ def build_parser():
     pub.add_argument('--exception-module', default='builtins')
     pub.add_argument('--legacy-exception', action='store_true',
                      help='Celery 3.1 form {exc_type, exc_message: str}')
+    pub.add_argument('--result-extended', default=None, metavar='REQUEST_JSON',
+                     help="result_extended: the request's fields as JSON (task_name, args, "
+                          'kwargs, hostname, retries, delivery_info)')
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='cmd', required=True)
@@ -471,7 +487,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.children_value = json.loads(args.children) if getattr(args, 'children', None) else None
     for name in ('traceback', 'serializer', 'compression', 'correlation_id',
-                 'exception_type', 'exception_module', 'legacy_exception'):
+                 'exception_type', 'exception_module', 'legacy_exception', 'result_extended'):
         if not hasattr(args, name):
             setattr(args, name, None)
     backend = Backend(args)

@@ -21,6 +21,9 @@ QUEUE = os.environ.get('CELERY_QUEUE', 'celery')
 # CELERY_RESULT_SERIALIZER=pickle makes a Celery 3.1-style worker (pickled results).
 RESULT_SERIALIZER = os.environ.get('CELERY_RESULT_SERIALIZER', 'json')
 ACCEPT = ['json'] if RESULT_SERIALIZER == 'json' else [RESULT_SERIALIZER, 'json']
+# CELERY_ACCEPT_CONTENT=pickle,json lets the worker take pickled task messages (3.1's default).
+if os.environ.get('CELERY_ACCEPT_CONTENT'):
+    ACCEPT = [a.strip() for a in os.environ['CELERY_ACCEPT_CONTENT'].split(',') if a.strip()]
 
 app = Celery('celery_app', broker=BROKER_URL, backend='rpc://')
 app.conf.update(
@@ -55,6 +58,22 @@ if os.environ.get('CELERY_QUEUE_TYPE') == 'quorum':
     from kombu.transport import pyamqp
 
     pyamqp.Transport.qos_semantics_matches_spec = lambda self, connection: True
+
+
+# CELERY_RESULT_EXTENDED=1: result_extended, with the RPC backend storing it as Celery's main
+# branch does (commit 7c5d9a62d: the reply is _get_result_meta plus task_id); Celery 5.2's
+# RPC backend ignores the setting.
+if os.environ.get('CELERY_RESULT_EXTENDED') == '1':
+    from celery.backends.rpc import RPCBackend
+
+    def _to_result(self, task_id, state, result, traceback, request):
+        meta = self._get_result_meta(result=self.encode_result(result, state),
+                                     state=state, traceback=traceback, request=request)
+        meta['task_id'] = task_id
+        return meta
+
+    RPCBackend._to_result = _to_result
+    app.conf.result_extended = True
 
 
 @app.task(name='add')
@@ -98,3 +117,19 @@ def progress(self, n):
 def started(seconds=0.5):
     time.sleep(seconds)
     return 'started'
+
+
+@app.task(name='kinds')
+def kinds(*args, **kwargs):
+    # What Python really received: each value's type and repr.
+    return {'args': [[type(a).__name__, repr(a)] for a in args],
+            'kwargs': {k: [type(v).__name__, repr(v)] for k, v in kwargs.items()}}
+
+
+@app.task(name='whoami', bind=True)
+def whoami(self):
+    r = self.request
+    return {'id': r.id, 'task': r.task, 'group': r.group, 'retries': r.retries,
+            'reply_to': r.reply_to, 'correlation_id': r.correlation_id,
+            'timelimit': list(r.timelimit) if r.timelimit else None,
+            'eta': str(r.eta) if r.eta else None}

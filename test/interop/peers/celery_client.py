@@ -3,11 +3,15 @@
 
     send TASK_NAME ARGS_JSON [--kwargs JSON] --queue Q [--timeout S] [--task-id ID] [--events]
          [--countdown S] [--expires S] [--time-limit S] [--soft-time-limit S] [--propagate]
+         [--headers JSON] [--extended]
         one line {"task_id", "status", "result", "traceback", "elapsed_s"} (and, with --events,
         one {"event": meta} line per intermediate state message received first). elapsed_s is
         the time from before send_task to the result. With --propagate, get() raises the task's
         exception as Celery does and the line has "raised" (the exception caught) instead of
-        "result". Exit 3 on timeout.
+        "result". Exit 3 on timeout. --headers adds raw message headers (send_task's headers=,
+        e.g. Celery 5.3's stamped_headers/stamps, which 5.2 cannot send otherwise);
+        --extended adds the result_extended fields as AsyncResult reads them (name, args,
+        kwargs, worker, retries, queue, date_done as ISO text) and the raw meta.
     send-many N [--task add|echo] --queue Q [--timeout S]
         sends N tasks (add(i, i) / echo(i)), collects them as a group with join_native
         (the backend's get_many) and prints {"n", "ok", "send_per_s", "roundtrip_per_s", ...}.
@@ -53,6 +57,8 @@ def cmd_send(args):
         options['time_limit'] = args.time_limit
     if args.soft_time_limit is not None:
         options['soft_time_limit'] = args.soft_time_limit
+    if args.headers:
+        options['headers'] = json.loads(args.headers)
     t0 = time.monotonic()
     res = app.send_task(args.task_name, args=json.loads(args.args_json),
                         kwargs=json.loads(args.kwargs), **options)
@@ -66,8 +72,15 @@ def cmd_send(args):
         emit({'task_id': res.id, 'status': res.state, 'raised': plain(exc),
               'traceback': res.traceback, 'elapsed_s': round(time.monotonic() - t0, 4)})
         return 0
-    emit({'task_id': res.id, 'status': res.state, 'result': plain(res.result),
-          'traceback': res.traceback, 'elapsed_s': round(time.monotonic() - t0, 4)})
+    line = {'task_id': res.id, 'status': res.state, 'result': plain(res.result),
+            'traceback': res.traceback, 'elapsed_s': round(time.monotonic() - t0, 4)}
+    if args.extended:
+        done = res.date_done
+        line['extended'] = {'name': res.name, 'args': res.args, 'kwargs': res.kwargs,
+                            'worker': res.worker, 'retries': res.retries, 'queue': res.queue,
+                            'date_done': done.isoformat() if done else None}
+        line['meta'] = {k: v for k, v in res._get_task_meta().items() if k != 'children'}
+    emit(line)
     return 0
 
 
@@ -112,6 +125,9 @@ def main(argv=None):
                    help='send_task soft_time_limit, seconds')
     p.add_argument('--propagate', action='store_true',
                    help='get(propagate=True): print the exception get() raises')
+    p.add_argument('--headers', default=None, help='extra message headers, JSON')
+    p.add_argument('--extended', action='store_true',
+                   help='also print the result_extended fields AsyncResult reads')
     p.set_defaults(func=cmd_send)
     p = sub.add_parser('send-many')
     p.add_argument('n', type=int)
