@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
 import { ResultSet } from '../../src/celery/result.js';
 import { silentLogger } from '../../src/logger.js';
-import { BROKER_URL, uid } from '../fixture.js';
+import { BROKER_URL, uid, waitUntil } from '../fixture.js';
 import { listTable } from '../rabbitmq-admin.js';
 import { dropQueue } from '../worker-fixture.js';
 import { startCeleryWorker } from './python.js';
@@ -53,9 +53,16 @@ describe('Node client -> Celery 5.2 worker on a quorum queue', () => {
   });
 
   it('the Python worker consumes it with a per-consumer prefetch (concurrency x multiplier), none channel-wide', async () => {
-    const consumers = (
-      await listTable('consumers', '/', ['queue_name', 'channel_pid', 'prefetch_count'])
-    ).filter(([name]) => name === queue);
+    // Polled: under load rabbitmqctl can list the worker's consumer a moment late.
+    const consumers = await waitUntil(
+      async () => {
+        const rows = (
+          await listTable('consumers', '/', ['queue_name', 'channel_pid', 'prefetch_count'])
+        ).filter(([name]) => name === queue);
+        return rows.length > 0 ? rows : undefined;
+      },
+      { timeout: 15_000, interval: 250, what: `a consumer on ${queue}` },
+    );
     expect(consumers.map(([, , prefetch]) => prefetch)).toEqual(['6']);
     const channel = (await listTable('channels', '/', ['pid', 'global_prefetch_count'])).find(
       ([pid]) => pid === consumers[0]?.[1],
