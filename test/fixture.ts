@@ -32,6 +32,13 @@ export interface WaitUntilOptions {
   what?: string;
 }
 
+/** `T` without its falsy members: what {@link waitUntil} resolves with. */
+export type Truthy<T> = Exclude<T, false | 0 | 0n | '' | null | undefined>;
+
+function isTruthy<T>(value: T): value is Truthy<T> & T {
+  return Boolean(value);
+}
+
 /**
  * Resolves with the first truthy value `check` returns (awaited), polling every
  * `interval` ms; rejects naming `what` after `timeout` ms.
@@ -44,13 +51,13 @@ export interface WaitUntilOptions {
 export async function waitUntil<T>(
   check: () => T | Promise<T>,
   options: WaitUntilOptions = {},
-): Promise<NonNullable<T>> {
+): Promise<Truthy<T>> {
   const timeout = options.timeout ?? 10_000;
   const interval = options.interval ?? 20;
   const deadline = Date.now() + timeout;
   for (;;) {
     const value = await check();
-    if (value) return value as NonNullable<T>;
+    if (isTruthy(value)) return value;
     if (Date.now() >= deadline) {
       throw new Error(`timed out after ${timeout} ms waiting for ${options.what ?? 'condition'}`);
     }

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { CeleryAmqpError } from '../../src/errors.js';
 import type {
   ChannelOptions,
@@ -15,26 +14,8 @@ import type {
   TransportChannel,
   TransportConnection,
 } from '../../src/transport/types.js';
+import { uid } from '../fixture.js';
 import type { TransportFixture } from './transports.js';
-
-/** Polls `check` until it returns true (or throws past the deadline). */
-export async function eventually(
-  check: () => Promise<boolean> | boolean,
-  timeout = 10_000,
-  interval = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, interval));
-  }
-}
-
-/** Waits `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** A delivery's body as text. */
 export function text(d: Delivery | null): string | undefined {
@@ -67,10 +48,6 @@ export function conformanceFixture(t: TransportFixture) {
     }
     await conn.close();
     for (const c of connections.splice(0)) if (!c.closed) await c.close();
-  }
-
-  function uid(prefix: string): string {
-    return `conformance.${prefix}.${randomBytes(6).toString('hex')}`;
   }
 
   async function connect(): Promise<TransportConnection> {

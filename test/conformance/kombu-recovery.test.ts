@@ -13,7 +13,8 @@ import { Producer } from '../../src/kombu/producer.js';
 import { NoCacheQueue, Queue } from '../../src/kombu/queue.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import type { RecoveringChannel } from '../../src/kombu/channel-types.js';
-import { closeConnection, uid, until } from '../fault/helpers.js';
+import { closeConnection } from '../fault/helpers.js';
+import { uid, waitUntil } from '../fixture.js';
 import { transports } from './transports.js';
 
 const FAST = { intervalStart: 50, intervalStep: 50, intervalMax: 200 };
@@ -73,7 +74,10 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     const p = new Producer(conn, { routingKey: name });
     await p.publish('boom');
     await p.publish('fine');
-    await until(() => got.length === 1 && errors.length === 1, 'the error and the next delivery');
+    await waitUntil(() => got.length === 1 && errors.length === 1, {
+      what: 'the error and the next delivery',
+      timeout: 20_000,
+    });
     expect(errors[0]).toBeInstanceOf(CallbackError);
     expect(errors[0]?.cause).toMatchObject({ message: 'callback failed' });
     expect(got).toEqual(['fine']);
@@ -100,7 +104,10 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     const p = new Producer(conn, { routingKey: name });
     await p.publish(1);
     await p.publish(2);
-    await until(() => got.length === 1 && errors.length === 1, 'error and delivery');
+    await waitUntil(() => got.length === 1 && errors.length === 1, {
+      what: 'error and delivery',
+      timeout: 20_000,
+    });
     expect(errors[0]).toBeInstanceOf(CallbackError);
     expect(errors[0]?.cause).toBeInstanceOf(TypeError);
     await c.close();
@@ -119,7 +126,7 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     const bound = q.bind(ch);
     const got: Message[] = [];
     await bound.consume((m) => got.push(m));
-    await until(() => got.length === 2, 'two deliveries');
+    await waitUntil(() => got.length === 2, { what: 'two deliveries', timeout: 20_000 });
     const closing = ch.close();
     const [a, b] = got as [Message, Message];
     expect(a.ack()).toBe(false);
@@ -185,10 +192,13 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     let revived = false;
     conn.on('revive', () => (revived = true));
     await drop(conn);
-    await until(() => revived, 'revive');
+    await waitUntil(() => revived, { what: 'revive', timeout: 20_000 });
     const p = new Producer(await conn.channel(), { exchange: new Exchange(ex, { durable: false }) });
     for (const n of names) await p.publish(n, { routingKey: n, retry: true, retryPolicy: FAST });
-    await until(() => got.size === names.length, `${names.length} deliveries after the loss`);
+    await waitUntil(() => got.size === names.length, {
+      what: `${names.length} deliveries after the loss`,
+      timeout: 20_000,
+    });
     expect([...got].sort()).toEqual([...names].sort());
   });
 
@@ -216,16 +226,19 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     let revived = false;
     conn.on('revive', () => (revived = true));
     await drop(conn);
-    await until(() => revived && hooked.length === 1, 'revive and hook');
+    await waitUntil(() => revived && hooked.length === 1, { what: 'revive and hook', timeout: 20_000 });
     expect(hooked[0]?.closed).toBe(false);
     expect(ch.ready).toBe(true);
     const pub = await conn.channel();
     await pub.publish({ exchange: '', routingKey: q, body: Buffer.from('after') });
-    await until(() => got.includes('after'), 'delivery to the re-consumed queue');
+    await waitUntil(() => got.includes('after'), {
+      what: 'delivery to the re-consumed queue',
+      timeout: 20_000,
+    });
     off();
     revived = false;
     await drop(conn);
-    await until(() => revived, 'second revive');
+    await waitUntil(() => revived, { what: 'second revive', timeout: 20_000 });
     expect(hooked).toHaveLength(1);
   });
 
@@ -243,11 +256,14 @@ describe.each(transports)('kombu recovery on $name', (t) => {
       await gate; // holds the recovery open while the channel is closed
     });
     await drop(conn);
-    await until(() => reopened !== undefined, 'recovery under way');
+    await waitUntil(() => reopened !== undefined, { what: 'recovery under way', timeout: 20_000 });
     await ch.close();
     release();
     // The channel opened for the recovery must not outlive the closed kombu channel.
-    await until(() => reopened?.closed === true, 'the recovered transport channel closed', 5000);
+    await waitUntil(() => reopened?.closed === true, {
+      what: 'the recovered transport channel closed',
+      timeout: 5000,
+    });
     expect(ch.ready).toBe(false);
     // A close the caller asked for is not an error of the connection.
     expect(errors).toEqual([]);
@@ -270,7 +286,7 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     let revived = false;
     conn.on('revive', () => (revived = true));
     await drop(conn);
-    await until(() => revived, 'revive');
+    await waitUntil(() => revived, { what: 'revive', timeout: 20_000 });
     // The channel still works, and the queue was not brought back.
     await ch.declareExchange({ exchange: ex, type: 'direct', durable: false, autoDelete: false });
     const probe = await conn.channel();
@@ -286,6 +302,8 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     conn.on('error', (e) => errors.push(e));
     let disconnects = 0;
     conn.on('disconnect', () => (disconnects += 1));
+    let revives = 0;
+    conn.on('revive', () => (revives += 1));
     const ex = uid('typo-ex');
     const good = uid('good-ex');
     exchanges.push(good);
@@ -300,12 +318,14 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     expect(err).toMatchObject({ code: 'COMMAND_INVALID', recoverable: false });
     expect(ch.recoveryRecordSize).toBe(1); // the good exchange only
     // RabbitMQ closed the connection for it; the good declaration comes back, the typo not.
-    await until(() => conn.connected && disconnects === 1, 'reconnected');
+    // 'revive' comes once the record has been replayed on the new connection: a replayed typo
+    // would have closed that one too (a second disconnect, and no revive).
+    await waitUntil(() => revives === 1, { what: 'revive', timeout: 20_000 });
+    expect(disconnects).toBe(1);
     const q = uid('typo-q');
     queues.push(q);
     await ch.declareQueue({ queue: q, durable: false, autoDelete: false });
     await ch.bindQueue({ queue: q, exchange: good, routingKey: 'rk' });
-    await new Promise((r) => setTimeout(r, 300));
     expect(disconnects).toBe(1);
   });
 
@@ -326,7 +346,7 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     let revived = false;
     conn.on('revive', () => (revived = true));
     await drop(conn);
-    await until(() => revived, 'revive');
+    await waitUntil(() => revived, { what: 'revive', timeout: 20_000 });
     expect(renamed.length).toBe(1);
     expect(renamed[0]?.[0]).toBe(first);
     const now = c.queues[0]?.name ?? '';
@@ -336,7 +356,7 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     const p = new Producer(await conn.channel(), { exchange: new Exchange(ex, { durable: false }) });
     await p.publish('via binding', { routingKey: 'k' });
     await p.publish('direct', { exchange: '', routingKey: now });
-    await until(() => got.length === 2, 'two deliveries on the renamed queue');
+    await waitUntil(() => got.length === 2, { what: 'two deliveries on the renamed queue', timeout: 20_000 });
     expect(got).toEqual(['via binding', 'direct']);
   });
 
@@ -349,7 +369,7 @@ describe.each(transports)('kombu recovery on $name', (t) => {
     let lost = false;
     conn.on('disconnect', () => (lost = true));
     await drop(conn);
-    await until(() => lost, 'disconnect');
+    await waitUntil(() => lost, { what: 'disconnect', timeout: 20_000 });
     await expect(q.purge()).rejects.toBeInstanceOf(ConnectionError);
   });
 });
@@ -374,12 +394,12 @@ describe('kombu recovery after a broker reset (memory only)', () => {
       conn.on('revive', () => (revived = true));
       // A reset forgets every entity, as a broker restart forgets transient ones.
       MemoryBroker.get('localhost').reset();
-      await until(() => revived, 'revive');
+      await waitUntil(() => revived, { what: 'revive', timeout: 20_000 });
       await new Producer(await conn.channel(), { exchange: new Exchange(ex, { durable: false }) }).publish(
         'after reset',
         { routingKey: name },
       );
-      await until(() => got.length === 1, 'delivery after the reset');
+      await waitUntil(() => got.length === 1, { what: 'delivery after the reset', timeout: 20_000 });
       expect(errors).toEqual([]);
     } finally {
       await conn.close();

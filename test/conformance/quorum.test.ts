@@ -18,7 +18,8 @@ import {
   levelName,
 } from '../../src/kombu/native-delayed-delivery.js';
 import { Queue } from '../../src/kombu/queue.js';
-import { conformanceFixture, eventually } from './conformance-fixture.js';
+import { waitUntil } from '../fixture.js';
+import { conformanceFixture } from './conformance-fixture.js';
 import { transports } from './transports.js';
 
 const QUORUM = { 'x-queue-type': 'quorum' };
@@ -156,7 +157,7 @@ describe.each(transports)('native delayed delivery ladder: $name', (t) => {
           body: Buffer.from(String(delay)),
         });
       }
-      await eventually(() => arrived.length === 2, 10_000, 10);
+      await waitUntil(() => arrived.length === 2, { interval: 10 });
       const [first, second] = arrived.map((at) => at - sent);
       expect(first).toBeGreaterThanOrEqual(1000);
       expect(first).toBeLessThan(2000);

@@ -5,7 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CeleryAmqpError, ChannelError } from '../../src/errors.js';
 import type { Delivery, ReturnedMessage, TransportChannel } from '../../src/transport/types.js';
-import { conformanceFixture, eventually, sleep, text } from './conformance-fixture.js';
+import { waitUntil } from '../fixture.js';
+import { conformanceFixture, text } from './conformance-fixture.js';
 import { transports } from './transports.js';
 
 describe.each(transports)('transport conformance: $name', (t) => {
@@ -141,7 +142,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       await ch.unbindQueue({ queue: q, exchange: x, routingKey: 'a' });
       expect(await exists('exchange', x)).toBe(true);
       await ch.unbindQueue({ queue: q, exchange: x, routingKey: 'b' });
-      await eventually(async () => !(await exists('exchange', x)));
+      await waitUntil(async () => !(await exists('exchange', x)));
     });
 
     it('an unroutable mandatory message comes back with 312 NO_ROUTE', async () => {
@@ -260,7 +261,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       for (let i = 0; i < 3; i++)
         await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(String(i)) });
       // declare-ok counts may lag publishes on RabbitMQ; purge-ok counts do not.
-      await eventually(async () => (await messageCount(ch, q)) === 3);
+      await waitUntil(async () => (await messageCount(ch, q)) === 3);
       expect(await ch.purgeQueue({ queue: q })).toBe(3);
       expect(await ch.purgeQueue({ queue: q })).toBe(0);
       await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('a') });
@@ -395,7 +396,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const got: Delivery[] = [];
       await ch.consume({ queue: q, noAck: true }, (d) => got.push(d));
       await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('taken') });
-      await eventually(() => got.length === 1);
+      await waitUntil(() => got.length === 1);
       expect(text(got[0]!)).toBe('taken');
     });
 
@@ -427,7 +428,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
         [1, 2, 3].map((i) => ch.publish({ exchange: '', routingKey: q, body: Buffer.from(String(i)) })),
       );
       const other = await channel(conn);
-      await eventually(async () => (await messageCount(other, q)) === 3);
+      await waitUntil(async () => (await messageCount(other, q)) === 3);
       const closed = closeError(ch);
       await expect(
         ch.publish({ exchange: uid('no-such-x'), routingKey: 'k', body: Buffer.from('x') }),
@@ -487,7 +488,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       for (const s of ['a', 'b']) await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(s) });
       const got: Delivery[] = [];
       await ch.consume({ queue: q }, (d) => got.push(d));
-      await eventually(() => got.length === 2);
+      await waitUntil(() => got.length === 2);
       expect(got.map((d) => d.fields.redelivered)).toEqual([false, false]);
       await ch.close();
       const ch2 = await channel();
@@ -524,7 +525,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       }
       for (let i = 0; i < 4; i++)
         await ch.publish({ exchange: '', routingKey: q, body: Buffer.from(String(i)) });
-      await eventually(() => Object.values(seen).flat().length === 4);
+      await waitUntil(() => Object.values(seen).flat().length === 4);
       expect(tags.map((tag) => seen[tag]?.length)).toEqual([2, 2]);
     });
 
@@ -536,15 +537,15 @@ describe.each(transports)('transport conformance: $name', (t) => {
       await ch.qos({ prefetchSize: 0, prefetchCount: 2 });
       const got: Delivery[] = [];
       await ch.consume({ queue: q }, (d) => got.push(d));
-      await eventually(() => got.length === 2);
+      await waitUntil(() => got.length === 2);
       const other = await channel();
-      await eventually(async () => (await messageCount(other, q)) === 3);
+      await waitUntil(async () => (await messageCount(other, q)) === 3);
       expect(got.length).toBe(2);
       ch.ack({ deliveryTag: got[0]!.fields.deliveryTag });
-      await eventually(() => got.length === 3);
+      await waitUntil(() => got.length === 3);
       expect(await messageCount(other, q)).toBe(2);
       ch.ack({ deliveryTag: got[2]!.fields.deliveryTag, multiple: true });
-      await eventually(() => got.length === 5);
+      await waitUntil(() => got.length === 5);
       expect(got.map(text)).toEqual(['0', '1', '2', '3', '4']);
     });
 
@@ -560,9 +561,9 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const got: Delivery[] = [];
       await ch.consume({ queue: q1 }, (d) => got.push(d));
       await ch.consume({ queue: q2 }, (d) => got.push(d));
-      await eventually(() => got.length === 3);
+      await waitUntil(() => got.length === 3);
       const other = await channel();
-      await eventually(async () => (await messageCount(other, q1)) + (await messageCount(other, q2)) === 7);
+      await waitUntil(async () => (await messageCount(other, q1)) + (await messageCount(other, q2)) === 7);
       expect(got.length).toBe(3);
     });
 
@@ -572,7 +573,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const got: Delivery[] = [];
       const tag = await ch.consume({ queue: q, noAck: true }, (d) => got.push(d));
       await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('1') });
-      await eventually(() => got.length === 1);
+      await waitUntil(() => got.length === 1);
       await ch.cancel({ consumerTag: tag });
       await ch.publish({ exchange: '', routingKey: q, body: Buffer.from('2') });
       expect(text(await ch.get({ queue: q, noAck: true }))).toBe('2');
@@ -596,7 +597,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       await ch.cancel({ consumerTag: t1 });
       expect(await exists('queue', q)).toBe(true);
       await ch.cancel({ consumerTag: t2 });
-      await eventually(async () => !(await exists('queue', q)));
+      await waitUntil(async () => !(await exists('queue', q)));
     });
   });
 
@@ -605,7 +606,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       const ch = await channel();
       const q = await queue(ch, uid('x-expires'), { arguments: { 'x-expires': 200 } });
       // Polling with a passive declare renews the lease, so poll less often than it lasts.
-      await eventually(async () => !(await exists('queue', q)), 15_000, 600);
+      await waitUntil(async () => !(await exists('queue', q)), { timeout: 15_000, interval: 600 });
     });
 
     it('x-message-ttl and the expiration property drop stale messages', async () => {
@@ -625,7 +626,13 @@ describe.each(transports)('transport conformance: $name', (t) => {
         body: Buffer.from('kept'),
         properties: { expiration: '600000' },
       });
-      await sleep(250);
+      // Counted without consuming: both stale messages go, by the broker's clock, while `kept` stays.
+      await waitUntil(
+        async () => (await messageCount(ch, ttl)) === 0 && (await messageCount(ch, plain)) === 1,
+        {
+          what: 'the stale messages expired',
+        },
+      );
       expect(await ch.get({ queue: ttl, noAck: true })).toBeNull();
       expect(await drain(ch, plain)).toEqual(['kept']);
       await ch.publish({ exchange: '', routingKey: ttl, body: Buffer.from('fresh') });
@@ -651,7 +658,7 @@ describe.each(transports)('transport conformance: $name', (t) => {
       }
       expect(text(await ch.get({ queue: q, noAck: true }))).toBe('mine');
       await owner.close();
-      await eventually(async () => !(await exists('queue', q)));
+      await waitUntil(async () => !(await exists('queue', q)));
     });
   });
 });

@@ -3,7 +3,6 @@
  * close_connection during store bursts, missed heartbeats through a black-holed proxy.
  * Each test touches only its own connections (TcpProxy, or close_connection by name).
  */
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
@@ -11,16 +10,8 @@ import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { CeleryAmqpError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import type { ConnectionOptions } from '../../src/kombu/connection.js';
-import {
-  AMQP_URL,
-  FAST,
-  backendOn,
-  cleanupStack,
-  closeConnection,
-  uid,
-  until,
-  waitForConnection,
-} from './helpers.js';
+import { BROKER_URL, cleanupStack, newTaskId, uid, waitUntil } from '../fixture.js';
+import { FAST, backendOn, closeConnection, waitForConnection } from './helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 const cleanups = cleanupStack();
@@ -56,7 +47,7 @@ function backend(
   );
 }
 
-const ids = (n: number): string[] => Array.from({ length: n }, () => randomUUID());
+const ids = (n: number): string[] => Array.from({ length: n }, () => newTaskId());
 
 describe('backend recovery on RabbitMQ', () => {
   it('getMany of 1,000 survives a destroyed socket mid-stream while results are stored: all arrive once', async () => {
@@ -91,8 +82,8 @@ describe('backend recovery on RabbitMQ', () => {
   it('close_connection during store bursts: each store resolves or rejects typed, every resolved one is readable', async () => {
     const exchange = uid('burst-ex');
     const name = uid('burst-conn');
-    const writer = backend(AMQP_URL, exchange, { connectionName: name });
-    const reader = backend(AMQP_URL, exchange);
+    const writer = backend(BROKER_URL, exchange, { connectionName: name });
+    const reader = backend(BROKER_URL, exchange);
     const taskIds = ids(600);
     await writer.connection.connect();
     const outcomes = taskIds.map((id, i) =>
@@ -125,7 +116,7 @@ describe('backend recovery on RabbitMQ', () => {
       heartbeat: 2000,
       connectTimeout: 2000,
     });
-    const writer = backend(AMQP_URL, exchange);
+    const writer = backend(BROKER_URL, exchange);
     const [id] = ids(1) as [string];
     const errors: Error[] = [];
     reader.connection.on('error', (e) => errors.push(e));
@@ -133,12 +124,12 @@ describe('backend recovery on RabbitMQ', () => {
     reader.connection.on('disconnect', (e) => (lost = e));
     const waiting = reader.waitFor(id, { timeout: 60_000 });
     // Let the consumer start, then black-hole the link: nothing is closed, bytes just stop.
-    await until(() => px.connections >= 1, 'the reader connection');
+    await waitUntil(() => px.connections >= 1, { what: 'the reader connection', timeout: 20_000 });
     await reader.getTaskMeta(uid('probe').replaceAll('-', ''));
     px.pause();
     // amqplib declares the peer dead after two silent heartbeat periods; the bound is only
     // there so that a client that never notices fails instead of hanging.
-    await until(() => lost !== undefined, 'heartbeat loss detected', 15_000);
+    await waitUntil(() => lost !== undefined, { what: 'heartbeat loss detected', timeout: 15_000 });
     // While the reader is gone, the result is stored; autoDelete false keeps its queue.
     await writer.storeResult(id, 'after the black hole', 'SUCCESS');
     px.resume();
@@ -162,7 +153,7 @@ describe('backend recovery on RabbitMQ', () => {
       () => 'closed',
       (err: unknown) => err,
     );
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => px.held > 0, { what: 'the channel.close held by the proxy' });
     px.cut();
     const outcome = await Promise.race([
       closing,
@@ -188,7 +179,7 @@ describe('backend recovery on RabbitMQ', () => {
     });
     cleanups.push(() => b.close());
     await connection.connect();
-    await b.storeResult(randomUUID(), 1, 'SUCCESS');
+    await b.storeResult(newTaskId(), 1, 'SUCCESS');
     // Both closes are written but held by the proxy; the cut then ends both sockets first.
     px.pause();
     const settled = (p: Promise<unknown>): Promise<string> =>
@@ -197,7 +188,7 @@ describe('backend recovery on RabbitMQ', () => {
         (err: unknown) => `rejected: ${String(err)}`,
       );
     const closing = [settled(connection.close()), settled(b.close())];
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => px.holding === 2, { what: 'both closes held by the proxy' });
     px.cut();
     const outcome = await Promise.race([
       Promise.all(closing),
@@ -210,7 +201,7 @@ describe('backend recovery on RabbitMQ', () => {
     const px = await proxy();
     const exchange = uid('ad-ex');
     const reader = backend(`amqp://guest:guest@127.0.0.1:${px.port}//`, exchange, { connectTimeout: 1000 });
-    const writer = backend(AMQP_URL, exchange);
+    const writer = backend(BROKER_URL, exchange);
     const taskIds = ids(200);
     const [head, ...rest] = taskIds as [string, ...string[]];
     let lost = false;
@@ -224,7 +215,7 @@ describe('backend recovery on RabbitMQ', () => {
     // Cut, and keep the reader out: its reconnects hang in the black hole meanwhile.
     px.cut();
     px.pause();
-    await until(() => lost, 'disconnect');
+    await waitUntil(() => lost, { what: 'disconnect', timeout: 20_000 });
     await Promise.all(rest.map((id, i) => writer.storeResult(id, i + 1, 'SUCCESS')));
     px.resume();
     const seen = [head];

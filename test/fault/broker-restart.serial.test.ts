@@ -4,19 +4,10 @@
  * connection of every suite, so this file runs alone (the `serial` vitest project) and
  * always restarts the app in `finally`.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import {
-  AMQP_URL,
-  backendOn,
-  cleanupStack,
-  restartHazard,
-  startApp,
-  stopApp,
-  uid,
-  until,
-} from './helpers.js';
+import { BROKER_URL, cleanupStack, newTaskId, uid, waitUntil } from '../fixture.js';
+import { backendOn, restartHazard, startApp, stopApp } from './helpers.js';
 
 afterAll(async () => {
   // Whatever happened, leave the broker running for the next suite.
@@ -29,7 +20,7 @@ function persistentBackend(exchange: string): AMQPBackend {
   // Durable exchange and queues, delivery_mode 2; autoDelete false so that no consumer
   // loss can delete a queue.
   return backendOn(
-    AMQP_URL,
+    BROKER_URL,
     exchange,
     {
       heartbeat: 0,
@@ -55,7 +46,7 @@ describe.sequential('broker app restart', () => {
   it('persistent results stored before stop_app are all readable after start_app', async () => {
     const exchange = uid('persist-ex');
     const writer = persistentBackend(exchange);
-    const ids = Array.from({ length: 100 }, () => randomUUID());
+    const ids = Array.from({ length: 100 }, () => newTaskId());
     await Promise.all(ids.map((id, i) => writer.storeResult(id, { i }, 'SUCCESS')));
     try {
       await stopApp();
@@ -74,7 +65,7 @@ describe.sequential('broker app restart', () => {
     const exchange = uid('restart-ex');
     const reader = persistentBackend(exchange);
     const writer = persistentBackend(exchange);
-    const ids = Array.from({ length: 300 }, () => randomUUID());
+    const ids = Array.from({ length: 300 }, () => newTaskId());
     const seen: string[] = [];
     let lost = false;
     reader.connection.on('disconnect', () => (lost = true));
@@ -82,10 +73,10 @@ describe.sequential('broker app restart', () => {
       for await (const [id] of reader.getMany(ids, { timeout: 120_000 })) seen.push(id);
     })();
     await Promise.all(ids.slice(0, 100).map((id) => writer.storeResult(id, 1, 'SUCCESS')));
-    await until(() => seen.length === 100, 'the first 100 results');
+    await waitUntil(() => seen.length === 100, { what: 'the first 100 results', timeout: 20_000 });
     try {
       await stopApp();
-      await until(() => lost, 'disconnect');
+      await waitUntil(() => lost, { what: 'disconnect', timeout: 20_000 });
     } finally {
       await startApp();
     }

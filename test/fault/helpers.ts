@@ -1,45 +1,22 @@
 /**
- * Shared helpers of the fault and recovery suites: polling waits, closing one RabbitMQ
- * connection by its `connection_name`, stopping/starting the broker app, and the
- * per-test cleanups and backend-on-its-own-Connection setup the suites share.
+ * Fault-specific helpers of the fault and recovery suites: closing one RabbitMQ connection by
+ * its `connection_name`, stopping/starting the broker app, and a backend on a Connection of
+ * its own. The broker URL, names, polling and cleanups come from test/fixture.ts.
  */
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import { Connection } from '../../src/kombu/connection.js';
 import type { ConnectionOptions } from '../../src/kombu/connection.js';
 import type { RetryPolicy } from '../../src/kombu/retry.js';
+import type { Cleanups } from '../fixture.js';
+import { waitUntil } from '../fixture.js';
 
 const run = promisify(execFile);
 
-/** The RabbitMQ URL of the fault suites. */
-export const AMQP_URL = process.env['CONFORMANCE_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
-
 /** Reconnect policy of the RabbitMQ fault suites: short waits, so that a cut heals well within a test's timeout. */
 export const FAST: RetryPolicy = { intervalStart: 100, intervalStep: 100, intervalMax: 500 };
-
-/** What {@link backendOn} needs of a {@link cleanupStack}: somewhere to register a cleanup. */
-export interface Cleanups {
-  push(cleanup: () => Promise<unknown>): void;
-}
-
-/**
- * Cleanups a test registers, for `afterEach(() => cleanups.run())`: `run` calls them newest
- * first (a backend closes before the proxy under it) and ignores their failures, so that
- * one failed close cannot leave the rest of a test's sockets open for the next test.
- */
-export function cleanupStack(): Cleanups & { run(): Promise<void> } {
-  const stack: Array<() => Promise<unknown>> = [];
-  return {
-    push: (cleanup) => void stack.push(cleanup),
-    run: async () => {
-      // Popped one at a time: a cleanup that registers another still has it run.
-      for (let c = stack.pop(); c !== undefined; c = stack.pop()) await c().catch(() => undefined);
-    },
-  };
-}
 
 /**
  * An AMQPBackend on a Connection of its own (so a test can cut, close or watch just that one),
@@ -59,20 +36,6 @@ export function backendOn(
     await connection.close();
   });
   return b;
-}
-
-/** A name unique to this run, for queues, exchanges and connection names. */
-export function uid(prefix: string): string {
-  return `fault-${prefix}-${randomUUID().slice(0, 8)}`;
-}
-
-/** Resolves once `pred` holds, polling; rejects with `what` after `ms` (a bound, not an assertion on speed). */
-export async function until(pred: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Runs rabbitmqctl quietly and returns its output. */
@@ -105,12 +68,11 @@ export async function closeConnection(connectionName: string, reason = 'fault te
 
 /** Waits until RabbitMQ lists a connection named `connectionName` (the client reconnected). */
 export async function waitForConnection(connectionName: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if ((await connectionPids(connectionName)).length > 0) return;
-    if (Date.now() > end) throw new Error(`no broker connection named ${connectionName}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitUntil(async () => (await connectionPids(connectionName)).length > 0, {
+    timeout: ms,
+    interval: 100,
+    what: `a broker connection named ${connectionName}`,
+  });
 }
 
 /**

@@ -4,7 +4,6 @@
  * flight; an AbortSignal fired in the middle of a getMany. Handles are compared with
  * `process.getActiveResourcesInfo()`, consumers with the broker's own view of the queues.
  */
-import { randomUUID } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
@@ -14,9 +13,10 @@ import { Connection } from '../../src/kombu/connection.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import { transports } from '../conformance/transports.js';
 import type { TransportFixture } from '../conformance/transports.js';
-import { cleanupStack, rabbitmqctl, uid, until } from './helpers.js';
+import { cleanupStack, newTaskId, uid, waitUntil } from '../fixture.js';
+import { rabbitmqctl } from './helpers.js';
 
-const ids = (n: number): string[] => Array.from({ length: n }, () => randomUUID());
+const ids = (n: number): string[] => Array.from({ length: n }, () => newTaskId());
 const KINDS = ['Timeout', 'TCPSocketWrap', 'Immediate', 'TCPWRAP'];
 
 /** Counts of the active resources that keep the process alive, by type. */
@@ -40,7 +40,10 @@ async function extraHandles(before: Map<string, number>): Promise<string[]> {
     );
   };
   // A socket finishes closing on a later turn of the event loop; a leaked one never does.
-  await until(() => extra().length === 0, 'handles back to where they were', 5000).catch(() => undefined);
+  await waitUntil(() => extra().length === 0, {
+    what: 'handles back to where they were',
+    timeout: 5000,
+  }).catch(() => undefined);
   return extra();
 }
 
@@ -164,14 +167,14 @@ describe.each(transports)('open/close leaks on $name', (t) => {
         for await (const _ of b.getMany(ids(500), { timeout: 30_000 })) void _;
       })(),
     );
-    await until(() => b.connection.connected, 'connected');
+    await waitUntil(() => b.connection.connected, { what: 'connected', timeout: 20_000 });
     // Some in flight for real: a few results arrive while the rest of the calls are pending.
     await Promise.all(waitIds.slice(0, 5).map((id) => writer.storeResult(id, 1, 'SUCCESS')));
     const stores = ids(100).map((id) => settle(b.storeResult(id, 2, 'SUCCESS')));
     const polls = ids(20).map((id) => settle(b.getTaskMeta(id)));
     const closes = [b.close(), b.close()];
     await Promise.all(closes);
-    const after = [settle(b.storeResult(randomUUID(), 3, 'SUCCESS')), settle(b.waitFor(randomUUID()))];
+    const after = [settle(b.storeResult(newTaskId(), 3, 'SUCCESS')), settle(b.waitFor(newTaskId()))];
     const outcomes = await Promise.all([...waits, many, ...stores, ...polls, ...after]);
     const untyped = outcomes.filter((o) => o !== 'ok' && !(o instanceof CeleryAmqpError));
     expect(untyped).toEqual([]);
@@ -183,7 +186,9 @@ describe.each(transports)('open/close leaks on $name', (t) => {
     console.info(
       `[close in flight ${t.kind}] ${outcomes.length - rejected} resolved, ${rejected} typed rejections`,
     );
-    await new Promise((r) => setTimeout(r, 50));
+    // Node reports a rejection left unhandled once the microtasks of its turn have run: every
+    // promise settled above has been reported (or not) by the next turn of the event loop.
+    await new Promise((r) => setImmediate(r));
     expect(unhandled).toEqual([]);
   });
 
@@ -209,7 +214,10 @@ describe.each(transports)('open/close leaks on $name', (t) => {
         for await (const _ of b.getMany(ids(100), { timeout: 30_000, signal })) void _;
       })(),
     );
-    await until(() => getEventListeners(signal, 'abort').length > 0, 'the waits watching the signal');
+    await waitUntil(() => getEventListeners(signal, 'abort').length > 0, {
+      what: 'the waits watching the signal',
+      timeout: 20_000,
+    });
     expect(getEventListeners(signal, 'abort')).toHaveLength(1);
     const stores = ids(20).map((id) => settle(b.storeResult(id, 1, 'SUCCESS', { signal })));
     await Promise.all(stores);
@@ -217,8 +225,8 @@ describe.each(transports)('open/close leaks on $name', (t) => {
     const outcomes = await Promise.all([...waits, many]);
     expect(outcomes.filter((o) => !(o instanceof AbortError))).toEqual([]);
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
-    // Warnings are emitted on a later tick.
-    await new Promise((r) => setTimeout(r, 20));
+    // Warnings are emitted on process.nextTick: all of them are out by the next turn of the loop.
+    await new Promise((r) => setImmediate(r));
     expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
   });
 
@@ -245,10 +253,16 @@ describe.each(transports)('open/close leaks on $name', (t) => {
       (err: unknown) => err,
     );
     await Promise.all(taskIds.slice(0, 50).map((id) => writer.storeResult(id, 1, 'SUCCESS')));
-    await until(() => seen.length === 50, 'the first 50 results');
-    // Every queue still awaited has its consumer before the abort.
-    const duringCounts = await consumerCounts(t, names.slice(50));
-    expect([...duringCounts.values()].filter((n) => n === 1).length).toBe(150);
+    await waitUntil(() => seen.length === 50, { what: 'the first 50 results', timeout: 20_000 });
+    // Every queue still awaited has its consumer before the abort (getMany sets them up in
+    // batches: the first results can arrive before the last consumers are up).
+    const duringCounts = await waitUntil(
+      async () => {
+        const counts = await consumerCounts(t, names.slice(50));
+        return [...counts.values()].filter((n) => n === 1).length === 150 && counts;
+      },
+      { what: 'a consumer on each of the 150 queues still awaited', interval: 200, timeout: 20_000 },
+    );
     controller.abort();
     expect(await collecting).toBeInstanceOf(AbortError);
     const afterCounts = await consumerCounts(t, names);

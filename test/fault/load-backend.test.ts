@@ -3,7 +3,6 @@
  * of concurrent waits and a getMany of 10,000 ids, with memory, listener and handle counts
  * checked. The bounds are leak detectors, not timers: nothing here asserts on speed.
  */
-import { randomUUID } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
@@ -11,9 +10,9 @@ import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { transports } from '../conformance/transports.js';
-import { cleanupStack, uid, until } from './helpers.js';
+import { cleanupStack, newTaskId, uid, waitUntil } from '../fixture.js';
 
-const ids = (n: number): string[] => Array.from({ length: n }, () => randomUUID());
+const ids = (n: number): string[] => Array.from({ length: n }, () => newTaskId());
 
 /** Fisher-Yates, so results arrive in an order unrelated to the order of the waits. */
 function shuffled<T>(xs: readonly T[]): T[] {
@@ -216,7 +215,7 @@ describe.each(transports)('backend load on $name', (t) => {
       return out;
     })();
     // While the waits hold their consumers, the connection's own listeners stay a constant few.
-    await until(() => b.connection.connected, 'reader connected');
+    await waitUntil(() => b.connection.connected, { what: 'reader connected', timeout: 20_000 });
     const during = emitterListeners(b.connection);
     await Promise.all(shuffled([...some, ...others]).map((id, i) => w.storeResult(id, i, 'SUCCESS')));
     await Promise.all(waits);
@@ -233,7 +232,10 @@ describe.each(transports)('backend load on $name', (t) => {
         (k) => (now.get(k) ?? 0) > (before.get(k) ?? 0),
       );
     };
-    await until(() => extra().length === 0, 'handles back to where they were', 5000).catch(() => undefined);
+    await waitUntil(() => extra().length === 0, {
+      what: 'handles back to where they were',
+      timeout: 5000,
+    }).catch(() => undefined);
     expect(extra()).toEqual([]);
     expect(maxListenerWarnings()).toEqual([]);
   }, 120_000);

@@ -5,14 +5,14 @@
  * unacked messages go back to their queues, and an auto-delete queue that loses its last
  * consumer is deleted with whatever it held.
  */
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { CeleryAmqpError, TimeoutError } from '../../src/errors.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
-import { backendOn, cleanupStack, uid, until } from './helpers.js';
+import { cleanupStack, newTaskId, uid, waitUntil } from '../fixture.js';
+import { backendOn } from './helpers.js';
 
 /** memory:// reconnects in-process, so its policy is ten times quicker than the RabbitMQ suites' FAST. */
 const FAST_MEMORY = { intervalStart: 10, intervalStep: 10, intervalMax: 50 };
@@ -21,7 +21,7 @@ const cleanups = cleanupStack();
 
 afterEach(() => cleanups.run());
 
-const ids = (n: number): string[] => Array.from({ length: n }, () => randomUUID());
+const ids = (n: number): string[] => Array.from({ length: n }, () => newTaskId());
 
 /** A backend on its own memory:// Connection that reconnects quickly. */
 function backend(exchange: string, opts: AMQPBackendOptions = {}): AMQPBackend {
@@ -115,7 +115,7 @@ describe('backend recovery on memory://', () => {
     // Mid-burst: once while the first stores are in flight, once after the reconnect.
     await new Promise((r) => setImmediate(r));
     broker.disconnectAll('burst 1');
-    await until(() => writer.connection.connected, 'writer reconnected');
+    await waitUntil(() => writer.connection.connected, { what: 'writer reconnected', timeout: 20_000 });
     broker.disconnectAll('burst 2');
     const settled = await Promise.all(outcomes);
     const failures = settled.filter((o) => o !== 'ok');
@@ -138,7 +138,10 @@ describe('backend recovery on memory://', () => {
       const [id] = ids(1) as [string];
       const rk = reader.rkey(id);
       const waiting = reader.waitFor(id, { timeout: 30_000 });
-      await until(() => broker.queueInfo('/', rk)?.consumerCount === 1, 'the wait consuming');
+      await waitUntil(() => broker.queueInfo('/', rk)?.consumerCount === 1, {
+        what: 'the wait consuming',
+        timeout: 20_000,
+      });
       const generation = reader.connection.generation;
       broker.disconnectAll('mid-wait');
       // With auto-delete the queue went with its consumer; without, it stays.
@@ -147,7 +150,10 @@ describe('backend recovery on memory://', () => {
       const meta = await waiting;
       expect(meta.result).toBe('after the cut');
       expect(reader.connection.generation).toBe(generation + 1);
-      await until(() => (broker.queueInfo('/', rk)?.consumerCount ?? 0) === 0, 'the wait consumer gone');
+      await waitUntil(() => (broker.queueInfo('/', rk)?.consumerCount ?? 0) === 0, {
+        what: 'the wait consumer gone',
+        timeout: 20_000,
+      });
     },
   );
 });

@@ -3,14 +3,13 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cleanupStack, waitUntil } from '../fixture.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 const AMQP_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0x00, 0x00, 0x09, 0x01]);
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.();
-});
+const cleanups = cleanupStack();
+afterEach(() => cleanups.run());
 
 async function connect(port: number): Promise<net.Socket> {
   const socket = net.connect({ host: '127.0.0.1', port });
@@ -32,16 +31,6 @@ function collect(socket: net.Socket): { data: () => Buffer; closed: Promise<void
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   return { data: () => Buffer.concat(chunks), closed };
 }
-
-async function until(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A frame header for connection.start: type 1, channel 0, class 10, method 10. */
 function isConnectionStart(buf: Buffer): boolean {
@@ -95,7 +84,7 @@ describe('TcpProxy', () => {
     const socket = await connect(proxy.port);
     const rx = collect(socket);
     socket.write(AMQP_HEADER);
-    await until(() => rx.data().length >= 11);
+    await waitUntil(() => rx.data().length >= 11);
     expect(isConnectionStart(rx.data())).toBe(true);
     expect(proxy.connections).toBe(1);
   });
@@ -104,16 +93,17 @@ describe('TcpProxy', () => {
     const proxy = await newProxy();
     const socket = await connect(proxy.port);
     const rx = collect(socket);
-    await until(() => proxy.connections === 1);
+    await waitUntil(() => proxy.connections === 1);
     proxy.pause();
     expect(proxy.isPaused).toBe(true);
     socket.write(AMQP_HEADER);
-    await sleep(400);
+    // The header reached the proxy and sits there: had it been forwarded, it would not be held.
+    await waitUntil(() => proxy.held === AMQP_HEADER.length, { what: 'the header held by the proxy' });
     expect(rx.data().length).toBe(0);
     expect(socket.destroyed).toBe(false);
     expect(proxy.connections).toBe(1);
     proxy.resume();
-    await until(() => rx.data().length >= 11);
+    await waitUntil(() => rx.data().length >= 11);
     expect(isConnectionStart(rx.data())).toBe(true);
   });
 
@@ -123,25 +113,26 @@ describe('TcpProxy', () => {
     const a = await connect(proxy.port);
     const rxA = collect(a);
     a.write('hello');
-    await until(() => upstream.received().toString() === 'hello');
+    await waitUntil(() => upstream.received().toString() === 'hello');
     upstream.send(Buffer.from('down-1'));
-    await until(() => rxA.data().toString() === 'down-1');
+    await waitUntil(() => rxA.data().toString() === 'down-1');
 
     proxy.pause();
     a.write('held-up');
     upstream.send(Buffer.from('held-down'));
     const b = await connect(proxy.port);
     b.write('from-b');
-    await sleep(300);
+    const held = 'held-up'.length + 'held-down'.length + 'from-b'.length;
+    await waitUntil(() => proxy.held === held, { what: 'every byte written while paused held by the proxy' });
     expect(upstream.received().toString()).toBe('hello');
     expect(rxA.data().toString()).toBe('down-1');
     expect(proxy.connections).toBe(2);
 
     proxy.resume();
-    await until(() => upstream.received().length === 'hello'.length + 'held-up'.length + 'from-b'.length);
+    await waitUntil(() => upstream.received().length === 'hello'.length + 'held-up'.length + 'from-b'.length);
     expect(upstream.received().toString()).toContain('held-up');
     expect(upstream.received().toString()).toContain('from-b');
-    await until(() => rxA.data().toString() === 'down-1held-down');
+    await waitUntil(() => rxA.data().toString() === 'down-1held-down');
   });
 
   it('cut destroys every connection at once and keeps accepting new ones', async () => {
@@ -150,7 +141,7 @@ describe('TcpProxy', () => {
     const b = await connect(proxy.port);
     const rxA = collect(a);
     const rxB = collect(b);
-    await until(() => proxy.connections === 2);
+    await waitUntil(() => proxy.connections === 2);
     proxy.cut();
     await Promise.all([rxA.closed, rxB.closed]);
     expect(proxy.connections).toBe(0);
@@ -158,7 +149,7 @@ describe('TcpProxy', () => {
     const c = await connect(proxy.port);
     const rxC = collect(c);
     c.write(AMQP_HEADER);
-    await until(() => rxC.data().length >= 11);
+    await waitUntil(() => rxC.data().length >= 11);
     expect(isConnectionStart(rxC.data())).toBe(true);
   });
 
@@ -166,9 +157,9 @@ describe('TcpProxy', () => {
     const upstream = await localUpstream();
     const proxy = await newProxy(upstream.port);
     const a = await connect(proxy.port);
-    await until(() => proxy.connections === 1);
+    await waitUntil(() => proxy.connections === 1);
     a.end();
-    await until(() => proxy.connections === 0);
+    await waitUntil(() => proxy.connections === 0);
   });
 
   it('close stops listening and drops connections, even while paused', async () => {

@@ -45,6 +45,24 @@ export class TcpProxy {
     return this.pairs.size;
   }
 
+  /**
+   * Bytes the proxy has read and not forwarded (held while paused, both directions): what
+   * shows that a pause holds data, rather than a wait that sees nothing arrive.
+   */
+  get held(): number {
+    let bytes = 0;
+    for (const { client, upstream } of this.pairs) bytes += client.readableLength + upstream.readableLength;
+    return bytes;
+  }
+
+  /** How many connections hold bytes (see {@link TcpProxy.held}). */
+  get holding(): number {
+    let n = 0;
+    for (const { client, upstream } of this.pairs)
+      if (client.readableLength + upstream.readableLength > 0) n += 1;
+    return n;
+  }
+
   /** Whether forwarding is paused. */
   get isPaused(): boolean {
     return this.paused;

@@ -8,7 +8,6 @@
  * The DLX comes from a RabbitMQ policy, not from queue arguments: the worker declares its
  * queue with none, and a policy leaves that declaration matching.
  */
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
 import { TaskError } from '../../src/celery/exceptions.js';
@@ -18,9 +17,8 @@ import type { Channel } from '../../src/kombu/channel.js';
 import { Connection } from '../../src/kombu/connection.js';
 import type { Message } from '../../src/kombu/message.js';
 import type { FieldTable } from '../../src/transport/types.js';
-import { AMQP_URL, cleanupStack, rabbitmqctl } from '../fault/helpers.js';
-
-const uid = (p: string): string => `worker-dlx-${p}-${randomUUID().slice(0, 8)}`;
+import { rabbitmqctl } from '../fault/helpers.js';
+import { BROKER_URL, cleanupStack, uid, waitUntil } from '../fixture.js';
 
 /** A regular expression matching exactly `name` (policy patterns are regexes). */
 const exactly = (name: string): string => `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
@@ -35,11 +33,11 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
    * an admin channel that reads the dead-letter queue. All removed after the test.
    */
   async function setup(tasks: Record<string, () => unknown>) {
-    const queue = uid('q');
-    const dlx = uid('dlx');
-    const dlq = uid('dlq');
-    const policy = uid('policy');
-    const admin = new Connection(AMQP_URL);
+    const queue = uid('worker-dlx-q');
+    const dlx = uid('worker-dlx');
+    const dlq = uid('worker-dlq');
+    const policy = uid('worker-dlx-policy');
+    const admin = new Connection(BROKER_URL);
     // Registered first, so run last: the queues, exchanges and policy go after both apps closed.
     cleanups.push(async () => {
       const ch = await admin.channel();
@@ -61,8 +59,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     await ch.declareQueue({ queue: dlq, durable: false, autoDelete: false });
     await ch.bindQueue({ queue: dlq, exchange: dlx, routingKey: '' });
 
-    const client = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
-    const server = new Celery({ broker: AMQP_URL, settings: { task_default_queue: queue } });
+    const client = new Celery({ broker: BROKER_URL, settings: { task_default_queue: queue } });
+    const server = new Celery({ broker: BROKER_URL, settings: { task_default_queue: queue } });
     const worker = new Worker(server, { queue, tasks });
     cleanups.push(() => client.close());
     cleanups.push(() => server.close());
@@ -71,15 +69,12 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     return { queue, dlq, client, worker, admin: ch };
   }
 
-  /** The first message to reach `queue` within `ms`, or undefined (polled with basic.get). */
-  async function deadLetter(ch: Channel, queue: string, ms = 10_000): Promise<Message | undefined> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      const m = await ch.get({ queue, noAck: true });
-      if (m !== null) return m;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return undefined;
+  /** The first message to reach `queue` (polled with basic.get; rejects after 10 s). */
+  function deadLetter(ch: Channel, queue: string): Promise<Message> {
+    return waitUntil(() => ch.get({ queue, noAck: true }), {
+      interval: 50,
+      what: 'the rejected task message on the dead-letter queue',
+    });
   }
 
   /** The first `x-death` entry RabbitMQ added to a dead-lettered message. */
@@ -99,11 +94,10 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
 
     const m = await deadLetter(admin, dlq);
-    expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();
-    expect(m?.headers['task']).toBe('no.such.task');
-    expect(m?.headers['id']).toBe(r.id);
-    expect(m?.payload).toEqual([[1, 2], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]);
-    const death = firstDeath(m as Message);
+    expect(m.headers['task']).toBe('no.such.task');
+    expect(m.headers['id']).toBe(r.id);
+    expect(m.payload).toEqual([[1, 2], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]);
+    const death = firstDeath(m);
     expect(death['reason']).toBe('rejected');
     expect(death['queue']).toBe(queue);
     expect(worker.counters.errors).toBe(0);
@@ -118,9 +112,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     expect(err).toMatchObject({ excType: 'NotRegistered', excArgs: ['no.such.task'] });
 
     const m = await deadLetter(admin, dlq);
-    expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();
-    expect(m?.headers['id']).toBe(r.id);
-    expect(firstDeath(m as Message)['reason']).toBe('rejected');
+    expect(m.headers['id']).toBe(r.id);
+    expect(firstDeath(m)['reason']).toBe('rejected');
   });
 
   it('an invalid message for a registered task (bad eta) is rejected without a result, so it is dead-lettered', async () => {
@@ -131,9 +124,8 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
     const r = await client.sendTask('add', [1, 2], {}, { headers: { eta: 'not a date' } });
 
     const m = await deadLetter(admin, dlq);
-    expect(m, 'the rejected task message should reach the dead-letter queue').toBeDefined();
-    expect(m?.headers['id']).toBe(r.id);
-    const death = firstDeath(m as Message);
+    expect(m.headers['id']).toBe(r.id);
+    const death = firstDeath(m);
     expect(death['reason']).toBe('rejected');
     expect(death['queue']).toBe(queue);
     expect(ran).toEqual([]);
