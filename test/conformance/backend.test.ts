@@ -1,7 +1,6 @@
 /**
  * AMQPBackend on every transport: the same bodies on memory:// and RabbitMQ.
  */
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { TaskMeta } from '../../src/celery/backend-types.js';
@@ -19,7 +18,7 @@ import { Consumer } from '../../src/kombu/consumer.js';
 import { Exchange } from '../../src/kombu/exchange.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { Queue } from '../../src/kombu/queue.js';
-import { waitUntil } from '../fixture.js';
+import { newTaskId, uid, waitUntil } from '../fixture.js';
 import { transports } from './transports.js';
 
 const rk = (id: string): string => id.replaceAll('-', '');
@@ -37,7 +36,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     return b;
   }
   function newId(): string {
-    const id = randomUUID();
+    const id = newTaskId();
     queues.add(rk(id));
     return id;
   }
@@ -190,7 +189,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
   });
 
   it('a store after the result exchange was deleted declares it again, as Celery does before every store', async () => {
-    const exchange = `deleted-ex-${randomUUID().slice(0, 8)}`;
+    const exchange = uid('deleted-ex');
     const b = backend({ exchange, persistent: false });
     const [first, second] = [newId(), newId()];
     await b.storeResult(first, 1, 'SUCCESS');
@@ -216,7 +215,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
   it('children and correlation_id come from the request', async () => {
     const b = backend();
     const id = newId();
-    const child = randomUUID();
+    const child = newTaskId();
     await b.storeResult(id, 1, 'SUCCESS', {
       request: { correlation_id: 'corr', children: [[[child, null], null]] },
     });
@@ -252,7 +251,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
   });
 
   it('transient results use delivery_mode 1 and non-durable queues; expires null adds no x-expires', async () => {
-    const b = backend({ persistent: false, expires: null, exchange: `results-transient-${randomUUID()}` });
+    const b = backend({ persistent: false, expires: null, exchange: uid('results-transient') });
     const id = newId();
     await b.storeResult(id, 1, 'SUCCESS');
     const ch = await b.connection.channel();
@@ -335,11 +334,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     const ch = await b.connection.channel({ confirm: true });
     const p = new Producer(ch, { exchange: b.exchange, autoDeclare: false });
     const body = { task_id: late, status: 'SUCCESS', result: 'l', traceback: null, children: null };
-    for (;;) {
-      const ok = await ch.declareQueue({ queue: rk(late), passive: true }).catch(() => null);
-      if ((ok?.consumerCount ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitUntil(async () => (await consumers(b, late)) > 0, { what: 'a consumer on the late queue' });
     await p.publish(body, { routingKey: rk(late) });
     await ch.close();
     const r = await it.next();
@@ -410,7 +405,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
   it('saves, restores and deletes a group', async () => {
     const b = backend();
     const gid = newId();
-    const ids = [randomUUID(), randomUUID()];
+    const ids = [newTaskId(), newTaskId()];
     await b.saveGroup(gid, ids);
     const other = backend();
     const g = await other.restoreGroup(gid);

@@ -1,8 +1,6 @@
 /**
  * The kombu layer on every transport: the same bodies on memory:// and RabbitMQ.
  */
-import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   CeleryAmqpError,
@@ -20,18 +18,9 @@ import type { Message } from '../../src/kombu/message.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { NoCacheQueue, Queue } from '../../src/kombu/queue.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
+import { closeConnection } from '../fault/helpers.js';
+import { uid, waitUntil } from '../fixture.js';
 import { transports } from './transports.js';
-
-const uid = (p: string): string => `kombu-test-${p}-${randomUUID().slice(0, 8)}`;
-
-/** Resolves once `pred` holds, polling the event loop (no timing assertion: bounded by the test timeout). */
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe.each(transports)('kombu on $name', (t) => {
   const opened: Connection[] = [];
@@ -194,7 +183,7 @@ describe.each(transports)('kombu on $name', (t) => {
       await p.publish('one', { exchange: ex, routingKey: 'rk', serializer: 'json' });
       await p.publish('two', { exchange: ex2, routingKey: 'a.b.c' });
       await p.publish({ n: 3 }, { exchange: ex, routingKey: 'rk' });
-      await until(() => true, 'noop');
+      await waitUntil(() => true, { what: 'noop' });
       const m = await getOne(q);
       expect(m.payload).toBe('one');
       m.ack();
@@ -222,17 +211,14 @@ describe.each(transports)('kombu on $name', (t) => {
         .declare()
         .catch((e: unknown) => e);
       expect((err as ChannelError).code).toBe('PRECONDITION_FAILED');
-      const p = new Producer(conn);
+      // Confirmed: the message is in the queue before it is counted.
+      const p = new Producer(await conn.channel({ confirm: true }));
       await p.publish('x', { routingKey: q.name });
-      // message TTL 50 ms: eventually gone
-      await until(() => false, 'never', 0).catch(() => undefined);
-      let left: Message | null = null;
-      for (let i = 0; i < 200; i++) {
-        left = await q.get({ noAck: true });
-        if (left === null) break;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      expect(left).toBeNull();
+      // Message TTL 50 ms: the broker drops it (counted without consuming: a get would take it).
+      await waitUntil(async () => (await q.queueDeclare({ passive: true }))?.messageCount === 0, {
+        what: 'the message expired',
+      });
+      expect(await q.get({ noAck: true })).toBeNull();
       expect(new Queue('e', { exclusive: true }).autoDelete).toBe(true);
       expect(new Queue('e', { autoDelete: true }).canCacheDeclaration).toBe(false);
     });
@@ -317,7 +303,7 @@ describe.each(transports)('kombu on $name', (t) => {
         onReturn: (err, exchange, routingKey) => void returned.push([err.code, exchange, routingKey]),
       });
       await p.publish('x', { routingKey: 'nowhere', mandatory: true });
-      await until(() => returned.length > 0, 'basic.return');
+      await waitUntil(() => returned.length > 0, { what: 'basic.return' });
       expect(returned[0]).toEqual(['NO_ROUTE', ex.name, 'nowhere']);
       p.close();
     });
@@ -354,7 +340,7 @@ describe.each(transports)('kombu on $name', (t) => {
       await p.publish({ a: 1 }, { routingKey: q1.name });
       await drained;
       await p.publish({ b: 2 }, { routingKey: q2.name });
-      await until(() => got.length === 2, 'two messages');
+      await waitUntil(() => got.length === 2, { what: 'two messages' });
       expect(got).toEqual([{ a: 1 }, { b: 2 }]);
       await c.cancelByQueue(q1.name);
       expect(c.consumingFrom(q1)).toBe(false);
@@ -386,7 +372,7 @@ describe.each(transports)('kombu on $name', (t) => {
       });
       await c.consume();
       await p.publish({ x: 1 }, { serializer: 'msgpack' });
-      await until(() => decodeErrors.length === 1, 'decode error');
+      await waitUntil(() => decodeErrors.length === 1, { what: 'decode error' });
       expect(decodeErrors).toEqual(['CONTENT_DISALLOWED']);
       await c.cancel();
 
@@ -396,7 +382,7 @@ describe.each(transports)('kombu on $name', (t) => {
       c2.on('error', (e) => errors.push(e));
       await c2.consume();
       await p.publish({ y: 1 }, { serializer: 'msgpack' });
-      await until(() => errors.length === 1, 'reported error');
+      await waitUntil(() => errors.length === 1, { what: 'reported error' });
       await c2.cancel();
       await c2.recover({ requeue: true });
       const back = await getOne(q);
@@ -408,7 +394,7 @@ describe.each(transports)('kombu on $name', (t) => {
       const c3 = new Consumer(conn, { queues: [q], onMessage: (m) => raws.push(m) });
       await c3.consume();
       await p.publish('raw', { contentType: 'text/plain' });
-      await until(() => raws.length === 1, 'raw');
+      await waitUntil(() => raws.length === 1, { what: 'raw' });
       expect(raws[0]?.body.toString()).toBe('raw');
       raws[0]?.ack();
       await c3.cancel();
@@ -449,7 +435,7 @@ describe.each(transports)('kombu on $name', (t) => {
       expect(c.channel).toBe(ch);
       await c.consume();
       await new Producer(conn).publish('r', { routingKey: q.name });
-      await until(() => got.length === 1, 'revived delivery');
+      await waitUntil(() => got.length === 1, { what: 'revived delivery' });
     });
   });
 
@@ -557,11 +543,11 @@ describe.each(transports)('kombu on $name', (t) => {
       await c.consume();
       const p = new Producer(conn, { routingKey: name });
       await p.publish('before');
-      await until(() => got.length === 1, 'first delivery');
+      await waitUntil(() => got.length === 1, { what: 'first delivery' });
       await cut(conn);
-      await until(() => events.includes('revive'), 'revive');
+      await waitUntil(() => events.includes('revive'), { what: 'revive' });
       await p.publish('after', { retry: true, retryPolicy: { maxRetries: 10, intervalStart: 50 } });
-      await until(() => got.length === 2, 'delivery after the cut');
+      await waitUntil(() => got.length === 2, { what: 'delivery after the cut' });
       expect(got).toEqual(['before', 'after']);
       expect(events[0]).toBe('disconnect');
       const r = await conn.ensure(() => q.queueDeclare({ passive: true }), {
@@ -585,7 +571,7 @@ describe.each(transports)('kombu on $name', (t) => {
         code: 'PRECONDITION_FAILED',
       });
       await new Producer(await conn.channel()).publish('still here', { routingKey: q.name });
-      await until(() => got.length === 1, 'delivery after a channel error');
+      await waitUntil(() => got.length === 1, { what: 'delivery after a channel error' });
       expect(got).toEqual(['still here']);
     });
 
@@ -599,7 +585,7 @@ describe.each(transports)('kombu on $name', (t) => {
       let lost = false;
       conn.on('disconnect', () => (lost = true));
       await cut(conn);
-      await until(() => lost, 'disconnect event');
+      await waitUntil(() => lost, { what: 'disconnect event' });
       // Issued during the outage: waits for the reconnect and the queue's redeclaration.
       const count = await q.purge({ timeout: 10_000 });
       expect(count).toBe(0);
@@ -614,7 +600,7 @@ describe.each(transports)('kombu on $name', (t) => {
       let lost = false;
       conn.on('disconnect', () => (lost = true));
       await cut(conn);
-      await until(() => lost, 'disconnect event');
+      await waitUntil(() => lost, { what: 'disconnect event' });
       await expect(q.get()).rejects.toBeInstanceOf(ConnectionError);
       await conn.revive({ timeout: 10_000 });
       expect(await q.get()).toBeNull();
@@ -638,32 +624,20 @@ describe.each(transports)('kombu on $name', (t) => {
       MemoryBroker.get('localhost').disconnectAll('test cut');
       return;
     }
-    const name = conn.options.connectionName ?? '';
-    const out = execFileSync('rabbitmqctl', ['-q', 'list_connections', 'pid', 'client_properties'], {
-      encoding: 'utf8',
-    });
-    const line = out.split('\n').find((l) => l.includes(name));
-    const pid = line?.split('\t')[0];
-    if (pid === undefined || name === '') throw new Error('connection not found');
-    execFileSync('rabbitmqctl', ['-q', 'close_connection', pid, 'test cut']);
+    expect(await closeConnection(conn.options.connectionName ?? '', 'test cut')).toBe(1);
   }
 });
 
-async function getOne(q: Queue, noAck = false): Promise<Message> {
-  for (let i = 0; i < 500; i++) {
-    const m = await q.get({ noAck });
-    if (m !== null) return m;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`no message in ${q.name}`);
+/** The next message of `q`, polled with basic.get. */
+function getOne(q: Queue, noAck = false): Promise<Message> {
+  return waitUntil(() => q.get({ noAck }), { what: `a message in ${q.name}` });
 }
 
+/** Purges until `expected` messages went (requeued ones may still be on their way back on RabbitMQ). */
 async function purgeEventually(target: { purge(): Promise<number> }, expected: number): Promise<number> {
-  // Requeued messages may still be in flight back to the queue on RabbitMQ.
   let total = 0;
-  for (let i = 0; i < 100 && total < expected; i++) {
-    total += await target.purge();
-    if (total < expected) await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitUntil(async () => (total += await target.purge()) >= expected, {
+    what: `${expected} messages purged`,
+  });
   return total;
 }

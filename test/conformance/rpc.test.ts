@@ -2,7 +2,6 @@
  * The rpc:// backend and protocol v2 task sending, Node client against Node worker, on
  * memory:// and RabbitMQ.
  */
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ArgumentError,
@@ -22,9 +21,7 @@ import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import type { WorkerOptions } from '../../src/celery/worker.js';
 import { rpcPair } from './rpc-pair.js';
 import { transports } from './transports.js';
-import { uid as fixtureUid, waitUntil } from '../fixture.js';
-
-const uid = (p: string): string => fixtureUid(`rpc-test-${p}`);
+import { newTaskId, uid, waitUntil } from '../fixture.js';
 
 describe.each(transports)('rpc:// on $name', (t) => {
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -61,7 +58,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     tasks: NonNullable<WorkerOptions['tasks']>,
     options: Omit<WorkerOptions, 'queue' | 'tasks'> = {},
   ) {
-    const queue = uid('q');
+    const queue = uid('rpc-test-q');
     const client = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
     const server = new Celery({ broker: t.url, settings: { task_default_queue: queue } });
     const worker = new Worker(server, { ...options, queue, tasks });
@@ -228,7 +225,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
   it.runIf(t.kind === 'memory')(
     'a connection lost under a held eta task drops the hold; the redelivered copy runs once, at its eta',
     async () => {
-      const queue = uid('q');
+      const queue = uid('rpc-test-q');
       const fast = new Connection(t.url, {
         retryPolicy: { intervalStart: 10, intervalStep: 10, intervalMax: 50 },
       });
@@ -269,10 +266,10 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const r = await client.sendTask('echo', ['early']);
     // Wait until the reply is in the buffer without calling get/waitFor.
     const backend = client.backend as RPCBackend;
-    for (let i = 0; i < 1000 && (await backend.getTaskMeta(r.id)).status !== 'SUCCESS'; i++) {
-      await new Promise((res) => setTimeout(res, 5));
-    }
-    expect((await backend.getTaskMeta(r.id)).status).toBe('SUCCESS');
+    await waitUntil(async () => (await backend.getTaskMeta(r.id)).status === 'SUCCESS', {
+      interval: 5,
+      what: 'the buffered reply',
+    });
     expect(await r.get({ timeout: 10_000 })).toBe('early');
   });
 
@@ -298,10 +295,13 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const backend = client.backend as RPCBackend;
     let settled = false;
     const got = r.get({ timeout: 10_000 }).finally(() => (settled = true));
-    for (let i = 0; i < 2000 && (await backend.getTaskMeta(r.id)).status !== 'PROGRESS'; i++) {
-      await new Promise((res) => setTimeout(res, 5));
-    }
-    const meta = await backend.getTaskMeta(r.id);
+    const meta = await waitUntil(
+      async () => {
+        const m = await backend.getTaskMeta(r.id);
+        return m.status === 'PROGRESS' && m;
+      },
+      { interval: 5, what: 'the PROGRESS state' },
+    );
     seen.push(meta.status);
     expect(meta.result).toEqual({ current: 1, total: 2 });
     expect(settled).toBe(false);
@@ -329,8 +329,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
 
   it('storeResult without reply_to publishes nothing; with it, uses correlation_id', async () => {
     const { client, worker } = await rpcPair(t.url, cleanup);
-    const id = randomUUID();
-    const corr = randomUUID();
+    const id = newTaskId();
+    const corr = newTaskId();
     expect(await worker.storeResult(id, 1, 'SUCCESS', { request: { id } })).toBe(1);
     await worker.storeResult(id, 2, 'SUCCESS', {
       request: { id, reply_to: client.oid, correlation_id: corr },
@@ -346,8 +346,8 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const client = new RPCBackend({ connection: conn });
     cleanup.push(() => client.close());
     await client.ensureReplyQueue();
-    const id = randomUUID();
-    const other = randomUUID();
+    const id = newTaskId();
+    const other = newTaskId();
     const a = client.waitFor(id, { timeout: 5000 });
     const b = client.waitFor(id, { timeout: 5000 });
     const many = (async () => {
@@ -395,7 +395,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     await client.ensureReplyQueue();
     const ch = await conn.channel({ confirm: true });
     cleanup.push(() => ch.close());
-    const id = randomUUID();
+    const id = newTaskId();
     const garbage = (): Promise<void> =>
       ch.publish({
         exchange: '',
@@ -448,11 +448,11 @@ describe.each(transports)('rpc:// on $name', (t) => {
         body,
         properties: { contentType, contentEncoding: 'binary', correlationId: id },
       });
-    const id = randomUUID();
+    const id = newTaskId();
     // A wait in progress rejects when the reply comes (its timeout is far away).
     const waiting = client.waitFor(id, { timeout: 60_000 }).catch((e: unknown) => e);
     const many = (async () => {
-      for await (const _ of client.getMany([id, randomUUID()], { timeout: 60_000 })) void _;
+      for await (const _ of client.getMany([id, newTaskId()], { timeout: 60_000 })) void _;
     })().catch((e: unknown) => e);
     await reply(id, pickled, 'application/x-python-serialize');
     const err = await waiting;
@@ -470,7 +470,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     );
     expect(client.droppedMessages).toBe(1);
     // A malformed body rejects its id's wait with the DecodeError; a later good reply clears it.
-    const bad = randomUUID();
+    const bad = newTaskId();
     const badWait = client.waitFor(bad, { timeout: 60_000 }).catch((e: unknown) => e);
     await reply(bad, Buffer.from('[1, 2]'), 'application/json');
     expect(await badWait).toBeInstanceOf(DecodeError);
@@ -507,7 +507,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
   });
 
   it("backend 'amqp://' uses the AMQP backend on the same broker", async () => {
-    const queue = uid('q');
+    const queue = uid('rpc-test-q');
     cleanup.push(() => dropQueue(queue));
     const client = new Celery({ broker: t.url, backend: 'amqp://', settings: { task_default_queue: queue } });
     const server = new Celery({ broker: t.url, backend: 'amqp://', settings: { task_default_queue: queue } });
@@ -526,7 +526,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
       'add',
       [1, 2],
       {},
-      { exchange: uid('missing-exchange'), routingKey: 'x' },
+      { exchange: uid('rpc-test-missing-exchange'), routingKey: 'x' },
     );
     await expect(refused).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(client.sendTask('')).rejects.toBeInstanceOf(ArgumentError);
@@ -540,7 +540,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
   it('group operations are unsupported, as in Celery', async () => {
     const backend = new RPCBackend({ connection: t.url });
     cleanup.push(() => backend.close());
-    await expect(backend.saveGroup(randomUUID(), [])).rejects.toBeInstanceOf(CeleryAmqpError);
-    await expect(backend.restoreGroup(randomUUID())).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(backend.saveGroup(newTaskId(), [])).rejects.toBeInstanceOf(CeleryAmqpError);
+    await expect(backend.restoreGroup(newTaskId())).rejects.toMatchObject({ code: 'UNSUPPORTED' });
   });
 });
