@@ -15,9 +15,9 @@ import { BROKER_URL, uid } from './fixture.js';
 
 const execFileP = promisify(execFile);
 
-/** Runs rabbitmqctl and returns its stdout. */
-export async function rabbitmqctl(args: readonly string[]): Promise<string> {
-  const { stdout } = await execFileP('rabbitmqctl', [...args], { timeout: 60_000 });
+/** Runs rabbitmqctl and returns its stdout; `timeout` in ms. */
+export async function rabbitmqctl(args: readonly string[], timeout = 60_000): Promise<string> {
+  const { stdout } = await execFileP('rabbitmqctl', [...args], { timeout });
   return stdout;
 }
 
@@ -42,6 +42,25 @@ export async function listTable(
     .filter((line) => line.trim() !== '')
     .map((line) => line.split('\t'))
     .sort((a, b) => a.join('\t').localeCompare(b.join('\t')));
+}
+
+/** How RabbitMQ lists a queue's declaration (`rabbitmqctl list_queues` columns, as text). */
+export interface QueueFlags {
+  durable: string;
+  autoDelete: string;
+  /** The `arguments` column, e.g. `[{"x-expires",60000}]`. */
+  args: string;
+}
+
+/** The declaration flags of every queue of `vhost`, by queue name. */
+export async function queueFlags(vhost = '/'): Promise<Map<string, QueueFlags>> {
+  const rows = await listTable('queues', vhost, ['name', 'durable', 'auto_delete', 'arguments']);
+  const flags = new Map<string, QueueFlags>();
+  for (const [name, durable, autoDelete, args] of rows) {
+    if (name !== undefined && durable !== undefined && autoDelete !== undefined)
+      flags.set(name, { durable, autoDelete, args: args ?? '' });
+  }
+  return flags;
 }
 
 /** The broker URL of the test suites with another vhost. */

@@ -3,8 +3,6 @@
  * its `connection_name`, stopping/starting the broker app, and a backend on a Connection of
  * its own. The broker URL, names, polling and cleanups come from test/fixture.ts.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import { Connection } from '../../src/kombu/connection.js';
@@ -12,8 +10,7 @@ import type { ConnectionOptions } from '../../src/kombu/connection.js';
 import type { RetryPolicy } from '../../src/kombu/retry.js';
 import type { Cleanups } from '../fixture.js';
 import { waitUntil } from '../fixture.js';
-
-const run = promisify(execFile);
+import { rabbitmqctl } from '../rabbitmq-admin.js';
 
 /** Reconnect policy of the RabbitMQ fault suites: short waits, so that a cut heals well within a test's timeout. */
 export const FAST: RetryPolicy = { intervalStart: 100, intervalStep: 100, intervalMax: 500 };
@@ -38,15 +35,12 @@ export function backendOn(
   return b;
 }
 
-/** Runs rabbitmqctl quietly and returns its output. */
-export async function rabbitmqctl(...args: string[]): Promise<string> {
-  const { stdout } = await run('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', timeout: 300_000 });
-  return stdout;
-}
+/** rabbitmqctl, quiet, with room for a broker app restart. */
+const ctl = (...args: string[]): Promise<string> => rabbitmqctl(['-q', ...args], 300_000);
 
 /** Pids of the broker connections whose client properties name `connectionName`. */
 export async function connectionPids(connectionName: string): Promise<string[]> {
-  const out = await rabbitmqctl('list_connections', 'pid', 'client_properties');
+  const out = await ctl('list_connections', 'pid', 'client_properties');
   return out
     .split('\n')
     .filter((l) => l.includes(connectionName))
@@ -62,7 +56,7 @@ export async function connectionPids(connectionName: string): Promise<string[]> 
  */
 export async function closeConnection(connectionName: string, reason = 'fault test'): Promise<number> {
   const pids = await connectionPids(connectionName);
-  for (const pid of pids) await rabbitmqctl('close_connection', pid, reason);
+  for (const pid of pids) await ctl('close_connection', pid, reason);
   return pids.length;
 }
 
@@ -83,13 +77,9 @@ export async function waitForConnection(connectionName: string, ms = 30_000): Pr
  */
 export async function restartHazard(): Promise<string | undefined> {
   const limit = Number(
-    (
-      await rabbitmqctl('eval', 'proplists:get_value(total_limit, file_handle_cache:info([total_limit])).')
-    ).trim(),
+    (await ctl('eval', 'proplists:get_value(total_limit, file_handle_cache:info([total_limit])).')).trim(),
   );
-  const durable = (await rabbitmqctl('list_queues', 'durable'))
-    .split('\n')
-    .filter((l) => l.trim() === 'true').length;
+  const durable = (await ctl('list_queues', 'durable')).split('\n').filter((l) => l.trim() === 'true').length;
   if (!Number.isFinite(limit)) return 'cannot read the broker file-handle limit';
   return durable * 2 > limit
     ? `${durable} durable queues vs a file-handle limit of ${limit}: a restart could stall the broker's boot`
@@ -98,11 +88,11 @@ export async function restartHazard(): Promise<string | undefined> {
 
 /** Stops the RabbitMQ application (the node stays up; port 5672 stops listening). */
 export async function stopApp(): Promise<void> {
-  await rabbitmqctl('stop_app');
+  await ctl('stop_app');
 }
 
 /** Starts the RabbitMQ application and waits until it accepts work. */
 export async function startApp(): Promise<void> {
-  await rabbitmqctl('start_app');
-  await rabbitmqctl('await_startup');
+  await ctl('start_app');
+  await ctl('await_startup');
 }

@@ -14,7 +14,7 @@ import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import { transports } from '../conformance/transports.js';
 import type { TransportFixture } from '../conformance/transports.js';
 import { cleanupStack, newTaskId, uid, waitUntil } from '../fixture.js';
-import { rabbitmqctl } from './helpers.js';
+import { listTable } from '../rabbitmq-admin.js';
 
 const ids = (n: number): string[] => Array.from({ length: n }, () => newTaskId());
 const KINDS = ['Timeout', 'TCPSocketWrap', 'Immediate', 'TCPWRAP'];
@@ -58,8 +58,7 @@ async function consumerCounts(t: TransportFixture, names: readonly string[]): Pr
     }
     return out;
   }
-  for (const line of (await rabbitmqctl('list_queues', 'name', 'consumers')).split('\n')) {
-    const [name, consumers] = line.split('\t');
+  for (const [name, consumers] of await listTable('queues', '/', ['name', 'consumers'])) {
     if (name !== undefined && wanted.has(name)) out.set(name, Number(consumers));
   }
   return out;

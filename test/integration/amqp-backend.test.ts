@@ -2,15 +2,14 @@
  * AMQPBackend against RabbitMQ and the Python peer (Celery 4.4's AMQPBackend): declaration
  * equivalence, typed 406s that leave the backend working, and concurrent stores.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
 import { ChannelError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
+import { BROKER_URL, newTaskId, uid } from '../fixture.js';
 import { assertPythonPeers, runPeer } from '../interop/python.js';
 
-const URL = process.env['CONFORMANCE_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
 const rk = (id: string): string => id.replaceAll('-', '');
 
 describe('AMQPBackend on RabbitMQ with the Python peer', () => {
@@ -21,7 +20,7 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
 
   beforeAll(async () => {
     await assertPythonPeers();
-    admin = new Connection(URL, { heartbeat: 0 });
+    admin = new Connection(BROKER_URL, { heartbeat: 0 });
   });
   afterAll(async () => {
     await admin.close();
@@ -37,35 +36,36 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
   });
 
   function backend(options: AMQPBackendOptions = {}): AMQPBackend {
-    const b = new AMQPBackend({ connection: URL, ...options });
+    const b = new AMQPBackend({ connection: BROKER_URL, ...options });
     backends.push(b);
     return b;
   }
-  function newId(): string {
-    const id = randomUUID();
+  /** A fresh task id whose queue is deleted after the test. */
+  function trackedId(): string {
+    const id = newTaskId();
     queues.add(rk(id));
     return id;
   }
   async function peerDeclare(id: string, flags: string[] = []): Promise<void> {
-    const r = await runPeer(['declare', id, '--broker', URL, ...flags]);
+    const r = await runPeer(['declare', id, '--broker', BROKER_URL, ...flags]);
     expect(r.code, r.stderr).toBe(0);
   }
 
   it('declares exactly what Celery declares: store and get on a queue the peer declared', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await peerDeclare(id);
     await b.storeResult(id, 1, 'SUCCESS');
     expect((await b.getTaskMeta(id)).result).toBe(1);
-    const got = await runPeer(['get', id, '--broker', URL]);
+    const got = await runPeer(['get', id, '--broker', BROKER_URL]);
     expect(got.lines[0]).toMatchObject({ status: 'SUCCESS', result: 1 });
   });
 
   it('matches the peer with transient results and no expiry', async () => {
-    const exchange = `results-${randomUUID()}`;
+    const exchange = uid('results');
     exchanges.add(exchange);
     const b = backend({ exchange, persistent: false, expires: null });
-    const id = newId();
+    const id = trackedId();
     await peerDeclare(id, ['--exchange', exchange, '--transient', '--no-expires']);
     await b.storeResult(id, 'x', 'SUCCESS');
     expect((await b.waitFor(id, { timeout: 5000 })).result).toBe('x');
@@ -76,17 +76,17 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
     ['auto_delete', ['--no-auto-delete']],
     ['x-expires', ['--expires', '60']],
   ])('a flipped %s gives a typed 406 and the backend keeps working', async (_what, flags) => {
-    const exchange = `results-${randomUUID()}`;
+    const exchange = uid('results');
     exchanges.add(exchange);
     const b = backend({ exchange, persistent: !flags.includes('--transient') });
     const peerFlags = flags.includes('--transient')
       ? ['--exchange', exchange]
       : ['--exchange', exchange, ...flags];
-    const bad = newId();
+    const bad = trackedId();
     // For durable: the peer is transient and so is our exchange; our queue differs instead.
     if (flags.includes('--transient')) {
       const b2 = backend({ exchange, persistent: false });
-      await b2.storeResult(newId(), 0, 'SUCCESS'); // exchange now exists non-durable
+      await b2.storeResult(trackedId(), 0, 'SUCCESS'); // exchange now exists non-durable
       const b3 = backends.pop() as AMQPBackend;
       await b3.close();
       await peerDeclare(bad, ['--exchange', exchange, '--transient']);
@@ -95,7 +95,7 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
       const err = await mixed.storeResult(bad, 1, 'SUCCESS').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ChannelError);
       expect((err as ChannelError).code).toBe('PRECONDITION_FAILED');
-      const ok = newId();
+      const ok = trackedId();
       await mixed.storeResult(ok, 2, 'SUCCESS');
       expect((await mixed.getTaskMeta(ok)).result).toBe(2);
       return;
@@ -105,19 +105,19 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
     expect(err).toBeInstanceOf(ChannelError);
     expect((err as ChannelError).code).toBe('PRECONDITION_FAILED');
     await expect(b.getTaskMeta(bad)).rejects.toMatchObject({ code: 'PRECONDITION_FAILED' });
-    const ok = newId();
+    const ok = trackedId();
     await b.storeResult(ok, 2, 'SUCCESS');
     expect((await b.getTaskMeta(ok)).result).toBe(2);
     expect((await b.waitFor(ok, { timeout: 5000 })).result).toBe(2);
   });
 
   it('one refused store among concurrent ones fails alone', async () => {
-    const exchange = `results-${randomUUID()}`;
+    const exchange = uid('results');
     exchanges.add(exchange);
     const b = backend({ exchange, storeChannels: 2 });
-    const bad = newId();
+    const bad = trackedId();
     await peerDeclare(bad, ['--exchange', exchange, '--no-auto-delete']);
-    const good = Array.from({ length: 100 }, () => newId());
+    const good = Array.from({ length: 100 }, () => trackedId());
     const all = [...good.slice(0, 50), bad, ...good.slice(50)];
     const settled = await Promise.allSettled(all.map((id, i) => b.storeResult(id, i, 'SUCCESS')));
     const rejected = settled.flatMap((s, i) => (s.status === 'rejected' ? [all[i]] : []));
@@ -136,7 +136,7 @@ describe('AMQPBackend on RabbitMQ with the Python peer', () => {
 
   it('1,000 concurrent storeResult calls all arrive', async () => {
     const b = backend();
-    const ids = Array.from({ length: 1000 }, () => newId());
+    const ids = Array.from({ length: 1000 }, () => trackedId());
     await Promise.all(ids.map((id, i) => b.storeResult(id, i, 'SUCCESS')));
     const seen = new Map<string, unknown>();
     for await (const [id, meta] of b.getMany(ids, { timeout: 60_000 })) seen.set(id, meta.result);

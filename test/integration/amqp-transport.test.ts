@@ -1,5 +1,4 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -18,17 +17,22 @@ import type {
   TransportConnection,
 } from '../../src/transport/types.js';
 import { parseBrokerUrl } from '../../src/transport/url.js';
+import { closeConnection, waitForConnection } from '../fault/helpers.js';
+import { BROKER_URL, cleanupStack, uid } from '../fixture.js';
+import { privateVhost, rabbitmqctl, vhostUrl } from '../rabbitmq-admin.js';
 
 const run = promisify(execFile);
-const BROKER = 'amqp://guest:guest@127.0.0.1:5672//';
 const transport = new AmqpTransport();
 const opened: TransportConnection[] = [];
 
-function uniq(prefix = 'cab-amqp'): string {
-  return `${prefix}-${randomUUID()}`;
+/** {@link BROKER_URL} with some of its parts changed. */
+function brokerUrl(change: (url: URL) => void): string {
+  const url = new URL(BROKER_URL);
+  change(url);
+  return url.href;
 }
 
-async function connect(url = BROKER, options?: ConnectOptions): Promise<TransportConnection> {
+async function connect(url = BROKER_URL, options?: ConnectOptions): Promise<TransportConnection> {
   const conn = await transport.connect(parseBrokerUrl(url)[0]!, options);
   opened.push(conn);
   return conn;
@@ -70,9 +74,15 @@ afterEach(async () => {
 
 describe('connecting', () => {
   it('connects, reports a redacted URL and closes cleanly', async () => {
-    const conn = await connect('amqp://guest:guest@127.0.0.1:5672//?heartbeat=5');
+    const conn = await connect(brokerUrl((u) => (u.search = 'heartbeat=5')));
     expect(conn.closed).toBe(false);
-    expect(conn.displayUrl).toBe('amqp://guest:****@127.0.0.1:5672//?heartbeat=5');
+    expect(conn.displayUrl).toBe(
+      brokerUrl((u) => {
+        u.password = '****';
+        u.search = 'heartbeat=5';
+      }),
+    );
+    expect(conn.displayUrl).toMatch(/^amqp:\/\/[^:]+:\*\*\*\*@/);
     const closed = once(conn, 'close');
     await conn.close();
     expect(await closed).toEqual([]);
@@ -82,26 +92,25 @@ describe('connecting', () => {
   });
 
   it('uses the vhost from the URL', async () => {
-    const vhost = uniq('cab-vhost');
-    await run('rabbitmqctl', ['add_vhost', vhost]);
+    const cleanups = cleanupStack();
     try {
-      await run('rabbitmqctl', ['set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*']);
-      const conn = await connect(`amqp://guest:guest@127.0.0.1:5672/${encodeURIComponent(vhost)}`);
+      const { vhost, url } = await privateVhost(cleanups, 'cab-vhost');
+      const conn = await connect(url);
       const ch = await conn.createChannel();
-      const q = uniq();
+      const q = uid('cab-amqp');
       await ch.declareQueue({ queue: q, autoDelete: false });
-      const { stdout } = await run('rabbitmqctl', ['list_queues', '-q', '-p', vhost, 'name']);
+      const stdout = await rabbitmqctl(['list_queues', '-q', '-p', vhost, 'name']);
       expect(stdout.split('\n').map((l) => l.trim())).toContain(q);
       // The same queue does not exist in the default vhost.
       const other = await (await connect()).createChannel();
       expect((await rejection(other.declareQueue({ queue: q, passive: true }))).code).toBe('NOT_FOUND');
     } finally {
-      await run('rabbitmqctl', ['delete_vhost', vhost]);
+      await cleanups.run();
     }
   });
 
   it('rejects wrong credentials with ACCESS_REFUSED, not recoverable, without the password', async () => {
-    const err = await rejection(connect('amqp://guest:Wr0ngPassw0rd@127.0.0.1:5672//'));
+    const err = await rejection(connect(brokerUrl((u) => (u.password = 'Wr0ngPassw0rd'))));
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err.code).toBe('ACCESS_REFUSED');
     expect(err.recoverable).toBe(false);
@@ -110,7 +119,7 @@ describe('connecting', () => {
   });
 
   it('rejects an unknown vhost with NOT_ALLOWED, not recoverable', async () => {
-    const err = await rejection(connect(`amqp://guest:guest@127.0.0.1:5672/${uniq('no-such-vhost')}`));
+    const err = await rejection(connect(vhostUrl(uid('no-such-vhost'))));
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err.code).toBe('NOT_ALLOWED');
     expect(err.recoverable).toBe(false);
@@ -126,14 +135,14 @@ describe('connecting', () => {
   });
 
   it('rejects at once with an aborted signal', async () => {
-    const err = await rejection(connect(BROKER, { signal: AbortSignal.abort() }));
+    const err = await rejection(connect(BROKER_URL, { signal: AbortSignal.abort() }));
     expect(err.code).toBe('ABORTED');
   });
 
   it('walks a failover list: the dead address fails typed, the next one connects', async () => {
     const port = await deadPort();
-    const addresses = parseBrokerUrl(`amqp://guest:guest@127.0.0.1:${port}//;${BROKER}`);
-    expect(addresses.map((a) => a.port)).toEqual([port, 5672]);
+    const addresses = parseBrokerUrl(`${brokerUrl((u) => (u.port = String(port)))};${BROKER_URL}`);
+    expect(addresses.map((a) => a.port)).toEqual([port, Number(new URL(BROKER_URL).port || 5672)]);
     const errors: string[] = [];
     let conn: TransportConnection | undefined;
     for (const address of addresses) {
@@ -150,11 +159,14 @@ describe('connecting', () => {
   });
 
   it('passes the heartbeat query parameter (seconds) to the broker', async () => {
-    const name = uniq('cab-hb');
-    await connect('amqp://guest:guest@127.0.0.1:5672//?heartbeat=7', {
-      clientProperties: { connection_name: name },
-    });
-    const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'client_properties', 'timeout']);
+    const name = uid('cab-hb');
+    await connect(
+      brokerUrl((u) => (u.search = 'heartbeat=7')),
+      {
+        clientProperties: { connection_name: name },
+      },
+    );
+    const stdout = await rabbitmqctl(['list_connections', '-q', 'client_properties', 'timeout']);
     const line = stdout.split('\n').find((l) => l.includes(name));
     expect(line?.trim().endsWith('7')).toBe(true);
   });
@@ -164,8 +176,8 @@ describe('channel operations', () => {
   it('keeps call order: 1,000 nowait declare + bind + publish stores, none awaited, all arrive', async () => {
     const conn = await connect();
     const ch = await conn.createChannel();
-    const exchange = uniq('cab-results');
-    const queues = Array.from({ length: 1000 }, () => uniq());
+    const exchange = uid('cab-results');
+    const queues = Array.from({ length: 1000 }, () => uid('cab-amqp'));
     const pending: Array<Promise<unknown>> = [
       ch.declareExchange({ exchange, type: 'direct', durable: false, nowait: true }),
     ];
@@ -203,8 +215,8 @@ describe('channel operations', () => {
   it('a publish right after un-awaited RPC declares and binds is not overtaken', async () => {
     const conn = await connect();
     const ch = await conn.createChannel();
-    const exchange = uniq('cab-x');
-    const q = uniq();
+    const exchange = uid('cab-x');
+    const q = uid('cab-amqp');
     // No nowait: these are round trips amqplib queues client-side, the publish is not.
     const steps = [
       ch.declareExchange({ exchange, type: 'direct', durable: false }),
@@ -223,7 +235,7 @@ describe('channel operations', () => {
   it('backpressure: a burst beyond the write buffer waits for drain and keeps order', async () => {
     const conn = await connect();
     const ch = await conn.createChannel();
-    const q = uniq();
+    const q = uid('cab-amqp');
     await ch.declareQueue({ queue: q, autoDelete: false });
     try {
       // amqplib's channel buffer holds 1,024 frames; 5,000 publishes in one tick overflow it.
@@ -243,11 +255,11 @@ describe('channel operations', () => {
   });
 
   it('declares like Python kombu: same flags accepted, durable flipped is a 406 rejection', async () => {
-    const q = uniq('cab-py');
-    const exchange = uniq('cab-pyx');
+    const q = uid('cab-py');
+    const exchange = uid('cab-pyx');
     const script = `
 from kombu import Connection, Exchange, Queue
-with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
+with Connection(${JSON.stringify(BROKER_URL)}) as conn:
     ch = conn.channel()
     ex = Exchange(${JSON.stringify(exchange)}, type='direct', durable=True, auto_delete=False)
     Queue(${JSON.stringify(q)}, ex, routing_key=${JSON.stringify(q)}, durable=True, auto_delete=True,
@@ -302,7 +314,7 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
   it('a nowait declare that fails closes the channel with the typed error and fails what follows', async () => {
     const conn = await connect();
     const ch = await conn.createChannel();
-    const exchange = uniq('cab-x');
+    const exchange = uid('cab-x');
     await ch.declareExchange({ exchange, type: 'direct', durable: false });
     try {
       const closeEvent = once(ch, 'close');
@@ -320,8 +332,8 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     const conn = await connect();
     const ch = await conn.createChannel({ confirm: true });
     expect(ch.confirm).toBe(true);
-    const q = uniq();
-    const full = uniq();
+    const q = uid('cab-amqp');
+    const full = uid('cab-amqp');
     await ch.declareQueue({ queue: q, autoDelete: false });
     await ch.declareQueue({ queue: full, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
     try {
@@ -336,7 +348,7 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
       expect(nacked.code).toBe('PUBLISH_NACKED');
       // A publish to a missing exchange closes the channel (404) before any confirm.
       const lost = await rejection(
-        ch.publish({ exchange: uniq('no-such-exchange'), routingKey: 'k', body: Buffer.from('c') }),
+        ch.publish({ exchange: uid('no-such-exchange'), routingKey: 'k', body: Buffer.from('c') }),
       );
       expect(lost.code).toBe('NOT_FOUND');
       expect(ch.closed).toBe(true);
@@ -349,7 +361,7 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
     const conn = await connect();
     const ch = await conn.createChannel();
     const returned = once(ch, 'return') as Promise<[ReturnedMessage]>;
-    const key = uniq('nobody');
+    const key = uid('nobody');
     await ch.publish({
       exchange: '',
       routingKey: key,
@@ -366,7 +378,7 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
   it('delivers with camelCased properties, honours flow(false) and reports a server cancel', async () => {
     const conn = await connect();
     const ch = await conn.createChannel();
-    const q = uniq();
+    const q = uid('cab-amqp');
     await ch.declareQueue({ queue: q, autoDelete: false });
     const properties = {
       contentType: 'application/json',
@@ -418,9 +430,9 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
   it('get, purge, delete, unbind and exchange-to-exchange bindings behave as RabbitMQ does', async () => {
     const conn = await connect();
     const ch = await conn.createChannel();
-    const src = uniq('cab-src');
-    const dst = uniq('cab-dst');
-    const q = uniq();
+    const src = uid('cab-src');
+    const dst = uid('cab-dst');
+    const q = uid('cab-amqp');
     await ch.declareExchange({ exchange: src, type: 'topic', durable: false });
     await ch.declareExchange({ exchange: dst, type: 'fanout', durable: false });
     await ch.bindExchange({ destination: dst, source: src, routingKey: 'a.*' });
@@ -460,22 +472,14 @@ with Connection('amqp://guest:guest@127.0.0.1:5672//') as conn:
 
 describe('losing the connection', () => {
   it('a broker-side close emits close with a recoverable ConnectionError on connection and channels', async () => {
-    const name = uniq('cab-kill');
-    const conn = await connect(BROKER, { clientProperties: { connection_name: name } });
+    const name = uid('cab-kill');
+    const conn = await connect(BROKER_URL, { clientProperties: { connection_name: name } });
     const ch = await conn.createChannel();
     const connClosed = once(conn, 'close') as Promise<[CeleryAmqpError]>;
     const chClosed = once(ch, 'close') as Promise<[CeleryAmqpError]>;
     // Close only our connection: other suites share the broker.
-    const pid = await (async () => {
-      for (let attempt = 0; attempt < 50; attempt++) {
-        const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties']);
-        const line = stdout.split('\n').find((l) => l.includes(name));
-        if (line !== undefined) return line.split('\t')[0]!.trim();
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('connection not listed');
-    })();
-    await run('rabbitmqctl', ['close_connection', pid, 'test says bye']);
+    await waitForConnection(name);
+    expect(await closeConnection(name, 'test says bye')).toBe(1);
     const [connErr] = await connClosed;
     expect(connErr).toBeInstanceOf(ConnectionError);
     expect(connErr.recoverable).toBe(true);

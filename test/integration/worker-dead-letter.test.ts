@@ -17,8 +17,8 @@ import type { Channel } from '../../src/kombu/channel.js';
 import { Connection } from '../../src/kombu/connection.js';
 import type { Message } from '../../src/kombu/message.js';
 import type { FieldTable } from '../../src/transport/types.js';
-import { rabbitmqctl } from '../fault/helpers.js';
 import { BROKER_URL, cleanupStack, uid, waitUntil } from '../fixture.js';
+import { rabbitmqctl } from '../rabbitmq-admin.js';
 
 /** A regular expression matching exactly `name` (policy patterns are regexes). */
 const exactly = (name: string): string => `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
@@ -44,16 +44,10 @@ describe('Worker on a task queue with a dead-letter exchange (RabbitMQ)', () => 
       for (const q of [queue, dlq]) await ch.deleteQueue({ queue: q }).catch(() => undefined);
       for (const e of [queue, dlx]) await ch.deleteExchange({ exchange: e }).catch(() => undefined);
       await admin.close();
-      await rabbitmqctl('clear_policy', policy);
+      await rabbitmqctl(['clear_policy', policy]);
     });
-    await rabbitmqctl(
-      'set_policy',
-      '--apply-to',
-      'queues',
-      policy,
-      exactly(queue),
-      JSON.stringify({ 'dead-letter-exchange': dlx }),
-    );
+    const definition = JSON.stringify({ 'dead-letter-exchange': dlx });
+    await rabbitmqctl(['set_policy', '--apply-to', 'queues', policy, exactly(queue), definition]);
     const ch = await admin.channel();
     await ch.declareExchange({ exchange: dlx, type: 'fanout', durable: false, autoDelete: false });
     await ch.declareQueue({ queue: dlq, durable: false, autoDelete: false });

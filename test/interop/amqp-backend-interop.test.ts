@@ -3,9 +3,7 @@
  * kombu) on the real RabbitMQ: Python stores and we read, we store and Python reads, with
  * every serializer, compression, durability and x-expires variant the wire allows.
  */
-import { randomUUID } from 'node:crypto';
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../../src/celery/backend-options.js';
@@ -13,24 +11,25 @@ import type { TaskMeta } from '../../src/celery/backend-types.js';
 import { BacklogLimitExceeded, TaskError, TaskRevokedError } from '../../src/celery/exceptions.js';
 import { AsyncResult, GroupResult, ResultSet } from '../../src/celery/result.js';
 import { ChannelError, TimeoutError } from '../../src/errors.js';
-import { PYTHON, runPeer } from './python.js';
+import { BROKER_URL, newTaskId, uid } from '../fixture.js';
+import { queueFlags } from '../rabbitmq-admin.js';
+import { PYTHON, peerEnv, runPeer } from './python.js';
 import type { PeerResult } from './python.js';
-
-const URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672//';
 
 /** Queues to delete after the suite, and non-default exchanges to delete with them. */
 const used: string[] = [];
 const exchanges = new Set<string>();
 const backends: AMQPBackend[] = [];
 
-function newId(): string {
-  const id = randomUUID();
+/** A fresh task id whose queue is deleted after the suite. */
+function trackedId(): string {
+  const id = newTaskId();
   used.push(id);
   return id;
 }
 
 function newExchange(prefix: string): string {
-  const name = `${prefix}-${randomUUID().slice(0, 8)}`;
+  const name = uid(prefix);
   exchanges.add(name);
   return name;
 }
@@ -40,7 +39,7 @@ function rk(id: string): string {
 }
 
 function backend(options: Omit<AMQPBackendOptions, 'connection'> = {}): AMQPBackend {
-  const b = new AMQPBackend({ connection: URL, ...options });
+  const b = new AMQPBackend({ connection: BROKER_URL, ...options });
   backends.push(b);
   return b;
 }
@@ -85,7 +84,7 @@ function pythonRehydrate(resultDict: unknown): Promise<{ type: string; module: s
     "print(json.dumps({'type': type(exc).__name__, 'module': type(exc).__module__, 'args': list(exc.args)}))",
   ].join('\n');
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, ['-c', script], { env: peerEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -97,29 +96,6 @@ function pythonRehydrate(resultDict: unknown): Promise<{ type: string; module: s
     });
     child.stdin.end(JSON.stringify(resultDict));
   });
-}
-
-const execFileP = promisify(execFile);
-
-/** Every queue's flags as RabbitMQ reports them, by name: [durable, auto_delete, arguments]. */
-async function queueFlags(): Promise<Map<string, [string, string, string]>> {
-  const { stdout } = await execFileP('rabbitmqctl', [
-    'list_queues',
-    '-q',
-    '--no-table-headers',
-    'name',
-    'durable',
-    'auto_delete',
-    'arguments',
-  ]);
-  const flags = new Map<string, [string, string, string]>();
-  for (const line of stdout.split('\n')) {
-    const [name, durable, autoDelete, args] = line.split('\t');
-    if (name !== undefined && durable !== undefined && autoDelete !== undefined) {
-      flags.set(name, [durable, autoDelete, args ?? '']);
-    }
-  }
-  return flags;
 }
 
 function meta(id: string, status: string, result: unknown, extra: Partial<TaskMeta> = {}): TaskMeta {
@@ -155,7 +131,7 @@ describe('Python stores, TypeScript reads', () => {
   for (const v of variants) {
     it(`${v.name}: getTaskMeta reads the latest without consuming it, waitFor then consumes it`, async () => {
       const b = backend(v.ts);
-      const id = newId();
+      const id = trackedId();
       await pyStore(id, 'SUCCESS', VALUE, ...v.py);
       expect(await b.getTaskMeta(id)).toEqual(meta(id, 'SUCCESS', VALUE));
       // Polling requeues the latest, so it is still there for the next reader.
@@ -166,7 +142,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('AsyncResult.get resolves with the value, the state getters follow, and any later read has it', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     const result = new AsyncResult<typeof VALUE>(id, b);
     expect(result.state).toBe('PENDING');
     await pyStore(id, 'SUCCESS', VALUE);
@@ -183,7 +159,7 @@ describe('Python stores, TypeScript reads', () => {
   it('transient (durable false, delivery_mode 1) on its own exchange', async () => {
     const exchange = newExchange('ts-transient');
     const b = backend({ exchange, persistent: false });
-    const id = newId();
+    const id = trackedId();
     await pyStore(id, 'SUCCESS', 7, '--transient', '--exchange', exchange);
     expect(await b.getTaskMeta(id)).toEqual(meta(id, 'SUCCESS', 7));
     expect(await new AsyncResult(id, b).get({ timeout: 10_000 })).toBe(7);
@@ -191,7 +167,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('FAILURE with a real Python exception (4.x form) rejects get with the rehydrated TaskError', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     const tb = 'Traceback (most recent call last):\n  File "tasks.py", line 3, in add\nValueError: bad value';
     await pyStore(id, 'FAILURE', ['bad value', 3], '--exception-type', 'ValueError', '--traceback', tb);
     const raw = await b.getTaskMeta(id);
@@ -217,7 +193,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('FAILURE with a user exception class keeps its module', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await pyStore(
       id,
       'FAILURE',
@@ -239,7 +215,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('FAILURE in the Celery 3.1 form (--legacy-exception) rehydrates too', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await pyStore(id, 'FAILURE', 'missing', '--exception-type', 'KeyError', '--legacy-exception');
     const err = (await new AsyncResult(id, b).get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
     expect(err).toBeInstanceOf(TaskError);
@@ -252,7 +228,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('REVOKED rejects with TaskRevokedError', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await pyStore(
       id,
       'REVOKED',
@@ -269,7 +245,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('a custom state (PROGRESS) shows in getTaskMeta but never resolves waitFor', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await pyStore(id, 'PROGRESS', { current: 3, total: 10 });
     expect(await b.getTaskMeta(id)).toEqual(meta(id, 'PROGRESS', { current: 3, total: 10 }));
     const result = new AsyncResult(id, b);
@@ -281,7 +257,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('backlog: STARTED, RETRY, SUCCESS queued → getTaskMeta fast-forwards to SUCCESS and one message remains', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await pyStoreMany([
       { task_id: id, status: 'STARTED', result: { pid: 1, hostname: 'w1' } },
       { task_id: id, status: 'RETRY', result: ['again'], exception_type: 'RuntimeError' },
@@ -294,7 +270,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('backlog over the limit rejects with BacklogLimitExceeded', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await pyStoreMany([1, 2, 3, 4, 5].map((n) => ({ task_id: id, status: 'PROGRESS', result: { n } })));
     const err = await b.getTaskMeta(id, { backlogLimit: 3 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BacklogLimitExceeded);
@@ -303,8 +279,8 @@ describe('Python stores, TypeScript reads', () => {
 
   it('children stored by Python come back as result objects', async () => {
     const b = backend();
-    const id = newId();
-    const [c1, c2, g] = [randomUUID(), randomUUID(), randomUUID()];
+    const id = trackedId();
+    const [c1, c2, g] = [newTaskId(), newTaskId(), newTaskId()];
     const children = [
       [[c1, null], null],
       [g, [[[c2, null], null]]],
@@ -323,7 +299,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('getMany over 150 ids Python stored in one go yields each once with its meta', async () => {
     const b = backend();
-    const ids = Array.from({ length: 150 }, () => newId());
+    const ids = Array.from({ length: 150 }, () => trackedId());
     await pyStoreMany(ids.map((id, i) => ({ task_id: id, status: 'SUCCESS', result: i })));
     const seen = new Map<string, TaskMeta>();
     for await (const [id, m] of b.getMany(ids, { timeout: 30_000 })) {
@@ -336,11 +312,11 @@ describe('Python stores, TypeScript reads', () => {
 
   it('GroupResult.joinNative over ids stored in random order gives the values in input order', async () => {
     const b = backend();
-    const ids = Array.from({ length: 130 }, () => newId());
+    const ids = Array.from({ length: 130 }, () => trackedId());
     const shuffled = [...ids].sort(() => Math.random() - 0.5);
     await pyStoreMany(shuffled.map((id) => ({ task_id: id, status: 'SUCCESS', result: `v-${id}` })));
     const group = new GroupResult(
-      randomUUID(),
+      newTaskId(),
       ids.map((id) => new AsyncResult(id, b)),
       b,
     );
@@ -355,7 +331,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('joinNative calls back in arrival order while the results are still coming', async () => {
     const b = backend();
-    const ids = [newId(), newId(), newId()];
+    const ids = [trackedId(), trackedId(), trackedId()];
     const order = [ids[2], ids[0], ids[1]] as string[];
     const set = new ResultSet(
       ids.map((id) => new AsyncResult(id, b)),
@@ -381,11 +357,11 @@ describe('Python stores, TypeScript reads', () => {
 
   it('joinNative with propagate rejects on the first FAILURE and cancels its consumer', async () => {
     const b = backend();
-    const [good, bad, never] = [newId(), newId(), newId()];
+    const [good, bad, never] = [trackedId(), trackedId(), trackedId()];
     await pyStore(good, 'SUCCESS', 1);
     await pyStore(bad, 'FAILURE', ['boom'], '--exception-type', 'ZeroDivisionError');
     const group = new GroupResult(
-      randomUUID(),
+      newTaskId(),
       [good, bad, never].map((id) => new AsyncResult(id, b)),
       b,
     );
@@ -399,7 +375,7 @@ describe('Python stores, TypeScript reads', () => {
 
   it('joinNative without propagate puts the error in its slot', async () => {
     const b = backend();
-    const ids = [newId(), newId(), newId()];
+    const ids = [trackedId(), trackedId(), trackedId()];
     await pyStore(ids[0] as string, 'SUCCESS', 1);
     await pyStore(ids[1] as string, 'FAILURE', ['boom'], '--exception-type', 'ZeroDivisionError');
     await pyStore(ids[2] as string, 'SUCCESS', 3);
@@ -431,7 +407,7 @@ describe('TypeScript stores, Python reads', () => {
   for (const v of variants) {
     it(`${v.name}: Python get (basic.get) then wait (consume) read the same meta`, async () => {
       const b = backend(v.ts);
-      const id = newId();
+      const id = trackedId();
       await b.storeResult(id, VALUE, 'SUCCESS');
       const got = await pyGet(id, '--show-properties', ...v.py);
       expect(got.meta).toEqual(meta(id, 'SUCCESS', VALUE));
@@ -451,7 +427,7 @@ describe('TypeScript stores, Python reads', () => {
 
   it('the message properties are Celery 4.4 ones: persistent, priority 0, correlation_id = task id', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, 1, 'SUCCESS');
     const { properties } = await pyGet(id, '--show-properties');
     expect(properties).toMatchObject({
@@ -469,8 +445,8 @@ describe('TypeScript stores, Python reads', () => {
 
   it("the request's correlation_id is carried", async () => {
     const b = backend();
-    const id = newId();
-    const correlation = `corr-${randomUUID()}`;
+    const id = trackedId();
+    const correlation = `corr-${newTaskId()}`;
     await b.storeResult(id, 1, 'SUCCESS', { request: { id, correlation_id: correlation } });
     const { properties } = await pyGet(id, '--show-properties');
     expect(properties).toMatchObject({ correlation_id: correlation });
@@ -479,7 +455,7 @@ describe('TypeScript stores, Python reads', () => {
   it('transient: Python reads with --transient and sees delivery_mode 1', async () => {
     const exchange = newExchange('ts-transient');
     const b = backend({ exchange, persistent: false });
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, 'x', 'SUCCESS');
     const { meta: m, properties } = await pyGet(
       id,
@@ -494,7 +470,7 @@ describe('TypeScript stores, Python reads', () => {
 
   it('FAILURE from a JS Error is a real exception for Python', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     const error = new RangeError('too big');
     await b.storeResult(id, error, 'FAILURE', { traceback: error.stack ?? null });
     const { meta: m } = await pyGet(id);
@@ -511,9 +487,9 @@ describe('TypeScript stores, Python reads', () => {
 
   it('children given as result objects reach Python as tuples', async () => {
     const b = backend();
-    const id = newId();
-    const c1 = new AsyncResult(randomUUID(), b);
-    const group = new GroupResult(randomUUID(), [new AsyncResult(randomUUID(), b)], b);
+    const id = trackedId();
+    const c1 = new AsyncResult(newTaskId(), b);
+    const group = new GroupResult(newTaskId(), [new AsyncResult(newTaskId(), b)], b);
     await b.storeResult(id, 1, 'SUCCESS', { request: { id, children: [c1, group] } });
     const { meta: m } = await pyGet(id);
     expect((m as TaskMeta).children).toEqual([c1.asTuple(), group.asTuple()]);
@@ -525,7 +501,7 @@ describe('TypeScript stores, Python reads', () => {
 
   it('backlog: STARTED, RETRY, SUCCESS stored by us → Python get returns SUCCESS and one message remains', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, { pid: 1, hostname: 'node' }, 'STARTED');
     await b.storeResult(id, new Error('again'), 'RETRY');
     await b.storeResult(id, 'done', 'SUCCESS');
@@ -536,7 +512,7 @@ describe('TypeScript stores, Python reads', () => {
 
   it('Python wait-many collects 130 results we stored', async () => {
     const b = backend();
-    const ids = Array.from({ length: 130 }, () => newId());
+    const ids = Array.from({ length: 130 }, () => trackedId());
     await Promise.all(ids.map((id, i) => b.storeResult(id, i, 'SUCCESS')));
     const r = ok(await runPeer(['wait-many', ...ids, '--timeout', '30'], { timeoutMs: 60_000 }));
     const lines = r.lines as Array<{ task_id: string; meta: TaskMeta }>;
@@ -550,8 +526,8 @@ describe('groups (TypeScript only: Celery 4.4 raises NotImplementedError for the
   it('a group saved by one backend is restored by another, then deleted', async () => {
     const writer = backend();
     const reader = backend();
-    const members = [newId(), newId()];
-    const gid = newId();
+    const members = [trackedId(), trackedId()];
+    const gid = trackedId();
     const group = new GroupResult(
       gid,
       members.map((m) => new AsyncResult(m, writer)),
@@ -578,10 +554,10 @@ describe('x-expires: both sides must declare the queue alike', () => {
   for (const v of agree) {
     it(`${v.name}: no 406 either way`, async () => {
       const b = backend({ expires: v.expires });
-      const fromPy = newId();
+      const fromPy = trackedId();
       await pyStore(fromPy, 'SUCCESS', 1, ...v.py);
       expect(await b.getTaskMeta(fromPy)).toEqual(meta(fromPy, 'SUCCESS', 1));
-      const fromTs = newId();
+      const fromTs = trackedId();
       await b.storeResult(fromTs, 2, 'SUCCESS');
       expect((await pyGet(fromTs, ...v.py)).meta).toEqual(meta(fromTs, 'SUCCESS', 2));
     });
@@ -597,19 +573,19 @@ describe('x-expires: both sides must declare the queue alike', () => {
     const ids: string[] = [];
     for (const [expires, persistent] of cases) {
       const exchange = persistent ? 'celeryresults' : newExchange('ts-flags');
-      const tid = newId();
+      const tid = trackedId();
       ids.push(tid);
       await backend({ expires, persistent, exchange }).storeResult(tid, 1, 'SUCCESS');
     }
     const flags = await queueFlags();
     expect(ids.map((tid) => flags.get(rk(tid)))).toEqual(
-      cases.map(([, persistent, args]) => [String(persistent), 'true', args]),
+      cases.map(([, persistent, args]) => ({ durable: String(persistent), autoDelete: 'true', args })),
     );
   }, 60_000);
 
   it('result_expires 0: Celery’s wire (x-expires 0) is refused by RabbitMQ, so we refuse the setting', async () => {
     // What a Celery 4.4 AMQP backend with result_expires=0 declares: int(0 * 1000) = 0.
-    const r = await runPeer(['declare', newId(), '--expires', '0']);
+    const r = await runPeer(['declare', trackedId(), '--expires', '0']);
     expect(r.code).toBe(5);
     expect(r.lines[0]).toMatchObject({ code: 406 });
     expect(String((r.lines[0] as { message: string }).message)).toMatch(/x-expires.*value_zero/);
@@ -618,20 +594,20 @@ describe('x-expires: both sides must declare the queue alike', () => {
 
   it('different x-expires: our poll gets a typed 406 and the backend keeps working', async () => {
     const b = backend({ expires: 60 });
-    const id = newId();
+    const id = trackedId();
     await pyStore(id, 'SUCCESS', 1);
     const err = await b.getTaskMeta(id).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ChannelError);
     expect((err as ChannelError).code).toBe('PRECONDITION_FAILED');
     expect((err as ChannelError).replyCode).toBe(406);
-    const fine = newId();
+    const fine = trackedId();
     await pyStore(fine, 'SUCCESS', 2, '--expires', '60');
     expect(await b.getTaskMeta(fine)).toEqual(meta(fine, 'SUCCESS', 2));
   });
 
   it('different x-expires: Python gets 406 reading a queue we declared without x-expires', async () => {
     const b = backend({ expires: null });
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, 1, 'SUCCESS');
     const r = await runPeer(['get', id]);
     expect(r.code).toBe(5);
@@ -640,7 +616,7 @@ describe('x-expires: both sides must declare the queue alike', () => {
 
   it('different durability: our store into a queue Python declared durable gets a typed 406', async () => {
     const exchange = newExchange('ts-durability');
-    const id = newId();
+    const id = trackedId();
     ok(await runPeer(['declare', id, '--exchange', exchange]));
     const b = backend({ exchange: `${exchange}-t`, persistent: false });
     exchanges.add(`${exchange}-t`);

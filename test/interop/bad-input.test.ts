@@ -4,7 +4,6 @@
  * Reading them must fail with a typed error naming the task and the cause, leave the message
  * where polling found it, and leave the backend (and the process) working.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { AsyncResult } from '../../src/celery/result.js';
@@ -13,17 +12,18 @@ import { Exchange } from '../../src/kombu/exchange.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { ContentDisallowedError, DecodeError } from '../../src/errors.js';
 import type { FieldTable } from '../../src/transport/types.js';
+import { BROKER_URL, newTaskId } from '../fixture.js';
 import { runPeer } from './python.js';
 import type { PeerResult } from './python.js';
 
-const URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672//';
 const used: string[] = [];
 let connection: Connection;
 let producer: Producer;
 let backend: AMQPBackend;
 
-function newId(): string {
-  const id = randomUUID();
+/** A fresh task id whose queue is deleted after the suite. */
+function trackedId(): string {
+  const id = newTaskId();
   used.push(id);
   return id;
 }
@@ -126,7 +126,7 @@ async function publishBad(id: string, bad: Bad): Promise<void> {
 }
 
 beforeAll(async () => {
-  connection = new Connection(URL);
+  connection = new Connection(BROKER_URL);
   await connection.connect();
   producer = new Producer(connection, {
     exchange: new Exchange('celeryresults', { type: 'direct', durable: true }),
@@ -134,7 +134,7 @@ beforeAll(async () => {
   });
   // YAML is accepted so that the python-tag case reaches the safe loader instead of being
   // refused for its content type.
-  backend = new AMQPBackend({ connection: URL, accept: ['json', 'yaml'] });
+  backend = new AMQPBackend({ connection: BROKER_URL, accept: ['json', 'yaml'] });
 });
 
 afterAll(async () => {
@@ -146,7 +146,7 @@ afterAll(async () => {
 describe('bad result messages', () => {
   for (const bad of CASES) {
     it(`${bad.name}: getTaskMeta rejects with a typed error and the message stays queued`, async () => {
-      const id = newId();
+      const id = trackedId();
       await publishBad(id, bad);
       const err = await backend.getTaskMeta(id).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(bad.error);
@@ -160,7 +160,7 @@ describe('bad result messages', () => {
     });
 
     it(`${bad.name}: waitFor and AsyncResult.get reject with a typed error`, async () => {
-      const id = newId();
+      const id = trackedId();
       await publishBad(id, bad);
       const err = await new AsyncResult(id, backend).get({ timeout: 10_000 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(bad.error);
@@ -170,7 +170,7 @@ describe('bad result messages', () => {
   }
 
   it('after every kind of bad message the backend still stores and reads', async () => {
-    const id = newId();
+    const id = trackedId();
     await backend.storeResult(id, { fine: true }, 'SUCCESS');
     expect(await backend.getTaskMeta(id)).toMatchObject({
       task_id: id,
@@ -181,7 +181,7 @@ describe('bad result messages', () => {
   });
 
   it('a bad message behind a good one for the same task still fails the poll, naming the task', async () => {
-    const id = newId();
+    const id = trackedId();
     await backend.storeResult(id, 'ok', 'STARTED');
     const bad = CASES[0] as Bad;
     await publishBad(id, bad);

@@ -2,18 +2,17 @@
  * Self-test of the Python peers, Python to Python on the real broker: the interop suites
  * trust these peers as the reference, so they must first be shown to behave as docs/wire.md says.
  */
-import { randomUUID } from 'node:crypto';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newTaskId, uid, waitUntil } from '../fixture.js';
+import { listTable, queueFlags, rabbitmqctl } from '../rabbitmq-admin.js';
 import { runCeleryClient, runPeer, startCeleryWorker } from './python.js';
 import type { CeleryWorker, PeerResult } from './python.js';
 
-const execFileP = promisify(execFile);
 const used: string[] = [];
 
-function newId(): string {
-  const id = randomUUID();
+/** A fresh task id whose queue is deleted after the suite. */
+function trackedId(): string {
+  const id = newTaskId();
   used.push(id);
   return id;
 }
@@ -37,31 +36,6 @@ async function messages(id: string): Promise<unknown> {
   return line.exists ? line.messages : 'missing';
 }
 
-interface QueueRow {
-  durable: string;
-  autoDelete: string;
-  args: string;
-}
-
-async function queueFlags(name: string): Promise<QueueRow | undefined> {
-  const { stdout } = await execFileP('rabbitmqctl', [
-    'list_queues',
-    '-q',
-    '--no-table-headers',
-    'name',
-    'durable',
-    'auto_delete',
-    'arguments',
-  ]);
-  for (const line of stdout.split('\n')) {
-    const [qname, durable, autoDelete, args] = line.split('\t');
-    if (qname === name && durable !== undefined && autoDelete !== undefined) {
-      return { durable, autoDelete, args: args ?? '' };
-    }
-  }
-  return undefined;
-}
-
 afterAll(async () => {
   for (let i = 0; i < used.length; i += 200) {
     await runPeer(['delete-queue', ...used.slice(i, i + 200)]);
@@ -70,7 +44,7 @@ afterAll(async () => {
 
 describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   it('store then get: the latest is requeued, so a second get sees it too', async () => {
-    const id = newId();
+    const id = trackedId();
     await store(id, 'SUCCESS', { answer: 42 });
     const first = ok(await runPeer(['get', id]));
     expect(first.lines[0]).toEqual({
@@ -98,13 +72,13 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('get on an unknown task reports PENDING', async () => {
-    const id = newId();
+    const id = trackedId();
     const r = ok(await runPeer(['get', id]));
     expect(r.lines[0]).toEqual({ status: 'PENDING', result: null });
   });
 
   it('fast-forwards the backlog: STARTED then SUCCESS leaves only SUCCESS', async () => {
-    const id = newId();
+    const id = trackedId();
     await store(id, 'STARTED', { pid: 1, hostname: 'w@h' });
     await store(id, 'SUCCESS', 'done', '--correlation-id', 'corr-1');
     expect(await messages(id)).toBe(2);
@@ -115,7 +89,7 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('raises BacklogLimitExceeded past the limit (superseded messages already acked)', async () => {
-    const id = newId();
+    const id = trackedId();
     ok(
       await runPeer(['store-many'], {
         input: ['RECEIVED', 'STARTED', 'RETRY', 'SUCCESS']
@@ -134,15 +108,20 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('wait consumes until a READY state and times out with exit 3', async () => {
-    const id = newId();
+    const id = trackedId();
     await store(id, 'STARTED', { pid: 2 });
     const timedOut = await runPeer(['wait', id, '--timeout', '0.5']);
     expect(timedOut.code).toBe(3);
     expect(timedOut.lines[0]).toEqual({ error: 'TimeoutError', message: 'The operation timed out.' });
 
-    const id2 = newId();
+    const id2 = trackedId();
     const waiting = runPeer(['wait', id2, '--timeout', '10']);
-    await new Promise((r) => setTimeout(r, 600));
+    // Stored once the peer consumes: the consume path, not a get of what is already there.
+    await waitUntil(
+      async () =>
+        (await listTable('queues', '/', ['name', 'consumers'])).some(([n, c]) => n === rk(id2) && c !== '0'),
+      { interval: 100, what: 'the peer consuming its queue' },
+    );
     await store(id2, 'STARTED', { pid: 3 });
     await store(id2, 'SUCCESS', [1, 2, 3]);
     const r = ok(await waiting);
@@ -150,7 +129,7 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('wait-many collects 120 results stored in bulk by store-many', async () => {
-    const ids = Array.from({ length: 120 }, () => newId());
+    const ids = Array.from({ length: 120 }, () => trackedId());
     const input = ids
       .map((id, i) => JSON.stringify({ task_id: id, status: 'SUCCESS', result: i }))
       .join('\n');
@@ -166,7 +145,7 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('wait-many exits 3 and names the missing ids', async () => {
-    const [a, b] = [newId(), newId()];
+    const [a, b] = [trackedId(), trackedId()];
     await store(a, 'SUCCESS', 1);
     const r = await runPeer(['wait-many', a, b, '--timeout', '0.5']);
     expect(r.code).toBe(3);
@@ -186,7 +165,7 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
       { compression: 'application/x-gzip' },
     ],
   ] as const)('%s %j round trip', async (serializer, extra, contentType, encoding, headers) => {
-    const id = newId();
+    const id = trackedId();
     const value = { s: 'héllo', n: [1, 2.5, null, true], nested: { k: 'v' } };
     await store(id, 'SUCCESS', value, '--serializer', serializer, ...extra);
     const r = ok(await runPeer(['get', id, '--show-properties']));
@@ -197,7 +176,7 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('refuses content outside --accept with ContentDisallowed (exit 4)', async () => {
-    const id = newId();
+    const id = trackedId();
     await store(id, 'SUCCESS', 1, '--serializer', 'msgpack');
     const r = await runPeer(['get', id, '--accept', 'json']);
     expect(r.code).toBe(4);
@@ -205,9 +184,9 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('declares persistent and transient queues with the right flags', async () => {
-    const persistent = newId();
+    const persistent = trackedId();
     await store(persistent, 'SUCCESS', 1, '--expires', '60');
-    const transient = newId();
+    const transient = trackedId();
     const exchange = `celeryresults.transient.${rk(transient)}`;
     await store(transient, 'SUCCESS', 1, '--transient', '--exchange', exchange, '--no-expires');
     const get = ok(
@@ -223,12 +202,16 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
     );
     expect(get.lines[1]).toMatchObject({ properties: { delivery_mode: 1, exchange } });
 
-    expect(await queueFlags(rk(persistent))).toEqual({
+    expect((await queueFlags()).get(rk(persistent))).toEqual({
       durable: 'true',
       autoDelete: 'true',
       args: '[{"x-expires",60000}]',
     });
-    expect(await queueFlags(rk(transient))).toEqual({ durable: 'false', autoDelete: 'true', args: '[]' });
+    expect((await queueFlags()).get(rk(transient))).toEqual({
+      durable: 'false',
+      autoDelete: 'true',
+      args: '[]',
+    });
 
     // A mismatched redeclaration is refused by the broker (406), as with Celery.
     const mismatch = await runPeer(['declare', persistent, '--expires', '61']);
@@ -238,7 +221,7 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
   });
 
   it('stores FAILURE from a real exception, Celery 4.x and 3.1 forms', async () => {
-    const id = newId();
+    const id = trackedId();
     await store(
       id,
       'FAILURE',
@@ -257,12 +240,12 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
       children: null,
     });
 
-    const legacy = newId();
+    const legacy = trackedId();
     await store(legacy, 'FAILURE', ['boom'], '--exception-type', 'KeyError', '--legacy-exception');
     const l = ok(await runPeer(['get', legacy]));
     expect(l.lines[0]).toMatchObject({ result: { exc_type: 'KeyError', exc_message: "'boom'" } });
 
-    const custom = newId();
+    const custom = trackedId();
     await store(custom, 'FAILURE', 'nope', '--exception-type', 'MyError', '--exception-module', 'proj.tasks');
     const c = ok(await runPeer(['get', custom]));
     expect(c.lines[0]).toMatchObject({
@@ -272,7 +255,7 @@ describe('amqp_backend_peer (Celery 4.4 AMQPBackend shape)', () => {
 });
 
 describe('Celery 5 worker and rpc:// client', () => {
-  const queue = `peertest_${randomUUID().replace(/-/g, '')}`;
+  const queue = uid('peertest');
   let worker: CeleryWorker | undefined;
 
   beforeAll(async () => {
@@ -281,7 +264,7 @@ describe('Celery 5 worker and rpc:// client', () => {
 
   afterAll(async () => {
     await worker?.stop();
-    await execFileP('rabbitmqctl', ['delete_queue', queue]).catch(() => undefined);
+    await rabbitmqctl(['delete_queue', queue]).catch(() => undefined);
   }, 30_000);
 
   it('add(2, 3) = 5', async () => {

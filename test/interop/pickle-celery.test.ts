@@ -5,7 +5,6 @@
  * amqp:// (the Celery 4.4 AMQP backend peer storing a pickled result) the refused result
  * stays in its queue.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { Celery } from '../../src/celery/app.js';
@@ -13,13 +12,12 @@ import { TaskError } from '../../src/celery/exceptions.js';
 import { AsyncResult } from '../../src/celery/result.js';
 import { ContentDisallowedError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
+import { BROKER_URL, newTaskId, uid } from '../fixture.js';
 import { runPeer, startCeleryWorker } from './python.js';
 import type { CeleryWorker } from './python.js';
 
-const BROKER = process.env['CONFORMANCE_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
-
 describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => {
-  const queue = `pickle-interop-${randomUUID().slice(0, 8)}`;
+  const queue = uid('pickle-interop');
   let worker: CeleryWorker;
   let app: Celery;
 
@@ -30,7 +28,7 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
       env: { CELERY_RESULT_SERIALIZER: 'pickle', C_FORCE_ROOT: '1' },
     });
     app = new Celery({
-      broker: BROKER,
+      broker: BROKER_URL,
       settings: { task_default_queue: queue, accept_content: ['pickle', 'json'] },
     });
   }, 60_000);
@@ -38,7 +36,7 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
   afterAll(async () => {
     await app?.close();
     await worker?.stop();
-    const conn = new Connection(BROKER);
+    const conn = new Connection(BROKER_URL);
     try {
       const ch = await conn.channel();
       await ch.deleteQueue({ queue: queue }).catch(() => undefined);
@@ -71,7 +69,7 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
   });
 
   it('without pickle in the accept list the rpc:// wait rejects at once with ContentDisallowed naming the task', async () => {
-    const strict = new Celery({ broker: BROKER, settings: { task_default_queue: queue } });
+    const strict = new Celery({ broker: BROKER_URL, settings: { task_default_queue: queue } });
     try {
       const result = await strict.sendTask('add', [2, 3]);
       // The deadline is far beyond the test's own timeout: only an early rejection passes.
@@ -96,11 +94,11 @@ describe('a pickled result on amqp:// (Celery 3.1 / 4.4 AMQP backend layout)', (
   }, 30_000);
 
   it('without pickle accepted: the wait rejects with ContentDisallowed and the result stays in its queue', async () => {
-    const id = randomUUID();
+    const id = newTaskId();
     ids.push(id);
     const stored = await runPeer(['store', id, 'SUCCESS', '{"n": 1}', '--serializer', 'pickle']);
     expect(stored.code, stored.stderr).toBe(0);
-    const strict = new AMQPBackend({ connection: BROKER });
+    const strict = new AMQPBackend({ connection: BROKER_URL });
     try {
       const err: unknown = await strict.waitFor(id, { timeout: 120_000 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ContentDisallowedError);
@@ -112,7 +110,10 @@ describe('a pickled result on amqp:// (Celery 3.1 / 4.4 AMQP backend layout)', (
     const state = await runPeer(['inspect-queue', id]);
     expect(state.lines[0]).toMatchObject({ exists: true, messages: 1 });
     // With pickle accepted the same message is read.
-    const lenient = new AMQPBackend({ connection: BROKER, settings: { accept_content: ['pickle', 'json'] } });
+    const lenient = new AMQPBackend({
+      connection: BROKER_URL,
+      settings: { accept_content: ['pickle', 'json'] },
+    });
     try {
       expect(await new AsyncResult(id, lenient).get({ timeout: 15_000 })).toEqual({ n: 1 });
     } finally {

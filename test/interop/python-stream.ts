@@ -3,7 +3,7 @@
  * the event monitor, with their stdout JSON lines readable while they run.
  */
 import { spawn } from 'node:child_process';
-import { PEERS_DIR, PYTHON, assertPythonPeers } from './python.js';
+import { PEERS_DIR, PYTHON, assertPythonPeers, peerEnv } from './python.js';
 import type { PeerResult } from './python.js';
 
 /** A Python process started by {@link spawnPython}. */
@@ -24,7 +24,7 @@ export async function spawnPython(
   await assertPythonPeers();
   const child = spawn(PYTHON, args, {
     cwd: PEERS_DIR,
-    env: { ...process.env, PYTHONUNBUFFERED: '1', ...options.env },
+    env: peerEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: unknown[] = [];

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { BROKER_URL } from '../fixture.js';
 
 /** The Python interpreter that has kombu and celery (another `python3` may be first on PATH). */
 export const PYTHON = '/usr/bin/python3';
@@ -20,6 +21,21 @@ export const AMQP_PEER = join(PEERS_DIR, 'amqp_backend_peer.py');
 
 /** Path of the Celery 5 `rpc://` client peer script. */
 export const CELERY_CLIENT = join(PEERS_DIR, 'celery_client.py');
+
+/**
+ * The environment of every peer process: the suites' broker (test/fixture.ts) under both
+ * names the peers read (`AMQP_URL` for amqp_backend_peer.py, `CELERY_BROKER_URL` for the
+ * Celery apps), then `extra`.
+ */
+export function peerEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PYTHONUNBUFFERED: '1',
+    AMQP_URL: BROKER_URL,
+    CELERY_BROKER_URL: BROKER_URL,
+    ...extra,
+  };
+}
 
 /** Outcome of one peer process. */
 export interface PeerResult {
@@ -90,7 +106,7 @@ function runRaw(args: string[], opts: RunOptions = {}): Promise<PeerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, args, {
       cwd: PEERS_DIR,
-      env: { ...process.env, PYTHONUNBUFFERED: '1', ...opts.env },
+      env: peerEnv(opts.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -221,12 +237,7 @@ export async function startCeleryWorker(options: CeleryWorkerOptions): Promise<C
     ],
     {
       cwd: options.cwd ?? PEERS_DIR,
-      env: {
-        ...process.env,
-        PYTHONUNBUFFERED: '1',
-        CELERY_QUEUE: options.queue,
-        ...options.env,
-      },
+      env: peerEnv({ CELERY_QUEUE: options.queue, ...options.env }),
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

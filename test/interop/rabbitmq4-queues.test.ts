@@ -5,11 +5,10 @@
  * both sides in both orders (no 406) and with `rabbitmqctl list_queues`. The Python side is
  * Celery 5.2's RPCBackend with main's `binding` (test/interop/peers/rpc_reply_queue.py).
  */
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RPCBackend } from '../../src/celery/rpc-backend.js';
 import { Connection } from '../../src/kombu/connection.js';
-import { BROKER_URL, cleanupStack } from '../fixture.js';
+import { BROKER_URL, cleanupStack, newTaskId } from '../fixture.js';
 import { listTable } from '../rabbitmq-admin.js';
 import { runPeerScript } from './python.js';
 
@@ -51,7 +50,7 @@ describe('rpc:// reply queue for RabbitMQ 4.3 (replyQueueDurable) vs Celery main
   }
 
   it('Node first, then Python (main): no 406; Python 5.2 (durable=False) is refused', async () => {
-    const oid = randomUUID();
+    const oid = newTaskId();
     dropLater(oid);
     await nodeDeclares(oid);
     expect(await pythonDeclares(oid, 'main')).toEqual({ declared: oid });
@@ -62,8 +61,8 @@ describe('rpc:// reply queue for RabbitMQ 4.3 (replyQueueDurable) vs Celery main
   });
 
   it('Python (main) first, then Node: no 406, and rabbitmqctl shows the same queue both ways', async () => {
-    const fromPython = randomUUID();
-    const fromNode = randomUUID();
+    const fromPython = newTaskId();
+    const fromNode = newTaskId();
     dropLater(fromPython);
     dropLater(fromNode);
     expect(await pythonDeclares(fromPython, 'main')).toEqual({ declared: fromPython });

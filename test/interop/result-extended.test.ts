@@ -9,14 +9,13 @@
  * - amqp://: the Celery 4.4 AMQP-backend peer stores 4.4.7's extended payload and Node reads
  *   it; Node stores and the peer reads it.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { Celery } from '../../src/celery/app.js';
 import { AsyncResult } from '../../src/celery/result.js';
 import { Worker } from '../../src/celery/worker.js';
 import { silentLogger } from '../../src/logger.js';
-import { BROKER_URL, uid, waitUntil } from '../fixture.js';
+import { BROKER_URL, newTaskId, uid, waitUntil } from '../fixture.js';
 import { dropQueue } from '../worker-fixture.js';
 import { runCeleryClient, runPeer, startCeleryWorker } from './python.js';
 import type { CeleryWorker, PeerResult } from './python.js';
@@ -134,7 +133,7 @@ describe('rpc://: the Node Worker stores, a Celery 5 client reads', () => {
       stores.push(id);
       return store(id, result, status, options);
     };
-    const id = randomUUID();
+    const id = newTaskId();
     const r = await runCeleryClient([
       'send',
       'echo',
@@ -169,7 +168,7 @@ describe('amqp:// (Celery 4.4 AMQP backend layout)', () => {
   }, 30_000);
 
   it('Python stores 4.4.7’s extended payload; Node reads the fields', async () => {
-    const id = randomUUID();
+    const id = newTaskId();
     ids.push(id);
     const request = {
       task_name: 'tasks.add',
@@ -194,7 +193,7 @@ describe('amqp:// (Celery 4.4 AMQP backend layout)', () => {
   });
 
   it('Node stores with result_extended; Python reads name, args, kwargs', async () => {
-    const id = randomUUID();
+    const id = newTaskId();
     ids.push(id);
     await backend(true).storeResult(id, 5, 'SUCCESS', {
       request: {

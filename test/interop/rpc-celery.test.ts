@@ -1,7 +1,6 @@
 /**
  * rpc:// and protocol v2 against a real Python Celery 5 worker and client over RabbitMQ.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
 import { TaskError } from '../../src/celery/exceptions.js';
@@ -10,15 +9,13 @@ import type { RPCBackend } from '../../src/celery/rpc-backend.js';
 import { decodeTaskMessage, encodeTaskMessage, parseIsoDate } from '../../src/celery/task-message.js';
 import { Worker } from '../../src/celery/worker.js';
 import { Connection } from '../../src/kombu/connection.js';
+import { BROKER_URL, uid, waitUntil } from '../fixture.js';
 import { runCeleryClient, startCeleryWorker } from './python.js';
 import type { CeleryWorker } from './python.js';
 
-const BROKER = process.env['CONFORMANCE_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
-const uid = (p: string): string => `rpc-interop-${p}-${randomUUID().slice(0, 8)}`;
-
 /** Deletes a Celery task queue and its same-named exchange. */
 async function dropQueue(name: string): Promise<void> {
-  const conn = new Connection(BROKER);
+  const conn = new Connection(BROKER_URL);
   try {
     const ch = await conn.channel();
     await ch.deleteQueue({ queue: name }).catch(() => undefined);
@@ -28,22 +25,14 @@ async function dropQueue(name: string): Promise<void> {
   }
 }
 
-async function until(pred: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 describe('Node client -> Python Celery 5 worker (rpc://)', () => {
-  const queue = uid('py-worker');
+  const queue = uid('rpc-interop-py-worker');
   let worker: CeleryWorker;
   let app: Celery;
 
   beforeAll(async () => {
     worker = await startCeleryWorker({ queue, concurrency: 4 });
-    app = new Celery({ broker: BROKER, settings: { task_default_queue: queue } });
+    app = new Celery({ broker: BROKER_URL, settings: { task_default_queue: queue } });
   }, 60_000);
 
   afterAll(async () => {
@@ -80,11 +69,14 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
     const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
     const backend = app.backend as RPCBackend;
     let seen: unknown;
-    await until(async () => {
-      const m = await backend.getTaskMeta(r.id);
-      if (m.status === 'PROGRESS') seen = m.result;
-      return m.status === 'PROGRESS' || m.status === 'SUCCESS';
-    }, 'PROGRESS');
+    await waitUntil(
+      async () => {
+        const m = await backend.getTaskMeta(r.id);
+        if (m.status === 'PROGRESS') seen = m.result;
+        return m.status === 'PROGRESS' || m.status === 'SUCCESS';
+      },
+      { interval: 5, timeout: 15_000, what: 'PROGRESS' },
+    );
     expect(seen).toMatchObject({ total: 20 });
     expect(settled).toBe(false);
     expect(await got).toBe(20);
@@ -96,11 +88,14 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
     const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
     const backend = app.backend as RPCBackend;
     let started: unknown;
-    await until(async () => {
-      const m = await backend.getTaskMeta(r.id);
-      if (m.status === 'STARTED') started = m.result;
-      return m.status !== 'PENDING';
-    }, 'STARTED');
+    await waitUntil(
+      async () => {
+        const m = await backend.getTaskMeta(r.id);
+        if (m.status === 'STARTED') started = m.result;
+        return m.status !== 'PENDING';
+      },
+      { interval: 5, timeout: 15_000, what: 'STARTED' },
+    );
     expect(started).toMatchObject({ pid: expect.any(Number), hostname: expect.any(String) });
     expect(settled).toBe(false);
     expect(await got).toBe('started');
@@ -108,14 +103,14 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
 });
 
 describe('Python Celery 5 client -> Node worker (rpc://)', () => {
-  const queue = uid('node-worker');
+  const queue = uid('rpc-interop-node-worker');
   let app: Celery;
   let worker: Worker;
   /** Names of `never` calls that ran (an expired task must not). */
   const neverRan: unknown[] = [];
 
   beforeAll(async () => {
-    app = new Celery({ broker: BROKER, settings: { task_default_queue: queue } });
+    app = new Celery({ broker: BROKER_URL, settings: { task_default_queue: queue } });
     worker = new Worker(app, {
       queue,
       tasks: {
@@ -216,14 +211,14 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
 });
 
 describe('task message v2: what Celery 5 sends vs what Node sends', () => {
-  const queue = uid('capture');
+  const queue = uid('rpc-interop-capture');
   afterAll(() => dropQueue(queue));
 
   it('same header keys, properties and body shape', async () => {
     // No worker on the queue: the Python client times out and leaves its message there.
     const out = await runCeleryClient(['send', 'add', '[2, 3]', '--queue', queue, '--timeout', '0.5']);
     expect(out.code).toBe(3);
-    const conn = new Connection(BROKER);
+    const conn = new Connection(BROKER_URL);
     try {
       const ch = await conn.channel();
       const m = await ch.get({ queue, noAck: true });
