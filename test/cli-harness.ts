@@ -58,6 +58,7 @@ export class FakeBackend {
     this.calls.push({ op: 'waitFor', args: [taskId, opts] });
     const meta = FakeBackend.store.get(taskId);
     if (meta !== undefined) return meta;
+    // A fake wait that runs out: it takes (part of) its timeout, as a real one would.
     await new Promise((r) => setTimeout(r, Math.min(opts.timeout ?? 0, 50)));
     throw new TimeoutError();
   }

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
 import type { Celery } from '../../src/celery/app.js';
 import type { AsyncResult } from '../../src/celery/async-result.js';
 import { QueueLostError, TimeoutError } from '../../src/errors.js';
+import { newTaskId } from '../fixture.js';
 import { percentile } from './cluster.js';
 
 /** Options of {@link roundTrips}. */
@@ -80,7 +80,7 @@ export async function roundTrips(options: RoundTripOptions): Promise<RoundTripSt
     timedOut: [],
     otherErrors: [],
     arrivals: [],
-    ids: Array.from({ length: total }, () => randomUUID()),
+    ids: Array.from({ length: total }, () => newTaskId()),
   };
   let next = 0;
   const startedAt = Date.now();
@@ -88,7 +88,7 @@ export async function roundTrips(options: RoundTripOptions): Promise<RoundTripSt
   const one = async (i: number): Promise<void> => {
     const due = startedAt + i * spacing - Date.now();
     if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
-    const id = stats.ids[i] ?? randomUUID();
+    const id = stats.ids[i] ?? newTaskId();
     for (let attempt = 0; attempt < 10; attempt++) {
       let r: AsyncResult;
       try {

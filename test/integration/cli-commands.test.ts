@@ -2,13 +2,12 @@
  * The CLI end to end on the real backend: RabbitMQ at 127.0.0.1:5672 for the result
  * commands, the embedded broker for demo.
  */
-import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { harness } from '../cli-harness.js';
 import type { Sink } from '../cli-harness.js';
-import { BROKER_URL as BROKER } from '../fixture.js';
+import { BROKER_URL, newTaskId } from '../fixture.js';
 
 /** Runs `celery-amqp` in-process on the real backend, with `env` as its environment. */
 async function runEnv(
@@ -36,13 +35,22 @@ async function closedPort(): Promise<number> {
 
 describe('result commands on RabbitMQ', () => {
   it('store, then get (repeatable), then wait', async () => {
-    const id = randomUUID();
-    const stored = await run('store', id, 'SUCCESS', '{"answer":42}', '--broker', BROKER, '--expires', '60');
+    const id = newTaskId();
+    const stored = await run(
+      'store',
+      id,
+      'SUCCESS',
+      '{"answer":42}',
+      '--broker',
+      BROKER_URL,
+      '--expires',
+      '60',
+    );
     expect(stored.err.text).toBe('');
     expect(stored.code).toBe(0);
 
     for (let i = 0; i < 2; i++) {
-      const got = await run('get', id, '--broker', BROKER, '--expires', '60');
+      const got = await run('get', id, '--broker', BROKER_URL, '--expires', '60');
       expect(got.code).toBe(0);
       expect(got.out.lines()).toHaveLength(1);
       expect(JSON.parse(got.out.lines()[0]!)).toMatchObject({
@@ -54,7 +62,7 @@ describe('result commands on RabbitMQ', () => {
       });
     }
 
-    const waited = await run('wait', id, '--broker', BROKER, '--expires', '60', '--timeout', '10');
+    const waited = await run('wait', id, '--broker', BROKER_URL, '--expires', '60', '--timeout', '10');
     expect(waited.code).toBe(0);
     expect(JSON.parse(waited.out.lines()[0]!)).toMatchObject({
       task_id: id,
@@ -64,31 +72,31 @@ describe('result commands on RabbitMQ', () => {
   });
 
   it('get of an unknown id is PENDING; wait on it times out with exit 3', async () => {
-    const id = randomUUID();
-    const got = await run('get', id, '--broker', BROKER, '--expires', '5');
+    const id = newTaskId();
+    const got = await run('get', id, '--broker', BROKER_URL, '--expires', '5');
     expect(got.code).toBe(0);
     expect(JSON.parse(got.out.text)).toMatchObject({ status: 'PENDING', result: null });
     const started = Date.now();
-    const waited = await run('wait', id, '--broker', BROKER, '--expires', '5', '--timeout', '0.5');
+    const waited = await run('wait', id, '--broker', BROKER_URL, '--expires', '5', '--timeout', '0.5');
     expect(waited.code).toBe(3);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(waited.err.lines()).toHaveLength(1);
   });
 
   it('watch prints the ready ones and exits 3 naming how many are missing', async () => {
-    const ready = [randomUUID(), randomUUID()];
-    const missing = [randomUUID(), randomUUID(), randomUUID()];
+    const ready = [newTaskId(), newTaskId()];
+    const missing = [newTaskId(), newTaskId(), newTaskId()];
     for (const id of ready) {
-      expect((await run('store', id, 'SUCCESS', `"${id}"`, '--broker', BROKER, '--expires', '30')).code).toBe(
-        0,
-      );
+      expect(
+        (await run('store', id, 'SUCCESS', `"${id}"`, '--broker', BROKER_URL, '--expires', '30')).code,
+      ).toBe(0);
     }
     const watched = await run(
       'watch',
       ...ready,
       ...missing,
       '--broker',
-      BROKER,
+      BROKER_URL,
       '--expires',
       '30',
       '--timeout',
@@ -103,9 +111,9 @@ describe('result commands on RabbitMQ', () => {
   });
 
   it('wrong credentials: one error line naming ACCESS_REFUSED once, exit 1, password redacted, no retry', async () => {
-    const url = new URL(BROKER);
+    const url = new URL(BROKER_URL);
     url.password = 'secret';
-    const r = await run('get', randomUUID(), '--broker', url.href);
+    const r = await run('get', newTaskId(), '--broker', url.href);
     expect(r.code).toBe(1);
     expect(r.err.lines()).toHaveLength(1);
     expect(r.err.text.match(/ACCESS_REFUSED/g)).toHaveLength(1);
@@ -118,7 +126,7 @@ describe('result commands on RabbitMQ', () => {
     const started = Date.now();
     const r = await run(
       'store',
-      randomUUID(),
+      newTaskId(),
       'SUCCESS',
       '1',
       '--broker',
@@ -139,33 +147,37 @@ describe('result commands on RabbitMQ', () => {
   });
 
   it('the broker comes from CELERY_BROKER_URL when --broker is absent', async () => {
-    const id = randomUUID();
+    const id = newTaskId();
     expect(
-      (await runEnv({ CELERY_BROKER_URL: BROKER }, 'store', id, 'SUCCESS', '3', '--expires', '30')).code,
+      (await runEnv({ CELERY_BROKER_URL: BROKER_URL }, 'store', id, 'SUCCESS', '3', '--expires', '30')).code,
     ).toBe(0);
-    const got = await run('get', id, '--broker', BROKER, '--expires', '30');
+    const got = await run('get', id, '--broker', BROKER_URL, '--expires', '30');
     expect(JSON.parse(got.out.text)).toMatchObject({ status: 'SUCCESS', result: 3 });
   });
 
   it('store refuses a status that is not a state (nothing stored), and takes it with --force', async () => {
-    const id = randomUUID();
-    const refused = await run('store', id, 'success', '1', '--broker', BROKER, '--expires', '30');
+    const id = newTaskId();
+    const refused = await run('store', id, 'success', '1', '--broker', BROKER_URL, '--expires', '30');
     expect(refused.code).toBe(2);
     expect(refused.err.text).toContain('did you mean SUCCESS?');
-    expect(JSON.parse((await run('get', id, '--broker', BROKER, '--expires', '30')).out.text)).toMatchObject({
+    expect(
+      JSON.parse((await run('get', id, '--broker', BROKER_URL, '--expires', '30')).out.text),
+    ).toMatchObject({
       status: 'PENDING',
     });
     expect(
-      (await run('store', id, 'success', '1', '--force', '--broker', BROKER, '--expires', '30')).code,
+      (await run('store', id, 'success', '1', '--force', '--broker', BROKER_URL, '--expires', '30')).code,
     ).toBe(0);
-    expect(JSON.parse((await run('get', id, '--broker', BROKER, '--expires', '30')).out.text)).toMatchObject({
+    expect(
+      JSON.parse((await run('get', id, '--broker', BROKER_URL, '--expires', '30')).out.text),
+    ).toMatchObject({
       status: 'success',
     });
   });
 
   it('wait --keep leaves the result for the next reader; wait consumes it', async () => {
-    const id = randomUUID();
-    const common = ['--broker', BROKER, '--expires', '30'];
+    const id = newTaskId();
+    const common = ['--broker', BROKER_URL, '--expires', '30'];
     expect((await run('store', id, 'SUCCESS', '"kept"', ...common)).code).toBe(0);
     for (let i = 0; i < 2; i++) {
       const kept = await run('wait', id, '--keep', '--timeout', '10', ...common);

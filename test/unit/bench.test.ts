@@ -26,6 +26,7 @@ describe('pool', () => {
     await pool(100, 7, async (i) => {
       inFlight++;
       peak = Math.max(peak, inFlight);
+      // The scenario: each item is slow enough for the pool to fill up.
       await new Promise((r) => setTimeout(r, 1));
       seen.push(i);
       inFlight--;
@@ -40,6 +41,7 @@ describe('pool', () => {
       pool(1000, 4, async (i) => {
         started++;
         if (i === 10) throw new Error('boom');
+        // The scenario: items still running when item 10 fails.
         await new Promise((r) => setTimeout(r, 1));
       }),
     ).rejects.toThrow('boom');

@@ -2,12 +2,12 @@
  * Embedded-broker behaviour that RabbitMQ cannot be made to show on demand: forced
  * disconnects, inspection helpers, flow control, broker-side cancels, isolation.
  */
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelError, ConnectionError } from '../../src/errors.js';
 import { MemoryBroker } from '../../src/transport/memory/broker.js';
 import { MemoryTransport } from '../../src/transport/memory/memory-transport.js';
 import type { BrokerAddress, Delivery, TransportConnection } from '../../src/transport/types.js';
+import { uid, waitUntil } from '../fixture.js';
 
 const transport = new MemoryTransport();
 const brokers: MemoryBroker[] = [];
@@ -18,18 +18,10 @@ function address(hostname: string, vhost = '/'): BrokerAddress {
 
 /** A broker of its own for each test, so tests cannot see each other. */
 function freshBroker(): { broker: MemoryBroker; connect: (vhost?: string) => Promise<TransportConnection> } {
-  const name = `unit-${randomBytes(4).toString('hex')}`;
+  const name = uid('unit');
   const broker = MemoryBroker.get(name);
   brokers.push(broker);
   return { broker, connect: (vhost = '/') => transport.connect(address(name, vhost)) };
-}
-
-async function eventually(check: () => boolean, timeout = 5000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 afterEach(() => {
@@ -66,7 +58,7 @@ describe('MemoryBroker', () => {
     for (const s of ['1', '2']) await ch.publish({ exchange: '', routingKey: 'work', body: Buffer.from(s) });
     const got: Delivery[] = [];
     await ch.consume({ queue: 'work' }, (d) => got.push(d));
-    await eventually(() => got.length === 2);
+    await waitUntil(() => got.length === 2);
 
     const connClosed = new Promise<Error | undefined>((resolve) => conn.once('close', resolve));
     const chClosed = new Promise<Error | undefined>((resolve) => ch.once('close', resolve));
@@ -129,7 +121,7 @@ describe('MemoryBroker', () => {
     expect(got).toHaveLength(0);
     expect(broker.queueInfo('/', 'q')?.messageCount).toBe(1);
     await ch.flow({ active: true });
-    await eventually(() => got.length === 1);
+    await waitUntil(() => got.length === 1);
   });
 
   it('delivers asynchronously, never inside publish', async () => {
@@ -140,7 +132,7 @@ describe('MemoryBroker', () => {
     await ch.consume({ queue: 'q', noAck: true }, (d) => got.push(d));
     void ch.publish({ exchange: '', routingKey: 'q', body: Buffer.from('x') });
     expect(got).toHaveLength(0);
-    await eventually(() => got.length === 1);
+    await waitUntil(() => got.length === 1);
   });
 
   it('a throwing consumer callback closes its channel and requeues, without an uncaught error', async () => {
@@ -185,7 +177,7 @@ describe('MemoryBroker', () => {
       next++;
       sub.ack({ deliveryTag: d.fields.deliveryTag });
     });
-    await eventually(() => next === n, 20_000);
+    await waitUntil(() => next === n, { timeout: 20_000 });
     expect(outOfOrder).toBe(0);
     expect(broker.queueInfo('/', 'bulk')?.messageCount).toBe(0);
   });

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as api from '../../src/index.js';
 import * as transport from '../../src/transport/index.js';
+import { newTaskId } from '../fixture.js';
 
 /** Every `export { ... }` / `export type { ... }` clause of a module, name by name. */
 function exportClauses(file: string): Array<{ name: string; exportedAs: string }> {
@@ -113,7 +114,7 @@ describe('main entry point', () => {
   it('round-trips a result through the embedded broker using only public names', async () => {
     const backend = new api.AMQPBackend({ connection: 'memory://' });
     try {
-      const id = crypto.randomUUID();
+      const id = newTaskId();
       await backend.storeResult(id, { answer: 42 }, api.SUCCESS);
       await expect(new api.AsyncResult(id, backend).get({ timeout: 5_000 })).resolves.toEqual({ answer: 42 });
     } finally {

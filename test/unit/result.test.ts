@@ -2,7 +2,6 @@
  * AsyncResult, ResultSet and GroupResult over the real AMQPBackend on the embedded broker
  * (memory://): no stubs, every call goes through the backend's queues.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { TaskError, TaskRevokedError } from '../../src/celery/exceptions.js';
@@ -14,16 +13,13 @@ import {
   resultFromTuple,
 } from '../../src/celery/result.js';
 import { AbortError, ArgumentError, CeleryAmqpError, TimeoutError } from '../../src/errors.js';
+import { newTaskId } from '../fixture.js';
 
 const backend = new AMQPBackend({ connection: 'memory://' });
 
 afterAll(async () => {
   await backend.close();
 });
-
-function id(): string {
-  return randomUUID();
-}
 
 describe('result tuples', () => {
   it('AsyncResult.asTuple nests the parent chain, and toJSON is the tuple', () => {
@@ -78,7 +74,7 @@ describe('result tuples', () => {
 
 describe('AsyncResult', () => {
   it('is PENDING until stored; get resolves with the value and keeps the meta', async () => {
-    const tid = id();
+    const tid = newTaskId();
     const result = new AsyncResult<{ sum: number }>(tid, backend);
     expect(result.state).toBe('PENDING');
     expect(result.result).toBeNull();
@@ -101,7 +97,7 @@ describe('AsyncResult', () => {
   });
 
   it('FAILURE rejects with the rehydrated TaskError; propagate false resolves with the same error', async () => {
-    const tid = id();
+    const tid = newTaskId();
     const result = new AsyncResult(tid, backend);
     await backend.storeResult(
       tid,
@@ -125,7 +121,7 @@ describe('AsyncResult', () => {
   });
 
   it('REVOKED rejects with TaskRevokedError and is not "failed"', async () => {
-    const tid = id();
+    const tid = newTaskId();
     await backend.storeResult(
       tid,
       { exc_type: 'TaskRevokedError', exc_message: [], exc_module: 'celery.exceptions' },
@@ -138,14 +134,14 @@ describe('AsyncResult', () => {
   });
 
   it('a JS error stored as FAILURE comes back typed', async () => {
-    const tid = id();
+    const tid = newTaskId();
     await backend.storeResult(tid, new TypeError('nope'), 'FAILURE');
     const err = await new AsyncResult(tid, backend).get({ timeout: 5000 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ excType: 'TypeError', excArgs: ['nope'], message: 'nope' });
   });
 
   it('refresh and the getters follow a custom state without consuming it', async () => {
-    const tid = id();
+    const tid = newTaskId();
     const result = new AsyncResult(tid, backend);
     await backend.storeResult(tid, { current: 1 }, 'PROGRESS');
     expect((await result.refresh()).status).toBe('PROGRESS');
@@ -157,9 +153,9 @@ describe('AsyncResult', () => {
   });
 
   it('children stored with the request come back as result objects', async () => {
-    const tid = id();
-    const child = new AsyncResult(id(), backend);
-    const group = new GroupResult(id(), [new AsyncResult(id(), backend)], backend);
+    const tid = newTaskId();
+    const child = new AsyncResult(newTaskId(), backend);
+    const group = new GroupResult(newTaskId(), [new AsyncResult(newTaskId(), backend)], backend);
     await backend.storeResult(tid, 1, 'SUCCESS', { request: { id: tid, children: [child, group] } });
     const result = new AsyncResult(tid, backend);
     await result.get({ timeout: 5000 });
@@ -169,7 +165,7 @@ describe('AsyncResult', () => {
   });
 
   it('get rejects with TimeoutError at the deadline and AbortError on abort', async () => {
-    const result = new AsyncResult(id(), backend);
+    const result = new AsyncResult(newTaskId(), backend);
     await expect(result.get({ timeout: 50 })).rejects.toBeInstanceOf(TimeoutError);
     const ac = new AbortController();
     const pending = result.get({ signal: ac.signal });
@@ -179,7 +175,7 @@ describe('AsyncResult', () => {
   });
 
   it('is never a thenable: await, Promise.resolve, Promise.all and async returns keep the handle', async () => {
-    const [a, b] = [id(), id()];
+    const [a, b] = [newTaskId(), newTaskId()];
     await backend.storeResult(a, 'A', 'SUCCESS');
     await backend.storeResult(b, 'B', 'SUCCESS');
     const ra = new AsyncResult<string>(a, backend);
@@ -201,7 +197,7 @@ describe('AsyncResult', () => {
   });
 
   it('a failed task rejects get(), and with propagate false the TaskError is the value', async () => {
-    const tid = id();
+    const tid = newTaskId();
     await backend.storeResult(tid, new RangeError('too big'), 'FAILURE');
     const r = new AsyncResult<number>(tid, backend);
     await expect(r.get({ timeout: 5000 })).rejects.toMatchObject({
@@ -214,7 +210,7 @@ describe('AsyncResult', () => {
   });
 
   it('forget drops the result on the broker and the kept meta', async () => {
-    const tid = id();
+    const tid = newTaskId();
     await backend.storeResult(tid, 1, 'SUCCESS');
     const result = new AsyncResult(tid, backend);
     expect(await result.successful()).toBe(true);
@@ -230,7 +226,7 @@ describe('AsyncResult', () => {
 
 describe('ResultSet', () => {
   async function stored(values: unknown[]): Promise<AsyncResult[]> {
-    const results = values.map(() => new AsyncResult(id(), backend));
+    const results = values.map(() => new AsyncResult(newTaskId(), backend));
     await Promise.all(results.map((r, i) => backend.storeResult(r.id, values[i], 'SUCCESS')));
     return results;
   }
@@ -258,7 +254,7 @@ describe('ResultSet', () => {
 
   it('ready, waiting, completedCount, successful and failed over the members', async () => {
     const done = await stored([1, 2]);
-    const open = new AsyncResult(id(), backend);
+    const open = new AsyncResult(newTaskId(), backend);
     const set = new ResultSet([...done, open], backend);
     expect(await set.completedCount()).toBe(2);
     expect(await set.ready()).toBe(false);
@@ -281,7 +277,7 @@ describe('ResultSet', () => {
 
   it('join rejects with TimeoutError when a member never finishes', async () => {
     const [first] = await stored([1]);
-    const set = new ResultSet([first as AsyncResult, new AsyncResult(id(), backend)], backend);
+    const set = new ResultSet([first as AsyncResult, new AsyncResult(newTaskId(), backend)], backend);
     await expect(set.join({ timeout: 100 })).rejects.toBeInstanceOf(TimeoutError);
   });
 
@@ -300,16 +296,16 @@ describe('ResultSet', () => {
 
   it('joinNative rejects at once on a FAILURE while others are still pending', async () => {
     const ok = await stored([1]);
-    const bad = new AsyncResult(id(), backend);
+    const bad = new AsyncResult(newTaskId(), backend);
     await backend.storeResult(bad.id, new SyntaxError('broken'), 'FAILURE');
-    const set = new ResultSet([...ok, bad, new AsyncResult(id(), backend)], backend);
+    const set = new ResultSet([...ok, bad, new AsyncResult(newTaskId(), backend)], backend);
     const err = await set.joinNative({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect(err).toMatchObject({ excType: 'ValueError', excArgs: ['broken'] });
   });
 
   it('joinNative rejects with TimeoutError when members are missing at the deadline', async () => {
-    const set = new ResultSet([new AsyncResult(id(), backend)], backend);
+    const set = new ResultSet([new AsyncResult(newTaskId(), backend)], backend);
     await expect(set.joinNative({ timeout: 100 })).rejects.toBeInstanceOf(TimeoutError);
   });
 
@@ -346,8 +342,8 @@ describe('ResultSet', () => {
 
 describe('GroupResult', () => {
   it('save, restore and delete through the backend', async () => {
-    const members = [new AsyncResult(id(), backend), new AsyncResult(id(), backend)];
-    const group = new GroupResult(id(), members, backend);
+    const members = [new AsyncResult(newTaskId(), backend), new AsyncResult(newTaskId(), backend)];
+    const group = new GroupResult(newTaskId(), members, backend);
     await group.save();
     const restored = await GroupResult.restore(group.id, backend, { cache: false });
     expect(restored).toBeInstanceOf(GroupResult);
@@ -358,12 +354,12 @@ describe('GroupResult', () => {
   });
 
   it('get joins the members natively in input order', async () => {
-    const ids = [id(), id(), id()];
+    const ids = [newTaskId(), newTaskId(), newTaskId()];
     await backend.storeResult(ids[1] as string, 'second', 'SUCCESS');
     await backend.storeResult(ids[0] as string, 'first', 'SUCCESS');
     await backend.storeResult(ids[2] as string, 'third', 'SUCCESS');
     const group = new GroupResult(
-      id(),
+      newTaskId(),
       ids.map((t) => new AsyncResult(t, backend)),
       backend,
     );
@@ -374,7 +370,7 @@ describe('GroupResult', () => {
   it('AsyncResult.forget on a backend without forget is a typed UNSUPPORTED error', async () => {
     // A ResultBackend whose forget is absent: the AMQP backend with forget shadowed away.
     const limited = Object.create(backend, { forget: { value: undefined } }) as AMQPBackend;
-    const err = await new AsyncResult(id(), limited).forget().catch((e: unknown) => e);
+    const err = await new AsyncResult(newTaskId(), limited).forget().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CeleryAmqpError);
     expect((err as CeleryAmqpError).code).toBe('UNSUPPORTED');
   });
