@@ -12,6 +12,20 @@ import { randomUUID } from 'node:crypto';
 /** The RabbitMQ every integration, interop, fault and conformance suite uses. */
 export const BROKER_URL = process.env['TEST_BROKER_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
 
+/**
+ * {@link BROKER_URL} with some of its parts changed.
+ *
+ * @example
+ * ```ts
+ * brokerUrlWith((u) => (u.password = 'wrong')); // amqp://guest:wrong@127.0.0.1:5672//
+ * ```
+ */
+export function brokerUrlWith(change: (url: URL) => void): string {
+  const url = new URL(BROKER_URL);
+  change(url);
+  return url.href;
+}
+
 /** A name no other test (or earlier run) uses: `prefix-` and 8 hex digits. */
 export function uid(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;

@@ -35,7 +35,8 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     backends.push(b);
     return b;
   }
-  function newId(): string {
+  /** A fresh task id whose queue is deleted after the test. */
+  function trackedId(): string {
     const id = newTaskId();
     queues.add(rk(id));
     return id;
@@ -99,7 +100,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('stores and reads back a SUCCESS result (get, poll, waitFor)', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await expect(b.getTaskMeta(id)).resolves.toMatchObject({ status: 'PENDING', result: null });
     await b.storeResult(id, { n: 1 }, 'SUCCESS');
     const meta = await b.getTaskMeta(id);
@@ -118,7 +119,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('fast-forwards STARTED, RETRY, SUCCESS to SUCCESS and leaves one message', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, { pid: 1, hostname: 'h' }, 'STARTED');
     await b.storeResult(id, new Error('again'), 'RETRY');
     await b.storeResult(id, 7, 'SUCCESS');
@@ -129,7 +130,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('raises BacklogLimitExceeded past the limit and keeps the messages', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     for (let i = 0; i < 5; i += 1) await b.storeResult(id, i, 'PROGRESS');
     await expect(b.getTaskMeta(id, { backlogLimit: 3 })).rejects.toBeInstanceOf(BacklogLimitExceeded);
     expect((await b.getTaskMeta(id, { backlogLimit: 10 })).result).toBe(4);
@@ -137,7 +138,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('waitFor: STARTED never resolves (TimeoutError); a custom state is skipped too', async () => {
     const b = backend({ cacheMax: 0 });
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, { pid: 1 }, 'STARTED');
     await b.storeResult(id, { step: 1 }, 'PROGRESS');
     let intervals = 0;
@@ -153,7 +154,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('a read that consumes the result leaves no queue behind (basic.get path and consumer path)', async () => {
     const b = backend();
-    const [stored, later] = [newId(), newId()];
+    const [stored, later] = [trackedId(), trackedId()];
     await b.storeResult(stored, { pid: 1 }, 'STARTED');
     await b.storeResult(stored, 'done', 'SUCCESS');
     expect(await queueDepth(b, stored)).toBe(2);
@@ -174,13 +175,13 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('a read that leaves messages behind, or autoDelete false, keeps the queue', async () => {
     const kept = backend({ autoDelete: false });
-    const id = newId();
+    const id = trackedId();
     await kept.storeResult(id, 1, 'SUCCESS');
     await kept.waitFor(id, { timeout: 5000 });
     await kept.close(); // waits for any cleanup in flight
     expect(await queueDepth(backend(), id)).toBe(0);
     const b = backend();
-    const twice = newId();
+    const twice = trackedId();
     await b.storeResult(twice, 1, 'SUCCESS');
     await b.storeResult(twice, 2, 'SUCCESS');
     expect((await b.waitFor(twice, { timeout: 5000 })).result).toBe(1);
@@ -191,7 +192,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
   it('a store after the result exchange was deleted declares it again, as Celery does before every store', async () => {
     const exchange = uid('deleted-ex');
     const b = backend({ exchange, persistent: false });
-    const [first, second] = [newId(), newId()];
+    const [first, second] = [trackedId(), trackedId()];
     await b.storeResult(first, 1, 'SUCCESS');
     const admin = await b.connection.channel();
     await admin.deleteExchange({ exchange });
@@ -204,7 +205,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('stores FAILURE as the exception dict and returns it (no propagation)', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     await b.markAsFailure(id, new TypeError('bad'), { traceback: 'Traceback...' });
     const meta = await b.waitFor(id, { timeout: 5000 });
     expect(meta.status).toBe('FAILURE');
@@ -214,7 +215,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('children and correlation_id come from the request', async () => {
     const b = backend();
-    const id = newId();
+    const id = trackedId();
     const child = newTaskId();
     await b.storeResult(id, 1, 'SUCCESS', {
       request: { correlation_id: 'corr', children: [[[child, null], null]] },
@@ -244,7 +245,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     ['json', 'zlib'],
   ])('round-trips with serializer %s and compression %s', async (serializer, compression) => {
     const b = backend({ serializer, ...(compression === undefined ? {} : { compression }) });
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, { a: [1, 'two', null] }, 'SUCCESS');
     expect((await b.getTaskMeta(id)).result).toEqual({ a: [1, 'two', null] });
     expect((await b.waitFor(id, { timeout: 5000 })).result).toEqual({ a: [1, 'two', null] });
@@ -252,7 +253,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('transient results use delivery_mode 1 and non-durable queues; expires null adds no x-expires', async () => {
     const b = backend({ persistent: false, expires: null, exchange: uid('results-transient') });
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, 1, 'SUCCESS');
     const ch = await b.connection.channel();
     const m = await ch.get({ queue: rk(id), noAck: false });
@@ -273,7 +274,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('getMany: cached ready results first, then arrival order; each id once', async () => {
     const b = backend({ cacheMax: 0 });
-    const ids = Array.from({ length: 500 }, () => newId());
+    const ids = Array.from({ length: 500 }, () => trackedId());
     const cached = ids[0] as string;
     await b.storeResult(cached, 'c', 'SUCCESS');
     await b.waitFor(cached, { timeout: 5000 });
@@ -303,7 +304,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('getMany: break cancels every consumer; an outside id only goes to the cache; timeout names the missing', async () => {
     const b = backend({ cacheMax: 0, autoDelete: false });
-    const ids = Array.from({ length: 20 }, () => newId());
+    const ids = Array.from({ length: 20 }, () => trackedId());
     await b.storeResult(ids[0] as string, 0, 'SUCCESS');
     for await (const [id] of b.getMany(ids, { timeout: 10_000 })) {
       expect(id).toBe(ids[0]);
@@ -326,7 +327,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('getMany binds the queue of a result still to come (a publisher that only publishes reaches it)', async () => {
     const b = backend({ cacheMax: 0 });
-    const [early, late] = [newId(), newId()];
+    const [early, late] = [trackedId(), trackedId()];
     await b.storeResult(early, 'e', 'SUCCESS');
     const it = b.getMany([early, late], { timeout: 10_000 });
     expect((await it.next()).value?.[0]).toBe(early);
@@ -346,8 +347,8 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
   it('getMany consumes what it yields (acked on close, also outside ids and non-ready states); noAck false leaves it all', async () => {
     // No result cache (-1, the default): the second call must read every queue.
     const b = backend({ cacheMax: -1, autoDelete: false });
-    const ids = Array.from({ length: 30 }, () => newId());
-    const outside = newId();
+    const ids = Array.from({ length: 30 }, () => trackedId());
+    const outside = trackedId();
     const odd = ids[0] as string;
     await b.storeResult(outside, 'x', 'SUCCESS');
     // Ahead of odd's own result in its queue: a STARTED state and a ready result for an id
@@ -376,7 +377,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('drainEvents: returns the ready results a consumer delivers; a body that is no result is reported; deadline', async () => {
     const b = backend();
-    const [id, bad] = [newId(), newId()];
+    const [id, bad] = [trackedId(), trackedId()];
     const ch = await b.connection.channel();
     const consumer = new Consumer(ch, {
       queues: [b.queueFor(rk(id), ch), b.queueFor(rk(bad), ch)],
@@ -404,7 +405,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('saves, restores and deletes a group', async () => {
     const b = backend();
-    const gid = newId();
+    const gid = trackedId();
     const ids = [newTaskId(), newTaskId()];
     await b.saveGroup(gid, ids);
     const other = backend();
@@ -428,7 +429,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
       [[1, 2], {}, /array/],
     ];
     for (const [body, opts, re] of cases) {
-      const id = newId();
+      const id = trackedId();
       await rawPublish(b, id, body, opts);
       const e1 = await b.getTaskMeta(id).catch((e: unknown) => e);
       expect(e1).toBeInstanceOf(DecodeError);
@@ -439,18 +440,18 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
       // Nothing was acked away.
       expect(await queueDepth(b, id)).toBe(1);
     }
-    const id = newId();
+    const id = trackedId();
     await rawPublish(b, id, 'x', { contentType: 'application/x-python-serialize' });
     await expect(b.getTaskMeta(id)).rejects.toBeInstanceOf(ContentDisallowedError);
     // The backend keeps working.
-    const ok = newId();
+    const ok = trackedId();
     await b.storeResult(ok, 1, 'SUCCESS');
     expect((await b.waitFor(ok, { timeout: 5000 })).result).toBe(1);
   });
 
   it('bad input in getMany fails the iteration with a DecodeError and keeps the message', async () => {
     const b = backend({ autoDelete: false });
-    const id = newId();
+    const id = trackedId();
     await rawPublish(b, id, '{', { contentType: 'application/json' });
     const err = await (async () => {
       for await (const _ of b.getMany([id], { timeout: 5000 })) void _;
@@ -461,7 +462,7 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
 
   it('maxBodyBytes limits decoded bodies', async () => {
     const b = backend({ maxBodyBytes: 100 });
-    const id = newId();
+    const id = trackedId();
     await b.storeResult(id, 'x'.repeat(500), 'SUCCESS');
     await expect(b.getTaskMeta(id)).rejects.toBeInstanceOf(DecodeError);
   });

@@ -18,19 +18,12 @@ import type {
 } from '../../src/transport/types.js';
 import { parseBrokerUrl } from '../../src/transport/url.js';
 import { closeConnection, waitForConnection } from '../fault/helpers.js';
-import { BROKER_URL, cleanupStack, uid } from '../fixture.js';
+import { BROKER_URL, brokerUrlWith, cleanupStack, uid } from '../fixture.js';
 import { privateVhost, rabbitmqctl, vhostUrl } from '../rabbitmq-admin.js';
 
 const run = promisify(execFile);
 const transport = new AmqpTransport();
 const opened: TransportConnection[] = [];
-
-/** {@link BROKER_URL} with some of its parts changed. */
-function brokerUrl(change: (url: URL) => void): string {
-  const url = new URL(BROKER_URL);
-  change(url);
-  return url.href;
-}
 
 async function connect(url = BROKER_URL, options?: ConnectOptions): Promise<TransportConnection> {
   const conn = await transport.connect(parseBrokerUrl(url)[0]!, options);
@@ -74,10 +67,10 @@ afterEach(async () => {
 
 describe('connecting', () => {
   it('connects, reports a redacted URL and closes cleanly', async () => {
-    const conn = await connect(brokerUrl((u) => (u.search = 'heartbeat=5')));
+    const conn = await connect(brokerUrlWith((u) => (u.search = 'heartbeat=5')));
     expect(conn.closed).toBe(false);
     expect(conn.displayUrl).toBe(
-      brokerUrl((u) => {
+      brokerUrlWith((u) => {
         u.password = '****';
         u.search = 'heartbeat=5';
       }),
@@ -110,7 +103,7 @@ describe('connecting', () => {
   });
 
   it('rejects wrong credentials with ACCESS_REFUSED, not recoverable, without the password', async () => {
-    const err = await rejection(connect(brokerUrl((u) => (u.password = 'Wr0ngPassw0rd'))));
+    const err = await rejection(connect(brokerUrlWith((u) => (u.password = 'Wr0ngPassw0rd'))));
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err.code).toBe('ACCESS_REFUSED');
     expect(err.recoverable).toBe(false);
@@ -141,7 +134,7 @@ describe('connecting', () => {
 
   it('walks a failover list: the dead address fails typed, the next one connects', async () => {
     const port = await deadPort();
-    const addresses = parseBrokerUrl(`${brokerUrl((u) => (u.port = String(port)))};${BROKER_URL}`);
+    const addresses = parseBrokerUrl(`${brokerUrlWith((u) => (u.port = String(port)))};${BROKER_URL}`);
     expect(addresses.map((a) => a.port)).toEqual([port, Number(new URL(BROKER_URL).port || 5672)]);
     const errors: string[] = [];
     let conn: TransportConnection | undefined;
@@ -161,7 +154,7 @@ describe('connecting', () => {
   it('passes the heartbeat query parameter (seconds) to the broker', async () => {
     const name = uid('cab-hb');
     await connect(
-      brokerUrl((u) => (u.search = 'heartbeat=7')),
+      brokerUrlWith((u) => (u.search = 'heartbeat=7')),
       {
         clientProperties: { connection_name: name },
       },

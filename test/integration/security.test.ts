@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, ConnectionError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
+import { brokerUrlWith } from '../fixture.js';
+import { vhostUrl } from '../rabbitmq-admin.js';
 
 const SECRET = 's3cr3t-Pa55';
 
@@ -27,21 +29,26 @@ function expectNoSecret(err: unknown): void {
 
 describe('connection failures are typed and redacted', () => {
   it('wrong credentials: ACCESS_REFUSED, not recoverable', async () => {
-    const err = await failure(`amqp://guest:${SECRET}@127.0.0.1:5672//`);
+    const err = await failure(brokerUrlWith((u) => (u.password = SECRET)));
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err).toMatchObject({ code: 'ACCESS_REFUSED', recoverable: false });
     expectNoSecret(err);
   });
 
   it('unknown vhost: NOT_ALLOWED, not recoverable', async () => {
-    const err = await failure(`amqp://guest:guest@127.0.0.1:5672/no-such-vhost-${SECRET}x`);
+    const err = await failure(vhostUrl(`no-such-vhost-${SECRET}x`));
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err).toMatchObject({ recoverable: false });
     expect(['NOT_ALLOWED', 'ACCESS_REFUSED']).toContain((err as ConnectionError).code);
   });
 
   it('refused connection: CONNECTION_REFUSED', async () => {
-    const err = await failure(`amqp://guest:${SECRET}@127.0.0.1:1//`);
+    const err = await failure(
+      brokerUrlWith((u) => {
+        u.password = SECRET;
+        u.port = '1';
+      }),
+    );
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err).toMatchObject({ code: 'CONNECTION_REFUSED' });
     expectNoSecret(err);
@@ -50,7 +57,7 @@ describe('connection failures are typed and redacted', () => {
   it('a bad URL: ArgumentError INVALID_URL at construction, password absent', () => {
     let caught: unknown;
     try {
-      new Connection(`ftp://guest:${SECRET}@127.0.0.1:5672//`);
+      new Connection(`ftp://guest:${SECRET}@127.0.0.1:5672//`); // never reaches the network
     } catch (err) {
       caught = err;
     }

@@ -10,14 +10,12 @@ import { access } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { BROKER_URL } from '../fixture.js';
 import { PYTHON } from '../interop/python.js';
 import { PYTHON_MODULES, prepareEnvironment } from './environment.js';
 import type { EnvironmentDeps } from './environment.js';
 
 const execFileP = promisify(execFile);
-
-/** The broker the suites use (test/fixture.ts reads the same variable). */
-const BROKER = process.env['TEST_BROKER_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672//';
 
 /** Host and port of an amqp:// URL (the first of a failover list). */
 function brokerAddress(url: string): { host: string; port: number } {
@@ -62,12 +60,12 @@ async function onPath(command: string): Promise<boolean> {
 
 /** The real probes and commands. */
 export function realDeps(): EnvironmentDeps {
-  const { host, port } = brokerAddress(BROKER === 'off' ? 'amqp://localhost' : BROKER);
+  const { host, port } = brokerAddress(BROKER_URL === 'off' ? 'amqp://localhost' : BROKER_URL);
   const pythonPeers = (): Promise<boolean> => succeeds(PYTHON, ['-c', `import ${PYTHON_MODULES.join(', ')}`]);
   const brokerAnswers = (): Promise<boolean> => tcpAnswers(host, port);
   return {
     async probe() {
-      const brokerOff = BROKER === 'off';
+      const brokerOff = BROKER_URL === 'off';
       const brokerLocal = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
       const answers = !brokerOff && (await brokerAnswers());
       return {
