@@ -2,7 +2,7 @@
  * The rpc:// backend and protocol v2 task sending, Node client against Node worker, on
  * memory:// and RabbitMQ.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   ArgumentError,
   CeleryAmqpError,
@@ -76,7 +76,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect(await r.get({ timeout: 10_000 })).toBe(5);
     expect(r.state).toBe('SUCCESS');
     // The worker stores the result, then acks and counts: the client can see the result first.
-    await vi.waitFor(() => expect(worker.processed).toBe(1));
+    await waitUntil(() => worker.processed === 1);
   });
 
   it('rehydrates a failure as a TaskError with the traceback', async () => {
@@ -128,7 +128,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect(r.state).toBe('REVOKED');
     // A task without expires still runs on that clock.
     expect(await (await client.sendTask('add', [1, 2])).get({ timeout: 10_000 })).toBe(3);
-    await vi.waitFor(() => expect(worker.revoked).toBe(1));
+    await waitUntil(() => worker.revoked === 1);
     expect(ran).toEqual([]);
     expect(worker.counters.errors).toBe(0);
     // Acked: closing the worker gives nothing back to the queue.
@@ -142,14 +142,14 @@ describe.each(transports)('rpc:// on $name', (t) => {
     await worker.start();
     const before = Date.now();
     const r = await client.sendTask('never', [], {}, { countdown: 0.4, expires: 0.15 });
-    await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
+    await waitUntil(() => worker.held === 1, { timeout: 5000, interval: 10 });
     const err: unknown = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskRevokedError);
     expect((err as TaskRevokedError).excArgs).toEqual(['expired']);
     // Checked when the eta came (Celery's execute_using_pool -> revoked()), not before.
     expect(Date.now() - before).toBeGreaterThanOrEqual(400);
     expect(ran).toEqual([]);
-    await vi.waitFor(() => expect(worker.revoked).toBe(1));
+    await waitUntil(() => worker.revoked === 1);
     expect(worker.held).toBe(0);
     await worker.close();
     expect(await readyCount(queue)).toBe(0);
@@ -169,7 +169,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     );
     await worker.start();
     const later = await client.sendTask('stamp', ['later'], {}, { countdown: 0.8 });
-    await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
+    await waitUntil(() => worker.held === 1, { timeout: 5000, interval: 10 });
     const soon = await client.sendTask('stamp', ['soon']);
     const order: unknown[] = [];
     await Promise.all(
@@ -195,7 +195,7 @@ describe.each(transports)('rpc:// on $name', (t) => {
     const r = await client.sendTask('stamp', [], {}, { countdown: 0.5 });
     // The eta header was computed before the send resolved: it is at most this.
     const etaBound = Date.now() + 500;
-    await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
+    await waitUntil(() => worker.held === 1, { timeout: 5000, interval: 10 });
     await worker.close();
     expect(worker.held).toBe(0);
     // memory:// keeps no timers of its own here, so a leaked eta timer shows in the count
@@ -244,11 +244,11 @@ describe.each(transports)('rpc:// on $name', (t) => {
       await worker.start();
       // ignoreResult: the cut also takes the client's auto-delete reply queue with it.
       await client.sendTask('stamp', [], {}, { countdown: 0.6, ignoreResult: true });
-      await vi.waitFor(() => expect(worker.held).toBe(1), { timeout: 5000, interval: 10 });
+      await waitUntil(() => worker.held === 1, { timeout: 5000, interval: 10 });
       MemoryBroker.get('localhost').disconnectAll('test: connection lost');
       // The broker requeued the message with the channel: the old hold must go at once.
-      await vi.waitFor(() => expect(worker.held).toBe(0), { timeout: 1000, interval: 1 });
-      await vi.waitFor(() => expect(runs.length).toBe(1), { timeout: 5000, interval: 10 });
+      await waitUntil(() => worker.held === 0, { timeout: 1000, interval: 1 });
+      await waitUntil(() => runs.length === 1, { timeout: 5000, interval: 10 });
       // The old hold's timer was due at the same eta: any copy left would fire before a poll
       // timer due later.
       const eta = parseIsoDate(String(runs[0]?.eta));
