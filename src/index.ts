@@ -111,7 +111,7 @@ export type { ConsumerCallback, ConsumerEvents, ConsumerOptions } from './kombu/
 export { Message } from './kombu/message.js';
 export type { MessageOptions, MessageState } from './kombu/message.js';
 export { DEFAULT_RETRY_POLICY, retryIntervals, retryOverTime } from './kombu/retry.js';
-export type { RetryOverTimeOptions, RetryPolicy } from './kombu/retry.js';
+export type { RetryOverTimeOptions, RetryPolicy, WaitOptions } from './kombu/retry.js';
 export {
   PICKLE_CONTENT_TYPE,
   contentTypeFor,
@@ -132,17 +132,11 @@ export {
   registerCompression,
   unregisterCompression,
 } from './kombu/compression.js';
-export type {
-  CompressedBody,
-  CompressionOptions,
-  Compressor,
-  DecompressOptions,
-  Decompressor,
-} from './kombu/compression.js';
+export type { CompressedBody, CompressionOptions, Compressor, Decompressor } from './kombu/compression.js';
 export { decodeBody } from './kombu/compression.js';
 export type { DecodeBodyOptions } from './kombu/compression.js';
 export { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from './kombu/decode-limits.js';
-export type { DecodeContext, DecodeLimits } from './kombu/decode-limits.js';
+export type { DecodeContext, DecodeLimits, DecodeOptions } from './kombu/decode-limits.js';
 export { PickledObject } from './kombu/pickle.js';
 export {
   DELAY_BITS,
@@ -203,13 +197,13 @@ export type { CelerySettings, ResolvedSettings } from './celery/settings.js';
 export type {
   GetManyOptions,
   GetMetaOptions,
-  GroupTuple,
-  RestoreGroupOptions,
+  ReadOptions,
   ResultBackend,
+  ResultWaitOptions,
   StoreOptions,
   TaskMeta,
   TaskRequest,
-  WaitOptions,
+  WaitForOptions,
 } from './celery/backend-types.js';
 export { AMQPBackend } from './celery/amqp-backend.js';
 export { DEFAULT_STORE_RETRY_POLICY } from './celery/backend-options.js';

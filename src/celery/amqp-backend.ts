@@ -16,13 +16,7 @@ import type { Message } from '../kombu/message.js';
 import { Producer } from '../kombu/producer.js';
 import { NoCacheQueue } from '../kombu/queue.js';
 import { abortError } from '../kombu/retry.js';
-import type {
-  GetMetaOptions,
-  RestoreGroupOptions,
-  TaskMeta,
-  TaskRequest,
-  WaitOptions,
-} from './backend-types.js';
+import type { GetMetaOptions, ReadOptions, TaskMeta, TaskRequest, WaitForOptions } from './backend-types.js';
 import type { AMQPBackendOptions } from './backend-options.js';
 import { BaseBackend } from './base-backend.js';
 import type { ReceiveManyOptions } from './base-backend.js';
@@ -253,7 +247,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
   }
 
   /** A cached ready meta was checked by the base: basic.get first (one round trip), then a consumer. */
-  protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta> {
+  protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitForOptions): Promise<TaskMeta> {
     const rk = routingKeyFor(taskId);
     const noAck = options.noAck ?? true;
     // A task queue lost (its node went down, or auto-deleted with our connection) is declared
@@ -283,7 +277,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
    * await backend.consume(id, { timeout: 1000 });
    * ```
    */
-  consume<T = unknown>(taskId: string, options: WaitOptions = {}): Promise<TaskMeta<T>> {
+  consume<T = unknown>(taskId: string, options: WaitForOptions = {}): Promise<TaskMeta<T>> {
     return this.waitFor<T>(taskId, { ...options, cache: false });
   }
 
@@ -447,10 +441,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
    * const group = await backend.restoreGroup(groupId);
    * ```
    */
-  override async restoreGroup(
-    groupId: string,
-    options: RestoreGroupOptions = {},
-  ): Promise<GroupResult | null> {
+  override async restoreGroup(groupId: string, options: ReadOptions = {}): Promise<GroupResult | null> {
     const rk = routingKeyFor(groupId, 'groupId');
     let tuple: unknown = (options.cache ?? true) ? this.#groupCache.get(groupId) : undefined;
     if (tuple === undefined) {

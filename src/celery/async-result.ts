@@ -7,7 +7,7 @@
  * @module
  */
 import { ArgumentError, CeleryAmqpError } from '../errors.js';
-import type { ResultBackend, TaskMeta } from './backend-types.js';
+import type { ResultBackend, ResultWaitOptions, TaskMeta } from './backend-types.js';
 import { typedMeta } from './result-meta.js';
 import { parseIsoDate } from './task-message.js';
 import type { TaskError } from './exceptions.js';
@@ -31,13 +31,11 @@ export type GroupResultTuple = [string, ResultTuple[]];
 /** Either result tuple. */
 export type ResultTuple = AsyncResultTuple | GroupResultTuple;
 
-/** Options of {@link AsyncResult.get}. */
-export interface GetOptions {
-  /**
-   * Deadline in ms; rejects with a TimeoutError (code `TIMEOUT`) naming the task, the wait and
-   * the last state seen. @default undefined (waits forever)
-   */
-  timeout?: number | undefined;
+/**
+ * Options of {@link AsyncResult.get}. At the `timeout` (ms) it rejects with a TimeoutError
+ * (code `TIMEOUT`) naming the task, the wait and the last state seen.
+ */
+export interface GetOptions extends ResultWaitOptions {
   /** Reject with the task's error on FAILURE/REVOKED; when false the error is the resolved value. @default true */
   propagate?: boolean | undefined;
   /**
@@ -45,12 +43,6 @@ export interface GetOptions {
    * AMQP and RPC backends consume instead, so it is not used there. @default 500
    */
   interval?: number | undefined;
-  /** Consume without acks. @default true */
-  noAck?: boolean | undefined;
-  /** Called between waits (about once a second and on every non-ready state). @default undefined */
-  onInterval?: (() => void) | undefined;
-  /** Cancels the wait with AbortError. @default undefined */
-  signal?: AbortSignal | undefined;
 }
 
 /** Options of the {@link AsyncResult} constructor. */

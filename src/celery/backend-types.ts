@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { WaitOptions } from '../kombu/retry.js';
 
 /**
  * A task's state and result as the backend stores and returns it (docs/wire.md §3).
@@ -78,6 +79,22 @@ export interface StoreOptions {
 }
 
 /**
+ * Options of a read of what the backend holds ({@link ResultBackend.restoreGroup}; the
+ * base of {@link GetMetaOptions} and {@link WaitForOptions}).
+ *
+ * @example
+ * ```ts
+ * await backend.restoreGroup(groupId, { cache: false });
+ * ```
+ */
+export interface ReadOptions {
+  /** Answer from the cache when it holds a final answer (a READY meta, a saved group). @default true */
+  cache?: boolean | undefined;
+  /** Cancels the read with AbortError. @default undefined */
+  signal?: AbortSignal | undefined;
+}
+
+/**
  * Options of {@link ResultBackend.getTaskMeta} / `poll`.
  *
  * @example
@@ -85,55 +102,51 @@ export interface StoreOptions {
  * await backend.getTaskMeta(id, { backlogLimit: 100 });
  * ```
  */
-export interface GetMetaOptions {
+export interface GetMetaOptions extends ReadOptions {
   /** How many queued states to fast-forward before BacklogLimitExceeded. @default 1000 */
   backlogLimit?: number | undefined;
-  /** Answer from the result cache when it holds a READY meta (a ready result is final). @default true */
-  cache?: boolean | undefined;
-  /** Cancels the poll. @default undefined */
-  signal?: AbortSignal | undefined;
 }
 
 /**
- * Options of {@link ResultBackend.waitFor}.
+ * What every wait for results takes besides its deadline (ms) and signal: `waitFor`,
+ * `getMany`, `AsyncResult.get`, `join`.
+ *
+ * @example
+ * ```ts
+ * await result.get({ timeout: 10_000, onInterval: () => process.stdout.write('.') });
+ * ```
+ */
+export interface ResultWaitOptions extends WaitOptions {
+  /** Consume without acks (the message is gone once delivered). @default true */
+  noAck?: boolean | undefined;
+  /** Called between waits: about once a second and on every non-ready state received. @default undefined */
+  onInterval?: (() => void) | undefined;
+}
+
+/**
+ * Options of {@link ResultBackend.waitFor}. At the `timeout` (ms) the wait rejects with a
+ * TimeoutError (code `TIMEOUT`) naming the task, the time waited and the last state seen.
  *
  * @example
  * ```ts
  * await backend.waitFor(id, { timeout: 10_000, signal: ac.signal });
  * ```
  */
-export interface WaitOptions {
-  /**
-   * Deadline in ms; at it the wait rejects with a TimeoutError (code `TIMEOUT`) naming the
-   * task, the time waited and the last state seen. @default undefined (no deadline)
-   */
-  timeout?: number | undefined;
-  /** Return a cached ready meta without touching the broker. @default true */
-  cache?: boolean | undefined;
+export interface WaitForOptions extends ResultWaitOptions, ReadOptions {
   /** Kept for Celery's signature; propagation is AsyncResult.get's job. @default true */
   propagate?: boolean | undefined;
-  /** Consume without acks (the message is gone once delivered). @default true */
-  noAck?: boolean | undefined;
-  /** Called between waits: about once a second and on every non-ready state received. @default undefined */
-  onInterval?: (() => void) | undefined;
-  /** Cancels the wait with AbortError. @default undefined */
-  signal?: AbortSignal | undefined;
 }
 
 /**
- * Options of {@link ResultBackend.getMany}.
+ * Options of {@link ResultBackend.getMany}. The `timeout` (ms) is for the whole call; the
+ * TimeoutError says how many results are missing and names a few.
  *
  * @example
  * ```ts
  * for await (const [id, meta] of backend.getMany(ids, { timeout: 30_000 })) console.log(id, meta.status);
  * ```
  */
-export interface GetManyOptions {
-  /**
-   * Deadline for the whole call, in ms; the TimeoutError says how many results are missing
-   * and names a few. @default undefined (no deadline)
-   */
-  timeout?: number | undefined;
+export interface GetManyOptions extends ResultWaitOptions {
   /**
    * Take the results out of their queues, as Celery's no_ack consumer does. They are still
    * acked by the broker's rules, after they are handled (once a second and when the call
@@ -143,32 +156,7 @@ export interface GetManyOptions {
   noAck?: boolean | undefined;
   /** Called with every meta received, ready or not, before it is filtered. @default undefined */
   onMessage?: ((meta: TaskMeta) => void) | undefined;
-  /** Called between waits (about once a second). @default undefined */
-  onInterval?: (() => void) | undefined;
-  /** Cancels the iteration with AbortError. @default undefined */
-  signal?: AbortSignal | undefined;
 }
-
-/**
- * Options of {@link ResultBackend.restoreGroup}.
- *
- * @example
- * ```ts
- * await backend.restoreGroup(groupId, { cache: false });
- * ```
- */
-export interface RestoreGroupOptions {
-  /** Use a cached copy when there is one. @default true */
-  cache?: boolean | undefined;
-  /** Cancels the read. @default undefined */
-  signal?: AbortSignal | undefined;
-}
-
-/**
- * A group as the backend persists it: Celery's GroupResult tuple
- * `[group_id, [[child_id, null], ...]]`.
- */
-export type GroupTuple = [string, Array<[string, unknown]>];
 
 /**
  * What AsyncResult / GroupResult / ResultSet need from a result backend. `AMQPBackend` and
@@ -191,7 +179,7 @@ export interface ResultBackend<G = unknown> {
   /** The latest state without consuming it (a cached READY meta first; PENDING when nothing). */
   getTaskMeta<T = unknown>(taskId: string, options?: GetMetaOptions): Promise<TaskMeta<T>>;
   /** Waits for a ready state; rejects with TimeoutError, AbortError, or ConnectionError once closed. */
-  waitFor<T = unknown>(taskId: string, options?: WaitOptions): Promise<TaskMeta<T>>;
+  waitFor<T = unknown>(taskId: string, options?: WaitForOptions): Promise<TaskMeta<T>>;
   /** Yields `[taskId, meta]` as each task becomes ready, in arrival order. */
   getMany<T = unknown>(
     taskIds: Iterable<string>,
@@ -202,7 +190,7 @@ export interface ResultBackend<G = unknown> {
   /** Persists a group's member ids. `result` is a GroupResult (with `asTuple()`) or the ids. */
   saveGroup(groupId: string, result: unknown): Promise<unknown>;
   /** The saved group, or null when none. */
-  restoreGroup(groupId: string, options?: RestoreGroupOptions): Promise<G | null>;
+  restoreGroup(groupId: string, options?: ReadOptions): Promise<G | null>;
   /** Deletes a saved group. */
   deleteGroup(groupId: string): Promise<void>;
   /** Forgets a task's result (purges its queue and the cache entry). */

@@ -19,12 +19,12 @@ import { resolveBrokerUrl } from '../transport/url.js';
 import type {
   GetManyOptions,
   GetMetaOptions,
-  RestoreGroupOptions,
+  ReadOptions,
   ResultBackend,
   StoreOptions,
   TaskMeta,
   TaskRequest,
-  WaitOptions,
+  WaitForOptions,
 } from './backend-types.js';
 import { DEFAULT_STORE_RETRY_POLICY } from './backend-options.js';
 import type { BackendCommonOptions } from './backend-options.js';
@@ -257,7 +257,11 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * Receives the task's first READY state (non-ready ones go through `cache.set` and
    * `ctl.interval()`); the base has checked the cache and owns `ctl`.
    */
-  protected abstract receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta>;
+  protected abstract receiveReady(
+    taskId: string,
+    ctl: WaitControl,
+    options: WaitForOptions,
+  ): Promise<TaskMeta>;
 
   /**
    * Yields `[taskId, meta]` for READY states of `taskIds`, in arrival order, until the
@@ -446,17 +450,22 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * ```
    */
   async getTaskMeta<T = unknown>(taskId: string, options: GetMetaOptions = {}): Promise<TaskMeta<T>> {
-    checkId(taskId);
-    if (options.cache ?? true) {
-      const cached = this.cache.get(taskId);
-      if (cached !== undefined) return typedMeta(cached);
-    }
+    const cached = this.#cached<T>(taskId, options);
+    if (cached !== undefined) return cached;
     this.assertOpen();
     if (options.signal?.aborted === true) throw abortError(options.signal);
     const meta = await this.fetchMeta(taskId, options);
     if (meta === null) return typedMeta(pendingMeta(taskId));
     this.cache.set(taskId, meta);
     return typedMeta(meta);
+  }
+
+  /** Checks the id, then the cached ready meta of the task unless `cache: false` (the reads' first step). */
+  #cached<T>(taskId: string, options: { cache?: boolean | undefined }): TaskMeta<T> | undefined {
+    checkId(taskId);
+    if (!(options.cache ?? true)) return undefined;
+    const cached = this.cache.get(taskId);
+    return cached === undefined ? undefined : typedMeta(cached);
   }
 
   /**
@@ -484,12 +493,9 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * const meta = await backend.waitFor<number>(id, { timeout: 10_000 });
    * ```
    */
-  async waitFor<T = unknown>(taskId: string, options: WaitOptions = {}): Promise<TaskMeta<T>> {
-    checkId(taskId);
-    if (options.cache ?? true) {
-      const cached = this.cache.get(taskId);
-      if (cached !== undefined) return typedMeta(cached);
-    }
+  async waitFor<T = unknown>(taskId: string, options: WaitForOptions = {}): Promise<TaskMeta<T>> {
+    const cached = this.#cached<T>(taskId, options);
+    if (cached !== undefined) return cached;
     this.assertOpen();
     const watch = this.cache.watch(taskId);
     const ctl = this.waitControl(options, () =>
@@ -615,7 +621,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
   }
 
   /** The saved group (Celery's `restore_group`); UNSUPPORTED here. */
-  restoreGroup(_groupId: string, _options?: RestoreGroupOptions): Promise<GroupResult | null> {
+  restoreGroup(_groupId: string, _options?: ReadOptions): Promise<GroupResult | null> {
     return Promise.reject(unsupported('restoreGroup'));
   }
 

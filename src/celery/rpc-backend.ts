@@ -42,7 +42,7 @@ import { Consumer } from '../kombu/consumer.js';
 import type { Message } from '../kombu/message.js';
 import { Producer } from '../kombu/producer.js';
 import { Queue } from '../kombu/queue.js';
-import type { GetMetaOptions, TaskMeta, TaskRequest, WaitOptions } from './backend-types.js';
+import type { GetMetaOptions, TaskMeta, TaskRequest, WaitForOptions } from './backend-types.js';
 import type { BackendCommonOptions } from './backend-options.js';
 import { BaseBackend } from './base-backend.js';
 import type { ReceiveManyOptions } from './base-backend.js';
@@ -340,7 +340,7 @@ export class RPCBackend extends BaseBackend {
    * A buffered ready reply (taken unless `noAck: false`), else the first ready one to arrive;
    * a reply for the id that could not be decoded (before or during the wait) rejects it.
    */
-  protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta> {
+  protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitForOptions): Promise<TaskMeta> {
     const fail = (err: QueueLostError): void => ctl.cancel(err);
     this.#onLost.add(fail);
     try {
@@ -350,7 +350,7 @@ export class RPCBackend extends BaseBackend {
     }
   }
 
-  async #receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta> {
+  async #receiveReady(taskId: string, ctl: WaitControl, options: WaitForOptions): Promise<TaskMeta> {
     await ctl.race(this.ensureReplyQueue());
     const failed = this.#failed.get(taskId);
     if (failed !== undefined) throw failed;

@@ -7,13 +7,10 @@
 import { TimeoutError } from '../errors.js';
 import { onAbort } from '../kombu/abort-listener.js';
 import { abortError } from '../kombu/retry.js';
+import type { WaitOptions } from '../kombu/retry.js';
 
-/** Options of a {@link WaitControl}. */
-export interface WaitControlOptions {
-  /** Deadline in ms from now. @default undefined (none) */
-  timeout?: number | undefined;
-  /** Cancels the wait. @default undefined */
-  signal?: AbortSignal | undefined;
+/** Options of a {@link WaitControl}: the `timeout` (ms from now) and `signal` of the wait. */
+export interface WaitControlOptions extends WaitOptions {
   /** Called every {@link WaitControlOptions.intervalMs} while waiting. @default undefined */
   onInterval?: (() => void) | undefined;
   /** Period of `onInterval`, in ms. @default 1000 */

@@ -10,6 +10,7 @@ import type {
   QueueDeclareOk,
   QueueDeclareParams,
   ReturnedMessage,
+  TransportChannelOptions,
 } from '../transport/types.js';
 import type { MessageHandler } from './channel-consumers.js';
 import type { WaitOptions } from './retry.js';
@@ -77,10 +78,8 @@ export interface RecoveringChannel {
  */
 export type RecoveryHook = (channel: RecoveringChannel) => Promise<void>;
 
-/** Options of {@link Channel}. */
-export interface ChannelOptions {
-  /** Publisher confirms: publish resolves on the broker's ack. @default false */
-  confirm?: boolean;
+/** Options of {@link Channel}: the transport channel's (`confirm`), and its recovery. */
+export interface ChannelOptions extends TransportChannelOptions {
   /**
    * Most declarations remembered for recovery; the oldest are forgotten first, except those
    * of queues being consumed from (they are what saves results after a reconnect).

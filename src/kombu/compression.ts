@@ -28,7 +28,7 @@ import {
   zstdDecompress,
   zstdReady,
 } from './compression-codecs.js';
-import type { DecodeLimits } from './decode-limits.js';
+import type { DecodeOptions } from './decode-limits.js';
 import { decodeContext, limitError } from './decode-limits.js';
 import type { LoadsOptions } from './serialization.js';
 import { loads } from './serialization.js';
@@ -49,24 +49,6 @@ export interface CompressedBody {
   body: Buffer;
   /** The MIME type to put in the message header `compression`. */
   contentType: string;
-}
-
-/** Options of {@link decompress}. */
-export interface DecompressOptions {
-  /**
-   * Largest decompressed size in bytes: overrides `limits.maxDecodedBytes`. A larger output
-   * raises a {@link DecodeLimitError} with code `BODY_TOO_LARGE` without ever being
-   * inflated fully.
-   * @default undefined (the limits' maxDecodedBytes, 64 MiB by default)
-   */
-  maxBytes?: number | undefined;
-  /**
-   * Decode limits: `maxBodyBytes` bounds the compressed input, `maxDecodedBytes` the output.
-   * @default DEFAULT_DECODE_LIMITS
-   */
-  limits?: Partial<DecodeLimits> | undefined;
-  /** Names what is decoded at the head of limit errors, e.g. `task 0b4c...`. @default undefined */
-  label?: string | undefined;
 }
 
 /**
@@ -238,7 +220,7 @@ export function compress(body: Buffer, method: string): CompressedBody {
  * decompress(compressed, 'application/x-gzip', { maxBytes: 16 * 1024 * 1024, label: `task ${id}` });
  * ```
  */
-export function decompress(body: Buffer, mime: string, options: DecompressOptions = {}): Buffer {
+export function decompress(body: Buffer, mime: string, options: DecodeOptions = {}): Buffer {
   const ctx = decodeContext(options.limits, options.maxBytes, options.label);
   const { maxBodyBytes, maxDecodedBytes } = ctx.limits;
   const resolved = compressionMimeFor(mime);

@@ -91,6 +91,32 @@ const LIMIT_NAMES: readonly (keyof DecodeLimits)[] = [
 ];
 
 /**
+ * How far one decode may go, as its caller asks ({@link loads}, `decompress`, `decodeBody`,
+ * a received Message); resolved into a {@link DecodeContext}.
+ *
+ * @example
+ * ```ts
+ * loads(body, 'application/json', 'utf-8', { limits: { maxDepth: 50 }, label: `task ${id}` });
+ * ```
+ */
+export interface DecodeOptions {
+  /**
+   * Largest decoded size in bytes (decompressed, or deserialized): overrides
+   * `limits.maxDecodedBytes`. A larger output raises a {@link DecodeLimitError} with code
+   * `BODY_TOO_LARGE`, without a compressed body ever being inflated fully.
+   * @default undefined (the limits' maxDecodedBytes, 64 MiB by default)
+   */
+  maxBytes?: number | undefined;
+  /**
+   * Decode limits (`maxBodyBytes` bounds a compressed input); missing fields take
+   * {@link DEFAULT_DECODE_LIMITS}. @default DEFAULT_DECODE_LIMITS
+   */
+  limits?: Partial<DecodeLimits> | undefined;
+  /** Names what is decoded at the head of limit errors, e.g. `task 0b4c...`. @default undefined */
+  label?: string | undefined;
+}
+
+/**
  * What a decoder needs besides the bytes: the limits in force and a label naming what is
  * decoded (e.g. `task 0b4c...`), put at the head of every limit error.
  */

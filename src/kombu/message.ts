@@ -14,21 +14,15 @@ import type {
   TransportChannel,
 } from '../transport/types.js';
 import { decodeBody } from './compression.js';
-import type { DecodeLimits } from './decode-limits.js';
+import type { DecodeLimits, DecodeOptions } from './decode-limits.js';
 
 /** The states of a received message. */
 export type MessageState = 'RECEIVED' | 'ACK' | 'REJECTED' | 'REQUEUED';
 
-/** Options of a received message. */
-export interface MessageOptions {
+/** Options of a received message: how its body decodes ({@link DecodeOptions}), and how it was delivered. */
+export interface MessageOptions extends DecodeOptions {
   /** Accepted content types (mime types), as `prepareAcceptContent` returns. @default undefined (all but pickle) */
   accept?: ReadonlySet<string> | undefined;
-  /** Decoded size limit in bytes (overrides `limits.maxDecodedBytes`). @default undefined */
-  maxBytes?: number | undefined;
-  /** Decode limits (size, depth, aliases...). @default DEFAULT_DECODE_LIMITS */
-  limits?: Partial<DecodeLimits> | undefined;
-  /** Names the message at the head of decode errors, e.g. `task <id>`. @default undefined */
-  label?: string | undefined;
   /** Delivered with no_ack: settling is an error. @default false */
   noAck?: boolean | undefined;
 }

@@ -22,7 +22,7 @@ import {
   DecodeLimitError,
   EncodeError,
 } from '../errors.js';
-import type { DecodeContext, DecodeLimits } from './decode-limits.js';
+import type { DecodeContext, DecodeOptions } from './decode-limits.js';
 import { checkJsonShape, checkMsgpackShape, decodeContext, limitError } from './decode-limits.js';
 import { pickleLoads } from './pickle.js';
 import { pickleDumps } from './pickle-encoder.js';
@@ -65,8 +65,8 @@ export interface EncodedBody {
   contentEncoding: string;
 }
 
-/** Options of {@link loads}. */
-export interface LoadsOptions {
+/** Options of {@link loads}: the accept list, and the {@link DecodeOptions} limits. */
+export interface LoadsOptions extends DecodeOptions {
   /**
    * Content types or serializer names allowed. `undefined` allows every registered type
    * (kombu's `accept=None`) except pickle, which must be named to be decoded.
@@ -74,18 +74,6 @@ export interface LoadsOptions {
    * @default undefined
    */
   accept?: ReadonlySet<string> | readonly string[] | undefined;
-  /**
-   * Largest body, in bytes, that will be decoded: overrides `limits.maxDecodedBytes`.
-   * @default undefined (the limits' maxDecodedBytes, 64 MiB by default)
-   */
-  maxBytes?: number | undefined;
-  /** Decode limits; missing fields take {@link DEFAULT_DECODE_LIMITS}. @default DEFAULT_DECODE_LIMITS */
-  limits?: Partial<DecodeLimits> | undefined;
-  /**
-   * Names what is decoded at the head of limit errors, e.g. `task 0b4c...`.
-   * @default undefined
-   */
-  label?: string | undefined;
 }
 
 /** Content types kombu always trusts: they are returned as bytes or text, never parsed. */

@@ -19,7 +19,6 @@
  */
 export type {
   BrokerAddress,
-  ChannelOptions,
   ConnectOptions,
   Delivery,
   DeliveryInfo,
@@ -33,6 +32,7 @@ export type {
   Transport,
   TransportChannel,
   TransportChannelEvents,
+  TransportChannelOptions,
   TransportConnection,
   TransportConnectionEvents,
 } from './types.js';

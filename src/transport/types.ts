@@ -261,7 +261,8 @@ export interface ChannelMethodParams {
   flow: ChannelFlowParams;
 }
 
-export interface ChannelOptions {
+/** Options of {@link TransportConnection.createChannel}. */
+export interface TransportChannelOptions {
   /** Put the channel in publisher-confirm mode: publish() resolves on the broker's ack. @default false */
   confirm?: boolean;
 }
@@ -342,7 +343,7 @@ export interface TransportConnection extends EventEmitter<TransportConnectionEve
   readonly closed: boolean;
   /** The URL actually connected to, password redacted (for logs and errors). */
   readonly displayUrl: string;
-  createChannel(options?: ChannelOptions): Promise<TransportChannel>;
+  createChannel(options?: TransportChannelOptions): Promise<TransportChannel>;
   close(): Promise<void>;
 }
 

@@ -7,7 +7,7 @@
  */
 import { CeleryAmqpError } from '../../src/errors.js';
 import type {
-  ChannelOptions,
+  TransportChannelOptions,
   Delivery,
   ExchangeDeclareParams,
   QueueDeclareParams,
@@ -57,7 +57,10 @@ export function conformanceFixture(t: TransportFixture) {
     return conn;
   }
 
-  async function channel(conn?: TransportConnection, options?: ChannelOptions): Promise<TransportChannel> {
+  async function channel(
+    conn?: TransportConnection,
+    options?: TransportChannelOptions,
+  ): Promise<TransportChannel> {
     const ch = await (conn ?? (await connect())).createChannel(options);
     ch.on('close', () => {});
     return ch;

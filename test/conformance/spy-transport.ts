@@ -9,7 +9,7 @@
 import { registerTransport, transportFor } from '../../src/transport/registry.js';
 import type {
   BrokerAddress,
-  ChannelOptions,
+  TransportChannelOptions,
   ConnectOptions,
   Transport,
   TransportChannel,
@@ -78,7 +78,7 @@ function spyConnection(connection: TransportConnection, spy: Spy): TransportConn
       const value: unknown = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
       if (prop !== 'createChannel') return value.bind(target);
-      return async (options?: ChannelOptions): Promise<TransportChannel> => {
+      return async (options?: TransportChannelOptions): Promise<TransportChannel> => {
         const ch = await target.createChannel(options);
         channels += 1;
         return spyChannel(ch, channels, spy.calls);

@@ -9,15 +9,24 @@ import * as api from '../../src/index.js';
 import * as transport from '../../src/transport/index.js';
 import { newTaskId } from '../fixture.js';
 
+/** One name of an `export { ... } from '...'` clause, with the module it comes from (a URL). */
+interface ExportClause {
+  name: string;
+  exportedAs: string;
+  from: string;
+}
+
 /** Every `export { ... }` / `export type { ... }` clause of a module, name by name. */
-function exportClauses(file: string): Array<{ name: string; exportedAs: string }> {
-  const text = readFileSync(new URL(file, import.meta.url), 'utf8');
-  const out: Array<{ name: string; exportedAs: string }> = [];
-  for (const match of text.matchAll(/export\s+(?:type\s+)?\{([^}]*)\}/g)) {
+function exportClauses(file: string): ExportClause[] {
+  const url = new URL(file, import.meta.url);
+  const text = readFileSync(url, 'utf8');
+  const out: ExportClause[] = [];
+  for (const match of text.matchAll(/export\s+(?:type\s+)?\{([^}]*)\}\s*from\s*'([^']+)'/g)) {
+    const from = new URL(match[2]!, url).href;
     for (const item of match[1]!.split(',')) {
       const parts = item.trim().split(/\s+as\s+/);
       if (parts[0] === '') continue;
-      out.push({ name: parts[0]!, exportedAs: parts[1] ?? parts[0]! });
+      out.push({ name: parts[0]!, exportedAs: parts[1] ?? parts[0]!, from });
     }
   }
   return out;
@@ -77,7 +86,11 @@ describe('main entry point', () => {
       'TaskMessage',
       'TaskMeta',
       'WaitOptions',
+      'WaitForOptions',
+      'ResultWaitOptions',
+      'ReadOptions',
       'GetOptions',
+      'DecodeOptions',
       'ErrorCode',
       'State',
       'FieldTable',
@@ -166,5 +179,13 @@ describe('both entry points', () => {
         entry,
       ).toEqual([]);
     }
+  });
+
+  it('a name both export is one declaration (kombu and the transport had two ChannelOptions)', () => {
+    const transportFrom = new Map(TRANSPORT.map((e) => [e.exportedAs, e.from]));
+    const clashes = MAIN.filter(
+      (e) => transportFrom.has(e.exportedAs) && transportFrom.get(e.exportedAs) !== e.from,
+    );
+    expect(clashes.map((e) => e.exportedAs)).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { ChannelModel } from 'amqplib';
 import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../errors.js';
-import type { ChannelOptions, TransportConnection, TransportConnectionEvents } from '../types.js';
+import type { TransportChannelOptions, TransportConnection, TransportConnectionEvents } from '../types.js';
 import { AmqpChannel, type ChannelHost } from './amqp-channel.js';
 import { fromConnectionLoss } from './amqp-errors.js';
 import { closeUntilClosed } from './amqplib-internals.js';
@@ -91,7 +91,7 @@ export class AmqpConnection
    * const ch = await conn.createChannel();
    * ```
    */
-  async createChannel(options: ChannelOptions = {}): Promise<AmqpChannel> {
+  async createChannel(options: TransportChannelOptions = {}): Promise<AmqpChannel> {
     const confirm = options.confirm ?? false;
     if (this.closed) throw this.#closedError();
     try {

@@ -115,7 +115,7 @@ export class MemoryChannel
   /** RabbitMQ lets '' stand for the queue this channel declared last. */
   private lastQueue = '';
 
-  constructor(owner: ChannelOwner, id: number, options: AMQP.ChannelOptions = {}) {
+  constructor(owner: ChannelOwner, id: number, options: AMQP.TransportChannelOptions = {}) {
     super();
     this.owner = owner;
     this.id = id;

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { ConnectionError } from '../../errors.js';
 import type {
-  ChannelOptions,
+  TransportChannelOptions,
   TransportChannel,
   TransportConnection,
   TransportConnectionEvents,
@@ -58,7 +58,7 @@ export class MemoryConnection
   }
 
   /** Opens a channel; rejects with a ConnectionError once the connection is closed. */
-  createChannel(options: ChannelOptions = {}): Promise<TransportChannel> {
+  createChannel(options: TransportChannelOptions = {}): Promise<TransportChannel> {
     if (this.isClosed) {
       return Promise.reject(
         this.closeError ?? new ConnectionError(`connection to ${this.displayUrl} is closed`),
