@@ -37,6 +37,7 @@ import { expiresToMs, resolveSettings } from './settings.js';
 import type { CelerySettings, ResolvedSettings } from './settings.js';
 import { FAILURE, PENDING, RETRY, REVOKED, STARTED, SUCCESS, isReady } from './states.js';
 import { WaitControl } from './wait-control.js';
+import type { WaitControlOptions } from './wait-control.js';
 
 /**
  * Events of a result backend.
@@ -309,11 +310,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    * ```
    */
   protected waitControl(
-    options: {
-      timeout?: number | undefined;
-      signal?: AbortSignal | undefined;
-      onInterval?: (() => void) | undefined;
-    },
+    options: Pick<WaitControlOptions, 'timeout' | 'signal' | 'onInterval'>,
     timeoutError: () => Error,
   ): WaitControl {
     return new WaitControl(
