@@ -205,6 +205,33 @@ export class DecodeLimitError extends DecodeError {
 }
 
 /**
+ * A value too deep (or cyclic: `TOO_DEEP`) or too large once written out (`BODY_TOO_LARGE`,
+ * shared references counted each time they are written) to be encoded: refused before any
+ * output is built, so a decoded alias bomb passed back out can never expand. The limits are
+ * the `DecodeLimits` in force (a body a reader with the same limits would refuse is not
+ * written).
+ *
+ * @example
+ * ```ts
+ * try { dumps(bomb, 'json'); } catch (err) {
+ *   if (err instanceof EncodeLimitError) console.log(err.limit, err.max); // 'maxDecodedBytes' 67108864
+ * }
+ * ```
+ */
+export class EncodeLimitError extends EncodeError {
+  /** The name of the limit crossed (`maxDepth`, `maxDecodedBytes`). */
+  readonly limit: string;
+  /** The value of that limit. */
+  readonly max: number;
+
+  constructor(message: string, limit: string, max: number, options: ErrorOptions = {}) {
+    super(message, { ...options, code: options.code ?? 'BODY_TOO_LARGE' });
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
+/**
  * A content type outside the accept list (kombu's ContentDisallowed); pickle is refused unless
  * the accept list names it.
  *
