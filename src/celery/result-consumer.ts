@@ -7,6 +7,7 @@
 import { TimeoutError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
 import type { Connection } from '../kombu/connection.js';
+import type { DecodeLimits } from '../kombu/decode-limits.js';
 import { Consumer } from '../kombu/consumer.js';
 import type { Exchange } from '../kombu/exchange.js';
 import { ManyQueueConsumer } from '../kombu/many-queue-consumer.js';
@@ -26,8 +27,8 @@ export interface ResultSource {
   readonly exchange: Exchange;
   /** Accepted content types (mime set). */
   readonly acceptTypes: ReadonlySet<string>;
-  /** Decoded size limit. */
-  readonly maxBodyBytes: number | undefined;
+  /** The limits results are decoded under. */
+  readonly decodeLimits: Readonly<DecodeLimits>;
   /** The result cache. */
   readonly cache: ResultCache<TaskMeta>;
   /** Aborted when the backend closes. */
@@ -90,12 +91,11 @@ export async function consumeUntilReady(
           queues: [source.queueFor(routingKey, channel)],
           noAck: false, // acked by hand, so that a bad message can still be requeued
           accept: source.acceptTypes,
-          ...(source.maxBodyBytes === undefined ? {} : { maxBytes: source.maxBodyBytes }),
           onMessage: (message) => {
             if (done) return; // left unacked: the broker requeues it when the channel closes
             let meta: TaskMeta;
             try {
-              meta = decodeMeta(message, taskId);
+              meta = decodeMeta(message, taskId, source.decodeLimits);
             } catch (err) {
               done = true;
               bad = message;
@@ -196,7 +196,7 @@ export async function* getMany(
     const expected = pending.get(rk) ?? rk;
     let meta: TaskMeta;
     try {
-      meta = decodeMeta(message, expected);
+      meta = decodeMeta(message, expected, source.decodeLimits);
     } catch (err) {
       // Back to the queue (redelivered to us it stays unacked until the channel closes).
       message.reject({ requeue: true });
@@ -235,7 +235,6 @@ export async function* getMany(
     // After a reconnect only the queues whose result is still to come are set up again.
     wanted: (rk) => pending.has(rk),
     accept: source.acceptTypes,
-    maxBytes: source.maxBodyBytes,
     maxLanes: GET_MANY_CHANNELS,
     minPerLane: GET_MANY_MIN_PER_CHANNEL,
     batch: GET_MANY_BATCH,

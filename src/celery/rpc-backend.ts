@@ -35,7 +35,7 @@ import type { BackendCommonOptions } from './backend-options.js';
 import { BaseBackend } from './base-backend.js';
 import type { ReceiveManyOptions } from './base-backend.js';
 import { ResultCache } from './result-cache.js';
-import { validateMeta } from './result-meta.js';
+import { decodePayload, validateMeta } from './result-meta.js';
 import { PENDING, isReady } from './states.js';
 import type { WaitControl } from './wait-control.js';
 
@@ -56,10 +56,11 @@ export interface RPCBackendOptions extends BackendCommonOptions {
 }
 
 /**
- * Called with each state received for an id (and the id, so one function can serve many);
- * returns true when it took (consumed) a ready state, which then leaves the buffer.
+ * Called with each state received for an id (and the id, so one function can serve many),
+ * or with the typed error of a reply for the id that could not be decoded; returns true when
+ * it took (consumed) a ready state, which then leaves the buffer.
  */
-type Listener = (meta: TaskMeta, id: string) => boolean;
+type Listener = (meta: TaskMeta | Error, id: string) => boolean;
 
 /**
  * Celery's RPC result backend. Implements {@link ResultBackend} through {@link BaseBackend},
@@ -67,9 +68,15 @@ type Listener = (meta: TaskMeta, id: string) => boolean;
  *
  * Client side: {@link ensureReplyQueue} (called by `Celery.sendTask` before publishing, as
  * {@link onTaskCall}) declares the reply queue and starts the one no-ack consumer; replies
- * are matched by correlation_id (fallback: body task_id). A reply that is no result message
- * is dropped, counted in {@link droppedMessages} and reported ('error' event, else the
- * logger). Worker side: storeResult publishes to the request's reply_to.
+ * are matched by correlation_id (fallback: body task_id). Worker side: storeResult
+ * publishes to the request's reply_to.
+ *
+ * A reply that cannot be decoded (malformed, disallowed, or past {@link decodeLimits}) or is
+ * no result message cannot stay in the queue: the consumer is no-ack, as Celery's, so the
+ * broker has already dropped it. Its typed error (naming the task and, for a limit, the
+ * limit) rejects at once every wait for its correlation_id; with nobody waiting it is kept
+ * (LRU, `bufferMax`) for the next wait or poll of that id, and reported ('error' event, else
+ * the logger). Each is counted in {@link droppedMessages}.
  *
  * @example
  * ```ts
@@ -90,6 +97,8 @@ export class RPCBackend extends BaseBackend {
 
   /** Replies received and not yet taken: the latest state per id. */
   readonly #buffer: ResultCache<TaskMeta>;
+  /** The errors of undecodable replies nobody waited for, by correlation_id. */
+  readonly #undecodable: ResultCache<Error>;
   readonly #listeners = new Map<string, Listener | Listener[]>();
   #consumer: Promise<Consumer> | undefined;
   #consuming = false;
@@ -109,6 +118,7 @@ export class RPCBackend extends BaseBackend {
       throw new ArgumentError(`bufferMax must be an integer >= 1, got ${String(bufferMax)}`);
     }
     this.#buffer = new ResultCache<TaskMeta>(bufferMax);
+    this.#undecodable = new ResultCache<Error>(bufferMax);
     this.binding = new Queue(this.oid, {
       durable: false,
       autoDelete: true,
@@ -175,7 +185,6 @@ export class RPCBackend extends BaseBackend {
       queues: [this.binding],
       noAck: true,
       accept: this.accept,
-      ...(this.maxBodyBytes === undefined ? {} : { maxBytes: this.maxBodyBytes }),
       onMessage: (m) => this.#onReply(m),
       tagPrefix: 'rpc.',
     });
@@ -196,28 +205,18 @@ export class RPCBackend extends BaseBackend {
     const correlationId = message.properties.correlationId;
     let meta: TaskMeta;
     try {
-      meta = asMeta(message.payload, correlationId ?? '?');
+      const id = correlationId ?? 'unknown (no correlation_id)';
+      meta = asMeta(decodePayload(message, id, this.decodeLimits), id);
     } catch (err) {
-      this.droppedMessages++;
-      const why = err instanceof Error ? err.message : String(err);
-      this.reportError(
-        new DecodeError(
-          `Dropped a reply on ${this.oid} (correlation_id ${correlationId ?? 'none'}): ${why}`,
-          {
-            cause: err,
-          },
-        ),
-      );
+      this.#undecodableReply(correlationId, err);
       return;
     }
     // Match on the correlation_id property first (Celery's _get_message_task_id).
     const id = correlationId ?? meta.task_id;
+    // A later reply that decodes replaces the error of an earlier one.
+    if (this.#undecodable.size > 0) this.#undecodable.delete(id);
     const ready = isReady(meta.status);
-    const entry = this.#listeners.get(id);
-    let taken = false;
-    if (typeof entry === 'function') taken = entry(meta, id);
-    // A copy: a listener may remove itself (or another) while the list is walked.
-    else if (entry !== undefined) for (const l of [...entry]) taken = l(meta, id) || taken;
+    const taken = this.#notify(id, meta);
     if (taken && ready) {
       // Consumed by a wait, as a message read from a task queue: nothing stays buffered.
       this.#buffer.delete(id);
@@ -225,6 +224,42 @@ export class RPCBackend extends BaseBackend {
     }
     // A late non-ready state never hides a ready one: only then is the previous one read.
     if (ready || !isReady(this.#buffer.get(id)?.status ?? PENDING)) this.#buffer.set(id, meta);
+  }
+
+  /** Calls the listeners of `id`; true when one took the state. */
+  #notify(id: string, meta: TaskMeta | Error): boolean {
+    const entry = this.#listeners.get(id);
+    let taken = false;
+    if (typeof entry === 'function') taken = entry(meta, id);
+    // A copy: a listener may remove itself (or another) while the list is walked.
+    else if (entry !== undefined) for (const l of [...entry]) taken = l(meta, id) || taken;
+    return taken;
+  }
+
+  /**
+   * A reply that could not be decoded: already gone from the queue (no-ack). Its error
+   * rejects the waits for its correlation_id, else is kept for the next one and reported.
+   */
+  #undecodableReply(correlationId: string | undefined, err: unknown): void {
+    this.droppedMessages++;
+    const why = err instanceof Error ? err.message : String(err);
+    const error =
+      err instanceof DecodeError
+        ? err
+        : new DecodeError(`Malformed reply on ${this.oid}: ${why}`, { cause: err });
+    if (correlationId !== undefined) {
+      if (this.#listeners.has(correlationId)) {
+        this.#notify(correlationId, error);
+        return;
+      }
+      this.#undecodable.set(correlationId, error);
+    }
+    this.reportError(
+      new DecodeError(`Dropped a reply on ${this.oid} (correlation_id ${correlationId ?? 'none'}): ${why}`, {
+        cause: err,
+        code: error.code,
+      }),
+    );
   }
 
   /**
@@ -252,15 +287,29 @@ export class RPCBackend extends BaseBackend {
     else if (entry.length === 0) this.#listeners.delete(id);
   }
 
-  /** The latest state received for the task (ready or not), without taking it; never the broker. */
+  /**
+   * The latest state received for the task (ready or not), without taking it; never the
+   * broker. Rejects with the error of an undecodable reply for it (kept, as a poll keeps).
+   */
   protected fetchMeta(taskId: string, _options: GetMetaOptions): Promise<TaskMeta | null> {
+    const failed = this.#undecodable.get(taskId);
+    if (failed !== undefined) return Promise.reject(failed);
     return Promise.resolve(this.#buffer.get(taskId) ?? null);
+  }
+
+  /** Throws (and with `take` forgets) the error of an undecodable reply for the id. */
+  #throwUndecodable(taskId: string, take: boolean): void {
+    const failed = this.#undecodable.get(taskId);
+    if (failed === undefined) return;
+    if (take) this.#undecodable.delete(taskId);
+    throw failed;
   }
 
   /** A buffered ready reply (taken unless `noAck: false`), else the first ready one to arrive. */
   protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitOptions): Promise<TaskMeta> {
     await ctl.race(this.ensureReplyQueue());
     const take = options.noAck ?? true;
+    this.#throwUndecodable(taskId, take);
     const buffered = this.#buffer.get(taskId);
     if (buffered !== undefined) {
       this.cache.set(taskId, buffered);
@@ -272,8 +321,12 @@ export class RPCBackend extends BaseBackend {
     let listener: Listener | undefined;
     try {
       return await ctl.race(
-        new Promise<TaskMeta>((resolve) => {
+        new Promise<TaskMeta>((resolve, reject) => {
           listener = (meta) => {
+            if (meta instanceof Error) {
+              reject(meta);
+              return false;
+            }
             this.cache.set(taskId, meta);
             if (!isReady(meta.status)) {
               ctl.interval();
@@ -299,6 +352,7 @@ export class RPCBackend extends BaseBackend {
     await this.ensureReplyQueue({ signal });
     const pending = new Set<string>();
     const ready: Array<[string, TaskMeta]> = [];
+    for (const id of taskIds) this.#throwUndecodable(id, noAck);
     for (const id of taskIds) {
       const m = this.#buffer.get(id);
       if (m !== undefined && isReady(m.status)) {
@@ -307,8 +361,14 @@ export class RPCBackend extends BaseBackend {
       } else pending.add(id);
     }
     let wake: (() => void) | undefined;
+    let failure: Error | undefined;
     // One listener for every id (no closure per id: getMany may wait on 100,000 ids).
     const onState: Listener = (meta, id) => {
+      if (meta instanceof Error) {
+        failure ??= meta;
+        wake?.();
+        return false;
+      }
       onMessage(meta);
       if (!isReady(meta.status) || !pending.delete(id)) return false;
       ready.push([id, meta]);
@@ -328,6 +388,7 @@ export class RPCBackend extends BaseBackend {
         }
         ready.length = 0;
         head = 0;
+        if (failure !== undefined) throw failure;
         if (pending.size === 0 || signal.aborted) return;
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -361,7 +422,11 @@ export class RPCBackend extends BaseBackend {
   #getProducer(): Promise<Producer> {
     if (this.#producer === undefined) {
       const p = this.connection.channel({ confirm: this.confirmPublish }).then((ch: Channel) => {
-        const producer = new Producer(ch, { serializer: this.serializer, autoDeclare: false });
+        const producer = new Producer(ch, {
+          serializer: this.serializer,
+          autoDeclare: false,
+          limits: this.decodeLimits,
+        });
         if (this.#producer === p) this.#producerReady = producer;
         return producer;
       });
@@ -387,6 +452,7 @@ export class RPCBackend extends BaseBackend {
       routingKey,
       correlationId,
       serializer: this.serializer,
+      label: `result of task ${body.task_id}`,
       deliveryMode: this.deliveryMode,
       ...(this.compression === null ? {} : { compression: this.compression }),
       ...(signal === undefined ? {} : { signal }),
@@ -396,6 +462,7 @@ export class RPCBackend extends BaseBackend {
   /** Drops the buffered reply (the reply queue is shared: nothing to purge). */
   protected forgetResult(taskId: string): Promise<void> {
     this.#buffer.delete(taskId);
+    this.#undecodable.delete(taskId);
     return Promise.resolve();
   }
 

@@ -412,13 +412,24 @@ describe.each(transports)('rpc:// on $name', (t) => {
     expect(events[0]).toBeInstanceOf(DecodeError);
     expect(logged).toHaveLength(1);
     expect(client.droppedMessages).toBe(2);
-    // The wait for that id is not disturbed: a good reply still resolves it.
+    // Kept for the id: its next poll fails with it, until a good reply replaces it.
+    await expect(client.getTaskMeta(id)).rejects.toBeInstanceOf(DecodeError);
     await ch.publish({
       exchange: '',
       routingKey: client.oid,
       body: Buffer.from(JSON.stringify({ task_id: id, status: 'SUCCESS', result: 1 })),
       properties: { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: id },
     });
+    await waitUntil(
+      () =>
+        client.getTaskMeta(id).then(
+          (m) => m.status === 'SUCCESS',
+          () => false,
+        ),
+      {
+        what: 'the good reply',
+      },
+    );
     expect((await client.waitFor(id, { timeout: 5000 })).result).toBe(1);
   });
 
