@@ -23,7 +23,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { ArgumentError, DecodeError, TimeoutError } from '../errors.js';
+import { ArgumentError, DecodeError, TimeoutError, settleStack } from '../errors.js';
 import { onAbort } from '../kombu/abort-listener.js';
 import type { Channel } from '../kombu/channel.js';
 import { Consumer } from '../kombu/consumer.js';
@@ -252,7 +252,8 @@ export class RPCBackend extends BaseBackend {
         this.#notify(correlationId, error);
         return;
       }
-      this.#undecodable.set(correlationId, error);
+      // Settled: unread, its stack would keep the message body and the decoder's buffers.
+      this.#undecodable.set(correlationId, settleStack(error));
     }
     this.reportError(
       new DecodeError(`Dropped a reply on ${this.oid} (correlation_id ${correlationId ?? 'none'}): ${why}`, {
