@@ -191,16 +191,25 @@ export async function* getMany(
   // order on a channel, and nothing after a failure is handled, so everything up to the last
   // one handled is exactly what may be acked.
   const receive = (message: Message): void => {
-    if (failure !== undefined) return; // unacked: requeued when the channel closes
     const rk = message.deliveryInfo.routingKey;
     const expected = pending.get(rk) ?? rk;
     let meta: TaskMeta;
     try {
       meta = decodeMeta(message, expected, source.decodeLimits);
     } catch (err) {
-      // Back to the queue (redelivered to us it stays unacked until the channel closes).
-      message.reject({ requeue: true });
-      fail(err);
+      // The first goes back to its queue and fails the call; redelivered to us, it (or any
+      // later bad one) stays unacked until the channel closes: a reject would bring it back.
+      if (failure === undefined) {
+        message.reject({ requeue: true });
+        fail(err);
+      }
+      return;
+    }
+    if (failure !== undefined) {
+      // The call has failed, but a result that arrived meanwhile is cached (a later read in
+      // this process finds it; an auto-delete queue is deleted, messages and all, when the
+      // call closes its consumers) and left unacked (a kept queue gets it back).
+      source.cache.set(meta.task_id, meta);
       return;
     }
     try {
