@@ -114,3 +114,56 @@ export function nestedValue(depth: number): unknown {
   for (let i = 1; i < depth; i++) v = [v];
   return v;
 }
+
+/** One of issue 13's three result bodies, as a test publishes it and what reading it gives. */
+export interface Issue13Case {
+  readonly name: string;
+  /** The body for a task id. */
+  readonly body: (taskId: string) => Buffer;
+  readonly contentType: string;
+  readonly headers: Record<string, unknown>;
+  /** The DecodeLimitError's code and limit. */
+  readonly code: 'BODY_TOO_LARGE' | 'TOO_MANY_ALIASES' | 'TOO_DEEP';
+  readonly limit: 'maxDecodedBytes' | 'maxAliasExpansion' | 'maxDepth';
+}
+
+/**
+ * Issue 13's three cases: a zlib body of `zlibBlocks` x 64 MiB (30: 1.87 MB inflating to
+ * 1.875 GiB), a YAML alias bomb of 12 nested anchors, a JSON result nested 200,000 deep.
+ *
+ * @example
+ * ```ts
+ * for (const c of issue13Cases(30)) await publish(c.body(id), c.contentType, c.headers);
+ * ```
+ */
+export function issue13Cases(zlibBlocks: number): Issue13Case[] {
+  const bomb = zlibBomb(zlibBlocks);
+  const mb = (bomb.length / 2 ** 20).toFixed(2);
+  const inflated = zlibBombSize(zlibBlocks) / 2 ** 30;
+  return [
+    {
+      name: `a ${mb} MB zlib body inflating to ${inflated >= 1 ? `${inflated.toFixed(3)} GiB` : `${inflated * 1024} MiB`}`,
+      body: () => bomb,
+      contentType: 'application/json',
+      headers: { compression: 'application/x-gzip' },
+      code: 'BODY_TOO_LARGE',
+      limit: 'maxDecodedBytes',
+    },
+    {
+      name: 'a YAML alias bomb of 12 nested anchors (10^12 leaves)',
+      body: (id) => Buffer.from(yamlAliasBombResult(id)),
+      contentType: 'application/x-yaml',
+      headers: {},
+      code: 'TOO_MANY_ALIASES',
+      limit: 'maxAliasExpansion',
+    },
+    {
+      name: 'a JSON result nested 200,000 deep',
+      body: (id) => Buffer.from(deepJsonResult(id, 200_000)),
+      contentType: 'application/json',
+      headers: {},
+      code: 'TOO_DEEP',
+      limit: 'maxDepth',
+    },
+  ];
+}

@@ -12,7 +12,8 @@ import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { Producer } from '../../src/kombu/producer.js';
 import { BROKER_URL } from '../fixture.js';
-import { deepJsonResult, yamlAliasBombResult, zlibBomb, zlibBombSize } from '../hostile/bodies.js';
+import { issue13Cases } from '../hostile/bodies.js';
+import type { Issue13Case } from '../hostile/bodies.js';
 import { runMeasured } from '../hostile/measure.js';
 import { buildCli } from './cli-build.js';
 import type { CliBuild } from './cli-build.js';
@@ -41,39 +42,9 @@ afterAll(async () => {
   await build?.remove();
 }, 60_000);
 
-interface Case {
-  name: string;
-  body: (id: string) => Buffer;
-  contentType: string;
-  headers?: Record<string, unknown>;
-  code: string;
-  limit: string;
-}
+type Case = Issue13Case;
 
-const CASES: Case[] = [
-  {
-    name: `a ${(zlibBomb(BOMB_BLOCKS).length / MB).toFixed(2)} MB zlib body inflating to ${(zlibBombSize(BOMB_BLOCKS) / 1024 ** 3).toFixed(3)} GiB`,
-    body: () => zlibBomb(BOMB_BLOCKS),
-    contentType: 'application/json',
-    headers: { compression: 'application/x-gzip' },
-    code: 'BODY_TOO_LARGE',
-    limit: 'maxDecodedBytes',
-  },
-  {
-    name: 'a YAML alias bomb of 12 nested anchors (10^12 leaves)',
-    body: (id) => Buffer.from(yamlAliasBombResult(id)),
-    contentType: 'application/x-yaml',
-    code: 'TOO_MANY_ALIASES',
-    limit: 'maxAliasExpansion',
-  },
-  {
-    name: 'a JSON result nested 200,000 deep',
-    body: (id) => Buffer.from(deepJsonResult(id, 200_000)),
-    contentType: 'application/json',
-    code: 'TOO_DEEP',
-    limit: 'maxDepth',
-  },
-];
+const CASES: readonly Case[] = issue13Cases(BOMB_BLOCKS);
 
 async function publish(id: string, c: Case): Promise<string> {
   const rk = id.replaceAll('-', '');
@@ -85,7 +56,7 @@ async function publish(id: string, c: Case): Promise<string> {
     await producer.publish(c.body(id), {
       routingKey: rk,
       contentType: c.contentType,
-      headers: c.headers ?? {},
+      headers: c.headers,
       deliveryMode: 2,
     });
   } finally {
