@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celery } from '../../src/celery/app.js';
 import { TaskError } from '../../src/celery/exceptions.js';
+import { ContentDisallowedError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { startCeleryWorker } from './python.js';
 import type { CeleryWorker } from './python.js';
@@ -65,9 +66,20 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
     expect(String(err)).toBe('ValueError: nope');
   });
 
-  // The rpc:// consumer must reject the wait at once when the reply's content type is
-  // refused (today it waits out its timeout): the backend's part of issue 12.
-  it.todo(
-    'without pickle in the accept list the rpc:// wait rejects at once with ContentDisallowed naming the task',
-  );
+  it('without pickle in the accept list the rpc:// wait rejects at once with ContentDisallowed naming the task', async () => {
+    const strict = new Celery({
+      broker: BROKER,
+      settings: { task_default_queue: queue, accept_content: ['json'] },
+    });
+    try {
+      const result = await strict.sendTask('add', [2, 3]);
+      // A wait far longer than the test's own timeout: only an at-once rejection passes.
+      const err: unknown = await result.get({ timeout: 10 * 60_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ContentDisallowedError);
+      expect((err as Error).message).toContain(result.id);
+      expect((err as Error).message).toMatch(/pickle/);
+    } finally {
+      await strict.close();
+    }
+  });
 });
