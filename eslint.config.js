@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', '.bench/**', 'docs/api/**', 'node_modules/**', 'bin/**', 'scripts/**'] },
+  {
+    ignores: [
+      'dist/**',
+      '.bench/**',
+      '.hostile/**',
+      'docs/api/**',
+      'node_modules/**',
+      'bin/**',
+      'scripts/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -206,6 +206,33 @@ export class DecodeLimitError extends DecodeError {
 }
 
 /**
+ * A value too deep (or cyclic: `TOO_DEEP`) or too large once written out (`BODY_TOO_LARGE`,
+ * shared references counted each time they are written) to be encoded: refused before any
+ * output is built, so a decoded alias bomb passed back out can never expand. The limits are
+ * the `DecodeLimits` in force (a body a reader with the same limits would refuse is not
+ * written).
+ *
+ * @example
+ * ```ts
+ * try { dumps(bomb, 'json'); } catch (err) {
+ *   if (err instanceof EncodeLimitError) console.log(err.limit, err.max); // 'maxDecodedBytes' 67108864
+ * }
+ * ```
+ */
+export class EncodeLimitError extends EncodeError {
+  /** The name of the limit crossed (`maxDepth`, `maxDecodedBytes`). */
+  readonly limit: string;
+  /** The value of that limit. */
+  readonly max: number;
+
+  constructor(message: string, limit: string, max: number, options: ErrorOptions = {}) {
+    super(message, { ...options, code: options.code ?? 'BODY_TOO_LARGE' });
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
+/**
  * A content type outside the accept list (kombu's ContentDisallowed); pickle is refused unless
  * the accept list names it.
  *
@@ -430,4 +457,25 @@ export function fromReply(replyCode: number, replyText: string, cause?: unknown)
  */
 export function redact(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s;]*):[^@\s;]*@/gi, '$1:****@');
+}
+
+/**
+ * Formats the stack of an error and of its causes now. Until its `stack` is first read, V8
+ * keeps an error's frames, and with them the objects they ran on: an error from a decoder
+ * holds the message and its body, or the decompressor's buffers, megabytes each. An error
+ * kept for later (a reply's error waiting for its id) is settled first.
+ *
+ * @returns the same error.
+ * @example
+ * ```ts
+ * kept.set(id, settleStack(err));
+ * ```
+ */
+export function settleStack<E>(error: E): E {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    void current.stack;
+    current = current.cause;
+  }
+  return error;
 }

@@ -32,6 +32,7 @@ export {
   DecodeError,
   DecodeLimitError,
   EncodeError,
+  EncodeLimitError,
   MessageStateError,
   NotBoundError,
   QueueLostError,
@@ -137,6 +138,20 @@ export { decodeBody } from './kombu/compression.js';
 export type { DecodeBodyOptions } from './kombu/compression.js';
 export { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from './kombu/decode-limits.js';
 export type { DecodeContext, DecodeLimits, DecodeOptions } from './kombu/decode-limits.js';
+export {
+  JSON_FORMAT,
+  PYTHON_JSON_FORMAT,
+  measureValue,
+  writeJson,
+  writeValue,
+} from './kombu/value-writer.js';
+export type {
+  ValueFormat,
+  ValueSize,
+  WriteJsonOptions,
+  WriteLimits,
+  WriteOptions,
+} from './kombu/value-writer.js';
 export { PickledObject } from './kombu/pickle.js';
 export {
   DELAY_BITS,

@@ -111,6 +111,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
       deliveryMode: this.deliveryMode,
       confirm: this.confirmPublish,
       size: options.storeChannels ?? 16,
+      limits: this.decodeLimits,
     });
     this.connection.on('queueLost', this.#onQueueLost);
   }
@@ -165,7 +166,13 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
     correlationId: string,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    return this.#pool.store({ body, routingKey, correlationId, signal });
+    return this.#pool.store({
+      body,
+      routingKey,
+      correlationId,
+      signal,
+      label: `result of task ${body.task_id}`,
+    });
   }
 
   protected async fetchMeta(taskId: string, options: GetMetaOptions): Promise<TaskMeta | null> {
@@ -188,7 +195,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
         const m = await queue.get(this.#getOptions());
         if (m === null) break;
         held.push(m);
-        const meta = decodeMeta(m, taskId);
+        const meta = decodeMeta(m, taskId, this.decodeLimits);
         if (meta.task_id !== taskId) continue;
         if (latest !== undefined) {
           // Backends keep no history: everything but the most recent state is deleted.
@@ -205,12 +212,8 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
     return latestMeta;
   }
 
-  #getOptions(): { noAck: false; accept: ReadonlySet<string>; maxBytes?: number } {
-    return {
-      noAck: false,
-      accept: this.acceptTypes,
-      ...(this.maxBodyBytes === undefined ? {} : { maxBytes: this.maxBodyBytes }),
-    };
+  #getOptions(): { noAck: false; accept: ReadonlySet<string> } {
+    return { noAck: false, accept: this.acceptTypes };
   }
 
   /**
@@ -297,7 +300,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
       for (let i = 0; i < 1000 && ctl.cancelled === undefined; i += 1) {
         const m = await queue.get(this.#getOptions());
         if (m === null) return null;
-        const meta = decodeMeta((held.push(m), m), taskId);
+        const meta = decodeMeta((held.push(m), m), taskId, this.decodeLimits);
         this.cache.set(meta.task_id, meta);
         if (meta.task_id !== taskId) continue;
         // Consumed like a no_ack consumer would (unless the wait was given up meanwhile).
@@ -424,7 +427,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
     const body = groupTuple(groupId, result);
     this.assertOpen();
     await this.connection.ensure(
-      () => this.#pool.store({ body, routingKey, correlationId: groupId }),
+      () => this.#pool.store({ body, routingKey, correlationId: groupId, label: `group ${groupId}` }),
       this.retryPolicy,
     );
     this.#groupCache.set(groupId, body);
@@ -456,7 +459,7 @@ export class AMQPBackend extends BaseBackend implements ResultSource {
             const m = await queue.get(this.#getOptions());
             if (m === null) break;
             held.push(m);
-            body = decodePayload(m, groupId);
+            body = decodePayload(m, groupId, this.decodeLimits, 'group');
           }
         } finally {
           for (const m of held) if (!m.acknowledged) m.requeue();

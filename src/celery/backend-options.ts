@@ -9,6 +9,7 @@
  * @module
  */
 import type { Connection } from '../kombu/connection.js';
+import type { DecodeLimits } from '../kombu/decode-limits.js';
 import type { RetryPolicy } from '../kombu/retry.js';
 import type { Logger } from '../logger.js';
 import type { CelerySettings } from './settings.js';
@@ -58,7 +59,22 @@ export interface BackendCommonOptions {
    * @default DEFAULT_STORE_RETRY_POLICY
    */
   retryPolicy?: RetryPolicy | undefined;
-  /** Decoded body size limit in bytes. @default undefined (the serializer's) */
+  /**
+   * Limits on what decoding one received result may cost (sizes in bytes, nesting depth,
+   * YAML alias / pickle reference expansion, collections, pickle memo), merged over
+   * `DEFAULT_DECODE_LIMITS`: 64 MiB as received and decompressed, depth 1,000, 1,000,000
+   * collections expanded by aliases, 1,000,000 collections, 1,000,000 memo entries. A result
+   * crossing one rejects the call reading it with a `DecodeLimitError` (code
+   * `BODY_TOO_LARGE`, `TOO_DEEP`, `TOO_MANY_ALIASES` or `MEMO_TOO_LARGE`) naming the task
+   * and the limit. Stores refuse (`EncodeLimitError`) a result a reader with the same
+   * limits would refuse for its depth or its size. Celery has no setting for these.
+   * @default DEFAULT_DECODE_LIMITS
+   */
+  decodeLimits?: Partial<DecodeLimits> | undefined;
+  /**
+   * Shorthand for `decodeLimits.maxDecodedBytes` (wins over it when both are given).
+   * @default undefined (decodeLimits.maxDecodedBytes, 64 MiB)
+   */
   maxBodyBytes?: number | undefined;
   /**
    * READY results kept in memory (Celery's result_cache_max): -1 off, 0 unlimited, n most

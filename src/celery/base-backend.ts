@@ -10,6 +10,8 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { ArgumentError, CeleryAmqpError, ConnectionError, TimeoutError } from '../errors.js';
 import { Connection } from '../kombu/connection.js';
+import { resolveDecodeLimits } from '../kombu/decode-limits.js';
+import type { DecodeLimits } from '../kombu/decode-limits.js';
 import type { RetryPolicy } from '../kombu/retry.js';
 import { abortError } from '../kombu/retry.js';
 import { prepareAcceptContent } from '../kombu/serialization.js';
@@ -134,6 +136,9 @@ function persistentSetting(settings: Partial<CelerySettings> | undefined): boole
  *   {@link DEFAULT_STORE_RETRY_POLICY}.
  * - **Errors nobody can receive** (a dropped reply, a failed cleanup) are emitted as
  *   `'error'`, or written to the `logger` when nobody listens.
+ * - **Decoding is bounded** by {@link decodeLimits}: a result crossing one rejects the call
+ *   reading it (a wait at once, not at its timeout) with a DecodeLimitError naming the task
+ *   and the limit; what happens to the message is the backend's (see each).
  *
  * @example
  * ```ts
@@ -171,8 +176,13 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
   readonly extended: boolean;
   /** Store retry policy (ms), merged over {@link DEFAULT_STORE_RETRY_POLICY}. */
   readonly retryPolicy: Readonly<Required<RetryPolicy>>;
-  /** Decoded body size limit in bytes. @default undefined */
+  /** The `maxBodyBytes` option (decodeLimits.maxDecodedBytes when given). @default undefined */
   readonly maxBodyBytes: number | undefined;
+  /**
+   * The limits every result read is decoded under, and every result stored is held to
+   * (the `decodeLimits` option over `DEFAULT_DECODE_LIMITS`).
+   */
+  readonly decodeLimits: Readonly<DecodeLimits>;
   /** The result cache: READY metas (result_cache_max). @default 10000 entries */
   readonly cache: MetaCache;
   /** Where unreceived errors go when nobody listens for 'error'. @default consoleLogger */
@@ -231,6 +241,9 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
       throw new ArgumentError(`maxBodyBytes must be a positive integer, got ${String(maxBytes)}`);
     }
     this.maxBodyBytes = maxBytes;
+    this.decodeLimits = resolveDecodeLimits(
+      maxBytes === undefined ? options.decodeLimits : { ...options.decodeLimits, maxDecodedBytes: maxBytes },
+    );
     this.cache = new MetaCache(options.cacheMax ?? s.cacheMax);
   }
 

@@ -9,6 +9,8 @@
  */
 import { CeleryAmqpError } from '../errors.js';
 import { PickledObject } from '../kombu/pickle-values.js';
+import { writeValue } from '../kombu/value-writer.js';
+import type { ValueFormat } from '../kombu/value-writer.js';
 import { FAILURE, REVOKED } from './states.js';
 import type { State } from './states.js';
 
@@ -334,7 +336,9 @@ export function exceptionToMeta(err: unknown): ExceptionMeta {
 export function pythonExceptionStr(excType: string, args: readonly unknown[]): string {
   if (args.length === 0) return '';
   if (args.length === 1) return excType === 'KeyError' ? pythonRepr(args[0]) : pythonStr(args[0]);
-  return `(${args.map((a) => pythonRepr(a)).join(', ')})`;
+  // The args' list repr (one cut for all of them), as a tuple.
+  const list = pythonRepr(args);
+  return list.endsWith(']') ? `(${list.slice(1, -1)})` : `(${list.slice(1)}`;
 }
 
 /**
@@ -350,14 +354,26 @@ export function pythonStr(value: unknown): string {
 }
 
 /**
- * Python's `repr()` of a decoded wire value (None, True, 'str', [..], {..}).
- *
- * @example
- * ```ts
- * pythonRepr({ a: true }); // "{'a': True}"
- * ```
+ * Longest text {@link pythonRepr} writes by default: a repr quoted in an error message or a
+ * log line, cut with `...` past it.
  */
-export function pythonRepr(value: unknown, depth = 0): string {
+export const REPR_LIMIT = 4096;
+
+/** Lists/maps nested deeper than this are written `...`, as before the cut existed. */
+const REPR_DEPTH = 21;
+
+/** Python's repr syntax for {@link writeValue}. */
+const REPR_FORMAT: ValueFormat = Object.freeze({
+  leaf: reprLeaf,
+  omit: () => false,
+  omittedItem: 'None',
+  brackets: ['[', ']', '{', '}'] as const,
+  separator: ', ',
+  key: (key: string) => `${reprString(key)}: `,
+  tooDeep: '...',
+});
+
+function reprLeaf(value: unknown): string | undefined {
   switch (typeof value) {
     case 'string':
       return reprString(value);
@@ -372,16 +388,27 @@ export function pythonRepr(value: unknown, depth = 0): string {
     case 'undefined':
       return 'None';
     case 'object':
-      break;
+      if (value === null) return 'None';
+      return value instanceof Uint8Array ? reprBytes(value) : undefined;
     default:
       return String(value);
   }
-  if (value === null) return 'None';
-  if (depth > 20) return '...';
-  if (Array.isArray(value)) return `[${value.map((v) => pythonRepr(v, depth + 1)).join(', ')}]`;
-  if (value instanceof Uint8Array) return reprBytes(value);
-  const parts = Object.entries(value).map(([k, v]) => `${reprString(k)}: ${pythonRepr(v, depth + 1)}`);
-  return `{${parts.join(', ')}}`;
+}
+
+/**
+ * Python's `repr()` of a decoded wire value (None, True, 'str', [..], {..}), cut at
+ * `maxLength` characters (ending `...`). Written without recursion and stopped at the cut,
+ * so a value whose shared references expand exponentially (a YAML alias bomb) costs no more
+ * than the text kept.
+ *
+ * @param maxLength - Longest text. @default REPR_LIMIT (4096)
+ * @example
+ * ```ts
+ * pythonRepr({ a: true }); // "{'a': True}"
+ * ```
+ */
+export function pythonRepr(value: unknown, maxLength = REPR_LIMIT): string {
+  return writeValue(value, REPR_FORMAT, { maxLength, maxDepth: REPR_DEPTH });
 }
 
 function reprBytes(bytes: Uint8Array): string {

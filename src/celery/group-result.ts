@@ -8,6 +8,7 @@ import { ArgumentError } from '../errors.js';
 import { AsyncResult, requireResultId } from './async-result.js';
 import type { AsyncResultOptions, GroupResultTuple } from './async-result.js';
 import type { ResultBackend } from './backend-types.js';
+import { pythonRepr } from './exceptions.js';
 import { ResultSet } from './result-set.js';
 
 /**
@@ -129,7 +130,7 @@ function parseHead(head: unknown, backend: ResultBackend): [string, AsyncResult 
       parent === null || parent === undefined ? null : resultFromTuple(parent, backend),
     ];
   }
-  throw new ArgumentError(`not a result tuple head: ${JSON.stringify(head)}`);
+  throw new ArgumentError(`not a result tuple head: ${quote(head)}`);
 }
 
 /**
@@ -147,12 +148,12 @@ function parseHead(head: unknown, backend: ResultBackend): [string, AsyncResult 
 export function resultFromTuple(tuple: unknown, backend: ResultBackend): AsyncResult | GroupResult {
   if (tuple instanceof AsyncResult || tuple instanceof GroupResult) return tuple;
   if (!Array.isArray(tuple) || tuple.length !== 2) {
-    throw new ArgumentError(`not a result tuple: ${JSON.stringify(tuple)}`);
+    throw new ArgumentError(`not a result tuple: ${quote(tuple)}`);
   }
   const [head, nodes] = tuple as [unknown, unknown];
   const [id, parent] = parseHead(head, backend);
   if (nodes === null || nodes === undefined) return new AsyncResult(id, backend, { parent });
-  if (!Array.isArray(nodes)) throw new ArgumentError(`not a result tuple: ${JSON.stringify(tuple)}`);
+  if (!Array.isArray(nodes)) throw new ArgumentError(`not a result tuple: ${quote(tuple)}`);
   const children = nodes.map((child: unknown) => {
     const r = resultFromTuple(child, backend);
     if (r instanceof GroupResult) {
@@ -177,6 +178,11 @@ export function resultFromTuple(tuple: unknown, backend: ResultBackend): AsyncRe
  */
 export function groupResultFromTuple(tuple: unknown, backend: ResultBackend): GroupResult {
   const r = resultFromTuple(tuple, backend);
-  if (!(r instanceof GroupResult)) throw new ArgumentError(`not a group tuple: ${JSON.stringify(tuple)}`);
+  if (!(r instanceof GroupResult)) throw new ArgumentError(`not a group tuple: ${quote(tuple)}`);
   return r;
+}
+
+/** A foreign value quoted in an error message: its repr, cut (a tuple may be a decoded bomb). */
+function quote(value: unknown): string {
+  return pythonRepr(value, 200);
 }

@@ -7,6 +7,7 @@
 import { TimeoutError } from '../errors.js';
 import type { Channel } from '../kombu/channel.js';
 import type { Connection } from '../kombu/connection.js';
+import type { DecodeLimits } from '../kombu/decode-limits.js';
 import { Consumer } from '../kombu/consumer.js';
 import type { Exchange } from '../kombu/exchange.js';
 import { ManyQueueConsumer } from '../kombu/many-queue-consumer.js';
@@ -26,8 +27,8 @@ export interface ResultSource {
   readonly exchange: Exchange;
   /** Accepted content types (mime set). */
   readonly acceptTypes: ReadonlySet<string>;
-  /** Decoded size limit. */
-  readonly maxBodyBytes: number | undefined;
+  /** The limits results are decoded under. */
+  readonly decodeLimits: Readonly<DecodeLimits>;
   /** The result cache. */
   readonly cache: ResultCache<TaskMeta>;
   /** Aborted when the backend closes. */
@@ -90,12 +91,11 @@ export async function consumeUntilReady(
           queues: [source.queueFor(routingKey, channel)],
           noAck: false, // acked by hand, so that a bad message can still be requeued
           accept: source.acceptTypes,
-          ...(source.maxBodyBytes === undefined ? {} : { maxBytes: source.maxBodyBytes }),
           onMessage: (message) => {
             if (done) return; // left unacked: the broker requeues it when the channel closes
             let meta: TaskMeta;
             try {
-              meta = decodeMeta(message, taskId);
+              meta = decodeMeta(message, taskId, source.decodeLimits);
             } catch (err) {
               done = true;
               bad = message;
@@ -191,16 +191,25 @@ export async function* getMany(
   // order on a channel, and nothing after a failure is handled, so everything up to the last
   // one handled is exactly what may be acked.
   const receive = (message: Message): void => {
-    if (failure !== undefined) return; // unacked: requeued when the channel closes
     const rk = message.deliveryInfo.routingKey;
     const expected = pending.get(rk) ?? rk;
     let meta: TaskMeta;
     try {
-      meta = decodeMeta(message, expected);
+      meta = decodeMeta(message, expected, source.decodeLimits);
     } catch (err) {
-      // Back to the queue (redelivered to us it stays unacked until the channel closes).
-      message.reject({ requeue: true });
-      fail(err);
+      // The first goes back to its queue and fails the call; redelivered to us, it (or any
+      // later bad one) stays unacked until the channel closes: a reject would bring it back.
+      if (failure === undefined) {
+        message.reject({ requeue: true });
+        fail(err);
+      }
+      return;
+    }
+    if (failure !== undefined) {
+      // The call has failed, but a result that arrived meanwhile is cached (a later read in
+      // this process finds it; an auto-delete queue is deleted, messages and all, when the
+      // call closes its consumers) and left unacked (a kept queue gets it back).
+      source.cache.set(meta.task_id, meta);
       return;
     }
     try {
@@ -235,7 +244,6 @@ export async function* getMany(
     // After a reconnect only the queues whose result is still to come are set up again.
     wanted: (rk) => pending.has(rk),
     accept: source.acceptTypes,
-    maxBytes: source.maxBodyBytes,
     maxLanes: GET_MANY_CHANNELS,
     minPerLane: GET_MANY_MIN_PER_CHANNEL,
     batch: GET_MANY_BATCH,

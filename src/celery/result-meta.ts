@@ -6,6 +6,7 @@
  * @module
  */
 import { ArgumentError, CeleryAmqpError, ContentDisallowedError, DecodeError } from '../errors.js';
+import type { DecodeLimits } from '../kombu/decode-limits.js';
 import type { Message } from '../kombu/message.js';
 import type { StoreOptions, TaskMeta, TaskRequest } from './backend-types.js';
 import { exceptionToMeta } from './exceptions.js';
@@ -192,22 +193,34 @@ export function resultBody(
 }
 
 /**
- * Decodes a message's payload, turning any failure into a DecodeError (or
- * ContentDisallowedError) whose message names the task and the cause.
+ * Decodes a message's payload under `limits`, labelled `result of task <id>` (or group),
+ * turning any failure into a typed error that names the task and the cause. A limit crossed
+ * stays the DecodeLimitError the decoder raised (it names the task and the limit).
  *
- * @throws DecodeError / ContentDisallowedError; the original error is the cause and its code is kept.
+ * @param limits - The decode limits in force. @default the message's own (DEFAULT_DECODE_LIMITS)
+ * @param what - What the id names. @default 'task'
+ * @throws DecodeError / ContentDisallowedError / DecodeLimitError; the code of the cause is kept.
  * @example
  * ```ts
- * const body = decodePayload(message, taskId);
+ * const body = decodePayload(message, taskId, backend.decodeLimits);
  * ```
  */
-export function decodePayload(message: Message, taskId: string): unknown {
+export function decodePayload(
+  message: Message,
+  taskId: string,
+  limits?: Readonly<DecodeLimits>,
+  what = 'task',
+): unknown {
+  if (limits !== undefined) message.limits = limits;
+  message.label = `result of ${what} ${taskId}`;
   try {
     return message.payload;
   } catch (err) {
+    // Limit errors (and the serializers' own) already say `result of task <id>: ...`.
+    if (err instanceof DecodeError && err.message.includes(taskId)) throw err;
     const cause = err instanceof Error ? err.message : String(err);
     const code = err instanceof CeleryAmqpError ? err.code : undefined;
-    const text = `Cannot decode the result of task ${taskId}: ${cause}`;
+    const text = `Cannot decode the result of ${what} ${taskId}: ${cause}`;
     const options = code === undefined ? { cause: err } : { cause: err, code };
     throw err instanceof ContentDisallowedError
       ? new ContentDisallowedError(text, options)
@@ -221,14 +234,15 @@ export function decodePayload(message: Message, taskId: string): unknown {
  * null or an array. Extra (result_extended) keys are kept.
  *
  * @param taskId - The id the message was read for (named in errors).
+ * @param limits - The decode limits in force. @default DEFAULT_DECODE_LIMITS
  * @throws DecodeError naming the task id and the cause.
  * @example
  * ```ts
- * const meta = decodeMeta(message, taskId);
+ * const meta = decodeMeta(message, taskId, backend.decodeLimits);
  * ```
  */
-export function decodeMeta(message: Message, taskId: string): TaskMeta {
-  return validateMeta(decodePayload(message, taskId), taskId);
+export function decodeMeta(message: Message, taskId: string, limits?: Readonly<DecodeLimits>): TaskMeta {
+  return validateMeta(decodePayload(message, taskId, limits), taskId);
 }
 
 /**

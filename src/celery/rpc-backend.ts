@@ -35,6 +35,7 @@ import {
   QueueLostError,
   TimeoutError,
   TransientQueueDeniedError,
+  settleStack,
 } from '../errors.js';
 import { onAbort } from '../kombu/abort-listener.js';
 import type { Channel } from '../kombu/channel.js';
@@ -79,10 +80,10 @@ export interface RPCBackendOptions extends BackendCommonOptions {
 
 /**
  * Called with each state received for an id (and the id, so one function can serve many),
- * or with the error of a reply for the id that could not be decoded; returns true when it
- * took (consumed) a ready state, which then leaves the buffer.
+ * or with the typed error of a reply for the id that could not be decoded; returns true when
+ * it took (consumed) a ready state, which then leaves the buffer.
  */
-type Listener = (reply: TaskMeta | Error, id: string) => boolean;
+type Listener = (meta: TaskMeta | Error, id: string) => boolean;
 
 /**
  * Celery's RPC result backend. Implements {@link ResultBackend} through {@link BaseBackend},
@@ -90,14 +91,15 @@ type Listener = (reply: TaskMeta | Error, id: string) => boolean;
  *
  * Client side: {@link ensureReplyQueue} (called by `Celery.sendTask` before publishing, as
  * {@link onTaskCall}) declares the reply queue and starts the one no-ack consumer; replies
- * are matched by correlation_id (fallback: body task_id). A reply that cannot be decoded (a
- * content type outside the accept list, such as a pickled reply without pickle accepted, or
- * no result message) is dropped, counted in {@link droppedMessages} and reported ('error'
- * event, else the logger); when it carries a correlation_id, every wait for that id rejects
- * at once with the decode error (ContentDisallowedError / DecodeError naming the task), and
- * so do later waits and polls for it until a good reply for the id arrives: the reply queue
- * has no-ack delivery, so the message is gone and waiting on would only time out. Worker
- * side: storeResult publishes to the request's reply_to.
+ * are matched by correlation_id (fallback: body task_id). Worker side: storeResult
+ * publishes to the request's reply_to.
+ *
+ * A reply that cannot be decoded (malformed, disallowed, or past {@link decodeLimits}) or is
+ * no result message cannot stay in the queue: the consumer is no-ack, as Celery's, so the
+ * broker has already dropped it. Its typed error (naming the task and, for a limit, the
+ * limit) rejects at once every wait for its correlation_id, and is kept (LRU, `bufferMax`)
+ * for every later wait or poll of that id until a good reply for it arrives; each is
+ * reported ('error' event, else the logger) and counted in {@link droppedMessages}.
  *
  * @example
  * ```ts
@@ -118,8 +120,8 @@ export class RPCBackend extends BaseBackend {
 
   /** Replies received and not yet taken: the latest state per id. */
   readonly #buffer: ResultCache<TaskMeta>;
-  /** The decode error of the latest reply for an id, when it could not be decoded. */
-  readonly #failed: ResultCache<Error>;
+  /** The errors of undecodable replies nobody waited for, by correlation_id. */
+  readonly #undecodable: ResultCache<Error>;
   readonly #listeners = new Map<string, Listener | Listener[]>();
   #consumer: Promise<Consumer> | undefined;
   #consuming = false;
@@ -151,7 +153,7 @@ export class RPCBackend extends BaseBackend {
       throw new ArgumentError(`bufferMax must be an integer >= 1, got ${String(bufferMax)}`);
     }
     this.#buffer = new ResultCache<TaskMeta>(bufferMax);
-    this.#failed = new ResultCache<Error>(bufferMax);
+    this.#undecodable = new ResultCache<Error>(bufferMax);
     this.binding = new Queue(this.oid, {
       durable: options.replyQueueDurable ?? false,
       autoDelete: true,
@@ -219,7 +221,6 @@ export class RPCBackend extends BaseBackend {
       queues: [this.binding],
       noAck: true,
       accept: this.accept,
-      ...(this.maxBodyBytes === undefined ? {} : { maxBytes: this.maxBodyBytes }),
       onMessage: (m) => this.#onReply(m),
       tagPrefix: 'rpc.',
     });
@@ -253,14 +254,16 @@ export class RPCBackend extends BaseBackend {
     const correlationId = message.properties.correlationId;
     let meta: TaskMeta;
     try {
-      meta = asMeta(decodePayload(message, correlationId ?? '?'), correlationId ?? '?');
+      const id = correlationId ?? 'unknown (no correlation_id)';
+      meta = asMeta(decodePayload(message, id, this.decodeLimits), id);
     } catch (err) {
-      this.#undecodable(correlationId, err);
+      this.#undecodableReply(correlationId, err);
       return;
     }
     // Match on the correlation_id property first (Celery's _get_message_task_id).
     const id = correlationId ?? meta.task_id;
-    this.#failed.delete(id);
+    // A later reply that decodes replaces the error of an earlier one.
+    if (this.#undecodable.size > 0) this.#undecodable.delete(id);
     const ready = isReady(meta.status);
     const taken = this.#notify(id, meta);
     if (taken && ready) {
@@ -272,33 +275,41 @@ export class RPCBackend extends BaseBackend {
     if (ready || !isReady(this.#buffer.get(id)?.status ?? PENDING)) this.#buffer.set(id, meta);
   }
 
-  /** Hands a reply (or its decode error) to the id's listeners; true when one took it. */
-  #notify(id: string, reply: TaskMeta | Error): boolean {
+  /** Calls the listeners of `id`; true when one took the state. */
+  #notify(id: string, meta: TaskMeta | Error): boolean {
     const entry = this.#listeners.get(id);
-    if (typeof entry === 'function') return entry(reply, id);
     let taken = false;
+    if (typeof entry === 'function') taken = entry(meta, id);
     // A copy: a listener may remove itself (or another) while the list is walked.
-    if (entry !== undefined) for (const l of [...entry]) taken = l(reply, id) || taken;
+    else if (entry !== undefined) for (const l of [...entry]) taken = l(meta, id) || taken;
     return taken;
   }
 
   /**
-   * A reply that could not be decoded: dropped and reported; with a correlation_id, the waits
-   * for that id (now and until a good reply comes) reject with the decode error, which names
-   * the task.
+   * A reply that could not be decoded: already gone from the queue (no-ack). Its error
+   * rejects the waits for its correlation_id, else is kept for the next one and reported.
    */
-  #undecodable(correlationId: string | undefined, err: unknown): void {
+  #undecodableReply(correlationId: string | undefined, err: unknown): void {
     this.droppedMessages++;
     const why = err instanceof Error ? err.message : String(err);
+    const error =
+      err instanceof DecodeError
+        ? err
+        : new DecodeError(`Malformed reply on ${this.oid}: ${why}`, { cause: err });
+    if (correlationId !== undefined) {
+      // Kept until a good reply for the id replaces it: the no-ack reply is gone, so a later
+      // wait for the id would otherwise run to its deadline. Settled: unread, its stack would
+      // keep the message body and the decoder's buffers.
+      this.#undecodable.set(correlationId, settleStack(error));
+      this.#notify(correlationId, error);
+    }
+    // Reported even when a wait received it: a dropped reply means a misconfigured peer.
     this.reportError(
       new DecodeError(`Dropped a reply on ${this.oid} (correlation_id ${correlationId ?? 'none'}): ${why}`, {
         cause: err,
+        code: error.code,
       }),
     );
-    if (correlationId === undefined || correlationId === '') return;
-    const error = err instanceof Error ? err : new DecodeError(why);
-    this.#failed.set(correlationId, error);
-    this.#notify(correlationId, error);
   }
 
   /**
@@ -328,18 +339,21 @@ export class RPCBackend extends BaseBackend {
 
   /**
    * The latest state received for the task (ready or not), without taking it; never the
-   * broker. Rejects with the decode error when the latest reply for it could not be decoded.
+   * broker. Rejects with the error of an undecodable reply for it (kept, as a poll keeps).
    */
   protected fetchMeta(taskId: string, _options: GetMetaOptions): Promise<TaskMeta | null> {
-    const failed = this.#failed.get(taskId);
+    const failed = this.#undecodable.get(taskId);
     if (failed !== undefined) return Promise.reject(failed);
     return Promise.resolve(this.#buffer.get(taskId) ?? null);
   }
 
-  /**
-   * A buffered ready reply (taken unless `noAck: false`), else the first ready one to arrive;
-   * a reply for the id that could not be decoded (before or during the wait) rejects it.
-   */
+  /** Throws the error of an undecodable reply for the id, kept until a good reply comes. */
+  #throwUndecodable(taskId: string): void {
+    const failed = this.#undecodable.get(taskId);
+    if (failed !== undefined) throw failed;
+  }
+
+  /** A buffered ready reply (taken unless `noAck: false`), else the first ready one to arrive. */
   protected async receiveReady(taskId: string, ctl: WaitControl, options: WaitForOptions): Promise<TaskMeta> {
     const fail = (err: QueueLostError): void => ctl.cancel(err);
     this.#onLost.add(fail);
@@ -352,9 +366,8 @@ export class RPCBackend extends BaseBackend {
 
   async #receiveReady(taskId: string, ctl: WaitControl, options: WaitForOptions): Promise<TaskMeta> {
     await ctl.race(this.ensureReplyQueue());
-    const failed = this.#failed.get(taskId);
-    if (failed !== undefined) throw failed;
     const take = options.noAck ?? true;
+    this.#throwUndecodable(taskId);
     const buffered = this.#buffer.get(taskId);
     if (buffered !== undefined) {
       this.cache.set(taskId, buffered);
@@ -397,9 +410,8 @@ export class RPCBackend extends BaseBackend {
     await this.ensureReplyQueue({ signal });
     const pending = new Set<string>();
     const ready: Array<[string, TaskMeta]> = [];
+    for (const id of taskIds) this.#throwUndecodable(id);
     for (const id of taskIds) {
-      const failed = this.#failed.get(id);
-      if (failed !== undefined) throw failed;
       const m = this.#buffer.get(id);
       if (m !== undefined && isReady(m.status)) {
         if (noAck) this.#buffer.delete(id);
@@ -475,7 +487,11 @@ export class RPCBackend extends BaseBackend {
   #getProducer(): Promise<Producer> {
     if (this.#producer === undefined) {
       const p = this.connection.channel({ confirm: this.confirmPublish }).then((ch: Channel) => {
-        const producer = new Producer(ch, { serializer: this.serializer, autoDeclare: false });
+        const producer = new Producer(ch, {
+          serializer: this.serializer,
+          autoDeclare: false,
+          limits: this.decodeLimits,
+        });
         if (this.#producer === p) this.#producerReady = producer;
         return producer;
       });
@@ -501,6 +517,7 @@ export class RPCBackend extends BaseBackend {
       routingKey,
       correlationId,
       serializer: this.serializer,
+      label: `result of task ${body.task_id}`,
       deliveryMode: this.deliveryMode,
       ...(this.compression === null ? {} : { compression: this.compression }),
       ...(signal === undefined ? {} : { signal }),
@@ -510,7 +527,7 @@ export class RPCBackend extends BaseBackend {
   /** Drops the buffered reply (the reply queue is shared: nothing to purge). */
   protected forgetResult(taskId: string): Promise<void> {
     this.#buffer.delete(taskId);
-    this.#failed.delete(taskId);
+    this.#undecodable.delete(taskId);
     return Promise.resolve();
   }
 

@@ -13,6 +13,7 @@ import { Producer } from '../kombu/producer.js';
 import type { PublishOptions } from '../kombu/producer.js';
 import { NoCacheQueue } from '../kombu/queue.js';
 import type { QueueOptions } from '../kombu/queue.js';
+import type { DecodeLimits } from '../kombu/decode-limits.js';
 import type { Declarable } from '../kombu/types.js';
 import type { ExchangeDeclareParams, QueueDeclareParams } from '../transport/types.js';
 
@@ -37,6 +38,8 @@ export interface StoreMessage {
   routingKey: string;
   /** The correlation_id property. */
   correlationId: string;
+  /** Names the body in encode errors (`result of task <id>`). @default undefined */
+  label?: string | undefined;
   /** Abort between attempts. */
   signal?: AbortSignal | undefined;
 }
@@ -57,6 +60,8 @@ export interface StorePoolOptions {
   confirm: boolean;
   /** Channels in the pool. @default 16 */
   size: number;
+  /** Limits of the results serialized (see `dumps`). @default DEFAULT_DECODE_LIMITS */
+  limits?: Partial<DecodeLimits> | undefined;
 }
 
 /**
@@ -194,6 +199,7 @@ export class StorePool {
       deliveryMode: o.deliveryMode,
       priority: 0,
       ...(m.signal === undefined ? {} : { signal: m.signal }),
+      ...(m.label === undefined ? {} : { label: m.label }),
     };
     // The declarations are not recorded (see #binding): a result queue need not be
     // redeclared when the channel recovers, the next store redeclares it anyway.
@@ -267,6 +273,7 @@ export class StorePool {
       // once-per-connection declare would only repeat it.
       autoDeclare: false,
       serializer: o.serializer,
+      limits: o.limits,
       ...(o.compression === null ? {} : { compression: o.compression }),
     });
   }

@@ -233,8 +233,7 @@ export function isoformat(date: Date): string {
 
 /** kombu's `saferepr` cut: keeps the first `max` characters and marks the cut. */
 function saferepr(value: unknown): string {
-  const text = pythonRepr(value);
-  return text.length > REPR_MAXSIZE ? `${text.slice(0, REPR_MAXSIZE - 3)}...` : text;
+  return pythonRepr(value, REPR_MAXSIZE);
 }
 
 /** A duration in seconds, checked: undefined stays null (absent). */

@@ -10,6 +10,9 @@ import { SingleBar } from 'cli-progress';
 import type { AMQPBackend } from '../celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../celery/backend-options.js';
 import { AbortError, CeleryAmqpError, TimeoutError, redact } from '../errors.js';
+import { DEFAULT_DECODE_LIMITS } from '../kombu/decode-limits.js';
+import { JSON_FORMAT, writeJson } from '../kombu/value-writer.js';
+import type { ValueFormat, WriteLimits } from '../kombu/value-writer.js';
 
 /** Exit codes of `celery-amqp`. */
 export const EXIT = {
@@ -107,16 +110,29 @@ export class CliError extends Error {
 export class Output {
   /** True when results are printed as JSON lines. */
   readonly json: boolean;
+  /** What one printed value may cost: the decode limits in force. @default DEFAULT_DECODE_LIMITS */
+  readonly limits: WriteLimits;
   readonly #io: CliIo;
 
-  constructor(io: CliIo, json: boolean) {
+  constructor(io: CliIo, json: boolean, limits: WriteLimits = DEFAULT_DECODE_LIMITS) {
     this.#io = io;
     this.json = json || !io.isTTY.stdout;
+    this.limits = limits;
   }
 
-  /** Prints one result: one JSON line, or the text `describe` makes. */
-  result(value: unknown, describe: () => string): void {
-    this.#io.stdout.write(this.json ? `${toJsonLine(value)}\n` : `${describe()}\n`);
+  /**
+   * Prints one result: one JSON line, or the text `describe` makes.
+   *
+   * @param label - Names the value in an output-limit error, e.g. `result of task <id>`. @default undefined
+   * @throws EncodeLimitError for a value past {@link limits}: nothing is printed.
+   */
+  result(value: unknown, describe: () => string, label?: string): void {
+    this.#io.stdout.write(this.json ? `${this.toJson(value, label)}\n` : `${describe()}\n`);
+  }
+
+  /** {@link toJsonLine} under this output's limits. */
+  toJson(value: unknown, label?: string): string {
+    return toJsonLine(value, { limits: this.limits, label });
   }
 
   /** A human-only note (text mode only; JSON consumers see nothing). */
@@ -125,33 +141,36 @@ export class Output {
   }
 }
 
+/** JSON with Buffers (base64), bigints (digits) and errors (name and message) made printable. */
+const CLI_JSON_FORMAT: ValueFormat = Object.freeze({
+  ...JSON_FORMAT,
+  prepare: (v: unknown): unknown => {
+    if (typeof v === 'bigint') return v.toString();
+    if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+    if (v instanceof Error) return { name: v.name, message: v.message };
+    return JSON_FORMAT.prepare === undefined ? v : JSON_FORMAT.prepare(v);
+  },
+});
+
 /**
- * JSON with Buffers and bigints made printable (results decoded from msgpack may hold both),
- * so printing a result can never throw.
+ * One line of JSON for any decoded result (Buffers and bigints from msgpack or pickle made
+ * printable), within the limits: measured first, so a value whose shared references expand
+ * past `maxDecodedBytes` (a YAML alias bomb) or nested past `maxDepth` is refused at once,
+ * and written without recursion, so no depth overflows the stack.
  *
+ * @param options - `limits` (the decode limits in force; output is held to `maxDepth` and
+ *   `maxDecodedBytes`) and a `label` naming the value in errors. @default DEFAULT_DECODE_LIMITS
+ * @throws EncodeLimitError (`TOO_DEEP`, `BODY_TOO_LARGE`) naming the label and the limit.
  * @example
  * ```ts
  * toJsonLine({ n: 1n }); // '{"n":"1"}'
  * ```
  */
-export function toJsonLine(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (typeof v === 'bigint') return v.toString();
-    if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
-    if (v instanceof Error) return { name: v.name, message: v.message };
-    // Buffer.toJSON runs before the replacer sees it: catch its {type:'Buffer'} form too.
-    if (isBufferJson(v)) return Buffer.from(v.data).toString('base64');
-    return v;
-  });
-}
-
-function isBufferJson(v: unknown): v is { type: 'Buffer'; data: number[] } {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    (v as { type?: unknown }).type === 'Buffer' &&
-    Array.isArray((v as { data?: unknown }).data)
-  );
+export function toJsonLine(
+  value: unknown,
+  options: { limits?: WriteLimits | undefined; label?: string | undefined } = {},
+): string {
+  return writeJson(value, { ...options, format: CLI_JSON_FORMAT });
 }
 
 /**

@@ -10,6 +10,8 @@ import type { Command } from 'commander';
 import type { AMQPBackend } from '../celery/amqp-backend.js';
 import type { AMQPBackendOptions } from '../celery/backend-options.js';
 import { AbortError } from '../errors.js';
+import { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from '../kombu/decode-limits.js';
+import type { DecodeLimits } from '../kombu/decode-limits.js';
 import { isRecoverable, retryOverTime } from '../kombu/retry.js';
 import { DEFAULT_BROKER_URL, resolveBrokerUrl } from '../transport/url.js';
 import { describeError } from './io.js';
@@ -31,7 +33,7 @@ export const SERIALIZERS = ['json', 'msgpack', 'yaml'] as const;
 export const COMPRESSIONS = ['zlib', 'brotli'] as const;
 
 /** The parsed common flags, as commander hands them to an action. */
-export interface ResultOptions {
+export interface ResultOptions extends LimitOptions {
   broker?: string;
   transient?: boolean;
   /** Milliseconds, or null for "no x-expires" (`--expires none`). */
@@ -42,6 +44,111 @@ export interface ResultOptions {
   json?: boolean;
   /** Connection-level retries (`--retries`). @default {@link DEFAULT_RETRIES} */
   retries?: number;
+}
+
+/** The decode-limit flags, as commander names them (`--max-depth` → `maxDepth`). */
+export type LimitOptions = Partial<DecodeLimits>;
+
+/** Each decode-limit flag: its limit, whether it counts bytes, and its help. */
+const LIMIT_FLAGS: ReadonlyArray<{ limit: keyof DecodeLimits; bytes: boolean; help: string }> = [
+  { limit: 'maxBodyBytes', bytes: true, help: 'largest message body as received (compressed)' },
+  { limit: 'maxDecodedBytes', bytes: true, help: 'largest body once decompressed, and largest output' },
+  { limit: 'maxDepth', bytes: false, help: 'deepest nesting of lists/maps' },
+  {
+    limit: 'maxAliasExpansion',
+    bytes: false,
+    help: 'most lists/maps YAML aliases or pickle references may add once expanded',
+  },
+  { limit: 'maxCollections', bytes: false, help: 'most lists/maps one body may build' },
+  { limit: 'maxPickleMemo', bytes: false, help: "most entries in a pickle's memo" },
+];
+
+const BYTE_UNITS: Record<string, number> = { '': 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/**
+ * Parses a decode limit: a count (underscores allowed), for sizes with an optional `KiB`,
+ * `MiB` or `GiB`, or `none` for no limit.
+ *
+ * @example
+ * ```ts
+ * parseLimit('64MiB', true); // 67108864
+ * parseLimit('none', false); // Infinity
+ * ```
+ */
+export function parseLimit(value: string, bytes: boolean): number {
+  const text = value.trim().toLowerCase().replace(/_/g, '');
+  if (text === 'none') return Infinity;
+  const m = /^(\d+)\s*(kib|mib|gib)?$/.exec(text);
+  const unit = m?.[2] ?? '';
+  const n = m === null ? NaN : Number(m[1]) * (BYTE_UNITS[unit] ?? NaN);
+  if (!Number.isSafeInteger(n) || (!bytes && unit !== '')) {
+    throw new InvalidArgumentError(
+      `expected a whole number${bytes ? ' (bytes, or with KiB/MiB/GiB)' : ''} or 'none', got '${value}'`,
+    );
+  }
+  return n;
+}
+
+function flagName(limit: string): string {
+  return `--${limit.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+function defaultText(limit: keyof DecodeLimits, bytes: boolean): string {
+  const n = DEFAULT_DECODE_LIMITS[limit];
+  return bytes && n % 1024 ** 2 === 0 ? `${n / 1024 ** 2}MiB` : n.toLocaleString('en-US');
+}
+
+/**
+ * Adds the decode-limit flags (`--max-body-bytes`, `--max-decoded-bytes`, `--max-depth`,
+ * `--max-alias-expansion`, `--max-collections`, and with `pickle` `--max-pickle-memo`):
+ * what decoding one message (and, for the result commands, printing it) may cost. Celery
+ * has no settings for these; the defaults are `DEFAULT_DECODE_LIMITS`.
+ *
+ * @example
+ * ```ts
+ * addLimitOptions(new Command('get'));
+ * ```
+ */
+export function addLimitOptions(cmd: Command, options: { pickle?: boolean } = {}): Command {
+  for (const { limit, bytes, help } of LIMIT_FLAGS) {
+    if (limit === 'maxPickleMemo' && options.pickle !== true) continue;
+    cmd.option(
+      `${flagName(limit)} <${bytes ? 'bytes' : 'count'}>`,
+      `${help} (default: ${defaultText(limit, bytes)}; 'none': no limit)`,
+      (v: string) => parseLimit(v, bytes),
+    );
+  }
+  return cmd;
+}
+
+/**
+ * The limits the output of a result command is held to: the decode limits the flags give,
+ * over the defaults.
+ *
+ * @example
+ * ```ts
+ * new Output(io, json, outputLimits(opts));
+ * ```
+ */
+export function outputLimits(opts: LimitOptions): Readonly<DecodeLimits> {
+  return resolveDecodeLimits(decodeLimitsFrom(opts));
+}
+
+/**
+ * The decode limits the flags set (only those given).
+ *
+ * @example
+ * ```ts
+ * decodeLimitsFrom({ maxDepth: 50, json: true }); // { maxDepth: 50 }
+ * ```
+ */
+export function decodeLimitsFrom(opts: LimitOptions): Partial<DecodeLimits> {
+  const out: Partial<DecodeLimits> = {};
+  for (const { limit } of LIMIT_FLAGS) {
+    const v = opts[limit];
+    if (v !== undefined) out[limit] = v;
+  }
+  return out;
 }
 
 /**
@@ -112,7 +219,8 @@ export function parseRetries(value: string): number {
 
 /**
  * Adds `--broker`, `--transient`, `--expires`, `--serializer`, `--compression`, `--exchange`,
- * `--json` and (for the commands that run through {@link withBackend}) `--retries`.
+ * `--json`, the decode-limit flags ({@link addLimitOptions}) and (for the commands that run
+ * through {@link withBackend}) `--retries`.
  *
  * @param options - `brokerHelp` replaces the `--broker` help; `retries: false` leaves
  *   `--retries` out. @default { retries: true }
@@ -140,6 +248,7 @@ export function addResultOptions(
     .addOption(new Option('--compression <name>', 'result body compression').choices(COMPRESSIONS))
     .option('--exchange <name>', 'result exchange (default: celeryresults)')
     .option('--json', 'print each result as one JSON line (the default when stdout is not a terminal)');
+  addLimitOptions(cmd);
   if (options.retries === false) return cmd;
   return cmd.option(
     '--retries <count>',
@@ -182,6 +291,8 @@ export function backendOptions(opts: ResultOptions, url: string): AMQPBackendOpt
   if (opts.serializer !== undefined) options.serializer = opts.serializer;
   if (opts.compression !== undefined) options.compression = opts.compression;
   if (opts.exchange !== undefined) options.exchange = opts.exchange;
+  const limits = decodeLimitsFrom(opts);
+  if (Object.keys(limits).length > 0) options.decodeLimits = limits;
   return options;
 }
 

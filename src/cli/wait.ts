@@ -17,8 +17,8 @@ import { TimeoutError } from '../errors.js';
 import { sleep } from '../kombu/retry.js';
 import { CliError, EXIT, Output, isTimeout } from './io.js';
 import type { CliIo } from './io.js';
-import { describeMeta, metaRecord } from './get.js';
-import { addResultOptions, secondsToMs, withBackend } from './options.js';
+import { printMeta } from './get.js';
+import { addResultOptions, outputLimits, secondsToMs, withBackend } from './options.js';
 import type { ResultOptions } from './options.js';
 
 interface WaitOptions extends ResultOptions {
@@ -78,7 +78,7 @@ export function waitCommand(io: CliIo): Command {
         .default(500, '0.5'),
     );
   addResultOptions(cmd).action(async (taskId: string, opts: WaitOptions) => {
-    const out = new Output(io, opts.json === true);
+    const out = new Output(io, opts.json === true, outputLimits(opts));
     // One deadline for every attempt: a retry after a lost connection does not restart it.
     const deadline = opts.timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeout;
     const left = (): number => Math.max(0, deadline - Date.now());
@@ -100,8 +100,7 @@ export function waitCommand(io: CliIo): Command {
       }
       throw err;
     });
-    const record = metaRecord(taskId, meta);
-    out.result(record, () => describeMeta(record));
+    printMeta(out, taskId, meta);
   });
   return cmd;
 }

@@ -6,10 +6,10 @@
  * @module
  */
 import { Command } from 'commander';
-import { CliError, EXIT, Output, isTimeout, progress, toJsonLine } from './io.js';
+import { CliError, EXIT, Output, isTimeout, progress } from './io.js';
 import type { CliIo } from './io.js';
 import { metaRecord } from './get.js';
-import { addResultOptions, secondsToMs, withBackend } from './options.js';
+import { addResultOptions, outputLimits, secondsToMs, withBackend } from './options.js';
 import type { ResultOptions } from './options.js';
 
 interface WatchOptions extends ResultOptions {
@@ -35,7 +35,7 @@ export function watchCommand(io: CliIo): Command {
     .argument('<task-id...>', 'the task ids')
     .option('--timeout <seconds>', 'give up after this many seconds (default: wait forever)', secondsToMs);
   addResultOptions(cmd).action(async (taskIds: string[], opts: WatchOptions) => {
-    const out = new Output(io, opts.json === true);
+    const out = new Output(io, opts.json === true, outputLimits(opts));
     const wanted = new Set(taskIds);
     const received = new Set<string>();
     const bar = progress(io, 'watch', wanted.size);
@@ -55,7 +55,12 @@ export function watchCommand(io: CliIo): Command {
             received.add(taskId);
             bar.increment();
             const record = metaRecord(taskId, meta);
-            out.result(record, () => `${taskId} ${meta.status} ${toJsonLine(record['result'])}`);
+            const label = `result of task ${taskId}`;
+            out.result(
+              record,
+              () => `${taskId} ${meta.status} ${out.toJson(record['result'], label)}`,
+              label,
+            );
             if (received.size === wanted.size) break;
           }
         } catch (err) {

@@ -19,7 +19,8 @@ import type { Logger } from '../logger.js';
 import { resolveBrokerUrl } from '../transport/url.js';
 import { CliError, EXIT } from './io.js';
 import type { CliIo } from './io.js';
-import { parseCount } from './options.js';
+import { addLimitOptions, decodeLimitsFrom, parseCount } from './options.js';
+import type { LimitOptions } from './options.js';
 
 /** Signals the command handles, and how it listens to them (the process, or a test's emitter). */
 export interface SignalSource {
@@ -27,7 +28,7 @@ export interface SignalSource {
   off(signal: 'SIGTERM' | 'SIGINT' | 'SIGQUIT', listener: () => void): unknown;
 }
 
-interface WorkerCliOptions {
+interface WorkerCliOptions extends LimitOptions {
   app: string;
   broker?: string;
   resultBackend?: string;
@@ -196,10 +197,10 @@ export function workerCommand(io: CliIo, signals: SignalSource = process): Comma
     .option('--without-heartbeat', 'send no worker heartbeats')
     .option('--heartbeat-interval <seconds>', 'seconds between heartbeats (default: 2)', parseSeconds)
     .option('--without-gossip', 'accepted for compatibility (the Node worker does not gossip)')
-    .option('--without-mingle', 'accepted for compatibility (the Node worker does not mingle)')
-    .addHelpText(
-      'after',
-      `
+    .option('--without-mingle', 'accepted for compatibility (the Node worker does not mingle)');
+  addLimitOptions(cmd, { pickle: true }).addHelpText(
+    'after',
+    `
 Settings (Celery names) come from the module's \`settings\` export and from CELERY_<NAME>
 environment variables, which win (e.g. CELERY_WORKER_CONCURRENCY=8,
 CELERY_TASK_CREATE_MISSING_QUEUE_TYPE=quorum); options given here win over both.
@@ -210,7 +211,7 @@ Examples:
 
 Exit codes: 0 after a warm SIGTERM or a remote shutdown; 1 after SIGINT, a cold shutdown
 (a second SIGTERM/SIGINT, or SIGQUIT) or an error; 2 for a usage error.`,
-    );
+  );
   cmd.action(async (opts: WorkerCliOptions) => {
     const ending = await runWorker(opts, io, signals);
     if (ending !== null) throw ending;
@@ -254,6 +255,7 @@ async function runWorker(opts: WorkerCliOptions, io: CliIo, signals: SignalSourc
       ...(opts.timeLimit === undefined ? {} : { timeLimit: opts.timeLimit }),
       ...(opts.softTimeLimit === undefined ? {} : { softTimeLimit: opts.softTimeLimit }),
       ...(opts.heartbeatInterval === undefined ? {} : { heartbeatInterval: opts.heartbeatInterval * 1000 }),
+      decodeLimits: decodeLimitsFrom(opts),
     };
     worker = new Worker(app, options);
   } catch (err) {

@@ -13,6 +13,7 @@ import type {
 } from '../transport/types.js';
 import type { Channel } from './channel.js';
 import { compress, compressionReady, prepareCompression } from './compression.js';
+import type { DecodeLimits } from './decode-limits.js';
 import { toChannel } from './entity.js';
 import type { ChannelLike } from './entity.js';
 import { Exchange } from './exchange.js';
@@ -43,6 +44,11 @@ export interface ProducerOptions {
   autoDeclare?: boolean;
   /** Called for unroutable mandatory messages. @default undefined */
   onReturn?: OnReturn;
+  /**
+   * A body deeper than `maxDepth` or longer than `maxDecodedBytes` once serialized is
+   * refused with an EncodeLimitError (see `dumps`). @default DEFAULT_DECODE_LIMITS
+   */
+  limits?: Partial<DecodeLimits> | undefined;
 }
 
 /** Options of {@link Producer.publish}. Unknown keys are not accepted: use `properties`. */
@@ -88,6 +94,8 @@ export interface PublishOptions extends WaitOptions {
   expiration?: number | string;
   /** Other basic.properties. @default {} */
   properties?: MessageProperties;
+  /** Names the body in encode errors, e.g. `result of task <id>`. @default undefined */
+  label?: string;
 }
 
 /**
@@ -114,6 +122,8 @@ export class Producer {
   autoDeclare: boolean;
   /** @default undefined */
   onReturn: OnReturn | undefined;
+  /** Limits of the bodies serialized. @default undefined (DEFAULT_DECODE_LIMITS) */
+  limits: Partial<DecodeLimits> | undefined;
   readonly #returnListener = (m: ReturnedMessage): void => {
     this.onReturn?.(fromReply(m.replyCode, m.replyText), m.exchange, m.routingKey, m);
   };
@@ -127,6 +137,7 @@ export class Producer {
     this.compression = options.compression;
     this.autoDeclare = options.autoDeclare ?? true;
     this.onReturn = options.onReturn;
+    this.limits = options.limits;
     this.channel.on('return', this.#returnListener);
   }
 
@@ -224,7 +235,10 @@ export class Producer {
         throw new ArgumentError('with contentType set the body must be a Buffer or a string');
       }
     } else {
-      const d = dumps(body, options.serializer ?? this.serializer);
+      const d = dumps(body, options.serializer ?? this.serializer, {
+        limits: this.limits,
+        label: options.label,
+      });
       encoded = d.body;
       contentType = d.contentType;
       contentEncoding = d.contentEncoding;

@@ -22,10 +22,17 @@ import {
   DecodeLimitError,
   EncodeError,
 } from '../errors.js';
-import type { DecodeContext, DecodeOptions } from './decode-limits.js';
-import { checkJsonShape, checkMsgpackShape, decodeContext, limitError } from './decode-limits.js';
+import type { DecodeContext, DecodeLimits, DecodeOptions } from './decode-limits.js';
+import {
+  checkJsonShape,
+  checkMsgpackShape,
+  decodeContext,
+  limitError,
+  resolveDecodeLimits,
+} from './decode-limits.js';
 import { pickleLoads } from './pickle.js';
 import { pickleDumps } from './pickle-encoder.js';
+import { PYTHON_JSON_FORMAT, measureValue, writeValue } from './value-writer.js';
 import { yamlLoadBounded } from './yaml-bounded.js';
 
 /**
@@ -198,22 +205,41 @@ export function prepareAcceptContent(names: Iterable<string>): Set<string> {
   return out;
 }
 
+/** Options of {@link dumps}. */
+export interface DumpsOptions {
+  /**
+   * A list or map deeper than `maxDepth`, or longer than `maxDecodedBytes` once written (shared
+   * references counted each time), is refused before it is encoded: what a reader with the
+   * same limits would refuse is never written, and a decoded alias bomb passed back out
+   * never expands. @default DEFAULT_DECODE_LIMITS
+   */
+  limits?: Partial<DecodeLimits> | undefined;
+  /** Heads limit errors, e.g. `result of task <id>`. @default undefined */
+  label?: string | undefined;
+}
+
+/** Deepest value given to the native JSON.stringify (recursive); deeper ones are written iteratively. */
+const NATIVE_JSON_DEPTH = 1000;
+
 /**
  * Encodes a value for publishing, like kombu's `dumps`.
  *
  * With no serializer: a Buffer/Uint8Array is sent raw (`application/data`, `binary`), a
  * string as text (`text/plain`, `utf-8`), anything else as json. `raw` accepts bytes or a
- * string; `text` accepts a string.
+ * string; `text` accepts a string. Lists and maps are first measured against the limits
+ * (see {@link DumpsOptions.limits}).
  *
  * @param serializer - A registered serializer name. @default undefined (auto, see above)
+ * @param options - Limits and label. @default {}
  * @throws {@link EncodeError} when the value cannot be represented (a bigint in json, a
- * function, a cycle, ...); {@link ArgumentError} for an unknown serializer name.
+ * function, ...); {@link EncodeLimitError} (`TOO_DEEP`: too deep or a cycle;
+ * `BODY_TOO_LARGE`) past the limits; {@link ArgumentError} for an unknown serializer name.
  * @example
  * ```ts
  * const { body, contentType, contentEncoding } = dumps({ status: 'SUCCESS' }, 'json');
  * ```
  */
-export function dumps(data: unknown, serializer?: string): EncodedBody {
+export function dumps(data: unknown, serializer?: string, options: DumpsOptions = {}): EncodedBody {
   let entry: Serializer | undefined;
   if (serializer === undefined) {
     if (data instanceof Uint8Array) return rawBody(data);
@@ -226,8 +252,15 @@ export function dumps(data: unknown, serializer?: string): EncodedBody {
     if (entry === undefined) throw new ArgumentError(`No encoder installed for ${serializer}`);
   }
   let body: Buffer;
+  const depth =
+    data !== null && typeof data === 'object' && !(data instanceof Uint8Array)
+      ? measureValue(data, resolveDecodeLimits(options.limits), options.label).depth
+      : 0;
   try {
-    body = entry.encode(data);
+    body =
+      depth > NATIVE_JSON_DEPTH && entry === JSON_SERIALIZER
+        ? Buffer.from(writeValue(data, PYTHON_JSON_FORMAT), 'utf8')
+        : entry.encode(data);
   } catch (err) {
     if (err instanceof EncodeError) throw err;
     throw new EncodeError(`cannot encode value as ${entry.name}: ${errorText(err)}`, { cause: err });
@@ -363,44 +396,8 @@ function jsonStringify(data: unknown): string {
     throw new EncodeError(`cannot encode value as json: ${errorText(err)}`, { cause: err });
   }
   if (text === undefined) throw new EncodeError(`cannot encode ${typeof data} as json`);
-  // JSON.stringify turned NaN/Infinity into null; re-encode those rare bodies token by token.
-  return sawNonFinite ? pythonJson(data, new Set()) : text;
-}
-
-/** Slow encoder used only for values holding NaN/Infinity: mirrors JSON.stringify otherwise. */
-function pythonJson(value: unknown, seen: Set<object>): string {
-  if (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as { toJSON?: unknown }).toJSON === 'function'
-  ) {
-    value = (value as { toJSON: () => unknown }).toJSON();
-  }
-  if (typeof value === 'number') {
-    if (Number.isNaN(value)) return 'NaN';
-    if (value === Infinity) return 'Infinity';
-    if (value === -Infinity) return '-Infinity';
-    return JSON.stringify(value);
-  }
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (seen.has(value)) throw new EncodeError('cannot encode a cyclic structure as json');
-  seen.add(value);
-  let out: string;
-  if (Array.isArray(value)) {
-    out = `[${value.map((item) => (isSkipped(item) ? 'null' : pythonJson(item, seen))).join(',')}]`;
-  } else {
-    const parts: string[] = [];
-    for (const [k, v] of Object.entries(value)) {
-      if (!isSkipped(v)) parts.push(`${JSON.stringify(k)}:${pythonJson(v, seen)}`);
-    }
-    out = `{${parts.join(',')}}`;
-  }
-  seen.delete(value);
-  return out;
-}
-
-function isSkipped(v: unknown): boolean {
-  return v === undefined || typeof v === 'function' || typeof v === 'symbol';
+  // JSON.stringify turned NaN/Infinity into null; re-encode those rare bodies with the tokens.
+  return sawNonFinite ? writeValue(data, PYTHON_JSON_FORMAT) : text;
 }
 
 /**

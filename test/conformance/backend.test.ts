@@ -11,6 +11,7 @@ import {
   CeleryAmqpError,
   ContentDisallowedError,
   DecodeError,
+  EncodeError,
   TimeoutError,
 } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
@@ -460,10 +461,11 @@ describe.each(transports)('AMQPBackend on $name', (t) => {
     expect(await queueDepth(b, id)).toBe(1);
   });
 
-  it('maxBodyBytes limits decoded bodies', async () => {
+  it('maxBodyBytes limits decoded bodies (and what its own stores write)', async () => {
     const b = backend({ maxBodyBytes: 100 });
     const id = trackedId();
-    await b.storeResult(id, 'x'.repeat(500), 'SUCCESS');
+    await expect(b.storeResult(id, ['x'.repeat(500)], 'SUCCESS')).rejects.toBeInstanceOf(EncodeError);
+    await backend().storeResult(id, 'x'.repeat(500), 'SUCCESS');
     await expect(b.getTaskMeta(id)).rejects.toBeInstanceOf(DecodeError);
   });
 

@@ -1,5 +1,5 @@
 /**
- * The CLI as a real child process for signal tests: src/ transpiled (TypeScript's
+ * The CLI (or a test script) as a real child process: src/ transpiled (TypeScript's
  * transpileModule, no type check, about a second) into a folder under node_modules/.cache,
  * where the package's dependencies resolve, with a launcher `run.js`.
  */
@@ -19,35 +19,39 @@ async function* sources(dir: string): AsyncGenerator<string> {
   }
 }
 
-/** A transpiled copy of src/: `launcher` runs the CLI; `remove()` deletes it. */
+/** A transpiled copy of src/ (and the test folders asked for): `launcher` runs the CLI; `remove()` deletes it. */
 export interface CliBuild {
   readonly dir: string;
   readonly launcher: string;
   remove(): Promise<void>;
 }
 
-/** Transpiles src/ into a fresh folder and writes the launcher. */
-export async function buildCli(): Promise<CliBuild> {
+/**
+ * Transpiles src/ and the `extra` folders (relative to the package root, e.g.
+ * `test/hostile`) into a fresh folder, keeping their layout, and writes the launcher.
+ */
+export async function buildCli(extra: readonly string[] = []): Promise<CliBuild> {
   const dir = join(ROOT, 'node_modules', '.cache', 'celery-amqp-cli-test', uid('build'));
-  const src = join(ROOT, 'src');
-  for await (const file of sources(src)) {
-    const out = join(dir, relative(src, file)).replace(/\.ts$/, '.js');
-    const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {
-      compilerOptions: {
-        module: ts.ModuleKind.ESNext,
-        target: ts.ScriptTarget.ES2022,
-        verbatimModuleSyntax: true,
-      },
-      fileName: file,
-    });
-    await mkdir(dirname(out), { recursive: true });
-    await writeFile(out, outputText);
+  for (const folder of ['src', ...extra]) {
+    for await (const file of sources(join(ROOT, folder))) {
+      const out = join(dir, relative(ROOT, file)).replace(/\.ts$/, '.js');
+      const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {
+        compilerOptions: {
+          module: ts.ModuleKind.ESNext,
+          target: ts.ScriptTarget.ES2022,
+          verbatimModuleSyntax: true,
+        },
+        fileName: file,
+      });
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, outputText);
+    }
   }
   await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
   const launcher = join(dir, 'run.js');
   await writeFile(
     launcher,
-    "import { main } from './cli/main.js';\nmain(process.argv.slice(2)).then((code) => { process.exitCode = code; });\n",
+    "import { main } from './src/cli/main.js';\nmain(process.argv.slice(2)).then((code) => { process.exitCode = code; });\n",
   );
   return { dir, launcher, remove: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -7,9 +7,10 @@ import type { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { ConnectionError } from '../../src/errors.js';
 import { describeError, toJsonLine } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
-import { parseExpires, secondsToMs } from '../../src/cli/options.js';
+import { parseExpires, parseLimit, secondsToMs } from '../../src/cli/options.js';
 import { editDistance, statusProblem } from '../../src/cli/store.js';
 import { FakeBackend, harness } from '../cli-harness.js';
+import { aliasBombValue, nestedValue } from '../hostile/bodies.js';
 
 /** A harness whose `run` drives `celery-amqp` with the given environment. */
 function cli(env: Record<string, string> = {}, tty = false) {
@@ -370,5 +371,69 @@ describe('wait --keep', () => {
     const w = cli();
     expect(await w.run('wait', '--help')).toBe(0);
     expect(w.stdout.text).toContain('--keep');
+  });
+});
+
+describe('decode limits and bounded output', () => {
+  it('parses limits: counts, sizes with KiB/MiB/GiB, none', () => {
+    expect(parseLimit('1_000', false)).toBe(1000);
+    expect(parseLimit('64MiB', true)).toBe(64 * 1024 * 1024);
+    expect(parseLimit('2 kib', true)).toBe(2048);
+    expect(parseLimit('none', false)).toBe(Infinity);
+    for (const bad of ['-1', '1.5', '', 'x', '64MB']) expect(() => parseLimit(bad, true)).toThrow();
+    expect(() => parseLimit('1KiB', false)).toThrow();
+  });
+
+  it('hands the limit flags to the backend as decodeLimits; a bad value is a usage error', async () => {
+    const h = cli();
+    const code = await h.run('get', 'x', '--max-depth', '50', '--max-decoded-bytes', '1MiB', '--json');
+    expect(code).toBe(0);
+    expect(h.backends[0]?.options.decodeLimits).toEqual({ maxDepth: 50, maxDecodedBytes: 1024 * 1024 });
+    expect(await cli().run('get', 'x', '--max-depth', 'deep')).toBe(2);
+    const help = cli();
+    await help.run('get', '--help');
+    expect(help.stdout.text).toMatch(/--max-alias-expansion <count>[\s\S]*?default:\s+1,000,000/);
+    expect(help.stdout.text).not.toContain('--max-pickle-memo');
+  });
+
+  it('a result that expands past the output limit: one line naming the task and the limit, exit 1', async () => {
+    const h = cli();
+    const id = 'bomb-output-1';
+    FakeBackend.store.set(id, {
+      task_id: id,
+      status: 'SUCCESS',
+      result: aliasBombValue(),
+      traceback: null,
+      children: null,
+    });
+    expect(await h.run('get', id)).toBe(1);
+    expect(h.stdout.text).toBe('');
+    expect(h.stderr.lines()).toHaveLength(1);
+    expect(h.stderr.text).toContain(`result of task ${id}`);
+    expect(h.stderr.text).toContain('limit maxDecodedBytes = 67108864');
+    // Text mode too.
+    const text = cli({}, true);
+    expect(await text.run('get', id)).toBe(1);
+    expect(text.stderr.text).toContain('limit maxDecodedBytes');
+  });
+
+  it('prints 200,000 levels when the limits let them through (no stack overflow), refuses them by default', async () => {
+    const id = 'deep-output-1';
+    FakeBackend.store.set(id, {
+      task_id: id,
+      status: 'SUCCESS',
+      result: nestedValue(200_000),
+      traceback: null,
+      children: null,
+    });
+    const refused = cli();
+    expect(await refused.run('get', id)).toBe(1);
+    expect(refused.stderr.text).toMatch(/nested more than 1000 levels deep \(limit maxDepth = 1000\)/);
+    const h = cli();
+    expect(await h.run('get', id, '--max-depth', 'none')).toBe(0);
+    let v: unknown = (JSON.parse(h.stdout.text) as { result: unknown }).result;
+    let depth = 0;
+    for (; Array.isArray(v); depth++) v = v[0];
+    expect(depth).toBe(200_000);
   });
 });

@@ -114,6 +114,41 @@ describe('celery-amqp worker', () => {
     expect(cli.err.text).toContain('worker: Warm shutdown (MainProcess)');
   });
 
+  it('--max-depth and the other limit flags bound the task messages (rejected, logged, still serving)', async () => {
+    const queue = uid('cliq');
+    cleanups.push(() => dropQueue('memory://', queue));
+    const cli = io();
+    const signals = new EventEmitter();
+    const done = runWorker(
+      [
+        '-A',
+        TASKS,
+        '-b',
+        'memory://',
+        '-Q',
+        queue,
+        '-l',
+        'info',
+        '--max-depth',
+        '3',
+        '--max-pickle-memo',
+        '10',
+      ],
+      cli,
+      signals,
+    );
+    await waitUntil(() => cli.err.text.includes('ready.'), { what: 'ready' });
+    const client = new Celery({ broker: 'memory://', settings: { task_default_queue: queue } });
+    cleanups.push(() => client.close());
+    // [args, kwargs, embed] and args are two levels: a list argument makes three, a nested one four.
+    const deep = await send(client, 'worker-tasks.add', [[[1]], 2]);
+    await waitUntil(() => cli.err.text.includes('Received invalid task message'), { what: 'the rejection' });
+    expect(cli.err.text).toMatch(new RegExp(`task ${deep.id}: .*limit maxDepth = 3`));
+    expect(await (await send(client, 'worker-tasks.add', [2, 3])).get()).toBe(5);
+    signals.emit('SIGTERM');
+    expect(await done).toBe(0);
+  });
+
   it('SIGTERM twice: cold, exit 1; SIGQUIT: cold, exit 1; SIGINT: exit 1', async () => {
     for (const sequence of [['SIGTERM', 'SIGTERM'], ['SIGQUIT'], ['SIGINT']] as const) {
       const queue = uid('cliq');
@@ -153,6 +188,9 @@ describe('celery-amqp worker', () => {
       '--soft-time-limit',
       '--prefetch-multiplier',
       '--without-heartbeat',
+      '--max-depth',
+      '--max-decoded-bytes',
+      '--max-pickle-memo',
     ]) {
       expect(cli.out.text).toContain(flag);
     }

@@ -14,6 +14,7 @@ import {
 } from '../../src/celery/result.js';
 import { AbortError, ArgumentError, CeleryAmqpError, TimeoutError } from '../../src/errors.js';
 import { newTaskId } from '../fixture.js';
+import { aliasBombValue } from '../hostile/bodies.js';
 
 const backend = new AMQPBackend({ connection: 'memory://' });
 
@@ -69,6 +70,20 @@ describe('result tuples', () => {
     expect(() => groupResultFromTuple([['a', null], null], backend)).toThrow(ArgumentError);
     expect(() => new AsyncResult('', backend)).toThrow(ArgumentError);
     expect(() => new GroupResult('', [], backend)).toThrow(ArgumentError);
+  });
+
+  it('a malformed tuple that is a shared-reference bomb is quoted in a short message', () => {
+    // A decoded group message: 10^12 leaves if written out.
+    const bomb = aliasBombValue();
+    let message = '';
+    try {
+      resultFromTuple(bomb, backend);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ArgumentError);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^not a result tuple: \[\[/);
+    expect(message.length).toBeLessThan(300);
   });
 });
 

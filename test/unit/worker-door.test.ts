@@ -4,11 +4,23 @@
  * worker keeps serving the next normal task.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidTaskError } from '../../src/celery/worker.js';
+import { pythonExceptionStr, pythonRepr } from '../../src/celery/exceptions.js';
+import { RPCBackend } from '../../src/celery/rpc-backend.js';
+import { InvalidTaskError, Worker } from '../../src/celery/worker.js';
+import { boundedRepr } from '../../src/celery/worker/request.js';
+import { ArgumentError, DecodeLimitError } from '../../src/errors.js';
+import type { EncodeLimitError } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import type { MessageProperties } from '../../src/transport/types.js';
 import { cleanupStack, newTaskId, waitUntil } from '../fixture.js';
-import { publishRaw, send, startWorker } from '../worker-fixture.js';
+import {
+  aliasBombValue,
+  nestedValue,
+  yamlAliasBombResult,
+  yamlAliasBombTask,
+  zlibBomb,
+} from '../hostile/bodies.js';
+import { listenToEvents, publishRaw, send, startWorker } from '../worker-fixture.js';
 
 const URL = 'memory://';
 const EMBED = { callbacks: null, errbacks: null, chain: null, chord: null };
@@ -170,5 +182,131 @@ describe('Worker door: hostile task messages (memory://)', () => {
     await waitUntil(() => worker.counters.invalid === 20);
     expect(lines.filter((l) => l.startsWith('Received invalid task message'))).toHaveLength(20);
     expect(await (await send(client, 'echo', [1])).get()).toBe(1);
+  });
+});
+
+describe('Worker door: decode limits and values that cannot be written (memory://)', () => {
+  const cleanups = cleanupStack();
+  afterEach(() => cleanups.run());
+
+  const BOMBS = [
+    {
+      name: 'a body nested 200,000 deep',
+      body: `[[${'['.repeat(200_000)}${']'.repeat(200_000)}], {}, {}]`,
+      properties: {},
+      code: 'TOO_DEEP',
+      limit: 'maxDepth',
+    },
+    {
+      name: 'a YAML alias bomb of 12 anchors',
+      body: yamlAliasBombResult('x'),
+      properties: { contentType: 'application/x-yaml', contentEncoding: 'utf-8' },
+      code: 'TOO_MANY_ALIASES',
+      limit: 'maxAliasExpansion',
+    },
+    {
+      name: 'a zlib bomb inflating to 128 MiB',
+      body: zlibBomb(2),
+      properties: { headers: { compression: 'application/x-gzip' } },
+      code: 'BODY_TOO_LARGE',
+      limit: 'maxDecodedBytes',
+    },
+  ];
+
+  it.each(BOMBS)('$name: rejected with the limit code, naming the task id and the limit', async (c) => {
+    const { queue, client, worker } = await startWorker(cleanups, { echo: ([x]) => x });
+    const invalid: InvalidTaskError[] = [];
+    worker.on('invalid', (err) => invalid.push(err));
+    const h = headers();
+    const { headers: extra, ...props } = c.properties as MessageProperties;
+    await publishRaw(URL, queue, c.body, { ...props, headers: { ...h, ...extra } });
+    await waitUntil(() => invalid.length === 1, { what: 'the bomb rejected' });
+    expect(invalid[0]?.code).toBe(c.code);
+    expect(invalid[0]?.message).toContain(`task ${String(h['id'])}`);
+    expect(invalid[0]?.message).toContain(`limit ${c.limit} =`);
+    expect(invalid[0]?.cause).toBeInstanceOf(DecodeLimitError);
+    expect(worker.counters.rejected).toBe(1);
+    expect(await (await send(client, 'echo', ['next'])).get()).toBe('next');
+  });
+
+  it('the decodeLimits option bounds task messages (and is checked)', async () => {
+    const { queue, client, worker } = await startWorker(
+      cleanups,
+      { echo: ([x]) => x },
+      { decodeLimits: { maxDepth: 4 } },
+    );
+    expect(worker.options.decodeLimits.maxDepth).toBe(4);
+    const invalid: InvalidTaskError[] = [];
+    worker.on('invalid', (err) => invalid.push(err));
+    // [args, kwargs, embed] is one level, args a second: [[[1]]] as the one arg is five.
+    await publishRaw(URL, queue, body([[[[1]]]]), { headers: headers() });
+    await waitUntil(() => invalid.length === 1);
+    expect(invalid[0]).toMatchObject({ code: 'TOO_DEEP' });
+    expect((invalid[0]?.cause as DecodeLimitError).max).toBe(4);
+    expect(await (await send(client, 'echo', [[[1]]])).get()).toEqual([[1]]);
+    expect(() => new Worker(client, { decodeLimits: { maxDepth: 1.5 } })).toThrow(ArgumentError);
+  });
+
+  it('a handler returning a value too large once written fails the task with the EncodeError, once', async () => {
+    let runs = 0;
+    const { client, worker } = await startWorker(cleanups, {
+      bomb: () => {
+        runs++;
+        return aliasBombValue();
+      },
+      deep: () => nestedValue(5000),
+    });
+    const failed: unknown[] = [];
+    worker.on('task-failed', (_req, err) => failed.push(err));
+    const bomb = await (await send(client, 'bomb')).error();
+    expect(bomb).toBeInstanceOf(Error);
+    expect(String((bomb as Error).message)).toMatch(/exceeds .* bytes/);
+    const deep = await (await send(client, 'deep')).error();
+    expect(String((deep as Error).message)).toMatch(/nested more than 1000 levels/);
+    expect(runs).toBe(1);
+    expect(failed.map((e) => (e as EncodeLimitError).code)).toEqual(['BODY_TOO_LARGE', 'TOO_DEEP']);
+    expect(worker.counters.failed).toBe(2);
+  });
+
+  it('a bomb the limits let through is quoted in bounded text (log, events) and cannot be echoed back', async () => {
+    const lines: string[] = [];
+    const logger: Logger = {
+      debug() {},
+      info: (m: string) => void lines.push(m),
+      warn: (m: string) => void lines.push(m),
+      error: (m: string) => void lines.push(m),
+    };
+    const events = await listenToEvents(URL, cleanups);
+    const { queue, client, worker } = await startWorker(
+      cleanups,
+      { last: (args) => args[args.length - 1] },
+      { logger, sendTaskEvents: true, decodeLimits: { maxAliasExpansion: Infinity } },
+    );
+    const failed: unknown[] = [];
+    worker.on('task-failed', (_req, err) => failed.push(err));
+    // Sent raw: the client's own sendTask would refuse to encode the bomb.
+    const backend = client.backend;
+    if (!(backend instanceof RPCBackend)) throw new Error('expected rpc://');
+    await backend.ensureReplyQueue();
+    const h = headers({ task: 'last', argsrepr: null });
+    await publishRaw(URL, queue, yamlAliasBombTask(), {
+      contentType: 'application/x-yaml',
+      headers: h,
+      replyTo: backend.oid,
+      correlationId: String(h['id']),
+    });
+    const err = await backend.waitFor(String(h['id']), { timeout: 10_000 });
+    expect(err.status).toBe('FAILURE');
+    expect(String(JSON.stringify(err.result))).toMatch(/EncodeLimitError|exceeds/);
+    expect(failed[0]).toMatchObject({ code: 'BODY_TOO_LARGE', limit: 'maxDecodedBytes' });
+    await waitUntil(() => events.of('task-failed').length === 1, { what: 'task-failed' });
+    const received = events.of('task-received')[0];
+    expect(String(received?.['args']).length).toBeLessThanOrEqual(1024);
+    expect(lines.every((l) => l.length < 10_000)).toBe(true);
+    // The helpers that quote values are cut at their length, whatever the value expands to.
+    const big = aliasBombValue();
+    expect(boundedRepr(big)).toHaveLength(1024);
+    expect(pythonRepr(big)).toHaveLength(4096);
+    expect(pythonExceptionStr('ValueError', [big, big])).toMatch(/^\(\[\[.*\.\.\.$/);
   });
 });

@@ -7,6 +7,7 @@
  * @module
  */
 import { CeleryAmqpError } from '../../errors.js';
+import type { DecodeLimits } from '../../kombu/decode-limits.js';
 import type { Message } from '../../kombu/message.js';
 import type { TaskRequest } from '../backend-types.js';
 import { pythonRepr } from '../exceptions.js';
@@ -26,7 +27,7 @@ const MAX_RETRIES = 1_000_000_000;
 const MAX_LIMIT_SECONDS = 1_000_000_000;
 /** Keys refused in kwargs: spread into an object they would replace its prototype or constructor. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-/** Values walked by {@link boundedRepr} before it gives up (a YAML alias bomb is tiny but vast). */
+/** Values `info()` walks before it shows the repr instead (a YAML alias bomb is tiny but vast). */
 const REPR_NODES = 2000;
 
 /**
@@ -219,20 +220,26 @@ export class Request implements TaskInfo {
  * {@link checkSchedule} once the task is known to be registered (Celery answers an unknown
  * task with NotRegistered before it looks at its eta).
  *
+ * The body is decoded under `limits`, labelled `task <id>` (the id header) so that a limit
+ * error names the task.
+ *
+ * @param limits - The worker's decode limits. @default the message's own (DEFAULT_DECODE_LIMITS)
  * @throws InvalidTaskError (code of the cause when the body could not be decoded:
- *   DECODE_ERROR, CONTENT_DISALLOWED, BODY_TOO_LARGE, ...).
+ *   DECODE_ERROR, CONTENT_DISALLOWED, BODY_TOO_LARGE, TOO_DEEP, TOO_MANY_ALIASES, ...).
  * @example
  * ```ts
- * try { parseRequest(message, hostname); } catch (err) { message.reject({ requeue: false }); }
+ * try { parseRequest(message, hostname, limits); } catch (err) { message.reject({ requeue: false }); }
  * ```
  */
-export function parseRequest(message: Message, hostname: string): Request {
+export function parseRequest(message: Message, hostname: string, limits?: Readonly<DecodeLimits>): Request {
+  const headers = message.properties.headers ?? {};
+  const id = shortString(headers['id']);
+  if (limits !== undefined) message.limits = limits;
+  message.label = id === null ? 'task message' : `task ${id}`;
   let task: TaskMessage;
   try {
     task = decodeTaskMessage(message);
   } catch (err) {
-    const headers = message.properties.headers ?? {};
-    const id = shortString(headers['id']);
     const name = shortString(headers['task']);
     const code = err instanceof CeleryAmqpError ? err.code : 'DECODE_ERROR';
     throw new InvalidTaskError(`invalid task message: ${errorText(err)}`, id, name, { cause: err, code });
@@ -376,9 +383,9 @@ function cut(text: string, max: number): string {
 }
 
 /**
- * Python's `saferepr` with a bound on the work, not only on the output: a value with more
- * than a few thousand parts (a YAML alias bomb decodes to shared references that expand
- * exponentially) is shown as `<... N+ items>` instead of being walked.
+ * Python's `saferepr`: the repr cut at `max` characters. The work is bounded by the text
+ * kept, so a YAML alias bomb (shared references that expand exponentially) costs no more
+ * than a short list.
  *
  * @example
  * ```ts
@@ -386,8 +393,7 @@ function cut(text: string, max: number): string {
  * ```
  */
 export function boundedRepr(value: unknown, max = REPR_MAX): string {
-  if (!isSmall(value)) return '<too large to show>';
-  return cut(pythonRepr(value), max);
+  return pythonRepr(value, max);
 }
 
 /** True when walking the value visits at most {@link REPR_NODES} values. */

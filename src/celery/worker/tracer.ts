@@ -7,6 +7,7 @@
  * @module
  */
 import type { EventEmitter } from 'node:events';
+import { EncodeError } from '../../errors.js';
 import type { EventDispatcher } from '../events.js';
 import { TaskContextImpl } from './context.js';
 import type { ContextHost, RetryOptions } from './context.js';
@@ -120,7 +121,16 @@ export class Tracer implements ContextHost {
 
   async #succeeded(req: Request, value: unknown, runtime: number): Promise<void> {
     const d = this.#d;
-    if (!(await this.#store(req, () => d.store.success(req, value)))) return;
+    // A value that cannot be stored (too deep, too large once written, a bigint in json)
+    // fails the same way on every run: the task fails with the EncodeError, as in Celery.
+    if (
+      !(await this.#store(
+        req,
+        () => d.store.success(req, value),
+        (e) => this.failed(req, e),
+      ))
+    )
+      return;
     req.ack();
     const { counters } = d.state;
     counters.succeeded++;
@@ -152,7 +162,9 @@ export class Tracer implements ContextHost {
   /** Stores FAILURE, acks, sends task-failed and logs it. */
   async failed(req: Request, err: unknown): Promise<void> {
     const d = this.#d;
-    if (!(await this.#store(req, () => d.store.failure(req, err)))) return;
+    // An error that cannot be stored is replaced by its EncodeError (once).
+    const unencodable = err instanceof EncodeError ? undefined : (e: EncodeError) => this.failed(req, e);
+    if (!(await this.#store(req, () => d.store.failure(req, err), unencodable))) return;
     req.ack();
     this.#announceFailed(req, err);
   }
@@ -184,12 +196,22 @@ export class Tracer implements ContextHost {
   /**
    * Runs a store; on failure the message goes back to the queue (or, already acked, is
    * reported) and false is returned. Celery would lose the result; here the task runs again.
+   * An EncodeError (the value itself cannot be written: running again cannot help) goes to
+   * `unencodable` instead, when given.
    */
-  async #store(req: Request, store: () => Promise<unknown>): Promise<boolean> {
+  async #store(
+    req: Request,
+    store: () => Promise<unknown>,
+    unencodable?: (err: EncodeError) => Promise<void>,
+  ): Promise<boolean> {
     try {
       await store();
       return true;
     } catch (err) {
+      if (unencodable !== undefined && err instanceof EncodeError) {
+        await unencodable(err);
+        return false;
+      }
       this.#d.reportError(err);
       req.reject(true);
       return false;

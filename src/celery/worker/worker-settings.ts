@@ -6,6 +6,8 @@
  */
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { ArgumentError } from '../../errors.js';
+import { resolveDecodeLimits } from '../../kombu/decode-limits.js';
+import type { DecodeLimits } from '../../kombu/decode-limits.js';
 import type { Logger } from '../../logger.js';
 import { consoleLogger } from '../../logger.js';
 import { DEFAULT_PIDBOX_SETTINGS } from '../pidbox.js';
@@ -127,6 +129,17 @@ export interface WorkerOptions {
   settings?: Partial<WorkerSettings> | undefined;
   /** Clock that eta and expires are compared with, in ms since the epoch (tests). @default Date.now */
   now?: (() => number) | undefined;
+  /**
+   * Limits on decoding one task message (sizes in bytes, nesting depth, YAML alias / pickle
+   * reference expansion, collections, pickle memo), merged over `DEFAULT_DECODE_LIMITS`
+   * (64 MiB as received and decompressed, depth 1,000, 1,000,000 collections by aliases,
+   * 1,000,000 collections, 1,000,000 memo entries). A message crossing one is rejected
+   * without requeue (dead-lettered when its queue has a DLX) with an InvalidTaskError whose
+   * code is the limit's (`BODY_TOO_LARGE`, `TOO_DEEP`, `TOO_MANY_ALIASES`, `MEMO_TOO_LARGE`)
+   * and whose message names the task id and the limit. No Celery setting exists for these.
+   * @default DEFAULT_DECODE_LIMITS
+   */
+  decodeLimits?: Partial<DecodeLimits> | undefined;
 }
 
 /** WorkerOptions with every default applied. */
@@ -149,6 +162,7 @@ export interface ResolvedWorkerOptions {
   readonly loglevel: LogLevel;
   readonly settings: Readonly<WorkerSettings>;
   readonly now: () => number;
+  readonly decodeLimits: Readonly<DecodeLimits>;
 }
 
 const KNOWN = new Set(Object.keys(DEFAULT_WORKER_SETTINGS));
@@ -231,5 +245,6 @@ export function resolveWorkerOptions(options: WorkerOptions, defaultQueue: strin
     loglevel,
     settings: Object.freeze({ ...s, worker_concurrency: concurrency }),
     now: options.now ?? Date.now,
+    decodeLimits: resolveDecodeLimits(options.decodeLimits),
   };
 }

@@ -349,7 +349,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     let req: Request;
     try {
-      req = parseRequest(message, this.hostname);
+      req = parseRequest(message, this.hostname, this.options.decodeLimits);
     } catch (err) {
       this.#invalid(message, err);
       return;
