@@ -11,11 +11,15 @@ import { uid } from '../fixture.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-async function* sources(dir: string): AsyncGenerator<string> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* sources(path);
-    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) yield path;
+async function* sources(path: string): AsyncGenerator<string> {
+  if (path.endsWith('.ts')) {
+    yield path;
+    return;
+  }
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    const child = join(path, entry.name);
+    if (entry.isDirectory()) yield* sources(child);
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) yield child;
   }
 }
 
@@ -27,12 +31,13 @@ export interface CliBuild {
 }
 
 /**
- * Transpiles src/ and the `extra` folders (relative to the package root, e.g.
- * `test/hostile`) into a fresh folder, keeping their layout, and writes the launcher.
+ * Transpiles src/, test/fixture.ts (test scripts use it) and the `extra` folders or files
+ * (relative to the package root, e.g. `test/hostile`) into a fresh folder, keeping their
+ * layout, and writes the launcher.
  */
 export async function buildCli(extra: readonly string[] = []): Promise<CliBuild> {
   const dir = join(ROOT, 'node_modules', '.cache', 'celery-amqp-cli-test', uid('build'));
-  for (const folder of ['src', ...extra]) {
+  for (const folder of ['src', 'test/fixture.ts', ...extra]) {
     for await (const file of sources(join(ROOT, folder))) {
       const out = join(dir, relative(ROOT, file)).replace(/\.ts$/, '.js');
       const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {
