@@ -9,7 +9,7 @@ import { Celery } from '../../src/celery/app.js';
 import { Control } from '../../src/celery/control.js';
 import { ConnectionError } from '../../src/errors.js';
 import { Connection } from '../../src/kombu/connection.js';
-import { BROKER_URL, cleanupStack, uid } from '../fixture.js';
+import { BROKER_URL, cleanupStack, uid, waitUntil } from '../fixture.js';
 import { listTable, privateVhost } from '../rabbitmq-admin.js';
 import { dropQueue, startWorker } from '../worker-fixture.js';
 
@@ -36,7 +36,8 @@ describe('Worker queue declarations (RabbitMQ)', () => {
     // The client declares the queue as the worker did (a classic declaration would be a 406).
     const r = await client.sendTask<number>('add', [2, 3]);
     expect(await r.get({ timeout: 10_000 })).toBe(5);
-    expect(worker.counters.succeeded).toBe(1);
+    // The counter moves once the store is confirmed, which may be after the client read it.
+    await waitUntil(() => worker.counters.succeeded === 1, { what: 'the success counted' });
     const [row] = (await listTable('queues', vhost, ['name', 'durable', 'auto_delete', 'arguments'])).filter(
       ([name]) => name === queue,
     );

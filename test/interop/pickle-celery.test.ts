@@ -5,51 +5,27 @@
  * amqp:// (the Celery 4.4 AMQP backend peer storing a pickled result) the refused result
  * stays in its queue.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
 import { Celery } from '../../src/celery/app.js';
 import { TaskError } from '../../src/celery/exceptions.js';
 import { AsyncResult } from '../../src/celery/result.js';
 import { ContentDisallowedError } from '../../src/errors.js';
-import { Connection } from '../../src/kombu/connection.js';
-import { BROKER_URL, newTaskId, uid } from '../fixture.js';
-import { runPeer, startCeleryWorker } from './python.js';
-import type { CeleryWorker } from './python.js';
+import { BROKER_URL, newTaskId } from '../fixture.js';
+import { runPeer } from './python.js';
+import { useCeleryWorker } from './celery-pair.js';
 
 describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => {
-  const queue = uid('pickle-interop');
-  let worker: CeleryWorker;
-  let app: Celery;
-
-  beforeAll(async () => {
-    worker = await startCeleryWorker({
-      queue,
-      concurrency: 2,
-      env: { CELERY_RESULT_SERIALIZER: 'pickle', C_FORCE_ROOT: '1' },
-    });
-    app = new Celery({
-      broker: BROKER_URL,
-      settings: { task_default_queue: queue, accept_content: ['pickle', 'json'] },
-    });
-  }, 60_000);
-
-  afterAll(async () => {
-    await app?.close();
-    await worker?.stop();
-    const conn = new Connection(BROKER_URL);
-    try {
-      const ch = await conn.channel();
-      await ch.deleteQueue({ queue: queue }).catch(() => undefined);
-      await ch.deleteExchange({ exchange: queue }).catch(() => undefined);
-    } finally {
-      await conn.close();
-    }
-  }, 30_000);
+  const pair = useCeleryWorker('pickle-interop', {
+    worker: { concurrency: 2, env: { CELERY_RESULT_SERIALIZER: 'pickle', C_FORCE_ROOT: '1' } },
+    app: { settings: { accept_content: ['pickle', 'json'] } },
+  });
+  const { queue } = pair;
 
   it('int, str, a dict with a tuple, a datetime and a big int arrive decoded', async () => {
-    expect(await (await app.sendTask('add', [2, 3])).get({ timeout: 15_000 })).toBe(5);
-    expect(await (await app.sendTask('echo', ['héllo'])).get({ timeout: 15_000 })).toBe('héllo');
-    expect(await (await app.sendTask('mixed', [])).get({ timeout: 15_000 })).toEqual({
+    expect(await (await pair.app.sendTask('add', [2, 3])).get({ timeout: 15_000 })).toBe(5);
+    expect(await (await pair.app.sendTask('echo', ['héllo'])).get({ timeout: 15_000 })).toBe('héllo');
+    expect(await (await pair.app.sendTask('mixed', [])).get({ timeout: 15_000 })).toEqual({
       n: 7,
       s: 'text',
       pair: [1, 'a'],
@@ -59,7 +35,7 @@ describe('Python Celery 5 worker with result_serializer=pickle (rpc://)', () => 
   });
 
   it('a raised ValueError arrives as the TaskError the JSON path gives', async () => {
-    const result = await app.sendTask('fail', ['nope']);
+    const result = await pair.app.sendTask('fail', ['nope']);
     const err: unknown = await result.get({ timeout: 15_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect((err as TaskError).excType).toBe('ValueError');

@@ -5,45 +5,25 @@
  * CELERY_QUEUE_TYPE=quorum: task_queues with the queue argument, and the prefetch made per
  * consumer, which RabbitMQ requires on a quorum queue).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Celery } from '../../src/celery/app.js';
+import { describe, expect, it } from 'vitest';
 import { ResultSet } from '../../src/celery/result.js';
 import { silentLogger } from '../../src/logger.js';
-import { BROKER_URL, uid, waitUntil } from '../fixture.js';
+import { waitUntil } from '../fixture.js';
 import { listTable } from '../rabbitmq-admin.js';
-import { dropQueue } from '../worker-fixture.js';
-import { startCeleryWorker } from './python.js';
-import type { CeleryWorker } from './python.js';
+import { useCeleryWorker } from './celery-pair.js';
 
 describe('Node client -> Celery 5.2 worker on a quorum queue', () => {
-  const queue = uid('quorum-py');
-  let worker: CeleryWorker;
-  let app: Celery;
-
-  beforeAll(async () => {
-    worker = await startCeleryWorker({
-      queue,
-      concurrency: 2,
-      env: { CELERY_BROKER_URL: BROKER_URL, CELERY_QUEUE_TYPE: 'quorum', CELERY_PREFETCH: '3' },
-    });
-    app = new Celery({
-      broker: BROKER_URL,
-      settings: { task_default_queue: queue, task_default_queue_type: 'quorum' },
-      logger: silentLogger,
-    });
-  }, 60_000);
-
-  afterAll(async () => {
-    await app?.close();
-    await worker?.stop();
-    await dropQueue(BROKER_URL, queue);
-  }, 30_000);
+  const pair = useCeleryWorker('quorum-py', {
+    worker: { concurrency: 2, env: { CELERY_QUEUE_TYPE: 'quorum', CELERY_PREFETCH: '3' } },
+    app: { settings: { task_default_queue_type: 'quorum' }, logger: silentLogger },
+  });
+  const { queue } = pair;
 
   it("the Node declaration matches the worker's quorum queue and tasks come back", async () => {
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => app.sendTask<number>('add', [i, 1])),
+      Array.from({ length: 20 }, (_, i) => pair.app.sendTask<number>('add', [i, 1])),
     );
-    expect(await new ResultSet(results, app.backend).joinNative({ timeout: 20_000 })).toEqual(
+    expect(await new ResultSet(results, pair.app.backend).joinNative({ timeout: 20_000 })).toEqual(
       Array.from({ length: 20 }, (_, i) => i + 1),
     );
     const [row] = (await listTable('queues', '/', ['name', 'durable', 'auto_delete', 'arguments'])).filter(
@@ -68,6 +48,6 @@ describe('Node client -> Celery 5.2 worker on a quorum queue', () => {
       ([pid]) => pid === consumers[0]?.[1],
     );
     expect(channel?.[1]).toBe('0');
-    expect(worker.logs()).not.toMatch(/NOT_IMPLEMENTED|global qos/);
+    expect(pair.worker.logs()).not.toMatch(/NOT_IMPLEMENTED|global qos/);
   });
 });

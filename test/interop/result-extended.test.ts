@@ -17,8 +17,9 @@ import { Worker } from '../../src/celery/worker.js';
 import { silentLogger } from '../../src/logger.js';
 import { BROKER_URL, newTaskId, uid, waitUntil } from '../fixture.js';
 import { dropQueue } from '../worker-fixture.js';
-import { runCeleryClient, runPeer, startCeleryWorker } from './python.js';
-import type { CeleryWorker, PeerResult } from './python.js';
+import { runCeleryClient, runPeer } from './python.js';
+import { useCeleryWorker } from './celery-pair.js';
+import type { PeerResult } from './python.js';
 
 function ok(r: PeerResult): PeerResult {
   if (r.code !== 0) throw new Error(`peer exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
@@ -26,24 +27,12 @@ function ok(r: PeerResult): PeerResult {
 }
 
 describe('rpc://: a Celery 5 worker stores, Node reads', () => {
-  const queue = uid('rx-py');
-  let worker: CeleryWorker;
-  let app: Celery;
-
-  beforeAll(async () => {
-    worker = await startCeleryWorker({ queue, concurrency: 1, env: { CELERY_RESULT_EXTENDED: '1' } });
-    app = new Celery({ broker: BROKER_URL, settings: { task_default_queue: queue } });
-  }, 60_000);
-
-  afterAll(async () => {
-    await app?.close();
-    await worker?.stop();
-    await dropQueue(BROKER_URL, queue);
-  }, 30_000);
+  const pair = useCeleryWorker('rx-py', { worker: { concurrency: 1, env: { CELERY_RESULT_EXTENDED: '1' } } });
+  const { queue } = pair;
 
   it('AsyncResult exposes name, args, kwargs, worker, retries, queue and dateDone', async () => {
     const before = Date.now();
-    const r = await app.sendTask<number>('add', [2, 3]);
+    const r = await pair.app.sendTask<number>('add', [2, 3]);
     expect(await r.get({ timeout: 15_000 })).toBe(5);
     expect(r.name).toBe('add');
     expect(r.args).toEqual([2, 3]);

@@ -10,45 +10,21 @@ import { decodeTaskMessage, encodeTaskMessage, parseIsoDate } from '../../src/ce
 import { Worker } from '../../src/celery/worker.js';
 import { Connection } from '../../src/kombu/connection.js';
 import { BROKER_URL, uid, waitUntil } from '../fixture.js';
-import { runCeleryClient, startCeleryWorker } from './python.js';
-import type { CeleryWorker } from './python.js';
-
-/** Deletes a Celery task queue and its same-named exchange. */
-async function dropQueue(name: string): Promise<void> {
-  const conn = new Connection(BROKER_URL);
-  try {
-    const ch = await conn.channel();
-    await ch.deleteQueue({ queue: name }).catch(() => undefined);
-    await ch.deleteExchange({ exchange: name }).catch(() => undefined);
-  } finally {
-    await conn.close();
-  }
-}
+import { runCeleryClient } from './python.js';
+import { useCeleryWorker } from './celery-pair.js';
+import { dropQueue } from '../worker-fixture.js';
 
 describe('Node client -> Python Celery 5 worker (rpc://)', () => {
-  const queue = uid('rpc-interop-py-worker');
-  let worker: CeleryWorker;
-  let app: Celery;
-
-  beforeAll(async () => {
-    worker = await startCeleryWorker({ queue, concurrency: 4 });
-    app = new Celery({ broker: BROKER_URL, settings: { task_default_queue: queue } });
-  }, 60_000);
-
-  afterAll(async () => {
-    await app?.close();
-    await worker?.stop();
-    await dropQueue(queue);
-  }, 30_000);
+  const pair = useCeleryWorker('rpc-interop-py-worker', { worker: { concurrency: 4 } });
 
   it('add(2, 3) is 5', async () => {
-    const r = await app.sendTask('add', [2, 3]);
+    const r = await pair.app.sendTask('add', [2, 3]);
     expect(await r.get({ timeout: 15_000 })).toBe(5);
     expect(r.state).toBe('SUCCESS');
   });
 
   it('fail rejects with a TaskError ValueError and a traceback string', async () => {
-    const r = await app.sendTask('fail', ['nope']);
+    const r = await pair.app.sendTask('fail', ['nope']);
     const err: unknown = await r.get({ timeout: 15_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect((err as TaskError).excType).toBe('ValueError');
@@ -58,16 +34,18 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
   });
 
   it('a group of 100 via joinNative gives results in input order', async () => {
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => app.sendTask('add', [i, 1000])));
-    const values = await new ResultSet(results, app.backend).joinNative({ timeout: 30_000 });
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => pair.app.sendTask('add', [i, 1000])),
+    );
+    const values = await new ResultSet(results, pair.app.backend).joinNative({ timeout: 30_000 });
     expect(values).toEqual(Array.from({ length: 100 }, (_, i) => i + 1000));
   });
 
   it('PROGRESS updates the state without resolving', async () => {
-    const r = await app.sendTask('progress', [20]);
+    const r = await pair.app.sendTask('progress', [20]);
     let settled = false;
     const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
-    const backend = app.backend as RPCBackend;
+    const backend = pair.app.backend as RPCBackend;
     let seen: unknown;
     await waitUntil(
       async () => {
@@ -83,10 +61,10 @@ describe('Node client -> Python Celery 5 worker (rpc://)', () => {
   });
 
   it('STARTED (track_started) updates the state without resolving', async () => {
-    const r = await app.sendTask('started', [1]);
+    const r = await pair.app.sendTask('started', [1]);
     let settled = false;
     const got = r.get({ timeout: 15_000 }).finally(() => (settled = true));
-    const backend = app.backend as RPCBackend;
+    const backend = pair.app.backend as RPCBackend;
     let started: unknown;
     await waitUntil(
       async () => {
@@ -136,7 +114,7 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
   afterAll(async () => {
     await worker?.close();
     await app?.close();
-    await dropQueue(queue);
+    await dropQueue(BROKER_URL, queue);
   });
 
   /** The Python client sends `task` with JSON `args` to the Node worker's queue (15 s timeout). */
@@ -212,7 +190,7 @@ describe('Python Celery 5 client -> Node worker (rpc://)', () => {
 
 describe('task message v2: what Celery 5 sends vs what Node sends', () => {
   const queue = uid('rpc-interop-capture');
-  afterAll(() => dropQueue(queue));
+  afterAll(() => dropQueue(BROKER_URL, queue));
 
   it('same header keys, properties and body shape', async () => {
     // No worker on the queue: the Python client times out and leaves its message there.
