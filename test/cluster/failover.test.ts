@@ -14,6 +14,7 @@ import type { QueueLostError } from '../../src/errors.js';
 import { uid, waitUntil } from '../fixture.js';
 import {
   clusterUrls,
+  consumerCounts,
   deleteOnCluster,
   loseNode,
   nodeOf,
@@ -101,7 +102,12 @@ describe('queues on a lost node', () => {
     expect(lost[0]?.[0]).toBe(name);
     expect(lost[0]?.[1].message).toMatch(/cancelled its consumer/);
     expect(nodeOf(conn.connectedTo)).toBe(2);
-    // Declared again on node 2 and consumed again: what is published now arrives.
+    // Declared again on node 2 and consumed again (after the event: wait for it), so what is
+    // published now arrives.
+    await waitUntil(async () => (await consumerCounts([name], 2))[0] === 1, {
+      what: 'the queue consumed again on node 2',
+      timeout: 30_000,
+    });
     await new Producer(conn).publish('after', { routingKey: name, retry: true });
     await waitUntil(() => got.length === 2, { what: 'the message after the loss' });
     expect(got).toEqual(['before', 'after']);
