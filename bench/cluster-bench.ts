@@ -307,8 +307,13 @@ async function windowed(pair: Pair, n: number, window: number, timeoutMs: number
 /**
  * The failover time of one loss: the longest gap between consecutive replies (`arrivals`,
  * ms, ascending) whose end is after `lostAt` and whose start is before `restoredAt`.
+ *
+ * @example
+ * ```ts
+ * longestGapAcross([0, 10, 400, 410], 5, 1000); // 390
+ * ```
  */
-function longestGapAcross(arrivals: readonly number[], lostAt: number, restoredAt: number): number {
+export function longestGapAcross(arrivals: readonly number[], lostAt: number, restoredAt: number): number {
   let longest = 0;
   let previous: number | undefined;
   for (const t of arrivals) {
