@@ -10,6 +10,7 @@
  * @module
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
@@ -94,6 +95,8 @@ export type BenchRecord = BenchReport & RpcBenchFields & { broker: string; node:
 
 /** The `--cluster` figures and their context. */
 export type ClusterBenchRecord = ClusterBenchReport & {
+  /** The machine's 1/5/15-minute load averages before and after the run: other work shows. */
+  load_average: { before: number[]; after: number[] };
   single_broker: string;
   cluster: string;
   node: string;
@@ -250,6 +253,7 @@ export function benchCommand(io: CliIo): Command {
       if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
     };
     if (opts.cluster === true) {
+      const loadBefore = loadavg();
       const report = await runClusterBench({
         singleUrl: url,
         n: opts.n,
@@ -260,6 +264,7 @@ export function benchCommand(io: CliIo): Command {
       });
       const record: ClusterBenchRecord = {
         ...report,
+        load_average: { before: loadBefore, after: loadavg() },
         single_broker: redact(url),
         cluster: 'rabbit-c1..c3@localhost, 127.0.0.1:5681-5683 (scripts/cluster/cluster.sh)',
         node: process.version,
