@@ -4,15 +4,19 @@
  * at the same concurrency, over `--rounds` alternating rounds whose medians are reported (see
  * bench/run-bench.ts for the plan and bench/raw-amqplib.ts for the fairness rules). With
  * `--json` the last stdout line is one JSON object; `--out FILE` also writes it to a file
- * (bench/results/latest.json feeds scripts/bench-chart.mjs).
+ * (bench/results/latest.json feeds scripts/bench-chart.mjs). `--cluster` runs the cluster bench
+ * instead (bench/cluster-bench.ts: the 3-node cluster against the single broker, and failover).
  *
  * @module
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { redact } from '../src/errors.js';
+import { describeClusterReport, runClusterBench } from './cluster-bench.js';
+import type { ClusterBenchReport } from './cluster-bench.js';
 import { runRpcBench } from './rpc-bench.js';
 import type { RpcBenchReport } from './rpc-bench.js';
 import { isAmqp, runBench } from './run-bench.js';
@@ -48,6 +52,8 @@ interface BenchOptions extends ResultOptions {
   rpcRoundtrips: number;
   rpcReps: number;
   rpcWorkers: number;
+  cluster?: boolean;
+  losses: number;
 }
 
 /** Default x-expires of the bench's result queues: 10 minutes, not Celery's day. */
@@ -86,6 +92,16 @@ export interface RpcBenchFields {
 
 /** The figures and the context needed to read them later. */
 export type BenchRecord = BenchReport & RpcBenchFields & { broker: string; node: string; date: string };
+
+/** The `--cluster` figures and their context. */
+export type ClusterBenchRecord = ClusterBenchReport & {
+  /** The machine's 1/5/15-minute load averages before and after the run: other work shows. */
+  load_average: { before: number[]; after: number[] };
+  single_broker: string;
+  cluster: string;
+  node: string;
+  date: string;
+};
 
 /** The report keys of an rpc bench report. */
 function rpcFields(r: RpcBenchReport): RpcBenchFields {
@@ -219,10 +235,45 @@ export function benchCommand(io: CliIo): Command {
       'Celery worker processes (8 threads each) on the task queue (--python)',
       parseCount,
       1,
+    )
+    .option(
+      '--cluster',
+      'instead: rpc:// round trips on the 3-node cluster (scripts/cluster/cluster.sh) vs the single broker, --n per round and queue type, --concurrency in flight, --rounds alternating; then the failover time over --losses node losses',
+    )
+    .option(
+      '--losses <count>',
+      'node losses (stop_app) of the --cluster failover phase; 0 skips it',
+      parseCount,
+      6,
     );
   addResultOptions(cmd, { retries: false }).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
     const url = brokerUrl(opts, io);
+    const log = (text: string): void => {
+      if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
+    };
+    if (opts.cluster === true) {
+      const loadBefore = loadavg();
+      const report = await runClusterBench({
+        singleUrl: url,
+        n: opts.n,
+        concurrency: opts.concurrency,
+        rounds: opts.rounds,
+        losses: opts.losses,
+        log,
+      });
+      const record: ClusterBenchRecord = {
+        ...report,
+        load_average: { before: loadBefore, after: loadavg() },
+        single_broker: redact(url),
+        cluster: 'rabbit-c1..c3@localhost, 127.0.0.1:5681-5683 (scripts/cluster/cluster.sh)',
+        node: process.version,
+        date: new Date().toISOString(),
+      };
+      await writeRecord(opts.out, record);
+      out.result(record, () => describeClusterReport(record));
+      return;
+    }
     // A crashed run cannot delete its queues: a short x-expires lets the broker drop them
     // (thousands of leftover durable queues once made a broker restart stall).
     const benchOpts = { ...opts, expires: opts.expires === undefined ? BENCH_EXPIRES_MS : opts.expires };
@@ -257,13 +308,8 @@ export function benchCommand(io: CliIo): Command {
           storeChannels: opts.concurrency,
         }),
       phase: (label, total) => progress(io, label, total),
-      log: (text) => {
-        if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
-      },
+      log,
     });
-    const log = (text: string): void => {
-      if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
-    };
     const rpc =
       opts.rpc === true || opts.python === true
         ? await runRpcBench({
@@ -282,13 +328,17 @@ export function benchCommand(io: CliIo): Command {
       node: process.version,
       date: new Date().toISOString(),
     };
-    if (opts.out !== undefined) {
-      await mkdir(dirname(opts.out), { recursive: true });
-      await writeFile(opts.out, `${JSON.stringify(record, null, 2)}\n`);
-    }
+    await writeRecord(opts.out, record);
     out.result(record, () => describeReport(record));
   });
   return cmd;
+}
+
+/** Writes a report to `file` (with its folders), when one is given. */
+async function writeRecord(file: string | undefined, record: object): Promise<void> {
+  if (file === undefined) return;
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /**
