@@ -17,7 +17,7 @@ export interface ProbeSample {
   at_ms: number;
   /** Every connection's state (`running`, `flow`, `blocking`, `blocked`). */
   states: string[];
-  /** Connections not running: `name state` lines. */
+  /** Connections not running: `name state product` lines (py-amqp: a Python client or worker). */
   not_running: string[];
 }
 
@@ -31,7 +31,8 @@ export interface ProbeSample {
  */
 export class FlowProbe {
   readonly #samples: ProbeSample[] = [];
-  #active: { target: string; t0: number; loop: Promise<void> } | undefined;
+  #active: { target: string; t0: number } | undefined;
+  #loop: Promise<void> = Promise.resolve();
 
   /** A send phase starts or ends. */
   phase(target: string, phase: 'start' | 'end'): void {
@@ -39,23 +40,19 @@ export class FlowProbe {
       this.#active = undefined;
       return;
     }
-    const t0 = performance.now();
-    const state: { target: string; t0: number; loop: Promise<void> } = {
-      target,
-      t0,
-      loop: Promise.resolve(),
-    };
-    state.loop = (async () => {
+    const state = { target, t0: performance.now() };
+    // Set before the loop starts: the loop runs while this phase is the active one.
+    this.#active = state;
+    this.#loop = (async () => {
       while (this.#active === state) await this.#sample(state.target, state.t0);
     })();
-    this.#active = state;
   }
 
   async #sample(target: string, t0: number): Promise<void> {
     const out = await new Promise<string>((done) => {
       execFile(
         'rabbitmqctl',
-        ['-q', 'list_connections', 'name', 'state'],
+        ['-q', 'list_connections', 'name', 'state', 'client_properties'],
         { timeout: 30_000 },
         (_err, stdout) => done(String(stdout)),
       );
@@ -64,20 +61,25 @@ export class FlowProbe {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l !== '' && !l.startsWith('name'));
-    const states = rows.map((r) => r.split('\t').at(-1) ?? '');
+    // client_properties is an Erlang term list: keep its product (py-amqp, amqplib, ...).
+    const parsed = rows.map((r) => {
+      const [name = '', state = '', props = ''] = r.split('\t');
+      const product = /product","([^"]*)"/.exec(props)?.[1] ?? '?';
+      return { line: `${name} ${state} ${product}`, state };
+    });
+    const states = parsed.map((p) => p.state);
     this.#samples.push({
       target,
       at_ms: Math.round(performance.now() - t0),
       states,
-      not_running: rows.filter((r) => !r.endsWith('running')),
+      not_running: parsed.filter((p) => p.state !== 'running').map((p) => p.line),
     });
   }
 
   /** Ends sampling and returns every sample. */
   async done(): Promise<ProbeSample[]> {
-    const active = this.#active;
     this.#active = undefined;
-    await active?.loop;
+    await this.#loop;
     return this.#samples;
   }
 }
