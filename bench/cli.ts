@@ -402,12 +402,13 @@ export function describeWorkerReport(r: WorkerBenchRecord): string {
   const f = (x: number | null, d = 0): string => (x === null ? 'n/a' : x.toFixed(d));
   const lines = [
     `worker bench: N=${r.n}, ${r.rounds} round(s), Node worker -c ${r.node_concurrency}, broker ${r.broker}`,
-    `  worker        client   send s   tasks/s   CPU s/1000   slow sends`,
+    `  worker        client   send s   tasks/s   CPU s/1000   broker CPU s/1000   slow sends`,
   ];
   for (const s of r.summary) {
     lines.push(
       `  ${s.target.padEnd(12)}  ${s.driver.padEnd(6)}  ${f(s.send_s, 2).padStart(7)}  ${f(s.tasks_per_s).padStart(8)}` +
-        `  ${f(s.cpu_s_per_1000, 3).padStart(11)}  ${String(s.slow_sends).padStart(5)}/${s.runs}`,
+        `  ${f(s.cpu_s_per_1000, 3).padStart(11)}  ${f(s.broker_cpu_s_per_1000, 3).padStart(18)}` +
+        `  ${String(s.slow_sends).padStart(5)}/${s.runs}`,
     );
   }
   const prefork = r.summary.find((s) => s.target === 'prefork' && s.driver === 'node')?.tasks_per_s ?? null;

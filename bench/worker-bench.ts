@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -91,6 +91,8 @@ export interface WorkerRun {
   tasks_per_s: number;
   /** Worker CPU seconds per 1,000 tasks (null off Linux). */
   cpu_s_per_1000: number | null;
+  /** RabbitMQ's CPU seconds per 1,000 tasks over the same window (its beam.smp; null when not found). */
+  broker_cpu_s_per_1000: number | null;
 }
 
 /** Medians of one (target, driver) pair. */
@@ -101,6 +103,7 @@ export interface WorkerPairSummary {
   send_s: number | null;
   tasks_per_s: number | null;
   cpu_s_per_1000: number | null;
+  broker_cpu_s_per_1000: number | null;
   /** Send phases over twice the pair's median (the stall the issue saw). */
   slow_sends: number;
 }
@@ -188,7 +191,7 @@ export async function runWorkerBench(options: WorkerBenchOptions = {}): Promise<
         runs.push(run);
         log(
           `round ${round} ${target} <- ${driver}: send ${run.send_s.toFixed(2)} s, ` +
-            `${Math.round(run.tasks_per_s)}/s, CPU ${run.cpu_s_per_1000 ?? 'n/a'} s/1000`,
+            `${Math.round(run.tasks_per_s)}/s, CPU ${run.cpu_s_per_1000 ?? 'n/a'} s/1000, broker ${run.broker_cpu_s_per_1000 ?? 'n/a'} s/1000`,
         );
       }
     }
@@ -338,7 +341,7 @@ interface NodeRunContext {
 
 /** The Node client: all N sent at once (confirmed), then every result. */
 async function nodeRun(w: Running, c: NodeRunContext): Promise<WorkerRun> {
-  const cpu0 = treeCpuMs(w.child.pid);
+  const cpu0 = cpuNow(w);
   const t0 = performance.now();
   const sent = await Promise.all(Array.from({ length: c.n }, (_, i) => send(c.app, w.queue, c.prefix, i)));
   const tSent = performance.now();
@@ -367,7 +370,7 @@ async function pythonRun(w: Running, c: PythonRunContext): Promise<WorkerRun> {
   );
   const lines = lineReader(child);
   if ((await lines.next()) !== 'ready') throw new Error('python client: no ready line');
-  const cpu0 = treeCpuMs(w.child.pid);
+  const cpu0 = cpuNow(w);
   const t0 = performance.now();
   c.options.onSendPhase?.(w.target, 'start');
   child.stdin?.write('go\n');
@@ -395,10 +398,11 @@ function finish(
   driver: WorkerDriver,
   sendS: number,
   totalS: number,
-  cpu0: number | null,
+  cpu0: CpuNow,
 ): WorkerRun {
-  const cpu1 = treeCpuMs(w.child.pid);
-  const cpu = cpu0 === null || cpu1 === null ? null : round3((cpu1 - cpu0) / c.n);
+  const cpu1 = cpuNow(w);
+  const per1000 = (a: number | null, b: number | null): number | null =>
+    a === null || b === null ? null : round3((b - a) / c.n);
   return {
     round: c.round,
     target: w.target,
@@ -406,7 +410,8 @@ function finish(
     send_s: round3(sendS),
     total_s: round3(totalS),
     tasks_per_s: Math.round(c.n / totalS),
-    cpu_s_per_1000: cpu,
+    cpu_s_per_1000: per1000(cpu0.worker, cpu1.worker),
+    broker_cpu_s_per_1000: per1000(cpu0.broker, cpu1.broker),
   };
 }
 
@@ -427,6 +432,9 @@ function summarize(
         send_s: send,
         tasks_per_s: median(xs.map((r) => r.tasks_per_s)),
         cpu_s_per_1000: median(xs.flatMap((r) => (r.cpu_s_per_1000 === null ? [] : [r.cpu_s_per_1000]))),
+        broker_cpu_s_per_1000: median(
+          xs.flatMap((r) => (r.broker_cpu_s_per_1000 === null ? [] : [r.broker_cpu_s_per_1000])),
+        ),
         slow_sends: send === null ? 0 : xs.filter((r) => r.send_s > 2 * send).length,
       });
     }
@@ -464,6 +472,32 @@ function lineReader(child: ChildProcess): { next(): Promise<string> } {
       return line !== undefined ? Promise.resolve(line) : new Promise((r) => waiting.push(r));
     },
   };
+}
+
+/** CPU ms so far of the worker (with its children) and of the broker. */
+interface CpuNow {
+  worker: number | null;
+  broker: number | null;
+}
+
+function cpuNow(w: Running): CpuNow {
+  return { worker: treeCpuMs(w.child.pid), broker: treeCpuMs(brokerPid()) };
+}
+
+let brokerPidCache: number | null | undefined;
+
+/** The pid of the process listening on 5672 (RabbitMQ's beam.smp), from `ss`; undefined when unknown. */
+function brokerPid(): number | undefined {
+  if (brokerPidCache === undefined) {
+    try {
+      const out = execFileSync('ss', ['-Hltnp', 'sport = :5672'], { encoding: 'utf8' });
+      const m = /pid=(\d+)/.exec(out);
+      brokerPidCache = m === null ? null : Number(m[1]);
+    } catch {
+      brokerPidCache = null;
+    }
+  }
+  return brokerPidCache ?? undefined;
 }
 
 /**

@@ -106,20 +106,23 @@ function logLine(level: string, message: string): string {
   return `[${stamp}: ${level}/MainProcess] ${message}\n`;
 }
 
-/** Buffered text is written once it reaches this many characters, without waiting for the tick's end. */
+/** Buffered text is written once it reaches this many characters, without waiting for the flush timer. */
 const LOG_BUFFER_CHARS = 65_536;
+/** Longest wait of a buffered debug or info line, ms. */
+const LOG_FLUSH_MS = 100;
 
 /**
  * A logger writing Celery's format to stderr, from `level` up, with {@link flush}. Debug and
- * info lines (two per task at INFO) are joined and written once at the end of the event
- * loop's turn (setImmediate), one write for many lines instead of one each (stderr on a file
- * or a pipe costs a system call per write); a warning or an error writes what is buffered
- * and itself at once, so lines keep their order and a failure is never held back.
+ * info lines (two per task at INFO) wait up to 100 ms and are written together, one write
+ * for many lines instead of one each (stderr on a file or a pipe costs a system call per
+ * write, and tasks arriving one by one would each pay two); a warning or an error writes
+ * what is buffered and itself at once, so lines keep their order and a failure is never
+ * held back. The worker command flushes when it ends.
  *
  * @example
  * ```ts
  * const logger = celeryLogger(io, 'info');
- * logger.info('Task add[1] received'); // written at the end of this turn
+ * logger.info('Task add[1] received'); // written within 100 ms
  * logger.flush(); // or now
  * ```
  */
@@ -140,7 +143,7 @@ export function celeryLogger(io: CliIo, level: LogLevel): Logger & { flush(): vo
     if (now || pending.length >= LOG_BUFFER_CHARS) flush();
     else if (!scheduled) {
       scheduled = true;
-      setImmediate(flush);
+      setTimeout(flush, LOG_FLUSH_MS).unref();
     }
   };
   return {

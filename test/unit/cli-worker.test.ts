@@ -78,7 +78,7 @@ describe('celery-amqp worker', () => {
     );
   });
 
-  it("joins a turn's info lines into one stderr write; a warning writes them and itself at once", async () => {
+  it('joins info lines of several turns into one stderr write; a warning writes them and itself at once', async () => {
     const writes: string[] = [];
     const err = new Writable({
       write(chunk: Buffer, _enc, cb) {
@@ -89,9 +89,10 @@ describe('celery-amqp worker', () => {
     const logger = celeryLogger({ ...io(), stderr: err }, 'info');
     logger.debug('not at info');
     logger.info('Task a[1] received');
+    await new Promise((r) => setImmediate(r));
     logger.info('Task a[1] succeeded in 0.001s: 2');
     expect(writes).toEqual([]);
-    await new Promise((r) => setImmediate(r));
+    await waitUntil(() => writes.length > 0, { what: 'the flush' });
     expect(writes).toHaveLength(1);
     expect(writes[0]).toMatch(
       /INFO\/MainProcess\] Task a\[1\] received\n.*INFO\/MainProcess\] Task a\[1\] succeeded/,
