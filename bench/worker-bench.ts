@@ -93,6 +93,11 @@ export interface WorkerRun {
   cpu_s_per_1000: number | null;
   /** RabbitMQ's CPU seconds per 1,000 tasks over the same window (its beam.smp; null when not found). */
   broker_cpu_s_per_1000: number | null;
+  /**
+   * The Python client's send loop, split (from its /proc schedstat): running, waiting for a
+   * CPU, and blocked (sleeping: a socket write the broker does not take). Python runs only.
+   */
+  client_send?: { cpu_s: number; runq_s: number; sleep_s: number };
 }
 
 /** Medians of one (target, driver) pair. */
@@ -104,6 +109,9 @@ export interface WorkerPairSummary {
   tasks_per_s: number | null;
   cpu_s_per_1000: number | null;
   broker_cpu_s_per_1000: number | null;
+  /** Python client: medians of its send loop's time waiting for a CPU, and blocked. */
+  client_send_runq_s: number | null;
+  client_send_sleep_s: number | null;
   /** Send phases over twice the pair's median (the stall the issue saw). */
   slow_sends: number;
 }
@@ -191,7 +199,8 @@ export async function runWorkerBench(options: WorkerBenchOptions = {}): Promise<
         runs.push(run);
         log(
           `round ${round} ${target} <- ${driver}: send ${run.send_s.toFixed(2)} s, ` +
-            `${Math.round(run.tasks_per_s)}/s, CPU ${run.cpu_s_per_1000 ?? 'n/a'} s/1000, broker ${run.broker_cpu_s_per_1000 ?? 'n/a'} s/1000`,
+            `${Math.round(run.tasks_per_s)}/s, CPU ${run.cpu_s_per_1000 ?? 'n/a'} s/1000, broker ${run.broker_cpu_s_per_1000 ?? 'n/a'} s/1000` +
+            (run.client_send === undefined ? '' : `, client send ${JSON.stringify(run.client_send)}`),
         );
       }
     }
@@ -374,7 +383,14 @@ async function pythonRun(w: Running, c: PythonRunContext): Promise<WorkerRun> {
   const t0 = performance.now();
   c.options.onSendPhase?.(w.target, 'start');
   child.stdin?.write('go\n');
-  const out = JSON.parse(await lines.next()) as { send_s: number; total_s: number; ok: number };
+  const out = JSON.parse(await lines.next()) as {
+    send_s: number;
+    total_s: number;
+    ok: number;
+    send_cpu_s: number;
+    send_runq_s: number;
+    send_sleep_s: number;
+  };
   c.options.onSendPhase?.(w.target, 'end');
   let total = out.total_s;
   if (redis) {
@@ -389,7 +405,14 @@ async function pythonRun(w: Running, c: PythonRunContext): Promise<WorkerRun> {
   }
   await sleep(CPU_TAIL_MS);
   child.stdin?.end();
-  return finish(w, c, 'python', out.send_s, total, cpu0);
+  return {
+    ...finish(w, c, 'python', out.send_s, total, cpu0),
+    client_send: {
+      cpu_s: round3(out.send_cpu_s),
+      runq_s: round3(out.send_runq_s),
+      sleep_s: round3(out.send_sleep_s),
+    },
+  };
 }
 
 function finish(
@@ -434,6 +457,12 @@ function summarize(
         cpu_s_per_1000: median(xs.flatMap((r) => (r.cpu_s_per_1000 === null ? [] : [r.cpu_s_per_1000]))),
         broker_cpu_s_per_1000: median(
           xs.flatMap((r) => (r.broker_cpu_s_per_1000 === null ? [] : [r.broker_cpu_s_per_1000])),
+        ),
+        client_send_runq_s: median(
+          xs.flatMap((r) => (r.client_send === undefined ? [] : [r.client_send.runq_s])),
+        ),
+        client_send_sleep_s: median(
+          xs.flatMap((r) => (r.client_send === undefined ? [] : [r.client_send.sleep_s])),
         ),
         slow_sends: send === null ? 0 : xs.filter((r) => r.send_s > 2 * send).length,
       });

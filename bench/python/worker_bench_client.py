@@ -18,6 +18,16 @@ from celery import Celery
 from celery.result import ResultSet
 
 
+def schedstat():
+    """(cpu seconds, run-queue wait seconds) of this thread so far, or (0, 0) off Linux."""
+    try:
+        with open('/proc/thread-self/schedstat') as f:
+            cpu_ns, runq_ns = f.read().split()[:2]
+        return int(cpu_ns) / 1e9, int(runq_ns) / 1e9
+    except OSError:
+        return 0.0, 0.0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--queue', required=True)
@@ -38,16 +48,22 @@ def main():
         app.backend.result_consumer.start(None)
     print('ready', flush=True)
     sys.stdin.readline()
+    cpu0, runq0 = schedstat()
     t0 = time.monotonic()
     results = [app.send_task('bench.add', (i, i), queue=args.queue, task_id=f'{args.prefix}-{i}')
                for i in range(args.n)]
     t_sent = time.monotonic()
+    cpu1, runq1 = schedstat()
     ok = 0
     if backend is not None:
         values = ResultSet(results).join_native(timeout=args.timeout)
         ok = sum(1 for i, v in enumerate(values) if v == 2 * i)
     t_done = time.monotonic()
-    print(json.dumps({'send_s': t_sent - t0, 'total_s': t_done - t0, 'ok': ok}), flush=True)
+    send_s = t_sent - t0
+    cpu, runq = cpu1 - cpu0, runq1 - runq0
+    print(json.dumps({'send_s': send_s, 'total_s': t_done - t0, 'ok': ok, 'send_cpu_s': cpu,
+                      'send_runq_s': runq, 'send_sleep_s': max(0.0, send_s - cpu - runq)}),
+          flush=True)
 
 
 if __name__ == '__main__':
