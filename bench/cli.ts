@@ -13,13 +13,17 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { FlowProbe } from './flow-probe.js';
+import type { ProbeSample } from './flow-probe.js';
 import { redact } from '../src/errors.js';
 import { describeClusterReport, runClusterBench } from './cluster-bench.js';
 import type { ClusterBenchReport } from './cluster-bench.js';
 import { runRpcBench } from './rpc-bench.js';
 import type { RpcBenchReport } from './rpc-bench.js';
 import { isAmqp, runBench } from './run-bench.js';
+import { WORKER_TARGETS, runWorkerBench } from './worker-bench.js';
+import type { WorkerBenchReport, WorkerDriver, WorkerTarget } from './worker-bench.js';
 import type { BenchReport, RoundRates } from './run-bench.js';
 import { Output, formatCount, progress } from '../src/cli/io.js';
 import type { CliIo } from '../src/cli/io.js';
@@ -54,6 +58,13 @@ interface BenchOptions extends ResultOptions {
   rpcWorkers: number;
   cluster?: boolean;
   losses: number;
+  worker?: boolean;
+  workerN: number;
+  workerRounds: number;
+  workerTargets: WorkerTarget[];
+  workerDrivers: WorkerDriver[];
+  workerConcurrency: number;
+  workerProbe?: boolean;
 }
 
 /** Default x-expires of the bench's result queues: 10 minutes, not Celery's day. */
@@ -246,6 +257,7 @@ export function benchCommand(io: CliIo): Command {
       parseCount,
       6,
     );
+  addWorkerOptions(cmd);
   addResultOptions(cmd, { retries: false }).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
     const url = brokerUrl(opts, io);
@@ -272,6 +284,12 @@ export function benchCommand(io: CliIo): Command {
       };
       await writeRecord(opts.out, record);
       out.result(record, () => describeClusterReport(record));
+      return;
+    }
+    if (opts.worker === true) {
+      const record = await workerRecord(opts, url, io);
+      await writeRecord(opts.out, record);
+      out.result(record, () => describeWorkerReport(record));
       return;
     }
     // A crashed run cannot delete its queues: a short x-expires lets the broker drop them
@@ -339,6 +357,120 @@ async function writeRecord(file: string | undefined, record: object): Promise<vo
   if (file === undefined) return;
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
+}
+
+/** The worker bench's record: its report and the context needed to read it later. */
+export type WorkerBenchRecord = WorkerBenchReport & {
+  broker: string;
+  node: string;
+  date: string;
+  /** RabbitMQ's connection states seen during the Python client's send phases (--worker-probe). */
+  probe?: ProbeSample[];
+};
+
+function parseList<T extends string>(allowed: readonly T[]): (value: string) => T[] {
+  return (value) => {
+    const items = value.split(',').map((s) => s.trim());
+    for (const item of items) {
+      if (!(allowed as readonly string[]).includes(item)) {
+        throw new InvalidArgumentError(`expected some of ${allowed.join(', ')}, got '${item}'`);
+      }
+    }
+    return items as T[];
+  };
+}
+
+function addWorkerOptions(cmd: Command): void {
+  cmd
+    .option(
+      '--worker',
+      'measure Celery workers instead (bench/worker-bench.ts): this Node worker, a Celery 5.2 prefork worker, celery-node',
+    )
+    .option('--worker-n <count>', 'tasks per run (--worker)', parseCount, 2000)
+    .option(
+      '--worker-rounds <count>',
+      'rounds, each running every worker with every client (--worker)',
+      parseCount,
+      12,
+    )
+    .option(
+      '--worker-targets <list>',
+      `workers under test (--worker): ${WORKER_TARGETS.join(',')}`,
+      parseList(WORKER_TARGETS),
+      [...WORKER_TARGETS],
+    )
+    .option(
+      '--worker-drivers <list>',
+      'clients (--worker): python,node',
+      parseList(['python', 'node'] as const),
+      ['python', 'node'],
+    )
+    .option('--worker-concurrency <count>', "the Node worker's -c (--worker)", parseCount, 8)
+    .option(
+      '--worker-probe',
+      "sample RabbitMQ's connection states (flow control) through rabbitmqctl during the Python client's send phases (--worker)",
+    );
+}
+
+async function workerRecord(opts: BenchOptions, url: string, io: CliIo): Promise<WorkerBenchRecord> {
+  const log = (text: string): void => {
+    if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
+  };
+  const probe = opts.workerProbe === true ? new FlowProbe() : undefined;
+  const report = await runWorkerBench({
+    url,
+    n: opts.workerN,
+    rounds: opts.workerRounds,
+    targets: opts.workerTargets,
+    drivers: opts.workerDrivers,
+    nodeConcurrency: opts.workerConcurrency,
+    log,
+    ...(probe === undefined ? {} : { onSendPhase: (target, phase) => probe.phase(target, phase) }),
+  });
+  return {
+    ...report,
+    ...(probe === undefined ? {} : { probe: await probe.done() }),
+    broker: redact(url),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
+}
+
+/**
+ * The worker bench's summary: medians per worker and client, and the ratios the issue asks
+ * for (CPU per 1,000 tasks; tasks/s against the prefork worker's).
+ *
+ * @example
+ * ```ts
+ * describeWorkerReport(record); // multi-line table
+ * ```
+ */
+export function describeWorkerReport(r: WorkerBenchRecord): string {
+  const f = (x: number | null, d = 0): string => (x === null ? 'n/a' : x.toFixed(d));
+  const lines = [
+    `worker bench: N=${r.n}, ${r.rounds} round(s), Node worker -c ${r.node_concurrency}, broker ${r.broker}`,
+    `  worker        client   send s   tasks/s   CPU s/1000   broker CPU s/1000   slow sends`,
+  ];
+  for (const s of r.summary) {
+    lines.push(
+      `  ${s.target.padEnd(12)}  ${s.driver.padEnd(6)}  ${f(s.send_s, 2).padStart(7)}  ${f(s.tasks_per_s).padStart(8)}` +
+        `  ${f(s.cpu_s_per_1000, 3).padStart(11)}  ${f(s.broker_cpu_s_per_1000, 3).padStart(18)}` +
+        `  ${String(s.slow_sends).padStart(5)}/${s.runs}`,
+    );
+  }
+  const prefork = r.summary.find((s) => s.target === 'prefork' && s.driver === 'node')?.tasks_per_s ?? null;
+  for (const s of r.summary) {
+    if (s.driver !== 'node' || s.target === 'prefork' || prefork === null || s.tasks_per_s === null) continue;
+    lines.push(`  ${s.target} / prefork tasks/s (Node client): ${(s.tasks_per_s / prefork).toFixed(2)}x`);
+  }
+  for (const [t, why] of Object.entries(r.skipped)) lines.push(`  ${t} not run: ${why}`);
+  if (r.probe !== undefined) {
+    const flow = r.probe.filter((p) => p.states.some((s) => s !== 'running'));
+    lines.push(
+      `  probe: ${r.probe.length} samples of connection states, ${flow.length} with a connection not running`,
+    );
+  }
+  return lines.join('\n');
 }
 
 /**

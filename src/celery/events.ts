@@ -68,6 +68,14 @@ export interface EventDispatcherOptions {
   /** Groups buffered and sent as lists on `<group>.multi`. @default [] */
   bufferGroups?: Iterable<string> | undefined;
   /**
+   * Longest wait of a buffered event before its group is sent, in ms; 0 sends at the end
+   * of the event loop's turn, as Celery's worker flushes on its next loop iteration. A
+   * longer wait sends many turns' events in one message. @default 0
+   */
+  flushDelay?: number | undefined;
+  /** A buffered group is sent once this many events wait. @default 24 (Celery's buffer_limit) */
+  bufferLimit?: number | undefined;
+  /**
    * Called with a publish failure (events are fire-and-forget: nothing is retried), at most
    * once every 10 s; {@link EventDispatcher.failed} counts them all. @default undefined
    */
@@ -107,6 +115,9 @@ export class EventDispatcher {
   readonly #onError: ((error: Error) => void) | undefined;
   readonly #buffers = new Map<string, CeleryEvent[]>();
   #flushScheduled = false;
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #flushDelay: number;
+  readonly #bufferLimit: number;
   #producer: Producer | undefined;
   #opening: Promise<Producer> | undefined;
   #closed = false;
@@ -137,6 +148,8 @@ export class EventDispatcher {
     });
     this.#headers = { hostname: this.hostname };
     this.#bufferGroups = new Set(options.bufferGroups ?? []);
+    this.#flushDelay = Math.max(0, options.flushDelay ?? 0);
+    this.#bufferLimit = Math.max(1, options.bufferLimit ?? BUFFER_LIMIT);
     this.#onError = options.onError;
   }
 
@@ -164,10 +177,11 @@ export class EventDispatcher {
       let buffer = this.#buffers.get(group);
       if (buffer === undefined) this.#buffers.set(group, (buffer = []));
       buffer.push(event);
-      if (buffer.length >= BUFFER_LIMIT) this.flush();
+      if (buffer.length >= this.#bufferLimit) this.flush();
       else if (!this.#flushScheduled) {
         this.#flushScheduled = true;
-        setImmediate(this.#flush);
+        if (this.#flushDelay === 0) setImmediate(this.#flush);
+        else this.#flushTimer = setTimeout(this.#flush, this.#flushDelay).unref();
       }
     } else {
       this.#publish(event, type.replace(/-/g, '.'));
@@ -189,6 +203,8 @@ export class EventDispatcher {
   /** Sends every buffered event now. */
   flush(): void {
     this.#flushScheduled = false;
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     for (const [group, events] of this.#buffers) {
       if (events.length === 0) continue;
       this.#buffers.set(group, []);

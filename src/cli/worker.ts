@@ -106,17 +106,52 @@ function logLine(level: string, message: string): string {
   return `[${stamp}: ${level}/MainProcess] ${message}\n`;
 }
 
-/** A logger writing Celery's format to stderr, from `level` up. */
-function cliLogger(io: CliIo, level: LogLevel): Logger {
+/** Buffered text is written once it reaches this many characters, without waiting for the flush timer. */
+const LOG_BUFFER_CHARS = 65_536;
+/** Longest wait of a buffered debug or info line, ms. */
+const LOG_FLUSH_MS = 100;
+
+/**
+ * A logger writing Celery's format to stderr, from `level` up, with {@link flush}. Debug and
+ * info lines (two per task at INFO) wait up to 100 ms and are written together, one write
+ * for many lines instead of one each (stderr on a file or a pipe costs a system call per
+ * write, and tasks arriving one by one would each pay two); a warning or an error writes
+ * what is buffered and itself at once, so lines keep their order and a failure is never
+ * held back. The worker command flushes when it ends.
+ *
+ * @example
+ * ```ts
+ * const logger = celeryLogger(io, 'info');
+ * logger.info('Task add[1] received'); // written within 100 ms
+ * logger.flush(); // or now
+ * ```
+ */
+export function celeryLogger(io: CliIo, level: LogLevel): Logger & { flush(): void } {
   const rank = ['debug', 'info', 'warning', 'error', 'critical'].indexOf(level);
-  const write = (min: number, name: string) => (message: string) => {
-    if (rank <= min) io.stderr.write(logLine(name, redact(message)));
+  let pending = '';
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    io.stderr.write(text);
+  };
+  const write = (min: number, name: string, now: boolean) => (message: string) => {
+    if (rank > min) return;
+    pending += logLine(name, redact(message));
+    if (now || pending.length >= LOG_BUFFER_CHARS) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setTimeout(flush, LOG_FLUSH_MS).unref();
+    }
   };
   return {
-    debug: write(0, 'DEBUG'),
-    info: write(1, 'INFO'),
-    warn: write(2, 'WARNING'),
-    error: write(3, 'ERROR'),
+    debug: write(0, 'DEBUG', false),
+    info: write(1, 'INFO', false),
+    warn: write(2, 'WARNING', true),
+    error: write(3, 'ERROR', true),
+    flush,
   };
 }
 
@@ -224,7 +259,7 @@ Exit codes: 0 after a warm SIGTERM or a remote shutdown; 1 after SIGINT, a cold 
  * clean exit, else with the CliError that gives the exit code (printed as one line by main).
  */
 async function runWorker(opts: WorkerCliOptions, io: CliIo, signals: SignalSource): Promise<CliError | null> {
-  const logger = cliLogger(io, opts.loglevel);
+  const logger = celeryLogger(io, opts.loglevel);
   let mod;
   let settings;
   try {
@@ -266,6 +301,7 @@ async function runWorker(opts: WorkerCliOptions, io: CliIo, signals: SignalSourc
   let ending: CliError | null = null;
   let presses = 0;
   const shutdown = (how: 'Warm' | 'Cold', failed: string | null): void => {
+    logger.flush();
     io.stderr.write(`\nworker: ${how} shutdown (MainProcess)\n`);
     // Celery exits 0 after a warm SIGTERM, 1 (EX_FAILURE) after SIGINT or a cold shutdown.
     if (failed !== null && ending === null) ending = new CliError(failed, EXIT.ERROR);
@@ -274,6 +310,7 @@ async function runWorker(opts: WorkerCliOptions, io: CliIo, signals: SignalSourc
   const COLD = 'cold shutdown: unfinished tasks were given back to the broker';
   const onTerm = (): void => (presses++ === 0 ? shutdown('Warm', null) : shutdown('Cold', COLD));
   const onInt = (): void => {
+    logger.flush();
     if (presses === 0) io.stderr.write('worker: Hitting Ctrl+C again will terminate all running tasks!\n');
     if (presses++ === 0) shutdown('Warm', 'interrupted (SIGINT)');
     else shutdown('Cold', COLD);
@@ -312,6 +349,7 @@ async function runWorker(opts: WorkerCliOptions, io: CliIo, signals: SignalSourc
     }
     return ending;
   } finally {
+    logger.flush();
     signals.off('SIGTERM', onTerm);
     signals.off('SIGINT', onInt);
     signals.off('SIGQUIT', onQuit);

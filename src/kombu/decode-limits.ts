@@ -127,6 +127,13 @@ export interface DecodeContext {
   readonly label?: string | undefined;
 }
 
+/** Limits {@link resolveDecodeLimits} returned (frozen, checked). */
+const RESOLVED = new WeakSet<object>();
+
+function isResolved(limits: object): limits is Readonly<DecodeLimits> {
+  return limits === DEFAULT_DECODE_LIMITS || RESOLVED.has(limits);
+}
+
 /**
  * Fills in the defaults and checks every value.
  *
@@ -142,6 +149,8 @@ export function resolveDecodeLimits(limits: Partial<DecodeLimits> | undefined): 
   if (limits === null || typeof limits !== 'object') {
     throw new ArgumentError(`decode limits must be an object, got ${String(limits)}`);
   }
+  // A worker or backend passes the limits it resolved once with every message it decodes.
+  if (isResolved(limits)) return limits;
   const out: DecodeLimits = { ...DEFAULT_DECODE_LIMITS };
   for (const [name, value] of Object.entries(limits)) {
     if (!isLimitName(name)) throw new ArgumentError(`unknown decode limit ${JSON.stringify(name)}`);
@@ -153,6 +162,8 @@ export function resolveDecodeLimits(limits: Partial<DecodeLimits> | undefined): 
     }
     out[name] = value;
   }
+  // Frozen, so that what was checked stays true.
+  RESOLVED.add(Object.freeze(out));
   return out;
 }
 

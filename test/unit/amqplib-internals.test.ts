@@ -7,11 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Duplex, PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
   AMQPLIB_CHECKED_RANGE,
   amqplibInternals,
   amqplibVersionChecked,
+  coalesceWrites,
   replyNumber,
   replyString,
 } from '../../src/transport/amqp/amqplib-internals.js';
@@ -60,5 +62,40 @@ describe('amqplib internals', () => {
     expect(amqplibVersionChecked('2.3.0')).toBe(false);
     expect(amqplibVersionChecked('2.4.0')).toBe(false);
     expect(amqplibVersionChecked('10.3.1')).toBe(false);
+  });
+
+  it("coalesceWrites makes amqplib's connection write a tick's frames in one socket write", async () => {
+    const { Connection } = require(path.join(amqplibDir, 'lib', 'connection.js')) as {
+      Connection: new (stream: Duplex) => { muxer: { pipeFrom(s: PassThrough): void } };
+    };
+    // The socket: counts the write calls that reach it (one per write, or one writev).
+    const calls: number[] = [];
+    const bytes: Buffer[] = [];
+    const socket = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, done) {
+        calls.push(1);
+        bytes.push(chunk);
+        done();
+      },
+      writev(chunks, done) {
+        calls.push(chunks.length);
+        for (const c of chunks) bytes.push(c.chunk as Buffer);
+        done();
+      },
+    });
+    const connection = new Connection(socket);
+    expect(coalesceWrites(connection)).toBe(true);
+    // Three channels' frame buffers, as amqplib pipes each channel into its Mux.
+    const channels = [new PassThrough({ objectMode: true }), new PassThrough({ objectMode: true })];
+    for (const ch of channels) connection.muxer.pipeFrom(ch);
+    channels[0]?.write(Buffer.from('a'));
+    channels[1]?.write(Buffer.from('b'));
+    channels[0]?.write(Buffer.from('c'));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(bytes).toString()).toBe('abc');
+    expect(calls).toEqual([3]);
+    expect(coalesceWrites({ connection: {} })).toBe(false);
   });
 });

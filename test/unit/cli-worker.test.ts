@@ -10,7 +10,7 @@ import { Celery } from '../../src/celery/app.js';
 import { loadTaskModule, resolveModuleSettings } from '../../src/celery/worker/task-module.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
-import { expandNodeName, workerCommand } from '../../src/cli/worker.js';
+import { celeryLogger, expandNodeName, workerCommand } from '../../src/cli/worker.js';
 import type { SignalSource } from '../../src/cli/worker.js';
 import { cleanupStack, uid, waitUntil } from '../fixture.js';
 import { dropQueue, send } from '../worker-fixture.js';
@@ -76,6 +76,31 @@ describe('celery-amqp worker', () => {
     expect(() => resolveModuleSettings({}, { CELERY_WORKER_CONCURRENCY: 'many' })).toThrow(
       /CELERY_WORKER_CONCURRENCY/,
     );
+  });
+
+  it('joins info lines of several turns into one stderr write; a warning writes them and itself at once', async () => {
+    const writes: string[] = [];
+    const err = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        writes.push(chunk.toString());
+        cb();
+      },
+    });
+    const logger = celeryLogger({ ...io(), stderr: err }, 'info');
+    logger.debug('not at info');
+    logger.info('Task a[1] received');
+    await new Promise((r) => setImmediate(r));
+    logger.info('Task a[1] succeeded in 0.001s: 2');
+    expect(writes).toEqual([]);
+    await waitUntil(() => writes.length > 0, { what: 'the flush' });
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toMatch(
+      /INFO\/MainProcess\] Task a\[1\] received\n.*INFO\/MainProcess\] Task a\[1\] succeeded/,
+    );
+    logger.info('Task a[2] received');
+    logger.warn('Soft time limit (1s) exceeded for a[2]');
+    expect(writes).toHaveLength(2);
+    expect(writes[1]).toMatch(/received\n.*WARNING\/MainProcess\] Soft time limit/);
   });
 
   it('expands %h, %n and %d in the node name', () => {

@@ -60,6 +60,10 @@ describe('DecodeLimits', () => {
       maxPickleMemo: 1_000_000,
     });
     expect(resolveDecodeLimits({ maxDepth: 5 }).maxDepth).toBe(5);
+    // Resolved limits come back as they are (checked once, frozen), as a worker passes them per message.
+    const resolved = resolveDecodeLimits({ maxDepth: 7 });
+    expect(resolveDecodeLimits(resolved)).toBe(resolved);
+    expect(Object.isFrozen(resolved)).toBe(true);
     expect(resolveDecodeLimits({ maxDepth: Infinity }).maxDepth).toBe(Infinity);
     expect(() => resolveDecodeLimits({ maxDepth: -1 })).toThrow(ArgumentError);
     expect(() => resolveDecodeLimits({ maxDepth: 1.5 })).toThrow(ArgumentError);

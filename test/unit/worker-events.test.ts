@@ -125,6 +125,37 @@ describe('Worker events (memory://)', () => {
     expect(new Set(keys)).toEqual(new Set(['task.multi']));
   });
 
+  it("a task's events over several turns of the event loop go out in one task.multi message", async () => {
+    const conn = new Connection(URL);
+    cleanups.push(() => conn.close());
+    const bodies: unknown[][] = [];
+    const consumer = new Consumer(await conn.channel(), {
+      queues: [
+        new Queue(uid('multi'), {
+          exchange: new Exchange('celeryev', { type: 'topic' }),
+          routingKey: 'task.#',
+          durable: false,
+          autoDelete: true,
+        }),
+      ],
+      noAck: true,
+      callbacks: [(body: unknown) => void bodies.push(Array.isArray(body) ? body : [body])],
+    });
+    await consumer.consume();
+    // The handler ends some turns after it started: received and started are buffered in
+    // one turn, succeeded in a later one; the worker's flush delay sends them together.
+    const later = async (): Promise<number> => {
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      return 1;
+    };
+    const { client } = await startWorker(cleanups, { t: later }, { sendTaskEvents: true });
+    const r = await send(client, 't');
+    await r.get();
+    await waitUntil(() => bodies.flat().some((e) => (e as { type?: string }).type === 'task-succeeded'));
+    const types = bodies.map((b) => b.map((e) => (e as { type?: string }).type));
+    expect(types).toEqual([['task-received', 'task-started', 'task-succeeded']]);
+  });
+
   it('the app sends task-sent when task_send_sent_event is set', async () => {
     const log = await listenToEvents(URL, cleanups);
     const queue = uid('sent');

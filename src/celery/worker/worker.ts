@@ -49,6 +49,14 @@ import type { ResolvedWorkerOptions, WorkerOptions } from './worker-settings.js'
 import { workerStats } from './worker-stats.js';
 
 /**
+ * Task events wait at most this long (ms) to be sent together: three events per task, one
+ * message per turn of the event loop otherwise (Celery's worker flushes every loop turn).
+ */
+const TASK_EVENT_FLUSH_MS = 100;
+/** ... or until this many wait. */
+const TASK_EVENT_BUFFER = 96;
+
+/**
  * Options of {@link Worker.close}.
  *
  * @example
@@ -301,6 +309,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         clock: this.#state.clock,
         groups: o.heartbeat ? ['worker'] : [],
         bufferGroups: ['task'],
+        flushDelay: TASK_EVENT_FLUSH_MS,
+        bufferLimit: TASK_EVENT_BUFFER,
         onError: this.#report,
       });
     }

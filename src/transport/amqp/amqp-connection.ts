@@ -9,7 +9,7 @@ import { ChannelError, ConnectionError, type CeleryAmqpError } from '../../error
 import type { TransportChannelOptions, TransportConnection, TransportConnectionEvents } from '../types.js';
 import { AmqpChannel, type ChannelHost } from './amqp-channel.js';
 import { fromConnectionLoss } from './amqp-errors.js';
-import { closeUntilClosed } from './amqplib-internals.js';
+import { closeUntilClosed, coalesceWrites } from './amqplib-internals.js';
 
 /**
  * A {@link TransportConnection} over an amqplib ChannelModel. Created by
@@ -52,6 +52,8 @@ export class AmqpConnection
     super();
     this.#model = model;
     this.displayUrl = displayUrl;
+    // One socket write per tick's frames, not one per frame (see coalesceWrites).
+    coalesceWrites(model);
     // Without this listener a socket error would be an uncaught 'error' event.
     model.on('error', (err: unknown) => {
       this.#lastError = err;
