@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { redact } from '../src/errors.js';
 import { runRpcBench } from './rpc-bench.js';
+import { runRpcLatency } from './rpc-latency.js';
+import type { RpcLatencyReport } from './rpc-latency.js';
 import type { RpcBenchReport } from './rpc-bench.js';
 import { isAmqp, runBench } from './run-bench.js';
 import type { BenchReport, RoundRates } from './run-bench.js';
@@ -48,6 +50,10 @@ interface BenchOptions extends ResultOptions {
   rpcRoundtrips: number;
   rpcReps: number;
   rpcWorkers: number;
+  rpcLatency?: boolean;
+  latencyN: number;
+  latencyRounds: number;
+  latencyWarmup: number;
 }
 
 /** Default x-expires of the bench's result queues: 10 minutes, not Celery's day. */
@@ -166,6 +172,45 @@ export function describeReport(r: BenchRecord): string {
   return lines.join('\n');
 }
 
+/** The `--rpc-latency` report and the context needed to read it later. */
+export type RpcLatencyRecord = RpcLatencyReport & {
+  mode: 'rpc-latency';
+  broker: string;
+  node_version: string;
+  date: string;
+};
+
+/**
+ * The readable summary of an `--rpc-latency` report.
+ *
+ * @example
+ * ```ts
+ * describeLatency(record); // multi-line table
+ * ```
+ */
+export function describeLatency(r: RpcLatencyRecord): string {
+  const s = (
+    x: { p50: number; p99: number; max: number; cpuMsPerRoundTrip?: number | null } | null,
+  ): string =>
+    x === null
+      ? 'n/a'
+      : `p50 ${x.p50.toFixed(2)} / p99 ${x.p99.toFixed(2)} / max ${x.max.toFixed(2)} ms` +
+        (x.cpuMsPerRoundTrip === undefined || x.cpuMsPerRoundTrip === null
+          ? ''
+          : `, CPU ${x.cpuMsPerRoundTrip} ms/rt`);
+  const played = r.perRound.filter((x) => x.python !== null).length;
+  return [
+    `rpc:// sequential round trips, ${r.n} per client per round after ${r.warmup} warm-up, ${r.rounds} alternating rounds,`,
+    `one Celery 5 ${r.worker.pool} worker (-c ${r.worker.concurrency}, prefetch multiplier ${r.worker.prefetchMultiplier}), broker ${r.broker}`,
+    `  median   node   ${s(r.node)}`,
+    `           python ${s(r.python)}`,
+    ...r.perRound.map(
+      (x, i) => `  round ${i + 1} (${x.first} first): node ${s(x.node)} | python ${s(x.python)}`,
+    ),
+    `  node p99 <= python p99 in ${r.nodeP99Wins} of ${played} rounds; p50 in ${r.nodeP50Wins} of ${played}`,
+  ].join('\n');
+}
+
 /**
  * Builds the bench's program.
  *
@@ -219,6 +264,23 @@ export function benchCommand(io: CliIo): Command {
       'Celery worker processes (8 threads each) on the task queue (--python)',
       parseCount,
       1,
+    )
+    .option(
+      '--rpc-latency',
+      'only measure rpc:// sequential round-trip latency, Node vs the Python Celery client, against one Celery 5 prefork worker (-c 2, prefetch multiplier 64)',
+    )
+    .option(
+      '--latency-n <count>',
+      'measured round trips per client per round (--rpc-latency)',
+      parseCount,
+      200,
+    )
+    .option('--latency-rounds <count>', 'alternating rounds (--rpc-latency)', parseCount, 6)
+    .option(
+      '--latency-warmup <count>',
+      'unmeasured round trips before each client run (--rpc-latency)',
+      parseCount,
+      20,
     );
   addResultOptions(cmd, { retries: false }).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
@@ -226,6 +288,28 @@ export function benchCommand(io: CliIo): Command {
     // A crashed run cannot delete its queues: a short x-expires lets the broker drop them
     // (thousands of leftover durable queues once made a broker restart stall).
     const benchOpts = { ...opts, expires: opts.expires === undefined ? BENCH_EXPIRES_MS : opts.expires };
+    const log = (text: string): void => {
+      if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
+    };
+    if (opts.rpcLatency === true) {
+      const latency = await runRpcLatency({
+        url,
+        n: opts.latencyN,
+        rounds: opts.latencyRounds,
+        warmup: opts.latencyWarmup,
+        log,
+      });
+      const rec: RpcLatencyRecord = {
+        mode: 'rpc-latency',
+        ...latency,
+        broker: redact(url),
+        node_version: process.version,
+        date: new Date().toISOString(),
+      };
+      await writeRecord(opts.out, rec);
+      out.result(rec, () => describeLatency(rec));
+      return;
+    }
     const getmanyUrl = opts.getmanyBroker ?? url;
     const report = await runBench({
       url,
@@ -261,9 +345,6 @@ export function benchCommand(io: CliIo): Command {
         if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
       },
     });
-    const log = (text: string): void => {
-      if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
-    };
     const rpc =
       opts.rpc === true || opts.python === true
         ? await runRpcBench({
@@ -282,13 +363,17 @@ export function benchCommand(io: CliIo): Command {
       node: process.version,
       date: new Date().toISOString(),
     };
-    if (opts.out !== undefined) {
-      await mkdir(dirname(opts.out), { recursive: true });
-      await writeFile(opts.out, `${JSON.stringify(record, null, 2)}\n`);
-    }
+    await writeRecord(opts.out, record);
     out.result(record, () => describeReport(record));
   });
   return cmd;
+}
+
+/** Writes a report to `--out` when given. */
+async function writeRecord(file: string | undefined, record: object): Promise<void> {
+  if (file === undefined) return;
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /**
