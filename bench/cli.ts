@@ -54,6 +54,7 @@ interface BenchOptions extends ResultOptions {
   latencyN: number;
   latencyRounds: number;
   latencyWarmup: number;
+  latencyConfirm: boolean;
 }
 
 /** Default x-expires of the bench's result queues: 10 minutes, not Celery's day. */
@@ -201,7 +202,8 @@ export function describeLatency(r: RpcLatencyRecord): string {
   const played = r.perRound.filter((x) => x.python !== null).length;
   return [
     `rpc:// sequential round trips, ${r.n} per client per round after ${r.warmup} warm-up, ${r.rounds} alternating rounds,`,
-    `one Celery 5 ${r.worker.pool} worker (-c ${r.worker.concurrency}, prefetch multiplier ${r.worker.prefetchMultiplier}), broker ${r.broker}`,
+    `one Celery 5 ${r.worker.pool} worker (-c ${r.worker.concurrency}, prefetch multiplier ${r.worker.prefetchMultiplier}), broker ${r.broker}` +
+      (r.nodeConfirm ? '' : ', Node without publisher confirms'),
     `  median   node   ${s(r.node)}`,
     `           python ${s(r.python)}`,
     ...r.perRound.map(
@@ -281,6 +283,10 @@ export function benchCommand(io: CliIo): Command {
       'unmeasured round trips before each client run (--rpc-latency)',
       parseCount,
       20,
+    )
+    .option(
+      '--no-latency-confirm',
+      "send Node's tasks without publisher confirms, as Python's client does (--rpc-latency)",
     );
   addResultOptions(cmd, { retries: false }).action(async (opts: BenchOptions) => {
     const out = new Output(io, opts.json === true);
@@ -297,6 +303,7 @@ export function benchCommand(io: CliIo): Command {
         n: opts.latencyN,
         rounds: opts.latencyRounds,
         warmup: opts.latencyWarmup,
+        confirm: opts.latencyConfirm,
         log,
       });
       const rec: RpcLatencyRecord = {

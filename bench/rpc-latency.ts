@@ -44,6 +44,11 @@ export interface RpcLatencyOptions {
   workerConcurrency?: number | undefined;
   /** `--prefetch-multiplier` of the worker. @default 64 */
   workerPrefetch?: number | undefined;
+  /**
+   * task_publish_confirm of the Node app: off shows what the confirm costs (Python's client
+   * sends without one). @default true
+   */
+  confirm?: boolean | undefined;
   /** Progress lines. @default none */
   log?: ((line: string) => void) | undefined;
 }
@@ -101,6 +106,8 @@ export interface RpcLatencyReport {
   warmup: number;
   rounds: number;
   worker: { pool: 'prefork'; concurrency: number; prefetchMultiplier: number };
+  /** task_publish_confirm of the Node app. */
+  nodeConfirm: boolean;
   /** Medians over the rounds of each round's p50, p99 and max. */
   node: LatencySummary;
   python: LatencySummary | null;
@@ -158,7 +165,10 @@ export async function runRpcLatency(options: RpcLatencyOptions = {}): Promise<Rp
   const exited = new Promise<void>((r) => worker.on('close', () => r()));
   worker.stdout.resume();
   worker.stderr.resume();
-  const app = new Celery({ broker: url, settings: { task_default_queue: queue } });
+  const app = new Celery({
+    broker: url,
+    settings: { task_default_queue: queue, task_publish_confirm: options.confirm ?? true },
+  });
   try {
     // The worker is ready when it answers a task; then Node's JIT warms up once.
     await (await app.sendTask('add', [0, 0])).get({ timeout: 60_000 });
@@ -199,6 +209,7 @@ export async function runRpcLatency(options: RpcLatencyOptions = {}): Promise<Rp
       warmup,
       rounds,
       worker: { pool: 'prefork', concurrency, prefetchMultiplier: prefetch },
+      nodeConfirm: options.confirm ?? true,
       node: pick((x) => x.node) ?? { p50: 0, p99: 0, max: 0 },
       python: pick((x) => x.python),
       nodeP99Wins: both.filter((x) => x.node.p99 <= x.python.p99).length,
