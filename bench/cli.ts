@@ -55,6 +55,7 @@ interface BenchOptions extends ResultOptions {
   latencyRounds: number;
   latencyWarmup: number;
   latencyConfirm: boolean;
+  latencyLoopDelay?: boolean;
 }
 
 /** Default x-expires of the bench's result queues: 10 minutes, not Celery's day. */
@@ -304,6 +305,7 @@ export function benchCommand(io: CliIo): Command {
         rounds: opts.latencyRounds,
         warmup: opts.latencyWarmup,
         confirm: opts.latencyConfirm,
+        loopDelay: opts.latencyLoopDelay === true,
         log,
       });
       const rec: RpcLatencyRecord = {

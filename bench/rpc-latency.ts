@@ -9,7 +9,9 @@
  *
  * The Node side also records, per round, where its time went: the share spent before
  * `sendTask` resolved, V8's garbage collections (PerformanceObserver 'gc') and the event
- * loop's delay, so that a slow round trip can be told apart from a slow worker.
+ * loop's delay (with `loopDelay`: its 1 ms timer wakes the process a thousand times a second,
+ * which Python's client is spared, so it is off in the measured comparison), so that a slow
+ * round trip can be told apart from a slow worker.
  *
  * @module
  */
@@ -49,6 +51,8 @@ export interface RpcLatencyOptions {
    * sends without one). @default true
    */
   confirm?: boolean | undefined;
+  /** Also record the event loop's delay in Node's rounds (a 1 ms timer: see the module doc). @default false */
+  loopDelay?: boolean | undefined;
   /** Progress lines. @default none */
   log?: ((line: string) => void) | undefined;
 }
@@ -80,9 +84,9 @@ export interface NodeRoundDiagnostics {
   slowWithGc: number;
   /** Round trips slower than the round's p95. */
   slow: number;
-  /** Event loop delay during the round (perf_hooks, 1 ms resolution): p99 and max, ms. */
-  loopDelayP99: number;
-  loopDelayMax: number;
+  /** Event loop delay during the round (perf_hooks, 1 ms resolution): p99 and max, ms; null unless `loopDelay`. */
+  loopDelayP99: number | null;
+  loopDelayMax: number | null;
 }
 
 /** One round: both clients' summaries. */
@@ -108,6 +112,8 @@ export interface RpcLatencyReport {
   worker: { pool: 'prefork'; concurrency: number; prefetchMultiplier: number };
   /** task_publish_confirm of the Node app. */
   nodeConfirm: boolean;
+  /** Whether Node's rounds recorded the event loop's delay (see the module doc). */
+  loopDelay: boolean;
   /** Medians over the rounds of each round's p50, p99 and max. */
   node: LatencySummary;
   python: LatencySummary | null;
@@ -172,14 +178,14 @@ export async function runRpcLatency(options: RpcLatencyOptions = {}): Promise<Rp
   try {
     // The worker is ready when it answers a task; then Node's JIT warms up once.
     await (await app.sendTask('add', [0, 0])).get({ timeout: 60_000 });
-    await nodeRound(app, 200, 0);
+    await nodeRound(app, 200, 0, false);
     const perRound: LatencyRound[] = [];
     for (let r = 0; r < rounds; r++) {
       const first = r % 2 === 0 ? 'node' : 'python';
       let node: LatencyRound['node'] | undefined;
       let py: ClientRound | null = null;
       const runNode = async (): Promise<void> => {
-        node = await nodeRound(app, n, warmup);
+        node = await nodeRound(app, n, warmup, options.loopDelay ?? false);
       };
       const runPython = async (): Promise<void> => {
         const out = await pythonRound(python, script, env, n, warmup, queue);
@@ -210,6 +216,7 @@ export async function runRpcLatency(options: RpcLatencyOptions = {}): Promise<Rp
       rounds,
       worker: { pool: 'prefork', concurrency, prefetchMultiplier: prefetch },
       nodeConfirm: options.confirm ?? true,
+      loopDelay: options.loopDelay ?? false,
       node: pick((x) => x.node) ?? { p50: 0, p99: 0, max: 0 },
       python: pick((x) => x.python),
       nodeP99Wins: both.filter((x) => x.node.p99 <= x.python.p99).length,
@@ -231,6 +238,7 @@ async function nodeRound(
   app: Celery,
   n: number,
   warmup: number,
+  loopDelay: boolean,
 ): Promise<ClientRound & { diagnostics: NodeRoundDiagnostics }> {
   const one = async (i: number): Promise<{ total: number; send: number; t0: number }> => {
     const t0 = performance.now();
@@ -247,8 +255,8 @@ async function nodeRound(
     for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
   });
   observer.observe({ entryTypes: ['gc'] });
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
+  const loop = loopDelay ? monitorEventLoopDelay({ resolution: 1 }) : undefined;
+  loop?.enable();
   const samples: Array<{ total: number; send: number; t0: number }> = [];
   const cpu0 = process.cpuUsage();
   let cpu: NodeJS.CpuUsage;
@@ -256,7 +264,7 @@ async function nodeRound(
     for (let i = 0; i < n; i++) samples.push(await one(i));
   } finally {
     cpu = process.cpuUsage(cpu0);
-    loop.disable();
+    loop?.disable();
     // Entries are delivered asynchronously: let the last ones arrive.
     await new Promise((r) => setImmediate(r));
     observer.disconnect();
@@ -278,8 +286,8 @@ async function nodeRound(
       gcMs: ms2(gcs.reduce((a, g) => a + g.end - g.start, 0)),
       slowWithGc: slow.filter(overlaps).length,
       slow: slow.length,
-      loopDelayP99: ms2(loop.percentile(99) / 1e6),
-      loopDelayMax: ms2(loop.max / 1e6),
+      loopDelayP99: loop === undefined ? null : ms2(loop.percentile(99) / 1e6),
+      loopDelayMax: loop === undefined ? null : ms2(loop.max / 1e6),
     },
   };
 }

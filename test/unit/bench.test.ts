@@ -399,6 +399,7 @@ describe('describeLatency', () => {
       rounds: 2,
       worker: { pool: 'prefork', concurrency: 2, prefetchMultiplier: 64 },
       nodeConfirm: true,
+      loopDelay: false,
       node: { p50: 1.5, p99: 4, max: 5 },
       python: { p50: 2, p99: 4.5, max: 6 },
       nodeP99Wins: 1,
