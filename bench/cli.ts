@@ -20,6 +20,8 @@ import { redact } from '../src/errors.js';
 import { describeClusterReport, runClusterBench } from './cluster-bench.js';
 import type { ClusterBenchReport } from './cluster-bench.js';
 import { runRpcBench } from './rpc-bench.js';
+import { runRpcLatency } from './rpc-latency.js';
+import type { RpcLatencyReport } from './rpc-latency.js';
 import type { RpcBenchReport } from './rpc-bench.js';
 import { isAmqp, runBench } from './run-bench.js';
 import { WORKER_TARGETS, runWorkerBench } from './worker-bench.js';
@@ -65,6 +67,12 @@ interface BenchOptions extends ResultOptions {
   workerDrivers: WorkerDriver[];
   workerConcurrency: number;
   workerProbe?: boolean;
+  rpcLatency?: boolean;
+  latencyN: number;
+  latencyRounds: number;
+  latencyWarmup: number;
+  latencyConfirm: boolean;
+  latencyLoopDelay?: boolean;
 }
 
 /** Default x-expires of the bench's result queues: 10 minutes, not Celery's day. */
@@ -193,6 +201,46 @@ export function describeReport(r: BenchRecord): string {
   return lines.join('\n');
 }
 
+/** The `--rpc-latency` report and the context needed to read it later. */
+export type RpcLatencyRecord = RpcLatencyReport & {
+  mode: 'rpc-latency';
+  broker: string;
+  node_version: string;
+  date: string;
+};
+
+/**
+ * The readable summary of an `--rpc-latency` report.
+ *
+ * @example
+ * ```ts
+ * describeLatency(record); // multi-line table
+ * ```
+ */
+export function describeLatency(r: RpcLatencyRecord): string {
+  const s = (
+    x: { p50: number; p99: number; max: number; cpuMsPerRoundTrip?: number | null } | null,
+  ): string =>
+    x === null
+      ? 'n/a'
+      : `p50 ${x.p50.toFixed(2)} / p99 ${x.p99.toFixed(2)} / max ${x.max.toFixed(2)} ms` +
+        (x.cpuMsPerRoundTrip === undefined || x.cpuMsPerRoundTrip === null
+          ? ''
+          : `, CPU ${x.cpuMsPerRoundTrip} ms/rt`);
+  const played = r.perRound.filter((x) => x.python !== null).length;
+  return [
+    `rpc:// sequential round trips, ${r.n} per client per round after ${r.warmup} warm-up, ${r.rounds} alternating rounds,`,
+    `one Celery 5 ${r.worker.pool} worker (-c ${r.worker.concurrency}, prefetch multiplier ${r.worker.prefetchMultiplier}), broker ${r.broker}` +
+      (r.nodeConfirm ? '' : ', Node without publisher confirms'),
+    `  median   node   ${s(r.node)}`,
+    `           python ${s(r.python)}`,
+    ...r.perRound.map(
+      (x, i) => `  round ${i + 1} (${x.first} first): node ${s(x.node)} | python ${s(x.python)}`,
+    ),
+    `  node p99 <= python p99 in ${r.nodeP99Wins} of ${played} rounds; p50 in ${r.nodeP50Wins} of ${played}`,
+  ].join('\n');
+}
+
 /**
  * Builds the bench's program.
  *
@@ -256,6 +304,31 @@ export function benchCommand(io: CliIo): Command {
       'node losses (stop_app) of the --cluster failover phase; 0 skips it',
       parseCount,
       6,
+    )
+    .option(
+      '--rpc-latency',
+      'only measure rpc:// sequential round-trip latency, Node vs the Python Celery client, against one Celery 5 prefork worker (-c 2, prefetch multiplier 64)',
+    )
+    .option(
+      '--latency-n <count>',
+      'measured round trips per client per round (--rpc-latency)',
+      parseCount,
+      200,
+    )
+    .option('--latency-rounds <count>', 'alternating rounds (--rpc-latency)', parseCount, 6)
+    .option(
+      '--latency-warmup <count>',
+      'unmeasured round trips before each client run (--rpc-latency)',
+      parseCount,
+      20,
+    )
+    .option(
+      '--no-latency-confirm',
+      "send Node's tasks without publisher confirms, as Python's client does (--rpc-latency)",
+    )
+    .option(
+      '--latency-loop-delay',
+      "also sample Node's event-loop delay (a 1 ms timer the Python client does not have) (--rpc-latency)",
     );
   addWorkerOptions(cmd);
   addResultOptions(cmd, { retries: false }).action(async (opts: BenchOptions) => {
@@ -295,6 +368,27 @@ export function benchCommand(io: CliIo): Command {
     // A crashed run cannot delete its queues: a short x-expires lets the broker drop them
     // (thousands of leftover durable queues once made a broker restart stall).
     const benchOpts = { ...opts, expires: opts.expires === undefined ? BENCH_EXPIRES_MS : opts.expires };
+    if (opts.rpcLatency === true) {
+      const latency = await runRpcLatency({
+        url,
+        n: opts.latencyN,
+        rounds: opts.latencyRounds,
+        warmup: opts.latencyWarmup,
+        confirm: opts.latencyConfirm,
+        loopDelay: opts.latencyLoopDelay === true,
+        log,
+      });
+      const rec: RpcLatencyRecord = {
+        mode: 'rpc-latency',
+        ...latency,
+        broker: redact(url),
+        node_version: process.version,
+        date: new Date().toISOString(),
+      };
+      await writeRecord(opts.out, rec);
+      out.result(rec, () => describeLatency(rec));
+      return;
+    }
     const getmanyUrl = opts.getmanyBroker ?? url;
     const report = await runBench({
       url,

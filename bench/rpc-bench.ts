@@ -296,10 +296,25 @@ async function roundTripPhase(
     }, 10_000);
     await Promise.all(exited);
     clearTimeout(kill);
-    const conn = new Connection(url);
+    await deleteTaskQueue(url, queue);
+  }
+}
+
+/**
+ * Deletes a bench task queue and its same-named exchange (Celery's default routing).
+ *
+ * @example
+ * ```ts
+ * await deleteTaskQueue('amqp://guest:guest@127.0.0.1:5672//', 'rpc-bench-1234');
+ * ```
+ */
+export async function deleteTaskQueue(url: string, queue: string): Promise<void> {
+  const conn = new Connection(url);
+  try {
     const ch = await conn.channel();
     await ch.deleteQueue({ queue }).catch(() => undefined);
     await ch.deleteExchange({ exchange: queue }).catch(() => undefined);
+  } finally {
     await conn.close();
   }
 }
@@ -366,16 +381,29 @@ function pythonSendMany(
   n: number,
   queue: string,
 ): Promise<SendManyOut | null> {
+  return childJson<SendManyOut>(
+    python,
+    ['celery_client.py', 'send-many', String(n), '--queue', queue, '--timeout', '300'],
+    { cwd: peers, env },
+  );
+}
+
+/**
+ * Runs a child process (stderr inherited) and parses the last line of its stdout as JSON;
+ * null when it could not start or printed no JSON.
+ *
+ * @example
+ * ```ts
+ * const out = await childJson<{ n: number }>('/usr/bin/python3', ['script.py'], { env: process.env });
+ * ```
+ */
+export function childJson<T>(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env: NodeJS.ProcessEnv },
+): Promise<T | null> {
   return new Promise((done) => {
-    const child = spawn(
-      python,
-      ['celery_client.py', 'send-many', String(n), '--queue', queue, '--timeout', '300'],
-      {
-        cwd: peers,
-        env,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => (out += d));
@@ -383,7 +411,7 @@ function pythonSendMany(
     child.on('close', () => {
       const line = out.trim().split('\n').at(-1) ?? '';
       try {
-        done(JSON.parse(line) as SendManyOut);
+        done(JSON.parse(line) as T);
       } catch {
         done(null);
       }

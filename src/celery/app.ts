@@ -358,7 +358,9 @@ export class Celery {
 
   /**
    * Sends a task by name (protocol v2, or v1 per `task_protocol`) and resolves with its result handle once the broker
-   * has the task message (publisher confirms); a refused or failed publish rejects. The reply
+   * has the task message (publisher confirms) or, on rpc://, once the task's first reply has
+   * arrived, whichever comes first (the reply stays for `get()`); a publish refused or failed
+   * before either rejects. The reply
    * queue is declared before the publish (rpc://, the backend's `onTaskCall`), so no result
    * can arrive before it exists. `countdown` and `expires` are seconds, as in `apply_async`.
    *
@@ -418,24 +420,38 @@ export class Celery {
     const route = taskRoute(queue, options, this.#nativeDelay(queue, options));
     const producer = await this.#getProducer();
     const priority = options.priority ?? this.conf.task_default_priority;
-    const sent = producer.publish(message.body, {
-      exchange: route.exchange,
-      routingKey: route.routingKey,
-      serializer: options.serializer ?? this.conf.task_serializer,
-      ...(this.conf.task_compression === null ? {} : { compression: this.conf.task_compression }),
-      deliveryMode: this.conf.task_default_delivery_mode,
-      ...(priority === null ? {} : { priority }),
-      headers: message.headers,
-      correlationId: message.properties.correlationId,
-      replyTo: message.properties.replyTo,
-      ...(expiration === undefined ? {} : { expiration }),
-      declare: route.declare,
-      ...signal,
-    });
+    // On rpc:// the task's first reply proves the worker has the message; the confirm of a
+    // persistent message can come after it (the broker confirms once it is on disk).
+    const reply =
+      ignoreResult || !this.conf.task_publish_confirm || !(this.backend instanceof RPCBackend)
+        ? undefined
+        : this.backend.watchReply(message.properties.correlationId);
     try {
-      await sent;
+      const sent = producer.publish(message.body, {
+        exchange: route.exchange,
+        routingKey: route.routingKey,
+        serializer: options.serializer ?? this.conf.task_serializer,
+        ...(this.conf.task_compression === null ? {} : { compression: this.conf.task_compression }),
+        deliveryMode: this.conf.task_default_delivery_mode,
+        ...(priority === null ? {} : { priority }),
+        headers: message.headers,
+        correlationId: message.properties.correlationId,
+        replyTo: message.properties.replyTo,
+        ...(expiration === undefined ? {} : { expiration }),
+        declare: route.declare,
+        ...signal,
+      });
+      if (reply === undefined) await sent;
+      else {
+        // Once the reply is in, the confirm says nothing more about this task: a later
+        // failure (the connection lost before it came) is observed, not reported.
+        sent.catch(() => undefined);
+        await Promise.race([sent, reply.arrived]);
+      }
     } catch (err) {
       throw route.delayed ? noDelayLadder(err) : err;
+    } finally {
+      reply?.stop();
     }
     if (this.conf.task_send_sent_event) {
       this.#sentEvents ??= new EventDispatcher(this.connection);

@@ -338,6 +338,40 @@ export class RPCBackend extends BaseBackend {
   }
 
   /**
+   * Watches for the first reply of `taskId` (any state, or a reply that could not be decoded)
+   * without taking it: a later wait or poll still reads it. A reply proves the task message
+   * reached a worker, so `Celery.sendTask` resolves on it when it comes before the publisher
+   * confirm. `arrived` never rejects; `stop()` ends the watch (idempotent).
+   *
+   * @param taskId - The task's id (the correlation_id of its replies).
+   * @returns The arrival and the way to stop watching.
+   * @example
+   * ```ts
+   * const watch = backend.watchReply(id);
+   * try { await Promise.race([confirmed, watch.arrived]); } finally { watch.stop(); }
+   * ```
+   */
+  watchReply(taskId: string): { arrived: Promise<void>; stop: () => void } {
+    if (this.#buffer.get(taskId) !== undefined || this.#undecodable.get(taskId) !== undefined) {
+      return { arrived: Promise.resolve(), stop: () => undefined };
+    }
+    let listener: Listener | undefined;
+    const arrived = new Promise<void>((resolve) => {
+      listener = () => {
+        resolve();
+        // Not taken: the state stays buffered for the wait that follows the send.
+        return false;
+      };
+      this.#addListener(taskId, listener);
+    });
+    const stop = (): void => {
+      if (listener !== undefined) this.#removeListener(taskId, listener);
+      listener = undefined;
+    };
+    return { arrived, stop };
+  }
+
+  /**
    * The latest state received for the task (ready or not), without taking it; never the
    * broker. Rejects with the error of an undecodable reply for it (kept, as a poll keeps).
    */

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { AMQPBackend } from '../../src/celery/amqp-backend.js';
-import { describeReport, runBenchCli } from '../../bench/cli.js';
-import type { BenchRecord } from '../../bench/cli.js';
+import { describeLatency, describeReport, runBenchCli } from '../../bench/cli.js';
+import type { BenchRecord, RpcLatencyRecord } from '../../bench/cli.js';
 import { queueName } from '../../bench/raw-amqplib.js';
 import { runBench, summarizeRounds } from '../../bench/run-bench.js';
 import type { SideTimes } from '../../bench/run-bench.js';
@@ -376,5 +376,54 @@ describe('the command line (fake backend)', () => {
     expect(await h.run(...args, '--rounds', '2')).toBe(0);
     expect(JSON.parse(h.stdout.lines().at(-1)!).per_round).toHaveLength(2);
     expect(await h.run(...args, '--rounds', '0')).toBe(2);
+  });
+});
+
+describe('describeLatency', () => {
+  it("prints the medians, every round and the rounds where Node's p99 was at or below Python's", () => {
+    const diagnostics = {
+      sendP50: 1,
+      sendP99: 2,
+      replyFirst: 3,
+      gcCount: 0,
+      gcMs: 0,
+      slowWithGc: 0,
+      slow: 2,
+      loopDelayP99: 1,
+      loopDelayMax: 2,
+    };
+    const record: RpcLatencyRecord = {
+      mode: 'rpc-latency',
+      n: 200,
+      warmup: 20,
+      rounds: 2,
+      worker: { pool: 'prefork', concurrency: 2, prefetchMultiplier: 64 },
+      nodeConfirm: true,
+      loopDelay: false,
+      node: { p50: 1.5, p99: 4, max: 5 },
+      python: { p50: 2, p99: 4.5, max: 6 },
+      nodeP99Wins: 1,
+      nodeP50Wins: 1,
+      perRound: [
+        {
+          first: 'node',
+          node: { p50: 1.4, p99: 3, max: 4, cpuMsPerRoundTrip: 0.5, diagnostics },
+          python: { p50: 2, p99: 4, max: 5, cpuMsPerRoundTrip: 0.9 },
+        },
+        {
+          first: 'python',
+          node: { p50: 1.6, p99: 5, max: 6, cpuMsPerRoundTrip: 0.5, diagnostics },
+          python: null,
+        },
+      ],
+      broker: 'amqp://guest:****@localhost:5672//',
+      node_version: 'v20.0.0',
+      date: '2026-11-30T00:00:00.000Z',
+    };
+    const text = describeLatency(record);
+    expect(text).toContain('node   p50 1.50 / p99 4.00 / max 5.00 ms');
+    expect(text).toContain('round 1 (node first): node p50 1.40 / p99 3.00 / max 4.00 ms, CPU 0.5 ms/rt');
+    expect(text).toContain('| python n/a');
+    expect(text).toContain('node p99 <= python p99 in 1 of 1 rounds; p50 in 1 of 1');
   });
 });
