@@ -102,10 +102,11 @@ describe('Worker events (memory://)', () => {
     expect(log.of('task-succeeded')[0]?.['uuid']).toBe(loud.id);
   });
 
-  it('task events of one turn of the event loop go out together on task.multi', async () => {
+  /** Every task event message on celeryev (routing key and body), as it arrives. */
+  async function taskEventMessages(): Promise<Array<{ key: string; body: unknown }>> {
     const conn = new Connection(URL);
     cleanups.push(() => conn.close());
-    const keys: string[] = [];
+    const messages: Array<{ key: string; body: unknown }> = [];
     const consumer = new Consumer(await conn.channel(), {
       queues: [
         new Queue(uid('multi'), {
@@ -116,32 +117,23 @@ describe('Worker events (memory://)', () => {
         }),
       ],
       noAck: true,
-      onMessage: (m) => keys.push(m.deliveryInfo.routingKey),
+      onMessage: (m) => messages.push({ key: m.deliveryInfo.routingKey, body: m.payload }),
     });
     await consumer.consume();
+    return messages;
+  }
+
+  it('task events of one turn of the event loop go out together on task.multi', async () => {
+    const messages = await taskEventMessages();
     const { client } = await startWorker(cleanups, { t: () => 1 }, { sendTaskEvents: true });
     await (await send(client, 't')).get();
-    await waitUntil(() => keys.length > 0);
-    expect(new Set(keys)).toEqual(new Set(['task.multi']));
+    await waitUntil(() => messages.length > 0);
+    expect(new Set(messages.map((m) => m.key))).toEqual(new Set(['task.multi']));
   });
 
   it("a task's events over several turns of the event loop go out in one task.multi message", async () => {
-    const conn = new Connection(URL);
-    cleanups.push(() => conn.close());
-    const bodies: unknown[][] = [];
-    const consumer = new Consumer(await conn.channel(), {
-      queues: [
-        new Queue(uid('multi'), {
-          exchange: new Exchange('celeryev', { type: 'topic' }),
-          routingKey: 'task.#',
-          durable: false,
-          autoDelete: true,
-        }),
-      ],
-      noAck: true,
-      callbacks: [(body: unknown) => void bodies.push(Array.isArray(body) ? body : [body])],
-    });
-    await consumer.consume();
+    const messages = await taskEventMessages();
+    const batches = (): unknown[][] => messages.map(({ body }) => (Array.isArray(body) ? body : [body]));
     // The handler ends some turns after it started: received and started are buffered in
     // one turn, succeeded in a later one; the worker's flush delay sends them together.
     const later = async (): Promise<number> => {
@@ -151,8 +143,12 @@ describe('Worker events (memory://)', () => {
     const { client } = await startWorker(cleanups, { t: later }, { sendTaskEvents: true });
     const r = await send(client, 't');
     await r.get();
-    await waitUntil(() => bodies.flat().some((e) => (e as { type?: string }).type === 'task-succeeded'));
-    const types = bodies.map((b) => b.map((e) => (e as { type?: string }).type));
+    await waitUntil(() =>
+      batches()
+        .flat()
+        .some((e) => (e as { type?: string }).type === 'task-succeeded'),
+    );
+    const types = batches().map((b) => b.map((e) => (e as { type?: string }).type));
     expect(types).toEqual([['task-received', 'task-started', 'task-succeeded']]);
   });
 
