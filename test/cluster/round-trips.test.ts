@@ -96,6 +96,8 @@ async function startWorker(kind: WorkerKind, queue: string, type: QueueType) {
       connection: undefined,
       // Celery logs each connection: "Connected to amqp://guest:**@127.0.0.1:5683//".
       node: (): NodeId | undefined => nodeOf([...py.logs().matchAll(/Connected to (\S+)/g)].at(-1)?.[1]),
+      /** Connections made so far (a reconnect after the loss makes two). */
+      connects: (): number => [...py.logs().matchAll(/Connected to \S+/g)].length,
       errors: {},
       executions: (ids: readonly string[]): number => {
         const wanted = new Set(ids);
@@ -190,6 +192,8 @@ async function runOnce(lost: Lost, kind: WorkerKind, type: QueueType, mode: Loss
   const durationMs = Date.now() - started;
   clearTimeout(timer);
   const movedTo = lost === 'client' ? nodeOf(client.connection.connectedTo) : worker.node();
+  // The Celery worker's connection is seen through its log: reconnected before the run ended.
+  const pythonReconnected = 'connects' in worker ? worker.connects() > 1 : undefined;
   const clientStayed = nodeOf(client.connection.connectedTo);
   startRestore();
   await restore;
@@ -211,7 +215,7 @@ async function runOnce(lost: Lost, kind: WorkerKind, type: QueueType, mode: Loss
     movedTo: lost === 'queue' ? clientStayed : movedTo,
     disconnects,
     lossInRun:
-      watched === undefined ||
+      (watched === undefined && (lost === 'queue' || pythonReconnected === true)) ||
       (disconnectedAt !== undefined && disconnectedAt < (stats.arrivals.at(-1) ?? 0)),
     workerErrors: worker.errors,
   };
