@@ -360,7 +360,7 @@ export function benchCommand(io: CliIo): Command {
       return;
     }
     if (opts.worker === true) {
-      const record = await workerRecord(opts, url, io);
+      const record = await workerRecord(opts, url, log);
       await writeRecord(opts.out, record);
       out.result(record, () => describeWorkerReport(record));
       return;
@@ -506,10 +506,11 @@ function addWorkerOptions(cmd: Command): void {
     );
 }
 
-async function workerRecord(opts: BenchOptions, url: string, io: CliIo): Promise<WorkerBenchRecord> {
-  const log = (text: string): void => {
-    if (io.isTTY.stderr || opts.verbose === true) io.stderr.write(`${text}\n`);
-  };
+async function workerRecord(
+  opts: BenchOptions,
+  url: string,
+  log: (text: string) => void,
+): Promise<WorkerBenchRecord> {
   const probe = opts.workerProbe === true ? new FlowProbe() : undefined;
   const report = await runWorkerBench({
     url,
