@@ -456,7 +456,10 @@ export function fromReply(replyCode: number, replyText: string, cause?: unknown)
  * ```
  */
 export function redact(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s;]*):[^@\s;]*@/gi, '$1:****@');
+  // The check first: the worker's log redacts every line, and most hold no URL.
+  return text.includes('://')
+    ? text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s;]*):[^@\s;]*@/gi, '$1:****@')
+    : text;
 }
 
 /**

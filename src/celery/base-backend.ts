@@ -375,7 +375,7 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
         this.#closed !== undefined
           ? Promise.reject(closedError())
           : this.publish(body, routingKey, correlationId, signal),
-      signal === undefined ? this.retryPolicy : { ...this.retryPolicy, signal },
+      signal === undefined ? this.retryPolicy : Object.assign({}, this.retryPolicy, { signal }),
     );
     return result;
   }
@@ -431,7 +431,12 @@ export abstract class BaseBackend extends EventEmitter<BackendEvents> implements
    */
   async markAsRevoked(taskId: string, reason = '', options: StoreOptions = {}): Promise<void> {
     const error = new TaskRevokedError({ excArgs: [reason] });
-    await this.storeResult(taskId, error, REVOKED, { ...options, traceback: options.traceback ?? null });
+    await this.storeResult(
+      taskId,
+      error,
+      REVOKED,
+      Object.assign({}, options, { traceback: options.traceback ?? null }),
+    );
   }
 
   /**

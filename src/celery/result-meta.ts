@@ -83,7 +83,7 @@ export function childrenFor(request: TaskRequest | undefined): unknown[] | null 
 export function failureOptions(error: unknown, options: StoreOptions): StoreOptions {
   if (options.traceback !== undefined) return options;
   const stack = error instanceof Error && typeof error.stack === 'string' ? error.stack : null;
-  return { ...options, traceback: stack };
+  return Object.assign({}, options, { traceback: stack });
 }
 
 /**

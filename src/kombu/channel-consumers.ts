@@ -132,7 +132,7 @@ export class ChannelConsumers {
 
   #start(ch: TransportChannel, rec: ConsumerRecord): Promise<string> {
     return ch.consume(
-      { ...rec.params, queue: this.#host.record.currentName(rec.params.queue) },
+      Object.assign({}, rec.params, { queue: this.#host.record.currentName(rec.params.queue) }),
       this.deliverer(rec.handler, ch, rec.params.noAck === true),
     );
   }

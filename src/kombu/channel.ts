@@ -34,7 +34,7 @@ import type {
 
 /** The params of a declaration as recorded: replayed waiting for the reply, never nowait. */
 function waited<P extends { nowait?: boolean }>(params: P): P {
-  return params.nowait === true ? { ...params, nowait: false } : params;
+  return params.nowait === true ? Object.assign({}, params, { nowait: false }) : params;
 }
 
 /**
@@ -436,7 +436,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (!record) return p;
     return p.then((ok) => {
       if (ok !== null) {
-        const named = { ...waited(params), queue: ok.queue };
+        const named = Object.assign({}, waited(params), { queue: ok.queue });
         this.#record.remember({ method: 'declareQueue', params: named }, { serverNamed: true });
       }
       return ok;
@@ -544,7 +544,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     options?: CallOptions,
   ): Promise<string> {
     const tag = params.consumerTag ?? newConsumerTag();
-    const withTag = { ...params, consumerTag: tag };
+    const withTag = Object.assign({}, params, { consumerTag: tag });
     const noAck = params.noAck === true;
     await this.#idempotent(
       (ch) => ch.consume(withTag, this.#consumers.deliverer(handler, ch, noAck)),

@@ -299,7 +299,7 @@ export function decodeBody(body: Buffer, options: DecodeBodyOptions = {}): unkno
           limits: ctx.limits,
           label: options.label,
         });
-  return loads(plain, contentType, contentEncoding, { ...loadsOptions, limits: ctx.limits });
+  return loads(plain, contentType, contentEncoding, Object.assign({}, loadsOptions, { limits: ctx.limits }));
 }
 
 function isTooLarge(err: unknown): boolean {

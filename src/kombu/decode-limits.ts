@@ -185,7 +185,7 @@ export function decodeContext(
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
       throw new ArgumentError(`maxBytes must be a non-negative integer, got ${String(maxBytes)}`);
     }
-    resolved = { ...resolved, maxDecodedBytes: maxBytes };
+    resolved = Object.assign({}, resolved, { maxDecodedBytes: maxBytes });
   }
   return label === undefined ? { limits: resolved } : { limits: resolved, label };
 }

@@ -269,8 +269,8 @@ export class AmqpChannel extends EventEmitter<AMQP.TransportChannelEvents> imple
    * bind, unbind and delete of this channel goes through here.
    */
   #call(method: number, expect: number, fields: object, nowait = false): Promise<unknown> {
-    if (nowait) return this.#send(method, { ...fields, nowait: true }).then(() => null);
-    return this.#method(method, { ...fields, nowait: false }, expect);
+    if (nowait) return this.#send(method, Object.assign({}, fields, { nowait: true })).then(() => null);
+    return this.#method(method, Object.assign({}, fields, { nowait: false }), expect);
   }
 
   /**
@@ -650,5 +650,5 @@ export class AmqpChannel extends EventEmitter<AMQP.TransportChannelEvents> imple
  */
 function bindingFields(params: AMQP.QueueUnbindParams | AMQP.ExchangeUnbindParams): object {
   const { routingKey = '', arguments: args, ...ends } = params;
-  return { ...ends, routingKey, arguments: typeTable(args) };
+  return Object.assign({}, ends, { routingKey, arguments: typeTable(args) });
 }

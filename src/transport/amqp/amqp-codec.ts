@@ -90,7 +90,9 @@ export type AmqplibPublishOptions = MessageProperties & { mandatory: boolean; he
  * ```
  */
 export function toPublishOptions(properties: MessageProperties, mandatory: boolean): AmqplibPublishOptions {
-  return { ...properties, mandatory, headers: typeTable(properties.headers) };
+  // Object.assign, not `{ ...properties, mandatory }`: V8 builds a spread followed by more
+  // properties on a slow path (a few µs each), and this runs for every publish.
+  return Object.assign({}, properties, { mandatory, headers: typeTable(properties.headers) });
 }
 
 /**
