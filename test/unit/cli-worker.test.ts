@@ -78,6 +78,17 @@ describe('celery-amqp worker', () => {
     );
   });
 
+  it('names inherited Object members (constructor, toString, __proto__) in a settings module as unused, not as settings', () => {
+    const settings = JSON.parse(
+      '{"__proto__": {"x": 1}, "constructor": 2, "toString": 3, "worker_concurrency": 4}',
+    );
+    const s = resolveModuleSettings(settings, {});
+    expect(s.worker).toEqual({ worker_concurrency: 4 });
+    expect(Object.getPrototypeOf(s.worker)).toBe(Object.prototype);
+    expect(s.app).toEqual({});
+    expect(s.unused.sort()).toEqual(['__proto__', 'constructor', 'toString']);
+  });
+
   it('joins info lines of several turns into one stderr write; a warning writes them and itself at once', async () => {
     const writes: string[] = [];
     const err = new Writable({

@@ -164,8 +164,8 @@ export function resolveModuleSettings(
     if (value === undefined) continue;
     if (name === 'broker_url' && typeof value === 'string') out.brokerUrl = value;
     else if (name === 'result_backend' && typeof value === 'string') out.resultBackend = value;
-    else if (name in APP_SETTINGS || name in RESULT_SETTINGS) out.app[name] = value;
-    else if (name in DEFAULT_WORKER_SETTINGS) worker[name] = value;
+    else if (Object.hasOwn(APP_SETTINGS, name) || Object.hasOwn(RESULT_SETTINGS, name)) out.app[name] = value;
+    else if (Object.hasOwn(DEFAULT_WORKER_SETTINGS, name)) worker[name] = value;
     else out.unused.push(name);
   }
   out.worker = worker;
