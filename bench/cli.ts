@@ -71,6 +71,7 @@ interface BenchOptions extends ResultOptions {
   latencyN: number;
   latencyRounds: number;
   latencyWarmup: number;
+  latencyNodeWarmup: number;
   latencyConfirm: boolean;
   latencyLoopDelay?: boolean;
 }
@@ -234,6 +235,8 @@ export function describeLatency(r: RpcLatencyRecord): string {
       (r.nodeConfirm ? '' : ', Node without publisher confirms'),
     `  median   node   ${s(r.node)}`,
     `           python ${s(r.python)}`,
+    `  pooled   node   ${s(r.pooled.node)}`,
+    `           python ${s(r.pooled.python)}`,
     ...r.perRound.map(
       (x, i) => `  round ${i + 1} (${x.first} first): node ${s(x.node)} | python ${s(x.python)}`,
     ),
@@ -323,6 +326,12 @@ export function benchCommand(io: CliIo): Command {
       20,
     )
     .option(
+      '--latency-node-warmup <count>',
+      "unmeasured round trips of the Node app before the first round, for V8's optimizing compiler (--rpc-latency)",
+      parseCount,
+      2000,
+    )
+    .option(
       '--no-latency-confirm',
       "send Node's tasks without publisher confirms, as Python's client does (--rpc-latency)",
     )
@@ -374,6 +383,7 @@ export function benchCommand(io: CliIo): Command {
         n: opts.latencyN,
         rounds: opts.latencyRounds,
         warmup: opts.latencyWarmup,
+        nodeWarmup: opts.latencyNodeWarmup,
         confirm: opts.latencyConfirm,
         loopDelay: opts.latencyLoopDelay === true,
         log,

@@ -396,6 +396,7 @@ describe('describeLatency', () => {
       mode: 'rpc-latency',
       n: 200,
       warmup: 20,
+      nodeWarmup: 2000,
       rounds: 2,
       worker: { pool: 'prefork', concurrency: 2, prefetchMultiplier: 64 },
       nodeConfirm: true,
@@ -404,6 +405,7 @@ describe('describeLatency', () => {
       python: { p50: 2, p99: 4.5, max: 6 },
       nodeP99Wins: 1,
       nodeP50Wins: 1,
+      pooled: { node: { p50: 1.45, p99: 4.8, max: 6 }, python: { p50: 2, p99: 4.9, max: 5 } },
       perRound: [
         {
           first: 'node',
@@ -424,6 +426,7 @@ describe('describeLatency', () => {
     expect(text).toContain('node   p50 1.50 / p99 4.00 / max 5.00 ms');
     expect(text).toContain('round 1 (node first): node p50 1.40 / p99 3.00 / max 4.00 ms, CPU 0.5 ms/rt');
     expect(text).toContain('| python n/a');
+    expect(text).toContain('pooled   node   p50 1.45 / p99 4.80 / max 6.00 ms');
     expect(text).toContain('node p99 <= python p99 in 1 of 1 rounds; p50 in 1 of 1');
   });
 });
