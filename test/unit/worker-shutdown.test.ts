@@ -52,6 +52,41 @@ describe('Worker shutdown (memory://)', () => {
     expect([waiting.id, held.id]).toHaveLength(2);
   });
 
+  it("a task's slot goes to the next one while its result waits for the broker; a warm close waits for that store", async () => {
+    const { queue, client, server, worker } = await startWorker(
+      cleanups,
+      { echo: (args: unknown[]) => args[0] },
+      { concurrency: 1 },
+    );
+    // The first store waits on a gate, as a confirm that takes long would.
+    const backend = server.backend;
+    const store = backend.storeResult.bind(backend);
+    let gate: (() => void) | undefined;
+    const gated = new Promise<void>((resolve) => (gate = resolve));
+    let first = true;
+    backend.storeResult = async (id, result, status, options) => {
+      if (first) {
+        first = false;
+        await gated;
+      }
+      return store(id, result, status, options);
+    };
+    const a = await send(client, 'echo', ['a']);
+    const b = await send(client, 'echo', ['b']);
+    // With one slot, b runs and is stored while a's store is still held.
+    expect(await b.get(5000)).toBe('b');
+    expect(worker.active).toBe(0);
+    let closed = false;
+    const closing = worker.close().then(() => (closed = true));
+    await waitUntil(() => worker.counters.succeeded === 1);
+    expect(closed).toBe(false);
+    gate?.();
+    await closing;
+    expect(await a.get(5000)).toBe('a');
+    expect(worker.counters.succeeded).toBe(2);
+    expect(await ready(queue)).toBe(0);
+  });
+
   it('a second close() is cold: running acks-late tasks go back to the queue, their signal aborted', async () => {
     const reasons: unknown[] = [];
     const { queue, client, worker } = await startWorker(cleanups, {

@@ -1,6 +1,10 @@
 /**
  * The worker's concurrency: at most `concurrency` tasks run at once; the others wait here,
- * their messages unacked, in arrival order (Celery's pool slots and reserved requests).
+ * their messages unacked, in arrival order (Celery's pool slots and reserved requests). A
+ * task whose handler has returned gives its slot to the next one while its outcome is
+ * stored: the store waits for the broker's confirm, and holding the slot through it would
+ * bound the tasks per second by concurrency / confirm latency. Its message stays unacked
+ * until the store is confirmed, so the prefetch still bounds the stores in flight.
  *
  * @module
  */
@@ -12,6 +16,8 @@ export class TaskPool {
   concurrency: number;
   /** Running tasks (`inspect active`). */
   readonly active = new Set<Request>();
+  /** Tasks whose handler returned, their outcome being stored (no slot held). */
+  readonly finishing = new Set<Request>();
   /** Set while shutting down: queued tasks stay queued. */
   draining = false;
   readonly #start: (req: Request) => void;
@@ -39,11 +45,18 @@ export class TaskPool {
     }
   }
 
-  /** Frees the request's slot (a second call does nothing) and starts the next waiting task. */
-  release(req: Request): void {
+  /** Frees the slot of a request whose handler returned; it stays tracked until {@link release}. */
+  detach(req: Request): void {
     if (!this.active.delete(req)) return;
+    this.finishing.add(req);
     this.pump();
-    if (this.active.size === 0 && this.#idle.length > 0) {
+  }
+
+  /** Forgets the request, freeing its slot if it holds one (a second call does nothing), and starts the next waiting task. */
+  release(req: Request): void {
+    if (!this.active.delete(req) && !this.finishing.delete(req)) return;
+    this.pump();
+    if (this.active.size === 0 && this.finishing.size === 0 && this.#idle.length > 0) {
       for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
@@ -83,9 +96,9 @@ export class TaskPool {
     return out;
   }
 
-  /** Resolves once no task runs. */
+  /** Resolves once no task runs and no outcome is being stored. */
   whenIdle(): Promise<void> {
-    if (this.active.size === 0) return Promise.resolve();
+    if (this.active.size === 0 && this.finishing.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 }

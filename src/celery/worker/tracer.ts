@@ -43,8 +43,10 @@ export interface TracerDeps {
   readonly emitter: EventEmitter<WorkerEvents>;
   /** The dispatcher when task events are on, else null. */
   taskEvents(): EventDispatcher | null;
-  /** Frees the request's concurrency slot (idempotent). */
+  /** Forgets the request and frees its concurrency slot if it holds one (idempotent). */
   release(req: Request): void;
+  /** Frees the slot of a request whose handler returned, while its outcome is stored. */
+  detach(req: Request): void;
   /** Hands an error nobody else receives to the worker's 'error' path. */
   reportError(err: unknown): void;
 }
@@ -111,6 +113,8 @@ export class Tracer implements ContextHost {
     }
     this.#disarm(req);
     const runtime = (performance.now() - t0) / 1000;
+    // The next task may start while this outcome waits for its confirm (see TaskPool).
+    d.detach(req);
     try {
       if (ok) await this.#succeeded(req, value, runtime);
       else await this.#failedOrRetried(req, task, failure);

@@ -94,7 +94,11 @@ export interface WorkerOptions {
   queues?: readonly string[] | undefined;
   /** Handlers (or handlers with options) by task name. @default {} */
   tasks?: Record<string, TaskHandler | TaskDefinition> | undefined;
-  /** Tasks run at once. @default settings.worker_concurrency, else the number of CPUs */
+  /**
+   * Tasks run at once. A task whose handler returned frees its slot while its result waits
+   * for the broker's confirm (its message stays unacked until then).
+   * @default settings.worker_concurrency, else the number of CPUs
+   */
   concurrency?: number | undefined;
   /** Unacked messages = concurrency x this (0: no limit). @default 4 */
   prefetchMultiplier?: number | undefined;

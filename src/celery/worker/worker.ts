@@ -151,6 +151,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       emitter: this,
       taskEvents: () => this.#taskEvents,
       release: (req) => this.#release(req),
+      detach: (req) => this.#pool.detach(req),
       reportError: this.#report,
     });
     this.#eta = new EtaSchedule({
@@ -647,7 +648,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#forget(req);
       this.#tracer.rejected(req, true);
     }
-    if (this.#closing === 'warm' && this.#pool.active.size > 0) {
+    if (this.#closing === 'warm' && (this.#pool.active.size > 0 || this.#pool.finishing.size > 0)) {
       const cold = new Promise<void>((resolve) => {
         this.#goCold = resolve;
         if (options.timeout !== undefined) setTimeout(resolve, options.timeout).unref();
