@@ -12,7 +12,9 @@
  *   its defaults otherwise: no task events, mingle, gossip and heartbeats on);
  * - `celery-node`: celery-node's worker, when the package is installed (`npm i --no-save
  *   celery-node`) and Redis answers (its results go to Redis: the Python client only sends,
- *   and completion is read from Redis).
+ *   and completion is read from Redis);
+ * - `amqplib`: the floor, a bare amqplib program doing only the Worker's wire work (the
+ *   result's confirmed publish to `reply_to`, the ack after its confirm; bench/amqplib-worker-child.ts).
  *
  * Per run: the send phase (the client's send loop), tasks/s end to end (first send to last
  * result), and the worker's CPU per 1,000 tasks (utime+stime from /proc of the worker
@@ -36,7 +38,7 @@ import { Connection } from '../src/kombu/connection.js';
 import { median } from './stats.js';
 
 /** A worker under test. */
-export type WorkerTarget = 'node-events' | 'node-quiet' | 'prefork' | 'celery-node';
+export type WorkerTarget = 'node-events' | 'node-quiet' | 'prefork' | 'celery-node' | 'amqplib';
 /** A client driving it. */
 export type WorkerDriver = 'python' | 'node';
 
@@ -46,6 +48,7 @@ export const WORKER_TARGETS: readonly WorkerTarget[] = [
   'node-quiet',
   'prefork',
   'celery-node',
+  'amqplib',
 ];
 
 /**
@@ -265,6 +268,13 @@ function start(target: WorkerTarget, queue: string, c: StartContext): Running {
     );
   } else if (target === 'celery-node') {
     child = spawn(node, [resolve(HERE, 'celery-node-child.js'), c.url, c.redisUrl, queue], {
+      env: c.env,
+      stdio: 'ignore',
+    });
+  } else if (target === 'amqplib') {
+    // The Worker's prefetch at this concurrency (multiplier 4).
+    const prefetch = String(c.concurrency * 4);
+    child = spawn(node, [resolve(HERE, 'amqplib-worker-child.js'), c.url, queue, prefetch], {
       env: c.env,
       stdio: 'ignore',
     });
