@@ -133,7 +133,7 @@ export interface RpcLatencyReport {
   /**
    * p50/p99/max over every measured round trip of every round (n x rounds per client):
    * the p99 of one round of 200 is its 3rd-slowest round trip, which one scheduling hiccup
-   * on a shared machine moves; pooled, it rests on about 12 times more of them.
+   * on a shared machine moves; pooled over 6 rounds it is the 12th-slowest of 1,200.
    */
   pooled: { node: LatencySummary; python: LatencySummary | null };
   perRound: LatencyRound[];
